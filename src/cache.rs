@@ -1,0 +1,165 @@
+//! The shared in-memory cache: per inventory, a map from key to item behind an `RwLock`, the
+//! sync status, and a readiness signal.
+//!
+//! One writer per inventory (its poller), any number of readers. Readers clone `Arc<Item>`s under
+//! the read lock and let go at once; nothing is serialized or sent while a lock is held. Writers
+//! apply a whole poll at once — a complete full pass is a swap of a map built outside the lock —
+//! so readers never see half of a pass, and a failed poll leaves the cache as it was.
+
+use crate::inventory::Inventory;
+use crate::item::{Item, Key};
+use crate::status::SyncStatus;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use tokio::sync::watch;
+
+pub type ItemMap = HashMap<Key, Arc<Item>>;
+
+/// Handle to the cache; cheap to clone, shared by pollers and readers.
+#[derive(Clone)]
+pub struct Cache {
+    shards: Arc<[Shard; 3]>,
+}
+
+struct Shard {
+    items: RwLock<ItemMap>,
+    status: Mutex<SyncStatus>,
+    ready: watch::Sender<bool>,
+}
+
+impl Default for Cache {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Cache {
+    pub fn new() -> Cache {
+        let shard = || Shard {
+            items: RwLock::new(HashMap::new()),
+            status: Mutex::new(SyncStatus::default()),
+            ready: watch::Sender::new(false),
+        };
+        Cache {
+            shards: Arc::new([shard(), shard(), shard()]),
+        }
+    }
+
+    fn shard(&self, inv: Inventory) -> &Shard {
+        &self.shards[inv.index()]
+    }
+
+    // A panic while a lock is held cannot leave a map half-written (every write is a single
+    // insert, remove or swap), so a poisoned lock is still safe to use.
+    fn read(&self, inv: Inventory) -> RwLockReadGuard<'_, ItemMap> {
+        self.shard(inv)
+            .items
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self, inv: Inventory) -> RwLockWriteGuard<'_, ItemMap> {
+        self.shard(inv)
+            .items
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn status_lock(&self, inv: Inventory) -> MutexGuard<'_, SyncStatus> {
+        self.shard(inv)
+            .status
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub fn get(&self, inv: Inventory, key: &str) -> Option<Arc<Item>> {
+        self.read(inv).get(key).cloned()
+    }
+
+    /// Looks up several keys under one read lock.
+    pub fn get_many<'k>(
+        &self,
+        inv: Inventory,
+        keys: impl IntoIterator<Item = &'k str>,
+    ) -> Vec<Option<Arc<Item>>> {
+        let map = self.read(inv);
+        keys.into_iter().map(|k| map.get(k).cloned()).collect()
+    }
+
+    /// Every item, as shared references taken under the lock; order unspecified.
+    pub fn snapshot(&self, inv: Inventory) -> Vec<Arc<Item>> {
+        self.read(inv).values().cloned().collect()
+    }
+
+    pub fn len(&self, inv: Inventory) -> usize {
+        self.read(inv).len()
+    }
+
+    pub fn is_empty(&self, inv: Inventory) -> bool {
+        self.len(inv) == 0
+    }
+
+    /// Runs `f` over the map under the read lock (for comparisons that must not copy it).
+    pub fn with_items<R>(&self, inv: Inventory, f: impl FnOnce(&ItemMap) -> R) -> R {
+        f(&self.read(inv))
+    }
+
+    /// Replaces the whole inventory (a complete full pass). The old map is returned so that it is
+    /// dropped after the lock is released.
+    pub fn replace(&self, inv: Inventory, items: ItemMap) -> ItemMap {
+        std::mem::replace(&mut *self.write(inv), items)
+    }
+
+    /// Upserts and removes in one step under the write lock (a refresh or an incomplete pass).
+    pub fn apply(
+        &self,
+        inv: Inventory,
+        upserts: impl IntoIterator<Item = Arc<Item>>,
+        removals: &[Key],
+    ) {
+        let mut map = self.write(inv);
+        for key in removals {
+            map.remove(key);
+        }
+        for item in upserts {
+            map.insert(item.key.clone(), item);
+        }
+    }
+
+    pub fn status(&self, inv: Inventory) -> SyncStatus {
+        self.status_lock(inv).clone()
+    }
+
+    pub fn update_status<R>(&self, inv: Inventory, f: impl FnOnce(&mut SyncStatus) -> R) -> R {
+        f(&mut self.status_lock(inv))
+    }
+
+    pub fn is_ready(&self, inv: Inventory) -> bool {
+        *self.shard(inv).ready.borrow()
+    }
+
+    pub fn all_ready(&self) -> bool {
+        Inventory::ALL.iter().all(|&inv| self.is_ready(inv))
+    }
+
+    /// Marks the inventory as holding data from a complete pass. Never reverts.
+    pub fn mark_ready(&self, inv: Inventory) {
+        self.shard(inv)
+            .ready
+            .send_if_modified(|r| !std::mem::replace(r, true));
+    }
+
+    /// Resolves once `inv` is ready.
+    pub async fn wait_ready(&self, inv: Inventory) {
+        let mut rx = self.shard(inv).ready.subscribe();
+        // The sender lives as long as the cache, which `self` keeps alive.
+        let _ = rx.wait_for(|r| *r).await;
+    }
+
+    /// Resolves once every inventory is ready.
+    pub async fn wait_all_ready(&self) {
+        for inv in Inventory::ALL {
+            self.wait_ready(inv).await;
+        }
+    }
+}

@@ -1,0 +1,593 @@
+//! Configuration: built-in defaults (`config/default.toml`), then an optional TOML file, then
+//! `SES_INVENTORY__<SECTION>__<KEY>` environment variables; parsed once into typed settings and
+//! validated before any request is made.
+//!
+//! Defaults live in exactly one place, `config/default.toml`, which is compiled in as the bottom
+//! layer. The structs below therefore carry no serde defaults, and `deny_unknown_fields` turns a
+//! misspelt key into an error that names it.
+
+use crate::inventory::{Api, Inventory};
+use crate::secret::Secret;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The built-in defaults, also the documented reference of every key.
+pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+
+/// Environment prefix; sections and keys are separated by `__`.
+pub const ENV_PREFIX: &str = "SES_INVENTORY";
+
+/// Valid range of `poll.cache_update_frequency`, in seconds (the connector's range).
+pub const FREQUENCY_RANGE: std::ops::RangeInclusive<u64> = 3600..=432_000;
+
+/// Keys whose environment value is a comma-separated list.
+const LIST_KEYS: [&str; 6] = [
+    "services.keep_statuses",
+    "services.exclude_types",
+    "carriers.keep_statuses",
+    "carriers.exclude_types",
+    "resources.keep_statuses",
+    "resources.exclude_types",
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration file {path}: {message}")]
+    File { path: PathBuf, message: String },
+    #[error("configuration: {0}")]
+    Parse(String),
+    #[error("configuration key `{key}`: {message}")]
+    Invalid { key: String, message: String },
+}
+
+fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        message: message.into(),
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub tmf638: ApiConfig,
+    pub tmf639: ApiConfig,
+    pub http: HttpConfig,
+    pub poll: PollConfig,
+    pub services: InventoryConfig,
+    pub carriers: InventoryConfig,
+    pub resources: InventoryConfig,
+    pub log: LogConfig,
+}
+
+/// One upstream API: where it is and how to authenticate.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    pub endpoint: String,
+    pub username: String,
+    pub password: Secret,
+    pub password_file: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    pub timeout: u64,
+    pub connect_timeout: u64,
+    pub pool_idle_timeout: u64,
+    pub bypass_proxy: bool,
+    pub ca_file: String,
+    pub max_body_bytes: u64,
+    pub retry_attempts: u32,
+    pub retry_initial_delay_ms: u64,
+    pub retry_max_delay_ms: u64,
+    pub retry_after_max: u64,
+    pub user_agent: String,
+}
+
+/// How the upstream interprets `updatedDaysAgo=N`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DaysAgoSemantics {
+    /// The last (N+1)×24 hours, counted back from the request.
+    Rolling,
+    /// Since midnight UTC, N days before the request's day.
+    Calendar,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PollConfig {
+    pub cache_update_frequency: u64,
+    pub records_per_page: u32,
+    pub page_size_param: String,
+    pub page_param: String,
+    pub first_page: u32,
+    pub updated_days_ago_param: String,
+    pub updated_days_ago_semantics: DaysAgoSemantics,
+    pub window_margin: u64,
+    pub max_refresh_window_days: u32,
+    pub full_resync_interval: u64,
+    pub failure_backoff_initial: u64,
+    pub failure_backoff_max: u64,
+    pub max_pages: u32,
+    pub status_interval: u64,
+}
+
+/// What to request for one inventory and which of its items to keep.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InventoryConfig {
+    pub path: String,
+    pub query: BTreeMap<String, String>,
+    pub items_pointer: String,
+    pub key_field: String,
+    pub status_field: String,
+    pub keep_statuses: Vec<String>,
+    pub type_field: String,
+    pub exclude_types: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    pub level: String,
+}
+
+/// Where the configuration file comes from when `--config` is not given.
+pub fn default_config_path() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("SES_INVENTORY_CONFIG").filter(|p| !p.is_empty()) {
+        return Some(PathBuf::from(p));
+    }
+    if let Some(dir) = std::env::var_os("CONFIGURATION_DIRECTORY").filter(|p| !p.is_empty()) {
+        let p = Path::new(&dir).join("config.toml");
+        if p.exists() {
+            return Some(p);
+        }
+    }
+    let etc = Path::new("/etc/ses-inventory/config.toml");
+    etc.exists().then(|| etc.to_path_buf())
+}
+
+impl Config {
+    /// The built-in defaults alone (no file, no environment).
+    pub fn defaults() -> Config {
+        Self::build(None, std::iter::empty()).expect("built-in defaults are valid")
+    }
+
+    /// Loads defaults, then `file` (which must exist when given), then the process environment;
+    /// reads password files and validates everything.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut cfg = Self::build(file, std::env::vars())?;
+        cfg.resolve_secrets(std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Layers the sources; `env` is the environment to read overrides from (a parameter so
+    /// tests need not touch the process environment).
+    pub fn build(
+        file: Option<&Path>,
+        env: impl Iterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        use config::{Environment, File, FileFormat};
+        let mut builder =
+            config::Config::builder().add_source(File::from_str(DEFAULT_TOML, FileFormat::Toml));
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })?;
+            // Parse alone first so a syntax error names the file, not the merged layers.
+            config::Config::builder()
+                .add_source(File::from_str(&text, FileFormat::Toml))
+                .build()
+                .map_err(|e| ConfigError::File {
+                    path: path.to_path_buf(),
+                    message: e.to_string(),
+                })?;
+            builder = builder.add_source(File::from_str(&text, FileFormat::Toml));
+        }
+        let prefix = format!("{ENV_PREFIX}__");
+        let vars: config::Map<String, String> =
+            env.filter(|(k, _)| k.starts_with(&prefix)).collect();
+        let mut environment = Environment::with_prefix(ENV_PREFIX)
+            .prefix_separator("__")
+            .separator("__")
+            .try_parsing(true)
+            .list_separator(",")
+            .source(Some(vars));
+        for key in LIST_KEYS {
+            environment = environment.with_list_parse_key(key);
+        }
+        let merged = builder
+            .add_source(environment)
+            .build()
+            .map_err(|e| ConfigError::Parse(e.to_string()))?;
+        merged
+            .try_deserialize::<Config>()
+            .map_err(|e| ConfigError::Parse(e.to_string()))
+    }
+
+    /// Fills passwords from `password_file`, or from `$CREDENTIALS_DIRECTORY/<api>-password`
+    /// (systemd `LoadCredential=`) when neither password nor file is configured.
+    pub fn resolve_secrets(&mut self, credentials_dir: Option<PathBuf>) -> Result<(), ConfigError> {
+        for api in [Api::Tmf638, Api::Tmf639] {
+            let section = self.api_mut(api);
+            let key = format!("{api}.password_file");
+            if !section.password_file.is_empty() {
+                if !section.password.is_empty() {
+                    return Err(invalid(
+                        key,
+                        "set either password or password_file, not both",
+                    ));
+                }
+                section.password = read_secret_file(Path::new(&section.password_file))
+                    .map_err(|m| invalid(&key, m))?;
+            } else if section.password.is_empty()
+                && let Some(dir) = &credentials_dir
+            {
+                let path = dir.join(format!("{api}-password"));
+                if path.exists() {
+                    section.password = read_secret_file(&path)
+                        .map_err(|m| invalid(format!("{api}.password (credential)"), m))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks every value whose range or form is constrained; the error names the key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        for api in [Api::Tmf638, Api::Tmf639] {
+            let section = self.api(api);
+            validate_endpoint(&section.endpoint)
+                .map_err(|m| invalid(format!("{api}.endpoint"), m))?;
+        }
+        let poll = &self.poll;
+        if !FREQUENCY_RANGE.contains(&poll.cache_update_frequency) {
+            return Err(invalid(
+                "poll.cache_update_frequency",
+                format!(
+                    "{} is out of range: must be {} to {} seconds",
+                    poll.cache_update_frequency,
+                    FREQUENCY_RANGE.start(),
+                    FREQUENCY_RANGE.end()
+                ),
+            ));
+        }
+        self.validate_timing()?;
+        for (key, name) in [
+            ("poll.page_param", &poll.page_param),
+            ("poll.page_size_param", &poll.page_size_param),
+            ("poll.updated_days_ago_param", &poll.updated_days_ago_param),
+        ] {
+            if name.trim().is_empty() {
+                return Err(invalid(key, "must not be empty"));
+            }
+        }
+        for inv in Inventory::ALL {
+            let c = self.inventory(inv);
+            if !c.path.is_empty() && !c.path.starts_with('/') {
+                return Err(invalid(format!("{inv}.path"), "must start with `/`"));
+            }
+            if !c.items_pointer.is_empty() && !c.items_pointer.starts_with('/') {
+                return Err(invalid(
+                    format!("{inv}.items_pointer"),
+                    "must be empty or a JSON pointer starting with `/`, e.g. \"/result\"",
+                ));
+            }
+            if c.key_field.trim().is_empty() {
+                return Err(invalid(format!("{inv}.key_field"), "must not be empty"));
+            }
+        }
+        if !self.http.ca_file.is_empty() && !Path::new(&self.http.ca_file).is_file() {
+            return Err(invalid(
+                "http.ca_file",
+                format!("{} is not a readable file", self.http.ca_file),
+            ));
+        }
+        tracing_subscriber::EnvFilter::try_new(&self.log.level)
+            .map_err(|e| invalid("log.level", e.to_string()))?;
+        Ok(())
+    }
+
+    /// The checks that also apply to a programmatic configuration (demo, tests), which may use a
+    /// refresh frequency below the operator range.
+    pub fn validate_timing(&self) -> Result<(), ConfigError> {
+        let (p, h) = (&self.poll, &self.http);
+        let positive: [(&str, u64); 6] = [
+            ("poll.records_per_page", p.records_per_page.into()),
+            (
+                "poll.max_refresh_window_days",
+                p.max_refresh_window_days.into(),
+            ),
+            ("poll.failure_backoff_initial", p.failure_backoff_initial),
+            ("poll.max_pages", p.max_pages.into()),
+            ("http.retry_attempts", h.retry_attempts.into()),
+            ("http.max_body_bytes", h.max_body_bytes),
+        ];
+        for (key, value) in positive {
+            if value == 0 {
+                return Err(invalid(key, "must be at least 1"));
+            }
+        }
+        if p.failure_backoff_max < p.failure_backoff_initial {
+            return Err(invalid(
+                "poll.failure_backoff_max",
+                "must not be below poll.failure_backoff_initial",
+            ));
+        }
+        if h.retry_max_delay_ms < h.retry_initial_delay_ms {
+            return Err(invalid(
+                "http.retry_max_delay_ms",
+                "must not be below http.retry_initial_delay_ms",
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn api(&self, api: Api) -> &ApiConfig {
+        match api {
+            Api::Tmf638 => &self.tmf638,
+            Api::Tmf639 => &self.tmf639,
+        }
+    }
+
+    fn api_mut(&mut self, api: Api) -> &mut ApiConfig {
+        match api {
+            Api::Tmf638 => &mut self.tmf638,
+            Api::Tmf639 => &mut self.tmf639,
+        }
+    }
+
+    pub fn inventory(&self, inv: Inventory) -> &InventoryConfig {
+        match inv {
+            Inventory::Services => &self.services,
+            Inventory::Carriers => &self.carriers,
+            Inventory::Resources => &self.resources,
+        }
+    }
+
+    pub fn inventory_mut(&mut self, inv: Inventory) -> &mut InventoryConfig {
+        match inv {
+            Inventory::Services => &mut self.services,
+            Inventory::Carriers => &mut self.carriers,
+            Inventory::Resources => &mut self.resources,
+        }
+    }
+
+    /// The effective configuration as TOML, passwords redacted.
+    pub fn to_redacted_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
+    }
+}
+
+impl PollConfig {
+    pub fn frequency(&self) -> Duration {
+        Duration::from_secs(self.cache_update_frequency)
+    }
+}
+
+fn validate_endpoint(endpoint: &str) -> Result<(), String> {
+    let url =
+        reqwest::Url::parse(endpoint).map_err(|e| format!("`{endpoint}` is not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("`{endpoint}` must use http or https"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        // Do not echo the URL: it holds a credential.
+        return Err("must not contain credentials; use username and password instead".into());
+    }
+    if url.query().is_some() {
+        return Err(format!(
+            "`{endpoint}` must not carry a query; use <inventory>.query"
+        ));
+    }
+    Ok(())
+}
+
+fn read_secret_file(path: &Path) -> Result<Secret, String> {
+    let mut text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    if text.ends_with('\n') {
+        text.pop();
+        if text.ends_with('\r') {
+            text.pop();
+        }
+    }
+    Ok(Secret::new(text))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Iterator<Item = (String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect::<Vec<_>>()
+            .into_iter()
+    }
+
+    fn build_env(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let cfg = Config::build(None, env(pairs))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    #[test]
+    fn defaults_match_the_documented_upstream() {
+        let c = Config::defaults();
+        assert!(c.tmf639.endpoint.ends_with("/tmf/api/v1/tmf639"));
+        assert_eq!(c.poll.records_per_page, 40);
+        assert_eq!(c.poll.cache_update_frequency, 3600);
+        assert_eq!(c.services.keep_statuses, ["Operational"]);
+        assert_eq!(
+            c.carriers.query.get("@type").map(String::as_str),
+            Some("element")
+        );
+        assert_eq!(c.resources.key_field, "id");
+        assert_eq!(c.resources.exclude_types.len(), 7);
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn environment_overrides_every_section() {
+        let c = build_env(&[
+            ("SES_INVENTORY__TMF638__ENDPOINT", "http://127.0.0.1:9/x"),
+            ("SES_INVENTORY__TMF638__USERNAME", "u"),
+            ("SES_INVENTORY__TMF638__PASSWORD", "12345"),
+            ("SES_INVENTORY__POLL__CACHE_UPDATE_FREQUENCY", "7200"),
+            ("SES_INVENTORY__POLL__RECORDS_PER_PAGE", "50"),
+            ("SES_INVENTORY__RESOURCES__EXCLUDE_TYPES", "Card,Slot"),
+            ("SES_INVENTORY__SERVICES__QUERY__STATUS", "2"),
+            ("OTHER_VAR", "ignored"),
+        ])
+        .unwrap();
+        assert_eq!(c.tmf638.endpoint, "http://127.0.0.1:9/x");
+        assert_eq!(c.tmf638.password.expose(), "12345");
+        assert_eq!(c.poll.cache_update_frequency, 7200);
+        assert_eq!(c.poll.records_per_page, 50);
+        assert_eq!(c.resources.exclude_types, ["Card", "Slot"]);
+        assert_eq!(c.services.query["status"], "2");
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        let cases: [(&str, &str, &str); 5] = [
+            (
+                "SES_INVENTORY__POLL__CACHE_UPDATE_FREQUENCY",
+                "60",
+                "poll.cache_update_frequency",
+            ),
+            (
+                "SES_INVENTORY__POLL__CACHE_UPDATE_FREQUENCY",
+                "500000",
+                "poll.cache_update_frequency",
+            ),
+            (
+                "SES_INVENTORY__TMF639__ENDPOINT",
+                "not a url",
+                "tmf639.endpoint",
+            ),
+            (
+                "SES_INVENTORY__TMF638__ENDPOINT",
+                "ftp://host/x",
+                "tmf638.endpoint",
+            ),
+            (
+                "SES_INVENTORY__POLL__RECORDS_PER_PAGE",
+                "0",
+                "poll.records_per_page",
+            ),
+        ];
+        for (k, v, key) in cases {
+            let err = build_env(&[(k, v)]).unwrap_err().to_string();
+            assert!(err.contains(key), "{k}={v}: {err}");
+        }
+    }
+
+    #[test]
+    fn unknown_and_mistyped_keys_are_errors() {
+        let err = build_env(&[("SES_INVENTORY__POLL__CACHE_UPDATE_FREQUENZY", "3600")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("cache_update_frequenzy"), "{err}");
+        let err = build_env(&[("SES_INVENTORY__POLL__RECORDS_PER_PAGE", "many")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("records_per_page"), "{err}");
+    }
+
+    #[test]
+    fn endpoint_with_credentials_is_refused_without_echoing_them() {
+        let err = build_env(&[("SES_INVENTORY__TMF638__ENDPOINT", "https://bob:s3cr3t@h/x")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("tmf638.endpoint"));
+        assert!(!err.contains("s3cr3t"), "{err}");
+    }
+
+    #[test]
+    fn file_layer_and_syntax_errors_name_the_file() {
+        let dir = std::env::temp_dir().join(format!("sesinv-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let good = dir.join("good.toml");
+        std::fs::write(
+            &good,
+            "[poll]\nrecords_per_page = 50\n[services]\nkeep_statuses = []\n",
+        )
+        .unwrap();
+        let c = Config::build(Some(&good), std::iter::empty()).unwrap();
+        assert_eq!(c.poll.records_per_page, 50);
+        assert!(c.services.keep_statuses.is_empty());
+        assert_eq!(
+            c.services.key_field, "externalId",
+            "untouched keys keep defaults"
+        );
+
+        let bad = dir.join("bad.toml");
+        std::fs::write(&bad, "[poll\n").unwrap();
+        let err = Config::build(Some(&bad), std::iter::empty())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("bad.toml"), "{err}");
+        let missing = dir.join("missing.toml");
+        let err = Config::build(Some(&missing), std::iter::empty())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("missing.toml"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn passwords_come_from_files_and_the_credentials_directory() {
+        let dir = std::env::temp_dir().join(format!("sesinv-cred-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("pw"), "from-file\n").unwrap();
+        std::fs::write(dir.join("tmf639-password"), "from-creds\r\n").unwrap();
+        let mut c = Config::defaults();
+        c.tmf638.password_file = dir.join("pw").display().to_string();
+        c.resolve_secrets(Some(dir.clone())).unwrap();
+        assert_eq!(c.tmf638.password.expose(), "from-file");
+        assert_eq!(c.tmf639.password.expose(), "from-creds");
+
+        let mut both = Config::defaults();
+        both.tmf638.password = Secret::new("x");
+        both.tmf638.password_file = dir.join("pw").display().to_string();
+        let err = both.resolve_secrets(None).unwrap_err().to_string();
+        assert!(err.contains("tmf638.password_file"), "{err}");
+
+        let mut gone = Config::defaults();
+        gone.tmf639.password_file = dir.join("nope").display().to_string();
+        let err = gone.resolve_secrets(None).unwrap_err().to_string();
+        assert!(
+            err.contains("tmf639.password_file") && err.contains("nope"),
+            "{err}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn redacted_toml_hides_passwords() {
+        let mut c = Config::defaults();
+        c.tmf638.password = Secret::new("topsecret");
+        let text = c.to_redacted_toml();
+        assert!(!text.contains("topsecret"));
+        assert!(text.contains("***"));
+        assert!(text.contains("cache_update_frequency = 3600"));
+    }
+}

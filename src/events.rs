@@ -1,0 +1,219 @@
+//! Every event an operator may care about, as one named type that emits the log line (and, where
+//! there is one, the metric) so that the two never drift apart.
+//!
+//! Field names are stable: `inventory`, `page`, `items`, `bytes`, `duration_ms`, `attempt`,
+//! `delay_ms`, `error`, `kind`, `reason`, `days_ago`, `phase`, ... Errors are logged with their
+//! Display form, which never contains a credential.
+
+use crate::inventory::{Api, Inventory};
+use crate::status::{Outcome, PassReport, Phase};
+use chrono::{DateTime, Utc};
+use std::time::Duration;
+use tracing::{debug, error, info, warn};
+
+fn ms(d: Duration) -> u64 {
+    d.as_millis().try_into().unwrap_or(u64::MAX)
+}
+
+fn opt_time(t: Option<DateTime<Utc>>) -> String {
+    t.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_default()
+}
+
+pub struct PageFetched {
+    pub inventory: Inventory,
+    pub page: u32,
+    pub items: usize,
+    pub bytes: usize,
+    pub duration: Duration,
+}
+
+impl PageFetched {
+    pub fn emit(&self) {
+        debug!(
+            message = "Page fetched.",
+            inventory = %self.inventory,
+            page = self.page,
+            items = self.items,
+            bytes = self.bytes,
+            duration_ms = ms(self.duration),
+        );
+    }
+}
+
+pub struct PageRetry<'a> {
+    pub inventory: Inventory,
+    pub page: u32,
+    pub attempt: u32,
+    pub delay: Duration,
+    pub error: &'a dyn std::fmt::Display,
+}
+
+impl PageRetry<'_> {
+    pub fn emit(&self) {
+        warn!(
+            message = "Page failed; retrying.",
+            inventory = %self.inventory,
+            page = self.page,
+            attempt = self.attempt,
+            delay_ms = ms(self.delay),
+            error = %self.error,
+        );
+    }
+}
+
+pub struct PageSkipped<'a> {
+    pub inventory: Inventory,
+    pub page: u32,
+    pub attempts: u32,
+    pub error: &'a dyn std::fmt::Display,
+}
+
+impl PageSkipped<'_> {
+    pub fn emit(&self) {
+        warn!(
+            message = "Page skipped after its retries; the pass goes on but will be incomplete.",
+            inventory = %self.inventory,
+            page = self.page,
+            attempts = self.attempts,
+            error = %self.error,
+        );
+    }
+}
+
+pub struct CredentialsRejected {
+    pub inventory: Inventory,
+    pub api: Api,
+    pub status: u16,
+}
+
+impl CredentialsRejected {
+    pub fn emit(&self) {
+        error!(
+            message = "Upstream rejected the credentials; check them.",
+            inventory = %self.inventory,
+            api = %self.api,
+            status = self.status,
+            hint = %format!(
+                "check {api}.username and {api}.password (or {api}.password_file)",
+                api = self.api
+            ),
+        );
+    }
+}
+
+pub struct PollStarted<'a> {
+    pub inventory: Inventory,
+    pub kind: &'a str,
+    pub reason: Option<&'a str>,
+    pub days_ago: Option<u32>,
+}
+
+impl PollStarted<'_> {
+    pub fn emit(&self) {
+        info!(
+            message = "Poll started.",
+            inventory = %self.inventory,
+            kind = self.kind,
+            reason = self.reason.unwrap_or(""),
+            days_ago = self.days_ago,
+        );
+    }
+}
+
+pub struct PollFinished<'a> {
+    pub inventory: Inventory,
+    pub report: &'a PassReport,
+    pub items: usize,
+}
+
+impl PollFinished<'_> {
+    pub fn emit(&self) {
+        let r = self.report;
+        let duration_ms = (r.finished - r.started).num_milliseconds().max(0);
+        macro_rules! finished {
+            ($level:ident, $message:literal) => {
+                $level!(
+                    message = $message,
+                    inventory = %self.inventory,
+                    kind = r.kind.as_str(),
+                    outcome = r.outcome.as_str(),
+                    items = self.items,
+                    pages = r.pages,
+                    skipped_pages = ?r.skipped_pages,
+                    added = r.added,
+                    updated = r.updated,
+                    removed = r.removed,
+                    skipped_items = r.skipped.no_key + r.skipped.not_object,
+                    duplicates = r.skipped.duplicates,
+                    not_kept = r.skipped.not_kept,
+                    duration_ms,
+                    error = r.error.as_deref().unwrap_or(""),
+                )
+            };
+        }
+        match r.outcome {
+            Outcome::Complete => finished!(info, "Poll complete."),
+            Outcome::Incomplete => finished!(
+                warn,
+                "Poll incomplete: pages were skipped, nothing was swept."
+            ),
+            Outcome::Failed => finished!(error, "Poll failed; the cache keeps what it had."),
+        }
+    }
+}
+
+pub struct PollScheduled {
+    pub inventory: Inventory,
+    pub delay: Duration,
+    pub at: DateTime<Utc>,
+}
+
+impl PollScheduled {
+    pub fn emit(&self) {
+        debug!(
+            message = "Next poll scheduled.",
+            inventory = %self.inventory,
+            delay_ms = ms(self.delay),
+            at = %opt_time(Some(self.at)),
+        );
+    }
+}
+
+pub struct InventoryReady {
+    pub inventory: Inventory,
+    pub items: usize,
+}
+
+impl InventoryReady {
+    pub fn emit(&self) {
+        info!(message = "Inventory ready.", inventory = %self.inventory, items = self.items);
+    }
+}
+
+pub struct StatusSummary<'a> {
+    pub inventory: Inventory,
+    pub phase: Phase,
+    pub ready: bool,
+    pub items: usize,
+    pub last_success: Option<DateTime<Utc>>,
+    pub last_error: Option<&'a str>,
+    pub last_error_at: Option<DateTime<Utc>>,
+    pub next_poll: Option<DateTime<Utc>>,
+}
+
+impl StatusSummary<'_> {
+    pub fn emit(&self) {
+        info!(
+            message = "Status.",
+            inventory = %self.inventory,
+            phase = self.phase.as_str(),
+            ready = self.ready,
+            items = self.items,
+            last_success = %opt_time(self.last_success),
+            last_error = self.last_error.unwrap_or(""),
+            last_error_at = %opt_time(self.last_error_at),
+            next_poll = %opt_time(self.next_poll),
+        );
+    }
+}

@@ -1,0 +1,292 @@
+//! Items: what one upstream element becomes in the cache, and the rules that decide whether an
+//! element is kept (its key, its status, its type).
+
+use crate::config::InventoryConfig;
+use crate::inventory::Inventory;
+use crate::row::Row;
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use std::borrow::Borrow;
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+/// The cache key of an item: `externalId` for services and carriers, `id` for resources
+/// (configurable). Cheap to clone: the pass's seen-set and the cache share one allocation.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Key(Arc<str>);
+
+impl Key {
+    pub fn new(s: &str) -> Key {
+        Key(Arc::from(s))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Borrow<str> for Key {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl fmt::Display for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// One cached item. Immutable but for `last_seen`, so readers share it through `Arc` and a pass
+/// that finds it unchanged keeps the same allocation.
+pub struct Item {
+    pub key: Key,
+    /// The upstream JSON, compact. Kept as text, not a `Value` tree: about a third of the memory.
+    pub raw: Box<str>,
+    pub row: Row,
+    pub first_seen: DateTime<Utc>,
+    last_seen_ms: AtomicI64,
+}
+
+impl Item {
+    pub fn new(
+        key: Key,
+        raw: Box<str>,
+        row: Row,
+        first_seen: DateTime<Utc>,
+        last_seen: DateTime<Utc>,
+    ) -> Item {
+        Item {
+            key,
+            raw,
+            row,
+            first_seen,
+            last_seen_ms: AtomicI64::new(last_seen.timestamp_millis()),
+        }
+    }
+
+    pub fn last_seen(&self) -> DateTime<Utc> {
+        DateTime::from_timestamp_millis(self.last_seen_ms.load(Ordering::Relaxed))
+            .unwrap_or_default()
+    }
+
+    /// Records that a poll saw the item again, unchanged.
+    pub fn touch(&self, at: DateTime<Utc>) {
+        self.last_seen_ms
+            .fetch_max(at.timestamp_millis(), Ordering::Relaxed);
+    }
+
+    /// The upstream JSON as a value (parsed on demand, for readers that serve it).
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.raw).unwrap_or(Value::Null)
+    }
+}
+
+impl fmt::Debug for Item {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Item")
+            .field("key", &self.key)
+            .field("row", &self.row)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the keep rules say about one page element.
+#[derive(Debug)]
+pub enum Verdict {
+    /// Cache it under `key`.
+    Keep { key: Key, row: Box<Row> },
+    /// It exists upstream but is not kept (status or type): remove it if cached.
+    NotKept { key: Key, reason: NotKeptReason },
+    /// No usable key: skipped.
+    NoKey,
+    /// Not a JSON object: skipped.
+    NotObject,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NotKeptReason {
+    Status,
+    Type,
+}
+
+/// The keep rules of one inventory, prepared once from its configuration.
+#[derive(Clone, Debug)]
+pub struct Rules {
+    inventory: Inventory,
+    key_field: String,
+    status_field: String,
+    keep_statuses: Vec<String>,
+    type_field: String,
+    exclude_types: Vec<String>,
+}
+
+impl Rules {
+    pub fn new(inventory: Inventory, cfg: &InventoryConfig) -> Rules {
+        let lower = |v: &[String]| v.iter().map(|s| s.trim().to_lowercase()).collect();
+        Rules {
+            inventory,
+            key_field: cfg.key_field.clone(),
+            status_field: cfg.status_field.clone(),
+            keep_statuses: lower(&cfg.keep_statuses),
+            type_field: cfg.type_field.clone(),
+            exclude_types: lower(&cfg.exclude_types),
+        }
+    }
+
+    pub fn judge(&self, element: &Value) -> Verdict {
+        let Some(obj) = element.as_object() else {
+            return Verdict::NotObject;
+        };
+        let row = Row::extract(self.inventory, element);
+        let key = match scalar_text(obj.get(&self.key_field)) {
+            Some(k) => Some(k),
+            // v5 shapes carry the external id as externalIdentifier[]; the row found it.
+            None if self.key_field == "externalId" => row.external_id().map(str::to_owned),
+            None => None,
+        };
+        let Some(key) = key.filter(|k| !k.trim().is_empty()) else {
+            return Verdict::NoKey;
+        };
+        let key = Key::new(&key);
+        if !self.keep_statuses.is_empty() {
+            let status = scalar_text(obj.get(&self.status_field))
+                .or_else(|| row.status().map(str::to_owned))
+                .map(|s| s.trim().to_lowercase());
+            if !status.is_some_and(|s| self.keep_statuses.contains(&s)) {
+                return Verdict::NotKept {
+                    key,
+                    reason: NotKeptReason::Status,
+                };
+            }
+        }
+        if !self.exclude_types.is_empty() {
+            let ty = scalar_text(obj.get(&self.type_field))
+                .or_else(|| row.item_type().map(str::to_owned))
+                .map(|s| s.trim().to_lowercase());
+            if ty.is_some_and(|t| self.exclude_types.contains(&t)) {
+                return Verdict::NotKept {
+                    key,
+                    reason: NotKeptReason::Type,
+                };
+            }
+        }
+        Verdict::Keep {
+            key,
+            row: Box::new(row),
+        }
+    }
+}
+
+/// A string or number field as text; anything else is absent.
+fn scalar_text(v: Option<&Value>) -> Option<String> {
+    match v? {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use serde_json::json;
+
+    fn rules(inv: Inventory) -> Rules {
+        Rules::new(inv, Config::defaults().inventory(inv))
+    }
+
+    fn key_of(v: Verdict) -> Option<String> {
+        match v {
+            Verdict::Keep { key, .. } => Some(key.to_string()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn services_are_keyed_by_external_id_in_v4_and_v5() {
+        let r = rules(Inventory::Services);
+        let v4 = json!({"id": "1", "externalId": "SVC-1", "status": "Operational"});
+        let v5 = json!({"id": "2", "externalIdentifier": [{"id": "SVC-2", "owner": "SES"}], "state": "Operational"});
+        assert_eq!(key_of(r.judge(&v4)).as_deref(), Some("SVC-1"));
+        assert_eq!(key_of(r.judge(&v5)).as_deref(), Some("SVC-2"));
+        assert!(matches!(
+            r.judge(&json!({"externalId": "  ", "status": "Operational"})),
+            Verdict::NoKey
+        ));
+        assert!(matches!(
+            r.judge(&json!({"externalId": null})),
+            Verdict::NoKey
+        ));
+        assert!(matches!(r.judge(&json!(42)), Verdict::NotObject));
+    }
+
+    #[test]
+    fn services_not_operational_are_not_kept() {
+        let r = rules(Inventory::Services);
+        let v = r.judge(&json!({"externalId": "S", "status": "Terminated"}));
+        assert!(matches!(
+            v,
+            Verdict::NotKept {
+                reason: NotKeptReason::Status,
+                ..
+            }
+        ));
+        let v = r.judge(&json!({"externalId": "S"}));
+        assert!(
+            matches!(
+                v,
+                Verdict::NotKept {
+                    reason: NotKeptReason::Status,
+                    ..
+                }
+            ),
+            "no status is not Operational"
+        );
+        assert!(key_of(r.judge(&json!({"externalId": "S", "status": "operational"}))).is_some());
+        // Carriers keep every status by default.
+        assert!(
+            key_of(
+                rules(Inventory::Carriers).judge(&json!({"externalId": "C", "status": "Planned"}))
+            )
+            .is_some()
+        );
+    }
+
+    #[test]
+    fn excluded_resource_types_are_not_kept() {
+        let r = rules(Inventory::Resources);
+        for ty in [
+            "Card",
+            "BandwidthSegment",
+            "LogicalPort",
+            "Multicast",
+            "Slot",
+            "Port",
+            "Circuit",
+        ] {
+            let v = r.judge(&json!({"id": "R", "@type": ty}));
+            assert!(
+                matches!(
+                    v,
+                    Verdict::NotKept {
+                        reason: NotKeptReason::Type,
+                        ..
+                    }
+                ),
+                "{ty}"
+            );
+        }
+        assert_eq!(
+            key_of(r.judge(&json!({"id": 7, "@type": "Antenna"}))).as_deref(),
+            Some("7")
+        );
+    }
+}

@@ -1,0 +1,24 @@
+//! ses-inventory: keeps a live, trustworthy copy of SES's TMF 638/639 service, carrier and
+//! resource inventory. See docs/ARCHITECTURE.md for the map of these modules.
+
+pub mod backoff;
+pub mod cache;
+pub mod clock;
+pub mod config;
+pub mod daemon;
+pub mod demo;
+pub mod events;
+pub mod inventory;
+pub mod item;
+pub mod logging;
+pub mod once;
+pub mod row;
+pub mod secret;
+pub mod shutdown;
+pub mod sim;
+pub mod status;
+pub mod sync;
+pub mod upstream;
+pub mod window;
+
+pub use inventory::Inventory;

@@ -1,0 +1,125 @@
+//! The `ses-inventory` command line: the daemon and its companions.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use ses_inventory::clock::Clock;
+use ses_inventory::config::{self, Config};
+use ses_inventory::daemon::Daemon;
+use ses_inventory::{demo, logging, once, shutdown, sim};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+/// Keeps a live copy of SES's TMF 638/639 service, carrier and resource inventory.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Cli {
+    /// Configuration file (TOML). Without it: $SES_INVENTORY_CONFIG, then
+    /// $CONFIGURATION_DIRECTORY/config.toml, then /etc/ses-inventory/config.toml if present;
+    /// otherwise built-in defaults and the environment alone.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the daemon (the default): build the cache, keep it current, until SIGTERM/SIGINT.
+    Run,
+    /// One full pass of all three inventories, then a JSON summary on stdout.
+    /// Exits 1 if any inventory failed or skipped pages.
+    SyncOnce,
+    /// Validate the configuration and print it, passwords redacted.
+    CheckConfig,
+    /// Serve the built-in simulator of the upstream API.
+    Sim(sim::SimArgs),
+    /// Start the simulator and the daemon against it, with readable logs.
+    Demo,
+}
+
+/// Exit code for a configuration that cannot be used.
+const EXIT_CONFIG: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime starts");
+    let command = cli.command.unwrap_or(Command::Run);
+    match command {
+        Command::Sim(args) => exit(runtime.block_on(async {
+            sim::run(args, shutdown::signal())
+                .await
+                .context("simulator")
+        })),
+        Command::Demo => exit(runtime.block_on(demo::run(shutdown::signal()))),
+        command => {
+            let file = cli.config.or_else(config::default_config_path);
+            let cfg = match Config::load(file.as_deref()) {
+                Ok(cfg) => Arc::new(cfg),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(EXIT_CONFIG);
+                }
+            };
+            match command {
+                Command::CheckConfig => {
+                    print!("{}", cfg.to_redacted_toml());
+                    ExitCode::SUCCESS
+                }
+                Command::SyncOnce => runtime.block_on(sync_once(cfg)),
+                _ => exit(runtime.block_on(run(cfg))),
+            }
+        }
+    }
+}
+
+fn exit(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cfg: Arc<Config>) -> anyhow::Result<()> {
+    logging::init(&cfg.log);
+    tracing::info!(
+        message = "Starting.",
+        version = env!("CARGO_PKG_VERSION"),
+        tmf638 = %cfg.tmf638.endpoint,
+        tmf639 = %cfg.tmf639.endpoint,
+        cache_update_frequency = cfg.poll.cache_update_frequency,
+    );
+    let daemon = Daemon::start(cfg, Clock::System)?;
+    shutdown::signal().await;
+    daemon.shutdown().await;
+    tracing::info!(message = "Stopped.");
+    Ok(())
+}
+
+async fn sync_once(cfg: Arc<Config>) -> ExitCode {
+    logging::init(&cfg.log);
+    let cache = ses_inventory::cache::Cache::new();
+    match once::sync_once(cfg, cache).await {
+        Ok(summary) => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&summary).expect("summary serializes")
+            );
+            if once::all_complete(&summary) {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,250 @@
+//! Fault injection: what a faulty gateway answers, which requests a fault hits, and how many.
+
+use crate::Inventory;
+use std::time::Duration;
+
+/// What the simulator answers instead of (or on top of) a normal page.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FaultKind {
+    /// Answer with this status (and a `Retry-After` header if given), with a short error body.
+    Status {
+        code: u16,
+        retry_after: Option<String>,
+    },
+    /// 200 with a body that is not JSON (an HTML error page).
+    Malformed,
+    /// 200 with a JSON object where the array should be: `{"error": ...}`.
+    NotArray,
+    /// 200 with a body of about this many bytes: the start of a JSON array that never ends.
+    Huge(usize),
+    /// Answer normally, after this extra delay.
+    Delay(Duration),
+    /// 200 with a normal page plus one element that is a number: `[ ..., 42 ]`.
+    ElementNotObject,
+}
+
+/// One injected fault and the requests it applies to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fault {
+    /// Which inventory's requests; `None` = any.
+    pub inventory: Option<Inventory>,
+    /// Which page number (as the client numbers pages); `None` = any page.
+    pub page: Option<u32>,
+    /// Only requests with `updatedDaysAgo` (refresh polls).
+    pub refresh_only: bool,
+    pub kind: FaultKind,
+    /// How many matching requests it affects; `None` = until cleared.
+    pub times: Option<u32>,
+}
+
+impl Fault {
+    /// A fault of this kind on every request, until cleared.
+    pub fn new(kind: FaultKind) -> Self {
+        Fault {
+            inventory: None,
+            page: None,
+            refresh_only: false,
+            kind,
+            times: None,
+        }
+    }
+
+    /// Whether a request for `inventory`'s `page` (a refresh if `refresh`) is one this fault
+    /// targets, ignoring how many times are left.
+    pub fn matches(&self, inventory: Inventory, page: u32, refresh: bool) -> bool {
+        self.inventory.is_none_or(|i| i == inventory)
+            && self.page.is_none_or(|p| p == page)
+            && (!self.refresh_only || refresh)
+    }
+
+    /// Parses the CLI form `INVENTORY:PAGE:CODE:TIMES`, e.g. `services:3:504:1000`.
+    /// `*` (or `any`) is accepted for INVENTORY, PAGE and TIMES (TIMES `*` = until cleared).
+    pub fn parse_cli(spec: &str) -> Result<Fault, String> {
+        let bad = |what: &str| {
+            format!(
+                "invalid --fail `{spec}`: {what} (expected INVENTORY:PAGE:CODE:TIMES, e.g. services:3:504:1000)"
+            )
+        };
+        let parts: Vec<&str> = spec.split(':').map(str::trim).collect();
+        let [inv, page, code, times] = parts[..] else {
+            return Err(bad("need four fields"));
+        };
+        let any = |s: &str| s == "*" || s.eq_ignore_ascii_case("any");
+        let inventory = if any(inv) {
+            None
+        } else {
+            Some(inv.parse::<Inventory>().map_err(|e| bad(&e.to_string()))?)
+        };
+        let page = if any(page) {
+            None
+        } else {
+            Some(
+                page.parse::<u32>()
+                    .map_err(|_| bad("PAGE is not a number"))?,
+            )
+        };
+        let code = code
+            .parse::<u16>()
+            .ok()
+            .filter(|c| (100..=999).contains(c))
+            .ok_or_else(|| bad("CODE is not an HTTP status"))?;
+        let times = if any(times) {
+            None
+        } else {
+            Some(
+                times
+                    .parse::<u32>()
+                    .map_err(|_| bad("TIMES is not a number"))?,
+            )
+        };
+        Ok(Fault {
+            inventory,
+            page,
+            refresh_only: false,
+            kind: FaultKind::Status {
+                code,
+                retry_after: None,
+            },
+            times,
+        })
+    }
+}
+
+/// The injected faults, in injection order.
+#[derive(Debug, Default)]
+pub(crate) struct FaultList(Vec<Fault>);
+
+impl FaultList {
+    pub(crate) fn push(&mut self, fault: Fault) {
+        self.0.push(fault);
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.0.clear();
+    }
+
+    /// The fault that applies to this request, if any: the first injected that matches and
+    /// still has times left. Using it counts one of its times; spent faults are dropped.
+    pub(crate) fn take(
+        &mut self,
+        inventory: Inventory,
+        page: u32,
+        refresh: bool,
+    ) -> Option<FaultKind> {
+        let i = self
+            .0
+            .iter()
+            .position(|f| f.times != Some(0) && f.matches(inventory, page, refresh))?;
+        let kind = self.0[i].kind.clone();
+        if let Some(t) = self.0[i].times.as_mut() {
+            *t -= 1;
+            if *t == 0 {
+                self.0.remove(i);
+            }
+        }
+        Some(kind)
+    }
+}
+
+/// An HTML gateway error page: what a proxy in front of the API sends.
+pub(crate) const MALFORMED_BODY: &str =
+    "<html><head><title>502 Proxy Error</title></head><body><h1>Proxy Error</h1></body></html>";
+
+/// The start of a JSON array, padded to `size` bytes, never closed.
+pub(crate) fn huge_body(size: usize) -> Vec<u8> {
+    let head = b"[{\"externalId\":\"HUGE-0000001\",\"name\":\"";
+    let mut body = vec![b'x'; size.max(head.len())];
+    body[..head.len()].copy_from_slice(head);
+    body
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(code: u16) -> FaultKind {
+        FaultKind::Status {
+            code,
+            retry_after: None,
+        }
+    }
+
+    #[test]
+    fn first_matching_fault_applies_and_times_count_down() {
+        let mut list = FaultList::default();
+        list.push(Fault {
+            inventory: Some(Inventory::Services),
+            page: Some(2),
+            times: Some(2),
+            ..Fault::new(status(504))
+        });
+        list.push(Fault {
+            times: Some(1),
+            ..Fault::new(status(502))
+        });
+        list.push(Fault {
+            refresh_only: true,
+            ..Fault::new(FaultKind::Malformed)
+        });
+
+        // Carriers page 2: the first fault does not match, the catch-all does (once).
+        assert_eq!(list.take(Inventory::Carriers, 2, false), Some(status(502)));
+        assert_eq!(list.take(Inventory::Carriers, 2, false), None);
+        // Services page 2: twice, then spent.
+        assert_eq!(list.take(Inventory::Services, 2, false), Some(status(504)));
+        assert_eq!(list.take(Inventory::Services, 1, false), None);
+        assert_eq!(list.take(Inventory::Services, 2, false), Some(status(504)));
+        assert_eq!(list.take(Inventory::Services, 2, false), None);
+        // Refresh-only fault never runs out.
+        for _ in 0..3 {
+            assert_eq!(
+                list.take(Inventory::Resources, 1, true),
+                Some(FaultKind::Malformed)
+            );
+        }
+        list.clear();
+        assert_eq!(list.take(Inventory::Resources, 1, true), None);
+    }
+
+    #[test]
+    fn zero_times_never_applies() {
+        let mut list = FaultList::default();
+        list.push(Fault {
+            times: Some(0),
+            ..Fault::new(status(500))
+        });
+        assert_eq!(list.take(Inventory::Services, 1, false), None);
+    }
+
+    #[test]
+    fn cli_spec_parses_and_errors_name_the_input() {
+        let f = Fault::parse_cli("services:3:504:1000").unwrap();
+        assert_eq!(
+            f,
+            Fault {
+                inventory: Some(Inventory::Services),
+                page: Some(3),
+                times: Some(1000),
+                ..Fault::new(status(504))
+            }
+        );
+        let f = Fault::parse_cli("*:any:502:*").unwrap();
+        assert_eq!((f.inventory, f.page, f.times), (None, None, None));
+        for bad in [
+            "services:3:504",
+            "widgets:1:504:1",
+            "services:x:504:1",
+            "services:1:42:1",
+        ] {
+            let e = Fault::parse_cli(bad).unwrap_err();
+            assert!(e.contains(bad), "{e}");
+        }
+    }
+
+    #[test]
+    fn huge_body_has_the_asked_size() {
+        let b = huge_body(100_000);
+        assert_eq!(b.len(), 100_000);
+        assert!(b.starts_with(b"[{"));
+    }
+}

@@ -1,0 +1,163 @@
+//! What each poller reports about itself, and the periodic status summary in the log.
+
+use crate::cache::Cache;
+use crate::events::StatusSummary;
+use crate::inventory::Inventory;
+use crate::window::SyncTimes;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use std::time::Duration;
+
+/// Where an inventory's poller is.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    /// Not started yet.
+    #[default]
+    Starting,
+    /// Running the first full pass: not ready.
+    Building,
+    /// Idle, the last poll complete.
+    Ready,
+    /// Running a refresh poll.
+    Refreshing,
+    /// Running a full pass while already ready (periodic resync or too wide a window).
+    Resyncing,
+    /// Idle, the last poll failed or skipped pages; waiting to try again.
+    Failing,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Starting => "starting",
+            Phase::Building => "building",
+            Phase::Ready => "ready",
+            Phase::Refreshing => "refreshing",
+            Phase::Resyncing => "resyncing",
+            Phase::Failing => "failing",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PassKind {
+    Full,
+    Refresh,
+}
+
+impl PassKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PassKind::Full => "full",
+            PassKind::Refresh => "refresh",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    /// Every page retrieved; applied (and, for a full pass, swept).
+    Complete,
+    /// Some pages answered 504 after their retries and were skipped; the rest applied, no sweep.
+    Incomplete,
+    /// Ended by an error; nothing applied.
+    Failed,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Complete => "complete",
+            Outcome::Incomplete => "incomplete",
+            Outcome::Failed => "failed",
+        }
+    }
+}
+
+/// Page elements that were not cached, by cause.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct SkipCounts {
+    /// Missing or empty key.
+    pub no_key: u64,
+    /// Element not a JSON object.
+    pub not_object: u64,
+    /// A key already seen earlier in the same poll (the first occurrence wins).
+    pub duplicates: u64,
+    /// Excluded by the status or type rule (and removed if cached).
+    pub not_kept: u64,
+}
+
+/// One poll, start to end.
+#[derive(Clone, Debug, Serialize)]
+pub struct PassReport {
+    pub kind: PassKind,
+    /// Why a full pass ran (initial, resync, window_too_wide, requested).
+    pub reason: Option<&'static str>,
+    pub days_ago: Option<u32>,
+    pub started: DateTime<Utc>,
+    pub finished: DateTime<Utc>,
+    pub pages: u32,
+    pub skipped_pages: Vec<u32>,
+    pub skipped: SkipCounts,
+    /// Elements received, all causes included.
+    pub received: u64,
+    pub added: u64,
+    pub updated: u64,
+    pub removed: u64,
+    pub outcome: Outcome,
+    /// The upstream answered 401/403: retried only after `poll.failure_backoff_max`.
+    pub credentials_rejected: bool,
+    pub error: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ErrorNote {
+    pub at: DateTime<Utc>,
+    pub message: String,
+}
+
+/// The live status of one inventory, written by its poller, read by anyone.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct SyncStatus {
+    pub phase: Phase,
+    pub last_full: Option<PassReport>,
+    pub last_refresh: Option<PassReport>,
+    #[serde(skip)]
+    pub times: SyncTimes,
+    /// End of the last complete poll.
+    pub last_success: Option<DateTime<Utc>>,
+    pub last_error: Option<ErrorNote>,
+    pub next_poll: Option<DateTime<Utc>>,
+    pub consecutive_failures: u32,
+}
+
+/// Logs one summary per inventory every `interval` until cancelled.
+pub async fn log_periodically(cache: Cache, interval: Duration) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticker.tick().await; // the first tick is immediate; the first summary comes one interval in
+    loop {
+        ticker.tick().await;
+        log_once(&cache);
+    }
+}
+
+pub fn log_once(cache: &Cache) {
+    for inv in Inventory::ALL {
+        let s = cache.status(inv);
+        StatusSummary {
+            inventory: inv,
+            phase: s.phase,
+            ready: cache.is_ready(inv),
+            items: cache.len(inv),
+            last_success: s.last_success,
+            last_error: s.last_error.as_ref().map(|e| e.message.as_str()),
+            last_error_at: s.last_error.as_ref().map(|e| e.at),
+            next_poll: s.next_poll,
+        }
+        .emit();
+    }
+}

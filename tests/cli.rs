@@ -1,0 +1,247 @@
+//! The binary as operators use it: configuration from the environment, `sync-once`,
+//! `check-config`, logs without credentials, and a clean stop on SIGTERM.
+
+mod common;
+
+use base64::Engine;
+use ses_inventory::Inventory::{Carriers, Resources, Services};
+use ses_inventory::sim::{Fault, FaultKind, SimConfig, Simulator};
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_ses-inventory");
+const PASSWORD_638: &str = "pw-638-Zq8!";
+const PASSWORD_639: &str = "pw-639-Xk3?";
+
+async fn sim() -> (Simulator, SimConfig) {
+    let sc = SimConfig {
+        tmf638_password: PASSWORD_638.into(),
+        tmf639_password: PASSWORD_639.into(),
+        ..SimConfig::default()
+    };
+    let sim = Simulator::start(sc.clone(), ([127, 0, 0, 1], 0).into())
+        .await
+        .unwrap();
+    (sim, sc)
+}
+
+/// The binary with only environment configuration pointed at `sim` (no file anywhere).
+fn command(sim: &Simulator, sc: &SimConfig) -> Command {
+    let mut c = Command::new(BIN);
+    c.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("SES_INVENTORY_CONFIG", "")
+        .env("SES_INVENTORY__TMF638__ENDPOINT", sim.tmf638_url())
+        .env("SES_INVENTORY__TMF638__USERNAME", &sc.tmf638_user)
+        .env("SES_INVENTORY__TMF638__PASSWORD", &sc.tmf638_password)
+        .env("SES_INVENTORY__TMF639__ENDPOINT", sim.tmf639_url())
+        .env("SES_INVENTORY__TMF639__USERNAME", &sc.tmf639_user)
+        .env("SES_INVENTORY__TMF639__PASSWORD", &sc.tmf639_password)
+        .env("SES_INVENTORY__HTTP__RETRY_INITIAL_DELAY_MS", "5")
+        .env("SES_INVENTORY__HTTP__RETRY_MAX_DELAY_MS", "20")
+        .env("SES_INVENTORY__HTTP__BYPASS_PROXY", "true")
+        .stdin(Stdio::null());
+    c
+}
+
+async fn output(mut c: Command) -> Output {
+    tokio::task::spawn_blocking(move || c.output().unwrap())
+        .await
+        .unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sync_once_prints_a_summary_per_inventory() {
+    let (sim, sc) = sim().await;
+    let out = output({
+        let mut c = command(&sim, &sc);
+        c.arg("sync-once");
+        c
+    })
+    .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for inv in [Services, Carriers, Resources] {
+        let s = &summary[inv.as_str()];
+        let facts = sim.facts(inv);
+        assert_eq!(s["kept"], facts.kept.len(), "{inv}: {s}");
+        assert_eq!(s["duplicates"], facts.duplicates, "{inv}");
+        assert_eq!(s["skipped_items"], facts.empty_keys, "{inv}");
+        assert_eq!(s["outcome"], "complete");
+        assert!(s["pages"].as_u64().unwrap() >= 1);
+        assert_eq!(s["skipped_pages"], serde_json::json!([]));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sync_once_fails_when_an_inventory_does_and_logs_no_credentials() {
+    let (sim, mut sc) = sim().await;
+    sim.inject(Fault {
+        inventory: Some(Carriers),
+        page: Some(2),
+        refresh_only: false,
+        kind: FaultKind::Status {
+            code: 504,
+            retry_after: None,
+        },
+        times: None,
+    });
+    // Resources: wrong password on purpose; it must not show up anywhere either.
+    sc.tmf639_password = "not-the-right-one-77".into();
+    let out = output({
+        let mut c = command(&sim, &sc);
+        c.arg("sync-once").env("RUST_LOG", "debug");
+        c
+    })
+    .await;
+    assert_eq!(out.status.code(), Some(1));
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["services"]["outcome"], "complete");
+    assert_eq!(summary["carriers"]["outcome"], "incomplete");
+    assert_eq!(summary["carriers"]["skipped_pages"], serde_json::json!([2]));
+    assert_eq!(summary["resources"]["outcome"], "failed");
+
+    let logs = text(&out.stderr);
+    assert!(
+        logs.contains("rejected the credentials") && logs.contains("tmf639.password"),
+        "{logs}"
+    );
+    assert!(
+        logs.lines()
+            .any(|l| l.contains("\"page\":2") && l.contains("skipped")),
+        "the log names the skipped page"
+    );
+    for line in logs.lines() {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|_| panic!("not a JSON log line: {line}"));
+        assert!(
+            v.get("level").is_some() && v.get("message").is_some(),
+            "{line}"
+        );
+    }
+    let b64 =
+        |u: &str, p: &str| base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"));
+    for secret in [
+        PASSWORD_638.to_string(),
+        "not-the-right-one-77".to_string(),
+        b64(&sc.tmf638_user, PASSWORD_638),
+        b64(&sc.tmf639_user, "not-the-right-one-77"),
+    ] {
+        assert!(!logs.contains(&secret), "credential in logs");
+        assert!(!text(&out.stdout).contains(&secret), "credential in output");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn check_config_reads_the_environment_and_redacts() {
+    let (sim, sc) = sim().await;
+    let out = output({
+        let mut c = command(&sim, &sc);
+        c.arg("check-config")
+            .env("SES_INVENTORY__POLL__CACHE_UPDATE_FREQUENCY", "7200");
+        c
+    })
+    .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let shown = text(&out.stdout);
+    assert!(shown.contains("cache_update_frequency = 7200"), "{shown}");
+    assert!(shown.contains(&sim.tmf638_url()));
+    assert!(!shown.contains(PASSWORD_638) && !shown.contains(PASSWORD_639));
+    assert!(shown.contains("password = \"***\""));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bad_setting_stops_before_any_request() {
+    let (sim, sc) = sim().await;
+    for (key, value, named) in [
+        (
+            "SES_INVENTORY__POLL__CACHE_UPDATE_FREQUENCY",
+            "60",
+            "poll.cache_update_frequency",
+        ),
+        (
+            "SES_INVENTORY__TMF638__ENDPOINT",
+            "not-a-url",
+            "tmf638.endpoint",
+        ),
+        ("SES_INVENTORY__POLL__NO_SUCH_KEY", "1", "no_such_key"),
+    ] {
+        let out = output({
+            let mut c = command(&sim, &sc);
+            c.arg("run").env(key, value);
+            c
+        })
+        .await;
+        assert_eq!(out.status.code(), Some(2), "{key}");
+        let err = text(&out.stderr);
+        assert!(err.contains(named), "{key}: {err}");
+        assert_eq!(err.lines().count(), 1, "one clear message: {err}");
+    }
+    let missing = output({
+        let mut c = command(&sim, &sc);
+        c.args(["--config", "/nonexistent/ses.toml", "run"]);
+        c
+    })
+    .await;
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(text(&missing.stderr).contains("/nonexistent/ses.toml"));
+    assert!(
+        sim.requests().is_empty(),
+        "no request before the configuration is valid"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_daemon_stops_cleanly_on_sigterm() {
+    let (sim, sc) = sim().await;
+    let mut c = command(&sim, &sc);
+    c.arg("run").stdout(Stdio::null()).stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let pid = child.id().to_string();
+    tokio::task::spawn_blocking(move || {
+        let mut ready = 0;
+        while ready < 3 {
+            let line = rx
+                .recv_timeout(Duration::from_secs(30))
+                .expect("daemon logs until ready");
+            if line.contains("Inventory ready.") {
+                ready += 1;
+            }
+        }
+        let kill = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(kill.success());
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                assert_eq!(status.code(), Some(0), "exit status after SIGTERM");
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "still running 10 s after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let rest: Vec<String> = rx.try_iter().collect();
+        assert!(
+            rest.iter()
+                .any(|l| l.contains("Shutting down.") && l.contains("SIGTERM")),
+            "{rest:?}"
+        );
+    })
+    .await
+    .unwrap();
+}

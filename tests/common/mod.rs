@@ -1,0 +1,108 @@
+//! Shared test helpers: a simulator on loopback and a daemon configuration pointed at it.
+#![allow(dead_code)]
+
+use serde_json::{Value, json};
+use ses_inventory::Inventory;
+use ses_inventory::cache::Cache;
+use ses_inventory::clock::Clock;
+use ses_inventory::config::Config;
+use ses_inventory::sim::{SimConfig, Simulator};
+use ses_inventory::status::PassReport;
+use ses_inventory::sync::Poller;
+use ses_inventory::upstream::Upstream;
+use ses_inventory::window::{FullReason, PollPlan};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub const FULL: PollPlan = PollPlan::Full(FullReason::Initial);
+
+/// A daemon configuration for `sim`, with retries fast enough for tests and no timers that
+/// would disturb a paused clock (no request timeouts, no idle-connection timer).
+pub fn config(sim: &Simulator, sc: &SimConfig) -> Config {
+    let mut cfg = ses_inventory::demo::config_for(sim, sc);
+    cfg.http.retry_attempts = 3;
+    cfg.http.retry_initial_delay_ms = 5;
+    cfg.http.retry_max_delay_ms = 20;
+    cfg.http.timeout = 0;
+    cfg.http.connect_timeout = 0;
+    cfg.http.pool_idle_timeout = 0;
+    cfg.poll.cache_update_frequency = 3600;
+    cfg.poll.full_resync_interval = 0;
+    cfg.poll.status_interval = 0;
+    cfg.poll.failure_backoff_initial = 30;
+    cfg.poll.failure_backoff_max = 60;
+    cfg
+}
+
+/// A simulator with no data, on the current runtime.
+pub async fn empty_sim() -> (Simulator, SimConfig) {
+    let sc = SimConfig::empty();
+    let sim = Simulator::start(sc.clone(), ([127, 0, 0, 1], 0).into())
+        .await
+        .expect("sim starts");
+    (sim, sc)
+}
+
+/// A poller for one inventory over `cache`, on the system clock.
+pub fn poller(cfg: &Config, inv: Inventory, cache: &Cache) -> Poller {
+    let upstream = Upstream::new(Arc::new(cfg.clone())).expect("client builds");
+    Poller::new(inv, upstream, cache.clone(), Clock::System)
+}
+
+/// One poll of `inv` with `plan`.
+pub async fn poll(cfg: &Config, inv: Inventory, cache: &Cache, plan: PollPlan) -> PassReport {
+    poller(cfg, inv, cache).poll(plan).await
+}
+
+/// The cached keys of `inv`, sorted.
+pub fn keys(cache: &Cache, inv: Inventory) -> Vec<String> {
+    let mut k: Vec<String> = cache
+        .snapshot(inv)
+        .iter()
+        .map(|i| i.key.to_string())
+        .collect();
+    k.sort();
+    k
+}
+
+/// A service in the v4 SES shape, updated just now.
+pub fn service(id: &str, status: &str) -> Value {
+    json!({
+        "id": format!("sys-{id}"),
+        "externalId": id,
+        "name": format!("Service {id}"),
+        "status": status,
+        "@type": "CFS",
+        // Recent, so that refreshes (`updatedDaysAgo`) return it.
+        "lastUpdate": chrono::Utc::now().to_rfc3339(),
+    })
+}
+
+/// A carrier element.
+pub fn carrier(id: &str) -> Value {
+    json!({"id": format!("sys-{id}"), "externalId": id, "name": format!("Carrier {id}"), "@type": "element"})
+}
+
+/// A resource of type `ty`.
+pub fn resource(id: &str, ty: &str) -> Value {
+    json!({"id": id, "name": format!("Resource {id}"), "@type": ty})
+}
+
+/// `n` Operational services SVC-0001...
+pub fn services(n: usize) -> Vec<Value> {
+    (1..=n)
+        .map(|i| service(&format!("SVC-{i:04}"), "Operational"))
+        .collect()
+}
+
+/// Bounded wait for `cond`, checking every 10 ms for at most `secs` seconds of tokio time.
+pub async fn eventually(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    while !cond() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}

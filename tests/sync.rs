@@ -1,0 +1,489 @@
+//! The sync rules, proved against the simulator over loopback HTTP.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+use ses_inventory::Inventory::{Carriers, Resources, Services};
+use ses_inventory::cache::Cache;
+use ses_inventory::sim::{Fault, FaultKind};
+use ses_inventory::status::{Outcome, PassKind};
+use ses_inventory::window::PollPlan;
+
+fn status(code: u16) -> FaultKind {
+    FaultKind::Status {
+        code,
+        retry_after: None,
+    }
+}
+
+fn fault(
+    inv: ses_inventory::Inventory,
+    page: Option<u32>,
+    kind: FaultKind,
+    times: Option<u32>,
+) -> Fault {
+    Fault {
+        inventory: Some(inv),
+        page,
+        refresh_only: false,
+        kind,
+        times,
+    }
+}
+
+fn pages_requested(sim: &ses_inventory::sim::Simulator, inv: ses_inventory::Inventory) -> Vec<u32> {
+    sim.requests()
+        .iter()
+        .filter(|r| r.inventory == Some(inv))
+        .filter_map(|r| r.page)
+        .collect()
+}
+
+#[tokio::test]
+async fn pagination_reads_every_page_including_an_exact_multiple() {
+    let (sim, sc) = empty_sim().await;
+    let cfg = config(&sim, &sc);
+    let cache = Cache::new();
+
+    // 85 items: pages of 40, 40, 5; the short page ends the pass.
+    sim.set_items(Services, services(85));
+    let r = poll(&cfg, Services, &cache, FULL).await;
+    assert_eq!(r.outcome, Outcome::Complete);
+    assert_eq!(cache.len(Services), 85);
+    assert_eq!(pages_requested(&sim, Services), [1, 2, 3]);
+
+    // 80 items: two full pages, then an empty one tells us it is over.
+    sim.set_items(
+        Carriers,
+        (1..=80).map(|i| carrier(&format!("C{i}"))).collect(),
+    );
+    let r = poll(&cfg, Carriers, &cache, FULL).await;
+    assert_eq!((r.outcome, r.pages), (Outcome::Complete, 3));
+    assert_eq!(cache.len(Carriers), 80);
+    assert_eq!(pages_requested(&sim, Carriers), [1, 2, 3]);
+    assert!(cache.is_ready(Carriers));
+}
+
+#[tokio::test]
+async fn an_empty_collection_is_complete_and_ready() {
+    let (sim, sc) = empty_sim().await;
+    let cache = Cache::new();
+    let r = poll(&config(&sim, &sc), Resources, &cache, FULL).await;
+    assert_eq!((r.outcome, r.pages), (Outcome::Complete, 1));
+    assert!(cache.is_ready(Resources));
+    assert!(cache.is_empty(Resources));
+}
+
+#[tokio::test]
+async fn page_size_and_query_follow_the_configuration() {
+    let (sim, sc) = empty_sim().await;
+    let mut cfg = config(&sim, &sc);
+    cfg.poll.records_per_page = 50;
+    cfg.services.query.insert("customer".into(), "ACME".into());
+    sim.set_items(Services, services(120));
+    let cache = Cache::new();
+    poll(&cfg, Services, &cache, FULL).await;
+    let reqs = sim.requests();
+    let q = &reqs[0].query;
+    let has = |k: &str, v: &str| q.iter().any(|(a, b)| a == k && b == v);
+    assert!(
+        has("recordsPerPage", "50")
+            && has("status", "1")
+            && has("customer", "ACME")
+            && has("page", "1"),
+        "{q:?}"
+    );
+    assert_eq!(pages_requested(&sim, Services), [1, 2, 3]);
+    assert_eq!(cache.len(Services), 120);
+}
+
+#[tokio::test]
+async fn keys_duplicates_and_empty_keys() {
+    let (sim, sc) = empty_sim().await;
+    let cfg = config(&sim, &sc);
+    let mut first = service("SVC-1", "Operational");
+    first["name"] = json!("first copy");
+    let mut dup = service("SVC-1", "Operational");
+    dup["name"] = json!("second copy");
+    let mut v5 = service("ignored", "Operational");
+    v5.as_object_mut().unwrap().remove("externalId");
+    v5["externalIdentifier"] = json!([{"id": "SVC-V5", "owner": "SES"}]);
+    let mut empty = service("", "Operational");
+    empty["externalId"] = json!("");
+    let mut missing = service("x", "Operational");
+    missing.as_object_mut().unwrap().remove("externalId");
+    sim.set_items(
+        Services,
+        vec![
+            first,
+            empty,
+            dup,
+            v5,
+            missing,
+            service("SVC-2", "Operational"),
+        ],
+    );
+
+    let cache = Cache::new();
+    let r = poll(&cfg, Services, &cache, FULL).await;
+    assert_eq!(keys(&cache, Services), ["SVC-1", "SVC-2", "SVC-V5"]);
+    assert_eq!(
+        cache
+            .get(Services, "SVC-1")
+            .unwrap()
+            .row
+            .cell_by_name("name")
+            .unwrap()
+            .to_text()
+            .as_deref(),
+        Some("first copy")
+    );
+    assert_eq!((r.skipped.no_key, r.skipped.duplicates), (2, 1));
+
+    // Resources are keyed by `id`.
+    sim.set_items(
+        Resources,
+        vec![
+            resource("R1", "Antenna"),
+            json!({"name": "no id"}),
+            resource("R1", "Modem"),
+        ],
+    );
+    let r = poll(&cfg, Resources, &cache, FULL).await;
+    assert_eq!(keys(&cache, Resources), ["R1"]);
+    assert_eq!(
+        cache.get(Resources, "R1").unwrap().row.item_type(),
+        Some("Antenna")
+    );
+    assert_eq!((r.skipped.no_key, r.skipped.duplicates), (1, 1));
+}
+
+#[tokio::test]
+async fn status_and_type_rules_decide_what_is_kept() {
+    let (sim, sc) = empty_sim().await;
+    let cfg = config(&sim, &sc);
+    let cache = Cache::new();
+    sim.set_items(
+        Services,
+        vec![
+            service("A", "Operational"),
+            service("B", "Terminated"),
+            service("C", "operational"),
+        ],
+    );
+    poll(&cfg, Services, &cache, FULL).await;
+    assert_eq!(keys(&cache, Services), ["A", "C"]);
+
+    // A refresh that returns A with another status removes it at once.
+    sim.set_items(
+        Services,
+        vec![service("A", "Pending"), service("C", "Operational")],
+    );
+    let r = poll(&cfg, Services, &cache, PollPlan::Refresh { days_ago: 0 }).await;
+    assert_eq!(r.kind, PassKind::Refresh);
+    assert_eq!(keys(&cache, Services), ["C"]);
+    assert_eq!(r.removed, 1);
+
+    let excluded = [
+        "Card",
+        "BandwidthSegment",
+        "LogicalPort",
+        "Multicast",
+        "Slot",
+        "Port",
+        "Circuit",
+    ];
+    let mut items: Vec<_> = excluded
+        .iter()
+        .enumerate()
+        .map(|(i, t)| resource(&format!("X{i}"), t))
+        .collect();
+    items.push(resource("KEEP-1", "Antenna"));
+    items.push(resource("KEEP-2", "Satellite"));
+    sim.set_items(Resources, items);
+    let r = poll(&cfg, Resources, &cache, FULL).await;
+    assert_eq!(keys(&cache, Resources), ["KEEP-1", "KEEP-2"]);
+    assert_eq!(r.skipped.not_kept, 7);
+
+    // Carriers keep every status; the configuration decides.
+    sim.set_items(Carriers, vec![carrier("K1")]);
+    poll(&cfg, Carriers, &cache, FULL).await;
+    assert_eq!(keys(&cache, Carriers), ["K1"]);
+}
+
+#[tokio::test]
+async fn a_complete_pass_sweeps_and_an_incomplete_one_does_not() {
+    let (sim, sc) = empty_sim().await;
+    let cfg = config(&sim, &sc);
+    let cache = Cache::new();
+    sim.set_items(Services, services(100));
+    poll(&cfg, Services, &cache, FULL).await;
+    assert_eq!(cache.len(Services), 100);
+
+    // SVC-0001 disappears upstream. Page 2 keeps answering 504: the pass goes on to page 3 but
+    // is incomplete, so nothing is swept.
+    sim.set_items(Services, services(100).split_off(1));
+    sim.inject(fault(Services, Some(2), status(504), None));
+    let r = poll(&cfg, Services, &cache, FULL).await;
+    assert_eq!(r.outcome, Outcome::Incomplete);
+    assert_eq!(r.skipped_pages, [2]);
+    assert!(r.error.as_deref().unwrap().contains("[2]"), "{:?}", r.error);
+    assert_eq!(
+        pages_requested(&sim, Services)
+            .iter()
+            .filter(|&&p| p == 3)
+            .count(),
+        2,
+        "page 3 was still read"
+    );
+    assert!(
+        cache.get(Services, "SVC-0001").is_some(),
+        "no sweep after an incomplete pass"
+    );
+
+    // The next complete pass removes it.
+    sim.clear_faults();
+    let r = poll(&cfg, Services, &cache, FULL).await;
+    assert_eq!((r.outcome, r.removed), (Outcome::Complete, 1));
+    assert!(cache.get(Services, "SVC-0001").is_none());
+    assert_eq!(cache.len(Services), 99);
+}
+
+#[tokio::test]
+async fn an_incomplete_first_pass_serves_what_it_got_but_is_not_ready() {
+    let (sim, sc) = empty_sim().await;
+    let cfg = config(&sim, &sc);
+    let cache = Cache::new();
+    sim.set_items(Services, services(100));
+    sim.inject(fault(Services, Some(1), status(504), None));
+    let r = poll(&cfg, Services, &cache, FULL).await;
+    assert_eq!(r.outcome, Outcome::Incomplete);
+    assert_eq!(cache.len(Services), 60, "pages 2 and 3 applied");
+    assert!(!cache.is_ready(Services));
+}
+
+#[tokio::test]
+async fn transient_errors_are_retried_and_other_persistent_errors_end_the_pass() {
+    let (sim, sc) = empty_sim().await;
+    let cfg = config(&sim, &sc);
+    let cache = Cache::new();
+    sim.set_items(Services, services(90));
+    // Two 503s, then success: retried within the attempts.
+    sim.inject(fault(Services, Some(2), status(503), Some(2)));
+    let r = poll(&cfg, Services, &cache, FULL).await;
+    assert_eq!(r.outcome, Outcome::Complete);
+    assert_eq!(pages_requested(&sim, Services), [1, 2, 2, 2, 3]);
+
+    // A 502 that persists ends the pass; nothing of it is applied and the cache is untouched.
+    sim.set_items(Services, services(10));
+    sim.inject(fault(Services, Some(1), status(502), None));
+    let r = poll(&cfg, Services, &cache, FULL).await;
+    assert_eq!(r.outcome, Outcome::Failed);
+    let err = r.error.unwrap();
+    assert!(err.contains("502") && err.contains("page 1"), "{err}");
+    assert_eq!(cache.len(Services), 90, "a failure never empties the cache");
+    assert!(cache.is_ready(Services));
+}
+
+#[tokio::test]
+async fn bad_bodies_are_page_errors_and_bad_elements_are_skipped() {
+    let (sim, sc) = empty_sim().await;
+    let mut cfg = config(&sim, &sc);
+    cfg.http.max_body_bytes = 64 * 1024;
+    let cache = Cache::new();
+    sim.set_items(Services, services(30));
+    for (kind, expect) in [
+        (FaultKind::Malformed, "not JSON"),
+        (FaultKind::NotArray, "no item array"),
+        (FaultKind::Huge(1 << 20), "max_body_bytes"),
+    ] {
+        sim.inject(fault(Services, Some(1), kind, None));
+        let r = poll(&cfg, Services, &cache, FULL).await;
+        assert_eq!(r.outcome, Outcome::Failed);
+        assert!(
+            r.error.as_deref().unwrap().contains(expect),
+            "{:?}",
+            r.error
+        );
+        sim.clear_faults();
+    }
+    // Retried like any page error: one bad body, then a good one.
+    sim.inject(fault(Services, Some(1), FaultKind::Malformed, Some(1)));
+    sim.inject(fault(
+        Services,
+        Some(1),
+        FaultKind::ElementNotObject,
+        Some(1),
+    ));
+    let r = poll(&cfg, Services, &cache, FULL).await;
+    assert_eq!(r.outcome, Outcome::Complete);
+    assert_eq!(r.skipped.not_object, 1);
+    assert_eq!(cache.len(Services), 30);
+}
+
+#[tokio::test]
+async fn wrong_credentials_name_the_api_and_are_not_retried() {
+    let (sim, mut sc) = empty_sim().await;
+    sim.set_items(Resources, vec![resource("R1", "Antenna")]);
+    sc.tmf639_password = "wrong-password".into();
+    let cfg = config(&sim, &sc);
+    let cache = Cache::new();
+    let r = poll(&cfg, Resources, &cache, FULL).await;
+    assert_eq!(r.outcome, Outcome::Failed);
+    assert!(r.credentials_rejected);
+    let err = r.error.unwrap();
+    assert!(
+        err.contains("tmf639 rejected the credentials") && err.contains("tmf639.password"),
+        "{err}"
+    );
+    assert!(!err.contains("wrong-password"));
+    assert_eq!(sim.requests().len(), 1, "no fast retries on 401");
+    // The other API's credentials are separate and still work.
+    sim.set_items(Services, services(1));
+    assert_eq!(
+        poll(&cfg, Services, &cache, FULL).await.outcome,
+        Outcome::Complete
+    );
+}
+
+#[tokio::test]
+async fn a_wrapped_list_and_other_page_parameters_need_only_configuration() {
+    let mut sc = ses_inventory::sim::SimConfig::empty();
+    sc.wrap = Some("result".into());
+    sc.page_param = "pageNumber".into();
+    sc.first_page = 0;
+    sc.size_param = "limit".into();
+    let sim = ses_inventory::sim::Simulator::start(sc.clone(), ([127, 0, 0, 1], 0).into())
+        .await
+        .unwrap();
+    sim.set_items(Services, services(45));
+    let mut cfg = config(&sim, &sc);
+    let cache = Cache::new();
+    // Unconfigured, the body is not an array: a clear page error.
+    let r = poll(&cfg, Services, &cache, FULL).await;
+    assert!(
+        r.error.as_deref().unwrap().contains("no item array"),
+        "{:?}",
+        r.error
+    );
+
+    cfg.services.items_pointer = "/result".into();
+    cfg.poll.page_param = "pageNumber".into();
+    cfg.poll.first_page = 0;
+    cfg.poll.page_size_param = "limit".into();
+    let r = poll(&cfg, Services, &cache, FULL).await;
+    assert_eq!(r.outcome, Outcome::Complete);
+    assert_eq!(cache.len(Services), 45);
+}
+
+#[tokio::test]
+async fn an_upstream_that_ignores_the_page_parameter_does_not_loop_forever() {
+    let mut sc = ses_inventory::sim::SimConfig::empty();
+    sc.page_param = "p".into();
+    let sim = ses_inventory::sim::Simulator::start(sc.clone(), ([127, 0, 0, 1], 0).into())
+        .await
+        .unwrap();
+    sim.set_items(Services, services(100));
+    let cfg = config(&sim, &sc); // sends `page`, which this simulator ignores
+    let cache = Cache::new();
+    let r = poll(&cfg, Services, &cache, FULL).await;
+    assert_eq!(r.outcome, Outcome::Failed);
+    assert!(
+        r.error.as_deref().unwrap().contains("poll.page_param"),
+        "{:?}",
+        r.error
+    );
+    assert_eq!(pages_requested(&sim, Services).len(), 2);
+}
+
+#[tokio::test]
+async fn refreshes_upsert_changes_and_keep_first_seen() {
+    let (sim, sc) = empty_sim().await;
+    let cfg = config(&sim, &sc);
+    let cache = Cache::new();
+    let original = services(3);
+    sim.set_items(Services, original.clone());
+    poll(&cfg, Services, &cache, FULL).await;
+    let before = cache.get(Services, "SVC-0002").unwrap();
+    let unchanged = cache.get(Services, "SVC-0001").unwrap();
+
+    let mut items = original;
+    items[1]["name"] = json!("renamed");
+    items.push(service("SVC-NEW", "Operational"));
+    sim.set_items(Services, items);
+    let r = poll(&cfg, Services, &cache, PollPlan::Refresh { days_ago: 0 }).await;
+    assert_eq!((r.added, r.updated, r.removed), (1, 1, 0));
+    let after = cache.get(Services, "SVC-0002").unwrap();
+    assert_eq!(
+        after.row.cell_by_name("name").unwrap().to_text().as_deref(),
+        Some("renamed")
+    );
+    assert_eq!(after.first_seen, before.first_seen);
+    assert!(after.last_seen() >= before.last_seen());
+    assert!(
+        std::sync::Arc::ptr_eq(&unchanged, &cache.get(Services, "SVC-0001").unwrap()),
+        "unchanged items are shared, not copied"
+    );
+    let raw: serde_json::Value = serde_json::from_str(&after.raw).unwrap();
+    assert_eq!(raw["name"], "renamed", "the upstream JSON is kept whole");
+    assert!(sim.requests().last().unwrap().updated_days_ago == Some(0));
+}
+
+#[tokio::test]
+async fn readers_never_see_half_a_pass() {
+    let (sim, sc) = empty_sim().await;
+    let cfg = config(&sim, &sc);
+    let cache = Cache::new();
+    sim.set_items(Services, services(200));
+    poll(&cfg, Services, &cache, FULL).await;
+
+    // The next pass returns a different set, slowly; a reader sees the old set or the new one.
+    let mut next = services(400).split_off(200);
+    next.truncate(120);
+    sim.set_items(Services, next);
+    sim.inject(fault(
+        Services,
+        None,
+        FaultKind::Delay(std::time::Duration::from_millis(30)),
+        None,
+    ));
+    let mut pass = poller(&cfg, Services, &cache);
+    let task = tokio::spawn(async move { pass.poll(FULL).await });
+    let mut seen = std::collections::BTreeSet::new();
+    while !task.is_finished() {
+        seen.insert(cache.len(Services));
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    assert_eq!(task.await.unwrap().outcome, Outcome::Complete);
+    seen.insert(cache.len(Services));
+    assert!(
+        seen.iter().all(|&n| n == 200 || n == 120),
+        "a reader saw a partial pass: {seen:?}"
+    );
+    assert!(seen.contains(&200) && seen.contains(&120), "{seen:?}");
+    assert_eq!(
+        keys(&cache, Services).first().map(String::as_str),
+        Some("SVC-0201")
+    );
+}
+
+#[tokio::test]
+async fn generated_data_ends_up_exactly_as_the_simulator_says() {
+    let sc = ses_inventory::sim::SimConfig::default();
+    let sim = ses_inventory::sim::Simulator::start(sc.clone(), ([127, 0, 0, 1], 0).into())
+        .await
+        .unwrap();
+    let cfg = config(&sim, &sc);
+    let cache = Cache::new();
+    for inv in ses_inventory::Inventory::ALL {
+        let r = poll(&cfg, inv, &cache, FULL).await;
+        let facts = sim.facts(inv);
+        assert_eq!(r.outcome, Outcome::Complete, "{inv}");
+        let want: Vec<String> = facts.kept.iter().cloned().collect();
+        assert_eq!(keys(&cache, inv), want, "{inv}");
+        assert_eq!(r.skipped.duplicates, facts.duplicates as u64, "{inv}");
+        assert_eq!(r.skipped.no_key, facts.empty_keys as u64, "{inv}");
+        assert_eq!(r.skipped.not_kept, facts.not_kept as u64, "{inv}");
+    }
+}
