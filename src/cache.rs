@@ -19,6 +19,7 @@ pub type ItemMap = HashMap<Key, Arc<Item>>;
 #[derive(Clone)]
 pub struct Cache {
     shards: Arc<[Shard; 3]>,
+    polls: Arc<PollCounter>,
 }
 
 struct Shard {
@@ -26,6 +27,9 @@ struct Shard {
     status: Mutex<SyncStatus>,
     ready: watch::Sender<bool>,
 }
+
+/// Counts finished polls of every inventory, so watchers (sd-notify, tests) wake on each one.
+type PollCounter = watch::Sender<u64>;
 
 impl Default for Cache {
     fn default() -> Self {
@@ -42,6 +46,7 @@ impl Cache {
         };
         Cache {
             shards: Arc::new([shard(), shard(), shard()]),
+            polls: Arc::new(watch::Sender::new(0)),
         }
     }
 
@@ -154,6 +159,16 @@ impl Cache {
         let mut rx = self.shard(inv).ready.subscribe();
         // The sender lives as long as the cache, which `self` keeps alive.
         let _ = rx.wait_for(|r| *r).await;
+    }
+
+    /// Called by a poller once a poll is applied and its status recorded.
+    pub fn poll_finished(&self) {
+        self.polls.send_modify(|n| *n += 1);
+    }
+
+    /// A receiver that changes after every finished poll of any inventory.
+    pub fn watch_polls(&self) -> watch::Receiver<u64> {
+        self.polls.subscribe()
     }
 
     /// Resolves once every inventory is ready.

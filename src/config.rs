@@ -59,6 +59,8 @@ pub struct Config {
     pub services: InventoryConfig,
     pub carriers: InventoryConfig,
     pub resources: InventoryConfig,
+    pub store: StoreConfig,
+    pub api: ApiServerConfig,
     pub log: LogConfig,
 }
 
@@ -129,6 +131,23 @@ pub struct InventoryConfig {
     pub keep_statuses: Vec<String>,
     pub type_field: String,
     pub exclude_types: Vec<String>,
+}
+
+/// The durable store.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    pub path: String,
+}
+
+/// The read API, health, readiness and metrics server.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiServerConfig {
+    pub listen: String,
+    pub token: Secret,
+    pub token_file: String,
+    pub allow_unauthenticated: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -19,7 +19,7 @@ use crate::inventory::Inventory;
 use crate::item::{Item, Key, Rules, Verdict};
 use crate::status::{ErrorNote, Outcome, PassKind, PassReport, Phase, SkipCounts};
 use crate::upstream::{PageError, PageRequest, Upstream};
-use crate::window::{self, FullReason, PollPlan};
+use crate::window::{self, FullReason, PollPlan, SyncTimes};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use std::collections::HashSet;
@@ -33,6 +33,25 @@ pub struct PollRequest {
     pub full: bool,
 }
 
+/// A poll as applied to the cache, for whoever keeps a durable copy of it. Sent for every poll,
+/// failed ones included (their report carries the error), after the cache has been updated.
+#[derive(Debug)]
+pub struct Applied {
+    pub inventory: Inventory,
+    pub report: PassReport,
+    /// The window timestamps after this poll.
+    pub times: SyncTimes,
+    /// Items added or changed by this poll.
+    pub upserts: Vec<Arc<Item>>,
+    /// Keys seen again unchanged (their `last_seen` moved to the poll's time).
+    pub unchanged: Vec<Key>,
+    /// Keys removed: not kept by the rules, or swept by a complete full pass.
+    pub removed: Vec<Key>,
+}
+
+/// Where pollers send each [`Applied`] poll.
+pub type Journal = mpsc::UnboundedSender<Applied>;
+
 pub struct Poller {
     inventory: Inventory,
     upstream: Upstream,
@@ -41,6 +60,7 @@ pub struct Poller {
     rules: Rules,
     failure_backoff: crate::backoff::Backoff,
     requests: Option<mpsc::Receiver<PollRequest>>,
+    journal: Option<Journal>,
 }
 
 /// Everything a poll accumulates before it is applied.
@@ -48,6 +68,9 @@ struct PassState {
     started: DateTime<Utc>,
     seen: HashSet<Key>,
     upserts: ItemMap,
+    /// Added or changed items (a subset of `upserts`).
+    changed: Vec<Arc<Item>>,
+    unchanged: Vec<Key>,
     removals: Vec<Key>,
     skipped: SkipCounts,
     received: u64,
@@ -83,7 +106,14 @@ impl Poller {
             rules,
             failure_backoff,
             requests: None,
+            journal: None,
         }
+    }
+
+    /// Sends every applied poll to `journal` (the durable store).
+    pub fn with_journal(mut self, journal: Journal) -> Poller {
+        self.journal = Some(journal);
+        self
     }
 
     /// Lets `requests` wake the poller for an immediate poll.
@@ -111,7 +141,15 @@ impl Poller {
                 ),
             };
             let report = self.poll(plan).await;
-            let delay = self.delay_after(&report);
+            // Requests that arrived while the poll ran have joined it; only a request for a full
+            // pass made during a refresh still needs its own poll.
+            let full_pending =
+                self.drain_requests().is_some_and(|r| r.full) && report.kind != PassKind::Full;
+            let delay = if full_pending {
+                Duration::ZERO
+            } else {
+                self.delay_after(&report)
+            };
             let at = self.clock.now()
                 + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
             self.cache
@@ -122,8 +160,23 @@ impl Poller {
                 at,
             }
             .emit();
-            requested = self.wait(delay).await;
+            requested = if full_pending {
+                Some(PollRequest { full: true })
+            } else {
+                self.wait(delay).await
+            };
         }
+    }
+
+    /// Takes every queued request, merged into one (full if any asked for it).
+    fn drain_requests(&mut self) -> Option<PollRequest> {
+        let rx = self.requests.as_mut()?;
+        let mut merged: Option<PollRequest> = None;
+        while let Ok(r) = rx.try_recv() {
+            let full = merged.is_some_and(|m| m.full) || r.full;
+            merged = Some(PollRequest { full });
+        }
+        merged
     }
 
     /// Sleeps for `delay`, or less if a poll is requested; then drains requests that piled up.
@@ -139,15 +192,13 @@ impl Poller {
                 r = rx.recv() => r,
             },
         };
-        // Requests that arrived meanwhile join this poll (a full one if any asked for it).
-        let mut merged = got;
-        if let Some(rx) = self.requests.as_mut() {
-            while let Ok(r) = rx.try_recv() {
-                let full = merged.is_some_and(|m| m.full) || r.full;
-                merged = Some(PollRequest { full });
-            }
+        // Requests that arrived meanwhile join this one (a full poll if any asked for it).
+        match (got, self.drain_requests()) {
+            (Some(a), Some(b)) => Some(PollRequest {
+                full: a.full || b.full,
+            }),
+            (a, b) => a.or(b),
         }
-        merged
     }
 
     fn delay_after(&mut self, report: &PassReport) -> Duration {
@@ -237,8 +288,8 @@ impl Poller {
                     .then(|| format!("skipped pages {:?} after HTTP 504", pass.skipped_pages))
             }),
         };
-        self.apply(kind, outcome, pass);
-        self.record(&report);
+        self.apply(&report, pass);
+        self.cache.poll_finished();
         events::PollFinished {
             inventory: inv,
             report: &report,
@@ -352,16 +403,22 @@ impl Poller {
                         Some(old) if old.raw == raw => {
                             old.touch(now);
                             pass.existing_kept += 1;
+                            pass.unchanged.push(key.clone());
                             old
                         }
                         Some(old) => {
                             pass.existing_kept += 1;
                             pass.updated += 1;
-                            Arc::new(Item::new(key.clone(), raw, *row, old.first_seen, now))
+                            let item =
+                                Arc::new(Item::new(key.clone(), raw, *row, old.first_seen, now));
+                            pass.changed.push(item.clone());
+                            item
                         }
                         None => {
                             pass.added += 1;
-                            Arc::new(Item::new(key.clone(), raw, *row, now, now))
+                            let item = Arc::new(Item::new(key.clone(), raw, *row, now, now));
+                            pass.changed.push(item.clone());
+                            item
                         }
                     };
                     pass.upserts.insert(key, item);
@@ -379,24 +436,52 @@ impl Poller {
         tally
     }
 
-    fn apply(&self, kind: PassKind, outcome: Outcome, pass: PassState) {
+    /// Applies the poll to the cache, records its status, and journals it.
+    fn apply(&self, report: &PassReport, mut pass: PassState) {
         let inv = self.inventory;
-        match (kind, outcome) {
-            (_, Outcome::Failed) => {}
+        match (report.kind, report.outcome) {
+            (_, Outcome::Failed) => {
+                pass.changed.clear();
+                pass.unchanged.clear();
+                pass.removals.clear();
+            }
             (PassKind::Full, Outcome::Complete) => {
-                let old = self.cache.replace(inv, pass.upserts);
+                if self.journal.is_some() {
+                    // The sweep: everything cached that this pass did not keep.
+                    pass.removals = self.cache.with_items(inv, |old| {
+                        old.keys()
+                            .filter(|k| !pass.upserts.contains_key(*k))
+                            .cloned()
+                            .collect()
+                    });
+                }
+                let upserts = std::mem::take(&mut pass.upserts);
+                let old = self.cache.replace(inv, upserts);
                 drop(old); // the previous map is freed here, after the write lock is released
             }
-            _ => self
-                .cache
-                .apply(inv, pass.upserts.into_values(), &pass.removals),
+            _ => {
+                let upserts = std::mem::take(&mut pass.upserts);
+                self.cache.apply(inv, upserts.into_values(), &pass.removals);
+            }
+        }
+        let times = self.record(report);
+        if let Some(journal) = &self.journal {
+            let _ = journal.send(Applied {
+                inventory: inv,
+                report: report.clone(),
+                times,
+                upserts: pass.changed,
+                unchanged: pass.unchanged,
+                removed: pass.removals,
+            });
         }
     }
 
-    fn record(&self, report: &PassReport) {
+    /// Updates the inventory's status (and readiness) after a poll; returns its window times.
+    fn record(&self, report: &PassReport) -> SyncTimes {
         let inv = self.inventory;
         let complete = report.outcome == Outcome::Complete;
-        self.cache.update_status(inv, |s| {
+        let times = self.cache.update_status(inv, |s| {
             if complete {
                 s.times.window_anchor = Some(report.started);
                 if report.kind == PassKind::Full {
@@ -419,6 +504,7 @@ impl Poller {
                 PassKind::Full => s.last_full = Some(report.clone()),
                 PassKind::Refresh => s.last_refresh = Some(report.clone()),
             }
+            s.times
         });
         if complete && report.kind == PassKind::Full && !self.cache.is_ready(inv) {
             self.cache.mark_ready(inv);
@@ -428,6 +514,7 @@ impl Poller {
             }
             .emit();
         }
+        times
     }
 }
 
@@ -437,6 +524,8 @@ impl PassState {
             started,
             seen: HashSet::new(),
             upserts: ItemMap::new(),
+            changed: Vec::new(),
+            unchanged: Vec::new(),
             removals: Vec::new(),
             skipped: SkipCounts::default(),
             received: 0,

@@ -487,3 +487,69 @@ async fn generated_data_ends_up_exactly_as_the_simulator_says() {
         assert_eq!(r.skipped.not_kept, facts.not_kept as u64, "{inv}");
     }
 }
+
+#[tokio::test]
+async fn a_requested_poll_joins_a_running_one_or_starts_now() {
+    use ses_inventory::daemon::{Daemon, RequestOutcome};
+    use ses_inventory::status::Phase;
+    let (sim, sc) = empty_sim().await;
+    sim.set_items(Services, services(100));
+    sim.inject(fault(
+        Services,
+        None,
+        FaultKind::Delay(std::time::Duration::from_millis(40)),
+        None,
+    ));
+    let daemon = Daemon::start(
+        std::sync::Arc::new(config(&sim, &sc)),
+        ses_inventory::clock::Clock::System,
+    )
+    .unwrap();
+    let control = daemon.control();
+    let cache = daemon.cache().clone();
+    eventually(10, "the buildup to start", || {
+        cache.status(Services).phase == Phase::Building
+    })
+    .await;
+    assert_eq!(
+        control.request_poll(Services, false),
+        RequestOutcome::Joined
+    );
+    assert_eq!(control.request_poll(Services, true), RequestOutcome::Joined);
+    tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        cache.wait_ready(Services),
+    )
+    .await
+    .unwrap();
+    let first_pages = |sim: &ses_inventory::sim::Simulator| {
+        sim.requests()
+            .iter()
+            .filter(|r| r.inventory == Some(Services) && r.page == Some(1))
+            .count()
+    };
+    assert_eq!(
+        first_pages(&sim),
+        1,
+        "the requests joined the buildup instead of starting passes"
+    );
+
+    // Idle: a refresh request starts one now instead of an hour from now.
+    let mut polls = cache.watch_polls();
+    polls.borrow_and_update();
+    assert_eq!(
+        control.request_poll(Services, false),
+        RequestOutcome::Queued
+    );
+    tokio::time::timeout(std::time::Duration::from_secs(20), polls.changed())
+        .await
+        .unwrap()
+        .unwrap();
+    let last = sim
+        .requests()
+        .into_iter()
+        .rfind(|r| r.inventory == Some(Services))
+        .unwrap();
+    assert_eq!(last.updated_days_ago, Some(0));
+    daemon.shutdown().await;
+}

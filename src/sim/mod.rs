@@ -21,7 +21,7 @@
 //! - `updatedDaysAgo=N` keeps items whose `lastUpdate` (else `lastUpdateDate`) is within the
 //!   last (N+1)×24 hours of `chrono::Utc::now()`; items without a parseable date are left out.
 //! - Items are SES-like JSON in a mix of TMF v4 and v5 shapes with deliberate anomalies (empty
-//!   keys, duplicates, inactive services, excluded resource types); see [`data`] and [`Facts`].
+//!   keys, duplicates, inactive services, excluded resource types); see [`Facts`].
 //!
 //! Data is deterministic for a seed and sizes; dates are relative to the moment the data was
 //! generated (so "updated in the last day" stays meaningful) and are the only thing that
