@@ -46,8 +46,9 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, Rw
 use std::time::Duration;
 use tokio::sync::{broadcast, oneshot, watch};
 
-/// How the simulator behaves: its data, credentials and dialect.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// How the simulator behaves: its data, credentials and dialect. Its Debug print hides the
+/// passwords, like every other credential in the project.
+#[derive(Clone, PartialEq, Eq)]
 pub struct SimConfig {
     /// Seed of the data generator: same seed and sizes, same data.
     pub seed: u64,
@@ -96,6 +97,28 @@ impl Default for SimConfig {
             wrap: None,
             latency: Duration::ZERO,
         }
+    }
+}
+
+impl std::fmt::Debug for SimConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimConfig")
+            .field("seed", &self.seed)
+            .field("services", &self.services)
+            .field("carriers", &self.carriers)
+            .field("resources", &self.resources)
+            .field("tmf638_user", &self.tmf638_user)
+            .field("tmf638_password", &"***")
+            .field("tmf639_user", &self.tmf639_user)
+            .field("tmf639_password", &"***")
+            .field("base638", &self.base638)
+            .field("base639", &self.base639)
+            .field("page_param", &self.page_param)
+            .field("first_page", &self.first_page)
+            .field("size_param", &self.size_param)
+            .field("wrap", &self.wrap)
+            .field("latency", &self.latency)
+            .finish()
     }
 }
 
@@ -392,11 +415,11 @@ pub struct SimArgs {
     #[arg(long, default_value = "svc-user")]
     pub tmf638_user: String,
     #[arg(long, default_value = "svc-pass")]
-    pub tmf638_password: String,
+    pub tmf638_password: crate::secret::Secret,
     #[arg(long, default_value = "res-user")]
     pub tmf639_user: String,
     #[arg(long, default_value = "res-pass")]
-    pub tmf639_password: String,
+    pub tmf639_password: crate::secret::Secret,
     /// Added to every page response, in milliseconds.
     #[arg(long, default_value_t = 0)]
     pub latency_ms: u64,
@@ -416,9 +439,9 @@ impl SimArgs {
             carriers: self.carriers,
             resources: self.resources,
             tmf638_user: self.tmf638_user.clone(),
-            tmf638_password: self.tmf638_password.clone(),
+            tmf638_password: self.tmf638_password.expose().to_string(),
             tmf639_user: self.tmf639_user.clone(),
-            tmf639_password: self.tmf639_password.clone(),
+            tmf639_password: self.tmf639_password.expose().to_string(),
             latency: Duration::from_millis(self.latency_ms),
             ..SimConfig::default()
         }

@@ -1,0 +1,64 @@
+//! Proxy settings, as an operator sets them: the standard environment variables, and
+//! `http.bypass_proxy` (the connector's "BypassProxy") to ignore them.
+
+use ses_inventory::sim::{SimConfig, Simulator};
+use std::process::{Command, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_ses-inventory");
+
+fn sync_once(sim: &Simulator, sc: &SimConfig, proxy: &str, bypass: bool) -> std::process::Output {
+    Command::new(BIN)
+        .arg("sync-once")
+        .env_clear()
+        .env("SES_INVENTORY_CONFIG", "")
+        .env("SES_INVENTORY__STORE__PATH", "")
+        .env("SES_INVENTORY__TMF638__ENDPOINT", sim.tmf638_url())
+        .env("SES_INVENTORY__TMF638__USERNAME", &sc.tmf638_user)
+        .env("SES_INVENTORY__TMF638__PASSWORD", &sc.tmf638_password)
+        .env("SES_INVENTORY__TMF639__ENDPOINT", sim.tmf639_url())
+        .env("SES_INVENTORY__TMF639__USERNAME", &sc.tmf639_user)
+        .env("SES_INVENTORY__TMF639__PASSWORD", &sc.tmf639_password)
+        .env("SES_INVENTORY__HTTP__RETRY_ATTEMPTS", "1")
+        .env("SES_INVENTORY__HTTP__BYPASS_PROXY", bypass.to_string())
+        .env("HTTP_PROXY", proxy)
+        .env("http_proxy", proxy)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_proxy_environment_is_honoured_unless_bypassed() {
+    let sc = SimConfig::empty();
+    let sim = Simulator::start(sc.clone(), ([127, 0, 0, 1], 0).into())
+        .await
+        .unwrap();
+    // A proxy address where nothing listens: a port we bound and released.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let proxy = format!("http://{dead}");
+
+    let sim_ref = &sim;
+    let through_proxy = tokio::task::block_in_place(|| sync_once(sim_ref, &sc, &proxy, false));
+    assert_eq!(through_proxy.status.code(), Some(1));
+    let summary: serde_json::Value = serde_json::from_slice(&through_proxy.stdout).unwrap();
+    assert_eq!(summary["services"]["outcome"], "failed");
+    assert!(
+        sim.requests().is_empty(),
+        "the requests went to the proxy, not straight to the upstream"
+    );
+
+    let bypassed = tokio::task::block_in_place(|| sync_once(sim_ref, &sc, &proxy, true));
+    assert!(
+        bypassed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&bypassed.stderr)
+    );
+    assert_eq!(
+        sim.requests().len(),
+        3,
+        "one page per inventory, straight to the upstream"
+    );
+}
