@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
-use super::{CarrierRow, Entry, ResourceRow, Row, ServiceRow, parse_datetime};
+use super::{CarrierRow, Entries, Entry, Field, ResourceRow, Row, ServiceRow, parse_datetime};
 use crate::inventory::Inventory;
 
 type Object = Map<String, Value>;
@@ -78,24 +78,24 @@ fn resource(item: &Object) -> ResourceRow {
 }
 
 /// A JSON string (trimmed; empty => None), or a number or bool as its text.
-pub(super) fn text(value: Option<&Value>) -> Option<String> {
+pub(super) fn text(value: Option<&Value>) -> Field {
     match value? {
         Value::String(s) => {
             let s = s.trim();
-            (!s.is_empty()).then(|| s.to_string())
+            (!s.is_empty()).then(|| s.into())
         }
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
+        Value::Number(n) => Some(n.to_string().into()),
+        Value::Bool(b) => Some(b.to_string().into()),
         _ => None,
     }
 }
 
-fn text_of(object: &Object, key: &str) -> Option<String> {
+fn text_of(object: &Object, key: &str) -> Field {
     text(object.get(key))
 }
 
 /// The first of `keys` that holds usable text.
-fn first_text(object: &Object, keys: &[&str]) -> Option<String> {
+fn first_text(object: &Object, keys: &[&str]) -> Field {
     keys.iter().find_map(|key| text_of(object, key))
 }
 
@@ -117,7 +117,7 @@ fn objects(value: Option<&Value>) -> impl Iterator<Item = &Object> {
 
 /// `externalId` as text; else (or when `externalId` is itself a list/object of identifiers)
 /// the first non-empty `id` of v5's `externalIdentifier: [{id, owner}]`.
-fn external_id(item: &Object) -> Option<String> {
+fn external_id(item: &Object) -> Field {
     let identifiers = |value| objects(value).find_map(|identifier| text_of(identifier, "id"));
     let external = item.get("externalId");
     text(external)
@@ -144,7 +144,7 @@ fn id_and_name(target: &Object, element: &Object) -> Entry {
 }
 
 /// A single reference: an object `{id, name}`, or a bare string taken as the name.
-fn reference(value: Option<&Value>) -> Option<Entry> {
+fn reference(value: Option<&Value>) -> Option<Box<Entry>> {
     let entry = match value? {
         Value::Object(object) => id_and_name(object, object),
         other => Entry {
@@ -152,11 +152,11 @@ fn reference(value: Option<&Value>) -> Option<Entry> {
             ..Entry::default()
         },
     };
-    (!entry.is_empty()).then_some(entry)
+    (!entry.is_empty()).then(|| Box::new(entry))
 }
 
 /// A list of references `[{id, name}]`, also accepting `[{<nested>: {id, name}}]`.
-fn references(value: Option<&Value>, nested: &str) -> Vec<Entry> {
+fn references(value: Option<&Value>, nested: &str) -> Entries {
     objects(value)
         .map(|element| id_and_name(inner(element, &[nested]), element))
         .filter(|entry| !entry.is_empty())
@@ -164,7 +164,7 @@ fn references(value: Option<&Value>, nested: &str) -> Vec<Entry> {
 }
 
 /// A list of role-bearing references: v4 `[{id, name, role}]`, v5 `[{role, <nested>: {id, name}}]`.
-fn roled_references(value: Option<&Value>, nested: &[&str]) -> Vec<Entry> {
+fn roled_references(value: Option<&Value>, nested: &[&str]) -> Entries {
     objects(value)
         .map(|element| Entry {
             role: text_of(element, "role"),
@@ -174,12 +174,12 @@ fn roled_references(value: Option<&Value>, nested: &[&str]) -> Vec<Entry> {
         .collect()
 }
 
-fn related_parties(item: &Object) -> Vec<Entry> {
+fn related_parties(item: &Object) -> Entries {
     roled_references(item.get("relatedParty"), &["partyOrPartyRole", "party"])
 }
 
 /// The party whose role is "customer" (any case), else the first party.
-fn customer(parties: Vec<Entry>) -> Option<Entry> {
+fn customer(parties: Entries) -> Option<Box<Entry>> {
     let is_customer = |party: &Entry| {
         party
             .role
@@ -187,11 +187,11 @@ fn customer(parties: Vec<Entry>) -> Option<Entry> {
             .is_some_and(|role| role.eq_ignore_ascii_case("customer"))
     };
     let index = parties.iter().position(is_customer).unwrap_or(0);
-    parties.into_iter().nth(index)
+    parties.into_vec().into_iter().nth(index).map(Box::new)
 }
 
 /// `place` (else `location` when `place` is absent) as one object or a list, v4 or v5 shaped.
-fn places(item: &Object) -> Vec<Entry> {
+fn places(item: &Object) -> Entries {
     let value = match item.get("place") {
         None | Some(Value::Null) => item.get("location"),
         place => place,
@@ -201,13 +201,13 @@ fn places(item: &Object) -> Vec<Entry> {
 
 /// `[{name, value, valueType}]`; value any JSON; v5 `@type` as the value type when `valueType`
 /// is absent. Elements with neither name nor value are skipped.
-fn characteristics(value: Option<&Value>) -> Vec<Entry> {
+fn characteristics(value: Option<&Value>) -> Entries {
     objects(value)
         .filter_map(|element| {
             let value = match element.get("value") {
                 None | Some(Value::Null) => None,
-                Some(Value::String(s)) => Some(s.clone()),
-                Some(other) => Some(other.to_string()),
+                Some(Value::String(s)) => Some(s.as_str().into()),
+                Some(other) => Some(other.to_string().into()),
             };
             let name = text_of(element, "name");
             if name.is_none() && value.as_deref().is_none_or(str::is_empty) {
@@ -225,7 +225,7 @@ fn characteristics(value: Option<&Value>) -> Vec<Entry> {
 }
 
 /// v4 `[{relationshipType, id, name?}]` and v5 `[{relationshipType, resource: {id, name}}]`.
-fn relationships(value: Option<&Value>) -> Vec<Entry> {
+fn relationships(value: Option<&Value>) -> Entries {
     objects(value)
         .map(|element| Entry {
             relationship_type: text_of(element, "relationshipType"),

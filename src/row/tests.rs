@@ -28,14 +28,14 @@ fn resource(item: serde_json::Value) -> ResourceRow {
 
 fn entry(id: Option<&str>, name: Option<&str>) -> Entry {
     Entry {
-        id: id.map(str::to_string),
-        name: name.map(str::to_string),
+        id: id.map(Into::into),
+        name: name.map(Into::into),
         ..Entry::default()
     }
 }
 
 fn with_role(mut entry: Entry, role: &str) -> Entry {
-    entry.role = Some(role.to_string());
+    entry.role = Some(role.into());
     entry
 }
 
@@ -77,7 +77,10 @@ fn service_v4_shape() {
     assert_eq!(row.last_update, None);
     assert_eq!(
         row.related_party,
-        Some(with_role(entry(Some("789"), Some("ACME")), "Customer"))
+        Some(Box::new(with_role(
+            entry(Some("789"), Some("ACME")),
+            "Customer"
+        )))
     );
     assert_eq!(
         row.location,
@@ -85,14 +88,15 @@ fn service_v4_shape() {
             entry(Some("2435"), Some("Customer primary location")),
             "InstallationAddress"
         )]
+        .into_boxed_slice()
     );
     assert_eq!(
         row.service_specification,
-        Some(entry(Some("1212"), Some("vCPE")))
+        Some(Box::new(entry(Some("1212"), Some("vCPE"))))
     );
     assert_eq!(
         row.supporting_resources,
-        vec![entry(Some("4aafacbd"), Some("Router 1"))]
+        vec![entry(Some("4aafacbd"), Some("Router 1"))].into_boxed_slice()
     );
 }
 
@@ -139,7 +143,10 @@ fn service_v5_shape() {
     );
     assert_eq!(
         row.related_party,
-        Some(with_role(entry(Some("456"), Some("John Doe")), "user")),
+        Some(Box::new(with_role(
+            entry(Some("456"), Some("John Doe")),
+            "user"
+        ))),
         "no customer: the first party"
     );
     assert_eq!(
@@ -148,10 +155,11 @@ fn service_v5_shape() {
             entry(Some("2435"), Some("Customer primary location")),
             "InstallationAddress"
         )]
+        .into_boxed_slice()
     );
     assert_eq!(
         row.service_specification,
-        Some(entry(Some("1212"), Some("vCPE")))
+        Some(Box::new(entry(Some("1212"), Some("vCPE"))))
     );
     assert_eq!(
         row.supporting_resources,
@@ -159,6 +167,7 @@ fn service_v5_shape() {
             entry(Some("e451a1f1"), Some("Router 2")),
             entry(Some("0d5c8d46"), None)
         ]
+        .into_boxed_slice()
     );
 }
 
@@ -188,12 +197,18 @@ fn service_ses_shape() {
     assert_eq!(row.last_update, Some(utc(2024, 3, 1, 10, 20, 30)));
     assert_eq!(
         row.related_party,
-        Some(with_role(entry(Some("C1"), Some("Telco")), "CUSTOMER"))
+        Some(Box::new(with_role(
+            entry(Some("C1"), Some("Telco")),
+            "CUSTOMER"
+        )))
     );
-    assert_eq!(row.location, vec![entry(Some("L1"), Some("Betzdorf"))]);
+    assert_eq!(
+        row.location,
+        vec![entry(Some("L1"), Some("Betzdorf"))].into_boxed_slice()
+    );
     assert_eq!(
         row.service_specification,
-        Some(entry(None, Some("Managed Connectivity")))
+        Some(Box::new(entry(None, Some("Managed Connectivity"))))
     );
 }
 
@@ -308,7 +323,7 @@ fn carrier_v4_shape() {
     assert_eq!(c[3].value, None);
     assert_eq!(
         row.supporting_services,
-        vec![entry(Some("6500"), Some("Parent"))]
+        vec![entry(Some("6500"), Some("Parent"))].into_boxed_slice()
     );
 }
 
@@ -353,6 +368,7 @@ fn carrier_v5_shape() {
             entry(Some("6500"), Some("Parent")),
             entry(Some("6501"), None)
         ]
+        .into_boxed_slice()
     );
 }
 
@@ -392,7 +408,7 @@ fn resource_v4_shape() {
     assert_eq!(row.r#type.as_deref(), Some("PhysicalResource"));
     assert_eq!(
         row.resource_specification,
-        Some(entry(Some("74ed54b9"), Some("Router spec")))
+        Some(Box::new(entry(Some("74ed54b9"), Some("Router spec"))))
     );
     assert_eq!(
         row.resource_characteristics[0].value.as_deref(),
@@ -400,7 +416,7 @@ fn resource_v4_shape() {
     );
     assert_eq!(
         row.related_parties,
-        vec![with_role(entry(Some("p1"), Some("John Doe")), "Owner")]
+        vec![with_role(entry(Some("p1"), Some("John Doe")), "Owner")].into_boxed_slice()
     );
     assert_eq!(
         row.locations,
@@ -408,6 +424,7 @@ fn resource_v4_shape() {
             entry(Some("859ad898"), Some("Teleport")),
             "installationAddress"
         )]
+        .into_boxed_slice()
     );
     assert_eq!(
         row.resource_relationships,
@@ -424,6 +441,7 @@ fn resource_v4_shape() {
                 ..Entry::default()
             },
         ]
+        .into_boxed_slice()
     );
 }
 
@@ -457,7 +475,7 @@ fn resource_v5_shape() {
     assert_eq!(row.r#type.as_deref(), Some("LogicalResource"));
     assert_eq!(
         row.resource_specification,
-        Some(entry(Some("ca344d7e"), None))
+        Some(Box::new(entry(Some("ca344d7e"), None)))
     );
     assert_eq!(
         row.resource_characteristics[0].value_type.as_deref(),
@@ -479,6 +497,7 @@ fn resource_v5_shape() {
             entry(Some("859ad898"), None),
             "installationAddress"
         )]
+        .into_boxed_slice()
     );
     assert_eq!(
         row.resource_relationships,
@@ -488,6 +507,7 @@ fn resource_v5_shape() {
             relationship_type: Some("contains".into()),
             ..Entry::default()
         }]
+        .into_boxed_slice()
     );
 }
 
@@ -507,10 +527,13 @@ fn resource_ses_shape_and_status_order() {
         "a number becomes its text"
     );
     assert_eq!(row.r#type.as_deref(), Some("Antenna"));
-    assert_eq!(row.locations, vec![entry(Some("T1"), Some("Betzdorf"))]);
+    assert_eq!(
+        row.locations,
+        vec![entry(Some("T1"), Some("Betzdorf"))].into_boxed_slice()
+    );
     assert_eq!(
         row.resource_specification,
-        Some(entry(None, Some("Antenna 9m")))
+        Some(Box::new(entry(None, Some("Antenna 9m"))))
     );
 
     let status = |item: serde_json::Value| resource(item).status;
@@ -578,14 +601,14 @@ fn wrong_shapes_lose_only_their_column() {
 #[test]
 fn place_wins_over_location_unless_absent() {
     let s = service(json!({"place": [{"id": "P"}], "location": [{"id": "L"}]}));
-    assert_eq!(s.location, vec![entry(Some("P"), None)]);
+    assert_eq!(s.location, vec![entry(Some("P"), None)].into_boxed_slice());
     let s = service(json!({"place": 5, "location": [{"id": "L"}]}));
     assert!(
         s.location.is_empty(),
         "a present but broken place is not replaced"
     );
     let s = service(json!({"place": null, "location": {"id": "L"}}));
-    assert_eq!(s.location, vec![entry(Some("L"), None)]);
+    assert_eq!(s.location, vec![entry(Some("L"), None)].into_boxed_slice());
 }
 
 #[test]
@@ -594,13 +617,17 @@ fn empty_elements_are_skipped() {
         "supportingResource": [{}, {"href": "only-a-link"}, {"id": "R"}],
         "place": [{"place": {}}, {"role": "billing"}]
     }));
-    assert_eq!(s.supporting_resources, vec![entry(Some("R"), None)]);
+    assert_eq!(
+        s.supporting_resources,
+        vec![entry(Some("R"), None)].into_boxed_slice()
+    );
     assert_eq!(
         s.location,
         vec![Entry {
             role: Some("billing".into()),
             ..Entry::default()
         }]
+        .into_boxed_slice()
     );
 }
 
@@ -885,7 +912,7 @@ fn entry_display() {
     };
     assert!(!type_only.to_string().is_empty());
     let empty_value = Entry {
-        value: Some(String::new()),
+        value: Some("".into()),
         ..Entry::default()
     };
     assert!(!empty_value.to_string().is_empty());
