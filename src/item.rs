@@ -3,7 +3,7 @@
 
 use crate::config::InventoryConfig;
 use crate::inventory::Inventory;
-use crate::row::Row;
+use crate::row::{self, Row};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use std::borrow::Borrow;
@@ -100,8 +100,8 @@ impl fmt::Debug for Item {
 /// What the keep rules say about one page element.
 #[derive(Debug)]
 pub enum Verdict {
-    /// Cache it under `key`.
-    Keep { key: Key, row: Box<Row> },
+    /// Cache it under `key` (its row is extracted only if its JSON changed).
+    Keep { key: Key },
     /// It exists upstream but is not kept (status or type): remove it if cached.
     NotKept { key: Key, reason: NotKeptReason },
     /// No usable key: skipped.
@@ -144,11 +144,12 @@ impl Rules {
         let Some(obj) = element.as_object() else {
             return Verdict::NotObject;
         };
-        let row = Row::extract(self.inventory, element);
         let key = match scalar_text(obj.get(&self.key_field)) {
             Some(k) => Some(k),
-            // v5 shapes carry the external id as externalIdentifier[]; the row found it.
-            None if self.key_field == "externalId" => row.external_id().map(str::to_owned),
+            // v5 shapes carry the external id as externalIdentifier[].
+            None if self.key_field == "externalId" => {
+                row::external_id_of(element).map(String::from)
+            }
             None => None,
         };
         let Some(key) = key.filter(|k| !k.trim().is_empty()) else {
@@ -157,7 +158,7 @@ impl Rules {
         let key = Key::new(&key);
         if !self.keep_statuses.is_empty() {
             let status = scalar_text(obj.get(&self.status_field))
-                .or_else(|| row.status().map(str::to_owned))
+                .or_else(|| row::status_of(self.inventory, element).map(String::from))
                 .map(|s| s.trim().to_lowercase());
             if !status.is_some_and(|s| self.keep_statuses.contains(&s)) {
                 return Verdict::NotKept {
@@ -168,7 +169,7 @@ impl Rules {
         }
         if !self.exclude_types.is_empty() {
             let ty = scalar_text(obj.get(&self.type_field))
-                .or_else(|| row.item_type().map(str::to_owned))
+                .or_else(|| row::type_of(element).map(String::from))
                 .map(|s| s.trim().to_lowercase());
             if ty.is_some_and(|t| self.exclude_types.contains(&t)) {
                 return Verdict::NotKept {
@@ -177,10 +178,7 @@ impl Rules {
                 };
             }
         }
-        Verdict::Keep {
-            key,
-            row: Box::new(row),
-        }
+        Verdict::Keep { key }
     }
 }
 

@@ -418,6 +418,21 @@ fn entry_json(entry: &Entry) -> serde_json::Value {
     serde_json::to_value(entry).unwrap_or(serde_json::Value::Null)
 }
 
+/// An item's External ID column (any shape), without extracting the whole row.
+pub fn external_id_of(item: &serde_json::Value) -> Option<Box<str>> {
+    extract::external_id_of(item)
+}
+
+/// An item's Status column (the inventory's fallback fields), without extracting the row.
+pub fn status_of(inventory: Inventory, item: &serde_json::Value) -> Option<Box<str>> {
+    extract::status_of(inventory, item)
+}
+
+/// An item's Type column (`@type`, `type`, `category`), without extracting the row.
+pub fn type_of(item: &serde_json::Value) -> Option<Box<str>> {
+    extract::type_of(item)
+}
+
 /// Parses the date/time shapes seen upstream: RFC 3339 with or without fractional seconds, with
 /// `Z` or an offset; `YYYY-MM-DDTHH:MM:SS[.f]` and ServiceNow's `YYYY-MM-DD HH:MM:SS[.f]`
 /// without zone (taken as UTC); a bare `YYYY-MM-DD` (midnight UTC). `None` for anything else.

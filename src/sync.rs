@@ -17,6 +17,7 @@ use crate::config::Config;
 use crate::events;
 use crate::inventory::Inventory;
 use crate::item::{Item, Key, Rules, Verdict};
+use crate::row::Row;
 use crate::status::{ErrorNote, Outcome, PassKind, PassReport, Phase, SkipCounts};
 use crate::upstream::{PageError, PageRequest, Upstream};
 use crate::window::{self, FullReason, PollPlan, SyncTimes};
@@ -394,7 +395,7 @@ impl Poller {
             }
             tally.fresh += 1;
             match verdict {
-                Verdict::Keep { key, row } => {
+                Verdict::Keep { key } => {
                     // Compact text; serde_json writes no whitespace.
                     let raw = serde_json::to_string(&element)
                         .unwrap_or_default()
@@ -409,14 +410,16 @@ impl Poller {
                         Some(old) => {
                             pass.existing_kept += 1;
                             pass.updated += 1;
+                            let row = Row::extract(self.inventory, &element);
                             let item =
-                                Arc::new(Item::new(key.clone(), raw, *row, old.first_seen, now));
+                                Arc::new(Item::new(key.clone(), raw, row, old.first_seen, now));
                             pass.changed.push(item.clone());
                             item
                         }
                         None => {
                             pass.added += 1;
-                            let item = Arc::new(Item::new(key.clone(), raw, *row, now, now));
+                            let row = Row::extract(self.inventory, &element);
+                            let item = Arc::new(Item::new(key.clone(), raw, row, now, now));
                             pass.changed.push(item.clone());
                             item
                         }

@@ -18,6 +18,25 @@ pub(super) fn row(inventory: Inventory, item: &Value) -> Row {
     }
 }
 
+/// The External ID column alone (for keys), without extracting the whole row.
+pub(super) fn external_id_of(item: &Value) -> Field {
+    external_id(item.as_object()?)
+}
+
+/// The Status column alone (for the keep rule).
+pub(super) fn status_of(inventory: Inventory, item: &Value) -> Field {
+    let keys = match inventory {
+        Inventory::Services | Inventory::Carriers => SERVICE_STATUS,
+        Inventory::Resources => RESOURCE_STATUS,
+    };
+    first_text(item.as_object()?, keys)
+}
+
+/// The Type column alone (for the keep rule).
+pub(super) fn type_of(item: &Value) -> Field {
+    first_text(item.as_object()?, TYPE)
+}
+
 const SERVICE_STATUS: &[&str] = &["status", "state", "operatingStatus"];
 const RESOURCE_STATUS: &[&str] = &[
     "status",
