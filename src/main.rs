@@ -5,7 +5,7 @@ use clap::{Parser, Subcommand};
 use ses_inventory::clock::Clock;
 use ses_inventory::config::{self, Config};
 use ses_inventory::daemon::Daemon;
-use ses_inventory::{demo, logging, once, shutdown, sim};
+use ses_inventory::{demo, healthcheck, logging, notify, once, shutdown, sim};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -36,6 +36,13 @@ enum Command {
     Sim(sim::SimArgs),
     /// Start the simulator and the daemon against it, with readable logs.
     Demo,
+    /// Ask the running daemon's /healthz (on api.listen): exit 0 on 200, 1 otherwise.
+    /// For container health checks; needs no shell tools.
+    Healthcheck {
+        /// Seconds to wait for the answer.
+        #[arg(long, default_value_t = 3)]
+        timeout: u64,
+    },
 }
 
 /// Exit code for a configuration that cannot be used.
@@ -61,6 +68,10 @@ fn main() -> ExitCode {
                 Ok(cfg) => Arc::new(cfg),
                 Err(e) => {
                     eprintln!("error: {e}");
+                    // Health checkers read 2 as reserved: unhealthy is 1.
+                    if matches!(command, Command::Healthcheck { .. }) {
+                        return ExitCode::FAILURE;
+                    }
                     return ExitCode::from(EXIT_CONFIG);
                 }
             };
@@ -70,6 +81,9 @@ fn main() -> ExitCode {
                     ExitCode::SUCCESS
                 }
                 Command::SyncOnce => runtime.block_on(sync_once(cfg)),
+                Command::Healthcheck { timeout } => {
+                    runtime.block_on(health(&cfg, std::time::Duration::from_secs(timeout)))
+                }
                 _ => exit(runtime.block_on(run(cfg))),
             }
         }
@@ -96,7 +110,15 @@ async fn run(cfg: Arc<Config>) -> anyhow::Result<()> {
         cache_update_frequency = cfg.poll.cache_update_frequency,
     );
     let daemon = Daemon::start(cfg, Clock::System)?;
+    let notifier = notify::Notifier::from_env();
+    let notifications = tokio::spawn(notify::run(
+        daemon.cache().clone(),
+        notifier.clone(),
+        notify::watchdog_interval_from_env(),
+    ));
     shutdown::signal().await;
+    notifications.abort();
+    notifier.stopping();
     daemon.shutdown().await;
     tracing::info!(message = "Stopped.");
     Ok(())
@@ -119,6 +141,23 @@ async fn sync_once(cfg: Arc<Config>) -> ExitCode {
         }
         Err(e) => {
             eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn health(cfg: &Config, timeout: std::time::Duration) -> ExitCode {
+    let result = match healthcheck::healthz_url(&cfg.api) {
+        Ok(url) => healthcheck::check(&url, timeout).await.map(|()| url),
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(url) => {
+            println!("healthy: {url} answered 200");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("unhealthy: {e}");
             ExitCode::FAILURE
         }
     }
