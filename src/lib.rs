@@ -1,6 +1,7 @@
 //! ses-inventory: keeps a live, trustworthy copy of SES's TMF 638/639 service, carrier and
 //! resource inventory. See docs/ARCHITECTURE.md for the map of these modules.
 
+pub mod api;
 pub mod backoff;
 pub mod cache;
 pub mod clock;
@@ -11,6 +12,7 @@ pub mod events;
 pub mod inventory;
 pub mod item;
 pub mod logging;
+pub mod metrics;
 pub mod once;
 pub mod row;
 pub mod secret;

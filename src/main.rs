@@ -5,7 +5,7 @@ use clap::{Parser, Subcommand};
 use ses_inventory::clock::Clock;
 use ses_inventory::config::{self, Config};
 use ses_inventory::daemon::Daemon;
-use ses_inventory::{demo, logging, once, shutdown, sim};
+use ses_inventory::{api, demo, logging, once, shutdown, sim};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -95,8 +95,12 @@ async fn run(cfg: Arc<Config>) -> anyhow::Result<()> {
         tmf639 = %cfg.tmf639.endpoint,
         cache_update_frequency = cfg.poll.cache_update_frequency,
     );
+    // Bound before the first upstream request: a port in use stops the start at once.
+    let api = api::Bound::bind(&cfg.api).await?;
     let daemon = Daemon::start(cfg, Clock::System)?;
+    let api = api.serve(daemon.cache().clone(), daemon.control());
     shutdown::signal().await;
+    api.shutdown().await;
     daemon.shutdown().await;
     tracing::info!(message = "Stopped.");
     Ok(())
