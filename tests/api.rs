@@ -505,3 +505,106 @@ async fn metrics_parse_as_prometheus_text() {
     }
     run.stop().await;
 }
+
+/// The real binary, configured by environment only, pointed at `sim`.
+fn binary(sim: &Simulator, listen: &str) -> std::process::Command {
+    let sc = sim.config();
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_ses-inventory"));
+    c.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("SES_INVENTORY_CONFIG", "")
+        .env("SES_INVENTORY__TMF638__ENDPOINT", sim.tmf638_url())
+        .env("SES_INVENTORY__TMF638__USERNAME", &sc.tmf638_user)
+        .env("SES_INVENTORY__TMF638__PASSWORD", &sc.tmf638_password)
+        .env("SES_INVENTORY__TMF639__ENDPOINT", sim.tmf639_url())
+        .env("SES_INVENTORY__TMF639__USERNAME", &sc.tmf639_user)
+        .env("SES_INVENTORY__TMF639__PASSWORD", &sc.tmf639_password)
+        .env("SES_INVENTORY__HTTP__BYPASS_PROXY", "true")
+        .env("SES_INVENTORY__API__LISTEN", listen)
+        .env("SES_INVENTORY__API__TOKEN", "bin-t0ken")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    c
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_daemon_serves_the_api_and_a_busy_port_stops_its_start() {
+    use std::io::{BufRead, BufReader};
+    let (sim, _sc) = empty_sim().await;
+    crafted(&sim);
+
+    // A port already in use: exit 1 before any upstream request, naming the key.
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let out = tokio::task::spawn_blocking({
+        let mut c = binary(&sim, &busy.local_addr().unwrap().to_string());
+        move || c.output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("api.listen"), "{stderr}");
+    assert!(
+        sim.requests().is_empty(),
+        "no request when the API cannot listen"
+    );
+
+    let mut child = binary(&sim, "127.0.0.1:0").spawn().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let listening = tokio::task::spawn_blocking(move || {
+        loop {
+            let line = rx
+                .recv_timeout(Duration::from_secs(30))
+                .expect("the daemon logs where the API listens");
+            if line.contains("API listening.") {
+                assert!(!line.contains("bin-t0ken"), "{line}");
+                return (line, rx);
+            }
+        }
+    })
+    .await
+    .unwrap();
+    let log: Value = serde_json::from_str(&listening.0).unwrap();
+    let addr = log["addr"].as_str().unwrap_or_else(|| panic!("{log}"));
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let r = http
+        .get(format!("http://{addr}/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = http
+        .get(format!("http://{addr}/api/v1/status"))
+        .bearer_auth("bin-t0ken")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["version"], env!("CARGO_PKG_VERSION"));
+
+    let pid = child.id().to_string();
+    let status = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap();
+        child.wait().unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(status.code(), Some(0));
+    let rest: Vec<String> = listening.1.try_iter().collect();
+    assert!(
+        rest.iter().all(|l| !l.contains("bin-t0ken")),
+        "the token is never logged"
+    );
+    sim.shutdown().await;
+}
