@@ -205,7 +205,7 @@ impl Metrics {
         out.family(
             "process_start_time_seconds",
             "gauge",
-            "Start time of the process since the Unix epoch, in seconds.",
+            "Start time of the process (when the API began serving), Unix seconds.",
         );
         out.sample("process_start_time_seconds", &[], started_unix);
 

@@ -193,7 +193,7 @@ impl ListQuery {
     fn matches(&self, item: &Item) -> bool {
         let filtered = self.filters.iter().all(|(field, values)| {
             let text = field.text(item).unwrap_or_default();
-            values.iter().any(|v| *v == text)
+            values.contains(&text)
         });
         filtered
             && self.q.as_ref().is_none_or(|q| {
