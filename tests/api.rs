@@ -608,3 +608,47 @@ async fn the_daemon_serves_the_api_and_a_busy_port_stops_its_start() {
     );
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_client_that_never_reads_does_not_stall_polling() {
+    use tokio::io::AsyncWriteExt;
+    let run = Running::start(
+        |sim| {
+            crafted(sim);
+            sim.set_items(Services, services(1000));
+        },
+        |_| {},
+    )
+    .await;
+    run.ready().await;
+    let addr = run.server.addr().unwrap();
+    // Ask for the largest pages on several connections and never read the answers.
+    let mut stalled = Vec::new();
+    for _ in 0..4 {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"GET /api/v1/services?limit=1000 HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        stalled.push(s);
+    }
+    // Meanwhile upstream changes and a full pass is applied and served to another client.
+    run.sim.set_items(Services, services(10));
+    let cache = run.daemon.cache().clone();
+    let mut polls = cache.watch_polls();
+    polls.mark_unchanged();
+    let (status, _) = run
+        .post("/api/v1/refresh?inventory=services&full=true")
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while cache.len(Services) != 10 {
+            polls.changed().await.unwrap();
+        }
+    })
+    .await
+    .expect("the poll is applied while clients sit on their answers");
+    let (_, headers, _) = run.get("/api/v1/services").await;
+    assert_eq!(total(&headers), 10);
+    drop(stalled);
+    run.stop().await;
+}
