@@ -72,13 +72,6 @@ impl Field {
         }
     }
 
-    fn text(self, item: &Item) -> Option<String> {
-        match self {
-            Field::Id => Some(item.key.to_string()),
-            Field::Column(i) => item.row.cell(i).to_text(),
-        }
-    }
-
     fn json(self, item: &Item) -> Value {
         match self {
             Field::Id => Value::String(item.key.to_string()),
@@ -192,17 +185,26 @@ impl ListQuery {
 
     fn matches(&self, item: &Item) -> bool {
         let filtered = self.filters.iter().all(|(field, values)| {
-            let text = field.text(item).unwrap_or_default();
-            values.contains(&text)
+            // Text cells compare in place; other kinds through their text form.
+            let cell = match field {
+                Field::Id => Cell::Text(Some(item.key.as_str())),
+                Field::Column(i) => item.row.cell(*i),
+            };
+            match cell {
+                Cell::Text(t) => {
+                    let t = t.unwrap_or_default();
+                    values.iter().any(|v| v == t)
+                }
+                _ => values.contains(&cell.to_text().unwrap_or_default()),
+            }
         });
         filtered
             && self.q.as_ref().is_none_or(|q| {
-                let key = item.key.as_str().to_lowercase();
-                key.contains(q.as_str())
+                contains_caseless(item.key.as_str(), q)
                     || [0, 1, 2].into_iter().any(|i| {
                         // external_id, name and description are the first three columns of every
                         // inventory.
-                        matches!(item.row.cell(i), Cell::Text(Some(t)) if t.to_lowercase().contains(q.as_str()))
+                        matches!(item.row.cell(i), Cell::Text(Some(t)) if contains_caseless(t, q))
                     })
             })
     }
@@ -272,6 +274,17 @@ fn is_empty(item: &Item, field: Field) -> bool {
     match field {
         Field::Id => false,
         Field::Column(i) => item.row.cell(i).is_empty(),
+    }
+}
+
+/// Whether `hay` contains `needle` (already lower-case), ignoring case; without allocating when
+/// the needle is ASCII (the common case: ids, names).
+fn contains_caseless(hay: &str, needle: &str) -> bool {
+    if needle.is_ascii() {
+        let (h, n) = (hay.as_bytes(), needle.as_bytes());
+        n.is_empty() || h.windows(n.len()).any(|w| w.eq_ignore_ascii_case(n))
+    } else {
+        hay.to_lowercase().contains(needle)
     }
 }
 
