@@ -10,6 +10,7 @@ use crate::inventory::{Api, Inventory};
 use crate::secret::Secret;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -150,6 +151,76 @@ pub struct ApiServerConfig {
     pub allow_unauthenticated: bool,
 }
 
+impl ApiServerConfig {
+    /// The address to listen on; `None` when the API is off (`listen` empty).
+    pub fn listen_addr(&self) -> Result<Option<SocketAddr>, ConfigError> {
+        let listen = self.listen.trim();
+        if listen.is_empty() {
+            return Ok(None);
+        }
+        listen.parse::<SocketAddr>().map(Some).map_err(|_| {
+            invalid(
+                "api.listen",
+                format!(
+                    "`{listen}` is not an IP address and port, e.g. 127.0.0.1:9638 or [::]:9638 \
+                     (empty = no API)"
+                ),
+            )
+        })
+    }
+
+    /// Fills `token` from `token_file`, or from `$CREDENTIALS_DIRECTORY/api-token` when neither
+    /// is set.
+    fn resolve_token(&mut self, credentials_dir: Option<&Path>) -> Result<(), ConfigError> {
+        if !self.token_file.is_empty() {
+            if !self.token.is_empty() {
+                return Err(invalid(
+                    "api.token_file",
+                    "set either token or token_file, not both",
+                ));
+            }
+            self.token = read_secret_file(Path::new(&self.token_file))
+                .map_err(|m| invalid("api.token_file", m))?;
+            if self.token.is_empty() {
+                return Err(invalid(
+                    "api.token_file",
+                    format!("{} is empty", self.token_file),
+                ));
+            }
+        } else if self.token.is_empty()
+            && let Some(dir) = credentials_dir
+        {
+            let path = dir.join("api-token");
+            if path.exists() {
+                self.token =
+                    read_secret_file(&path).map_err(|m| invalid("api.token (credential)", m))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The listen address parses, and a non-loopback one has a token unless
+    /// `allow_unauthenticated` says otherwise.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let Some(addr) = self.listen_addr()? else {
+            return Ok(());
+        };
+        if self.token.expose().chars().any(char::is_whitespace) {
+            return Err(invalid("api.token", "must not contain whitespace"));
+        }
+        if !addr.ip().is_loopback() && self.token.is_empty() && !self.allow_unauthenticated {
+            return Err(invalid(
+                "api.listen",
+                format!(
+                    "{addr} is reachable from other hosts: set api.token or api.token_file, \
+                     or api.allow_unauthenticated = true"
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -264,7 +335,7 @@ impl Config {
                 }
             }
         }
-        Ok(())
+        self.api.resolve_token(credentials_dir.as_deref())
     }
 
     /// Checks every value whose range or form is constrained; the error names the key.
@@ -319,6 +390,7 @@ impl Config {
         }
         tracing_subscriber::EnvFilter::try_new(&self.log.level)
             .map_err(|e| invalid("log.level", e.to_string()))?;
+        self.api.validate()?;
         Ok(())
     }
 
@@ -595,6 +667,69 @@ mod tests {
         let err = gone.resolve_secrets(None).unwrap_err().to_string();
         assert!(
             err.contains("tmf639.password_file") && err.contains("nope"),
+            "{err}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn api_listen_needs_a_token_beyond_loopback() {
+        let err = build_env(&[("SES_INVENTORY__API__LISTEN", "0.0.0.0:9638")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("api.listen") && err.contains("api.token"),
+            "{err}"
+        );
+        build_env(&[
+            ("SES_INVENTORY__API__LISTEN", "0.0.0.0:9638"),
+            ("SES_INVENTORY__API__TOKEN", "t0ken"),
+        ])
+        .unwrap();
+        build_env(&[
+            ("SES_INVENTORY__API__LISTEN", "[::]:9638"),
+            ("SES_INVENTORY__API__ALLOW_UNAUTHENTICATED", "true"),
+        ])
+        .unwrap();
+        build_env(&[("SES_INVENTORY__API__LISTEN", "[::1]:9638")]).unwrap();
+        let off = build_env(&[("SES_INVENTORY__API__LISTEN", "")]).unwrap();
+        assert_eq!(off.api.listen_addr().unwrap(), None);
+        let err = build_env(&[("SES_INVENTORY__API__LISTEN", "localhost")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("api.listen") && err.contains("localhost"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn api_token_comes_from_a_file_or_the_credentials_directory() {
+        let dir = std::env::temp_dir().join(format!("sesinv-tok-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("tok"), "file-token\n").unwrap();
+        std::fs::write(dir.join("api-token"), "cred-token\n").unwrap();
+        let mut c = Config::defaults();
+        c.api.token_file = dir.join("tok").display().to_string();
+        c.resolve_secrets(None).unwrap();
+        assert_eq!(c.api.token.expose(), "file-token");
+
+        let mut c = Config::defaults();
+        c.resolve_secrets(Some(dir.clone())).unwrap();
+        assert_eq!(c.api.token.expose(), "cred-token");
+
+        let mut both = Config::defaults();
+        both.api.token = Secret::new("x");
+        both.api.token_file = dir.join("tok").display().to_string();
+        let err = both.resolve_secrets(None).unwrap_err().to_string();
+        assert!(err.contains("api.token_file"), "{err}");
+        assert!(!err.contains("file-token"), "{err}");
+
+        let mut gone = Config::defaults();
+        gone.api.token_file = dir.join("nope").display().to_string();
+        let err = gone.resolve_secrets(None).unwrap_err().to_string();
+        assert!(
+            err.contains("api.token_file") && err.contains("nope"),
             "{err}"
         );
         std::fs::remove_dir_all(&dir).unwrap();

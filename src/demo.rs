@@ -4,6 +4,7 @@
 //! The demo polls every 20 seconds, far below the operator range (3600 s and up), so that
 //! refreshes happen while someone watches; only this programmatic configuration can do that.
 
+use crate::api;
 use crate::clock::Clock;
 use crate::config::{Config, LogConfig, LogFormat};
 use crate::daemon::Daemon;
@@ -14,6 +15,9 @@ use crate::sim::{Fault, FaultKind, SimConfig, Simulator};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// Where the demo serves the read API (an ephemeral port when this one is busy).
+pub const DEMO_API: (std::net::Ipv4Addr, u16) = (std::net::Ipv4Addr::LOCALHOST, 9638);
 
 /// Seconds between the demo's refresh polls.
 pub const DEMO_FREQUENCY: u64 = 20;
@@ -84,7 +88,19 @@ pub async fn run(shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
         sim_cfg.carriers,
         sim_cfg.resources,
     );
+    let listener = match tokio::net::TcpListener::bind(DEMO_API).await {
+        Ok(l) => l,
+        // Busy (another demo?): any free port will do.
+        Err(_) => tokio::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0)).await?,
+    };
+    let api_addr = listener.local_addr()?;
+    println!(
+        "Read API at http://{api_addr}, e.g.: curl -s 'http://{api_addr}/api/v1/services?limit=3&sort=-last_update' \
+         (also /api/v1/status, /readyz, /metrics)"
+    );
     let daemon = Daemon::start(Arc::new(cfg), Clock::System)?;
+    let api = api::Bound::from_listener(listener, Secret::default())
+        .serve(daemon.cache().clone(), daemon.control());
     // The simulator's data changes every 10 s, so refreshes have work to do.
     let changes = async {
         let mut ticker = tokio::time::interval(Duration::from_secs(10));
@@ -98,6 +114,7 @@ pub async fn run(shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
         _ = shutdown => {}
         _ = changes => {}
     }
+    api.shutdown().await;
     daemon.shutdown().await;
     sim.shutdown().await;
     Ok(())

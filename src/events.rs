@@ -6,10 +6,11 @@
 //! Display form, which never contains a credential.
 
 use crate::inventory::{Api, Inventory};
+use crate::metrics::{self, PageOutcome};
 use crate::status::{Outcome, PassReport, Phase};
 use chrono::{DateTime, Utc};
 use std::time::Duration;
-use tracing::{debug, error, info, warn};
+use tracing::{debug, error, info, trace, warn};
 
 fn ms(d: Duration) -> u64 {
     d.as_millis().try_into().unwrap_or(u64::MAX)
@@ -30,6 +31,7 @@ pub struct PageFetched {
 
 impl PageFetched {
     pub fn emit(&self) {
+        metrics::global().page(self.inventory, PageOutcome::Fetched);
         debug!(
             message = "Page fetched.",
             inventory = %self.inventory,
@@ -51,6 +53,7 @@ pub struct PageRetry<'a> {
 
 impl PageRetry<'_> {
     pub fn emit(&self) {
+        metrics::global().retry(self.inventory);
         warn!(
             message = "Page failed; retrying.",
             inventory = %self.inventory,
@@ -71,12 +74,72 @@ pub struct PageSkipped<'a> {
 
 impl PageSkipped<'_> {
     pub fn emit(&self) {
+        metrics::global().page(self.inventory, PageOutcome::Skipped);
         warn!(
             message = "Page skipped after its retries; the pass goes on but will be incomplete.",
             inventory = %self.inventory,
             page = self.page,
             attempts = self.attempts,
             error = %self.error,
+        );
+    }
+}
+
+/// One attempt at one page, whatever its result (the request-duration histogram).
+pub struct UpstreamRequest<'a> {
+    pub inventory: Inventory,
+    pub page: u32,
+    /// The HTTP status, or `timeout`, `connect`, `body` when there is none or it was unusable.
+    pub status: &'a str,
+    pub duration: Duration,
+}
+
+impl UpstreamRequest<'_> {
+    pub fn emit(&self) {
+        metrics::global().upstream_request(self.inventory, self.status, self.duration);
+        trace!(
+            message = "Upstream request.",
+            inventory = %self.inventory,
+            page = self.page,
+            status = self.status,
+            duration_ms = ms(self.duration),
+        );
+    }
+}
+
+/// A page that failed its retries with an error that ends the poll (logged with the poll's end).
+pub struct PageFailed<'a> {
+    pub inventory: Inventory,
+    pub page: u32,
+    pub attempts: u32,
+    pub error: &'a dyn std::fmt::Display,
+}
+
+impl PageFailed<'_> {
+    pub fn emit(&self) {
+        metrics::global().page(self.inventory, PageOutcome::Failed);
+        debug!(
+            message = "Page failed; the poll ends.",
+            inventory = %self.inventory,
+            page = self.page,
+            attempts = self.attempts,
+            error = %self.error,
+        );
+    }
+}
+
+/// The read API is listening.
+pub struct ApiListening {
+    pub addr: std::net::SocketAddr,
+    pub authenticated: bool,
+}
+
+impl ApiListening {
+    pub fn emit(&self) {
+        info!(
+            message = "API listening.",
+            addr = %self.addr,
+            authenticated = self.authenticated,
         );
     }
 }
@@ -130,6 +193,7 @@ pub struct PollFinished<'a> {
 impl PollFinished<'_> {
     pub fn emit(&self) {
         let r = self.report;
+        metrics::global().poll(self.inventory, r);
         let duration_ms = (r.finished - r.started).num_milliseconds().max(0);
         macro_rules! finished {
             ($level:ident, $message:literal) => {

@@ -1,6 +1,7 @@
 //! ses-inventory: keeps a live, trustworthy copy of SES's TMF 638/639 service, carrier and
 //! resource inventory. See docs/ARCHITECTURE.md for the map of these modules.
 
+pub mod api;
 pub mod backoff;
 pub mod cache;
 pub mod clock;
@@ -12,6 +13,7 @@ pub mod healthcheck;
 pub mod inventory;
 pub mod item;
 pub mod logging;
+pub mod metrics;
 pub mod notify;
 pub mod once;
 pub mod row;

@@ -5,7 +5,7 @@ use clap::{Parser, Subcommand};
 use ses_inventory::clock::Clock;
 use ses_inventory::config::{self, Config};
 use ses_inventory::daemon::Daemon;
-use ses_inventory::{demo, healthcheck, logging, notify, once, shutdown, sim};
+use ses_inventory::{api, demo, healthcheck, logging, notify, once, shutdown, sim};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -109,7 +109,10 @@ async fn run(cfg: Arc<Config>) -> anyhow::Result<()> {
         tmf639 = %cfg.tmf639.endpoint,
         cache_update_frequency = cfg.poll.cache_update_frequency,
     );
+    // Bound before the first upstream request: a port in use stops the start at once.
+    let api = api::Bound::bind(&cfg.api).await?;
     let daemon = Daemon::start(cfg, Clock::System)?;
+    let api = api.serve(daemon.cache().clone(), daemon.control());
     let notifier = notify::Notifier::from_env();
     let notifications = tokio::spawn(notify::run(
         daemon.cache().clone(),
@@ -119,6 +122,7 @@ async fn run(cfg: Arc<Config>) -> anyhow::Result<()> {
     shutdown::signal().await;
     notifications.abort();
     notifier.stopping();
+    api.shutdown().await;
     daemon.shutdown().await;
     tracing::info!(message = "Stopped.");
     Ok(())

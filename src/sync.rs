@@ -342,6 +342,13 @@ impl Poller {
                     pass.skipped_pages.push(page);
                 }
                 Err(f) => {
+                    events::PageFailed {
+                        inventory: self.inventory,
+                        page,
+                        attempts: f.attempts,
+                        error: &f.error,
+                    }
+                    .emit();
                     if let PageError::Unauthorized { api, status, .. } = &f.error {
                         events::CredentialsRejected {
                             inventory: self.inventory,

@@ -56,6 +56,22 @@ impl PageError {
         matches!(self, PageError::Status { status: 504, .. })
     }
 
+    /// The `status` label of the request-duration metric: the HTTP status when one came back
+    /// and was the problem, else what went wrong (`timeout`, `connect`, `body`).
+    pub fn status_label(&self) -> String {
+        match self {
+            PageError::Unauthorized { status, .. } | PageError::Status { status, .. } => {
+                status.to_string()
+            }
+            PageError::Timeout { .. } => "timeout".into(),
+            PageError::Connect { .. } => "connect".into(),
+            PageError::Read { .. }
+            | PageError::TooLarge { .. }
+            | PageError::NotJson { .. }
+            | PageError::NotArray { .. } => "body".into(),
+        }
+    }
+
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             PageError::Status { retry_after, .. } => *retry_after,
@@ -69,6 +85,8 @@ impl PageError {
 pub struct Page {
     pub elements: Vec<Value>,
     pub bytes: usize,
+    /// The HTTP status it came with (a 2xx).
+    pub status: u16,
 }
 
 /// What one request asks for.
@@ -238,6 +256,7 @@ impl Upstream {
         Ok(Page {
             elements,
             bytes: body.len(),
+            status: status.as_u16(),
         })
     }
 
@@ -253,7 +272,18 @@ impl Upstream {
         loop {
             attempt += 1;
             let started = Instant::now();
-            match self.fetch_page(req).await {
+            let result = self.fetch_page(req).await;
+            events::UpstreamRequest {
+                inventory: req.inventory,
+                page: req.page,
+                status: &match &result {
+                    Ok(page) => page.status.to_string(),
+                    Err(e) => e.status_label(),
+                },
+                duration: started.elapsed(),
+            }
+            .emit();
+            match result {
                 Ok(page) => {
                     events::PageFetched {
                         inventory: req.inventory,

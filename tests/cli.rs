@@ -42,6 +42,7 @@ fn command(sim: &Simulator, sc: &SimConfig) -> Command {
         .env("SES_INVENTORY__HTTP__RETRY_INITIAL_DELAY_MS", "5")
         .env("SES_INVENTORY__HTTP__RETRY_MAX_DELAY_MS", "20")
         .env("SES_INVENTORY__HTTP__BYPASS_PROXY", "true")
+        .env("SES_INVENTORY__API__LISTEN", "127.0.0.1:0")
         .stdin(Stdio::null());
     c
 }

@@ -1,0 +1,654 @@
+//! The read API over real HTTP: a daemon polling the simulator on loopback, the API bound to an
+//! ephemeral loopback port, and reqwest as the client.
+
+mod common;
+
+use common::*;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use ses_inventory::Inventory::{Carriers, Resources, Services};
+use ses_inventory::api::{Bound, Server};
+use ses_inventory::clock::Clock;
+use ses_inventory::config::{ApiServerConfig, Config};
+use ses_inventory::daemon::Daemon;
+use ses_inventory::secret::Secret;
+use ses_inventory::sim::{Fault, FaultKind, SimConfig, Simulator};
+use std::sync::Arc;
+use std::time::Duration;
+
+struct Running {
+    sim: Simulator,
+    _sc: SimConfig,
+    daemon: Daemon,
+    server: Server,
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Running {
+    async fn start(
+        prepare: impl FnOnce(&Simulator),
+        configure: impl FnOnce(&mut Config),
+    ) -> Running {
+        let (sim, sc) = empty_sim().await;
+        prepare(&sim);
+        let mut cfg = config(&sim, &sc);
+        cfg.api.listen = "127.0.0.1:0".into();
+        configure(&mut cfg);
+        let bound = Bound::bind(&cfg.api).await.expect("API binds");
+        let daemon = Daemon::start(Arc::new(cfg), Clock::System).expect("daemon starts");
+        let server = bound.serve(daemon.cache().clone(), daemon.control());
+        let base = format!("http://{}", server.addr().expect("API on"));
+        let http = reqwest::Client::builder().no_proxy().build().unwrap();
+        Running {
+            sim,
+            _sc: sc,
+            daemon,
+            server,
+            base,
+            http,
+        }
+    }
+
+    async fn ready(&self) {
+        tokio::time::timeout(
+            Duration::from_secs(30),
+            self.daemon.cache().wait_all_ready(),
+        )
+        .await
+        .expect("every inventory ready within 30 s");
+    }
+
+    async fn get(&self, path: &str) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        let headers = r.headers().clone();
+        let body = r.json::<Value>().await.unwrap_or(Value::Null);
+        (status, headers, body)
+    }
+
+    async fn post(&self, path: &str) -> (StatusCode, Value) {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap();
+        (r.status(), r.json::<Value>().await.unwrap_or(Value::Null))
+    }
+
+    async fn stop(self) {
+        self.server.shutdown().await;
+        self.daemon.shutdown().await;
+        self.sim.shutdown().await;
+    }
+}
+
+fn ids(body: &Value) -> Vec<&str> {
+    body.as_array()
+        .expect("a JSON array")
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect()
+}
+
+fn total(headers: &reqwest::header::HeaderMap) -> usize {
+    headers["x-total-count"].to_str().unwrap().parse().unwrap()
+}
+
+fn named(id: &str, name: &str, ty: &str) -> Value {
+    let mut s = service(id, "Operational");
+    s["name"] = json!(name);
+    s["@type"] = json!(ty);
+    s["description"] = json!(format!("{name} link"));
+    s
+}
+
+fn crafted(sim: &Simulator) {
+    sim.set_items(
+        Services,
+        vec![
+            named("SVC-3", "Gamma", "CFS"),
+            named("SVC-1", "alpha", "RFS"),
+            named("SVC-2", "Beta", "CFS"),
+            named("SVC-5", "Epsilon", "CFS"),
+            named("SVC-4", "delta", "CFS"),
+        ],
+    );
+    sim.set_items(Carriers, vec![carrier("C-1")]);
+    sim.set_items(Resources, vec![resource("R-1", "Antenna")]);
+}
+
+#[tokio::test]
+async fn lists_filter_sort_page_and_count() {
+    let run = Running::start(crafted, |_| {}).await;
+    run.ready().await;
+
+    let (status, headers, body) = run.get("/api/v1/services").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(total(&headers), 5);
+    assert_eq!(ids(&body), ["SVC-1", "SVC-2", "SVC-3", "SVC-4", "SVC-5"]);
+    assert_eq!(body[0]["name"], "alpha");
+    assert_eq!(body[0]["external_id"], "SVC-1");
+    assert!(body[0]["location"].is_array(), "every column is there");
+
+    let (_, headers, body) = run.get("/api/v1/services?type=CFS&sort=-name").await;
+    assert_eq!(total(&headers), 4);
+    assert_eq!(
+        ids(&body),
+        ["SVC-3", "SVC-5", "SVC-4", "SVC-2"],
+        "case-insensitive, descending"
+    );
+
+    let (_, headers, body) = run.get("/api/v1/services?sort=name&offset=1&limit=2").await;
+    assert_eq!((total(&headers), ids(&body)), (5, vec!["SVC-2", "SVC-4"]));
+    assert_eq!(headers["x-result-count"], "2");
+
+    let (_, _, body) = run.get("/api/v1/services?q=EPSILON").await;
+    assert_eq!(ids(&body), ["SVC-5"]);
+    let (_, _, body) = run.get("/api/v1/services?q=svc-4").await;
+    assert_eq!(ids(&body), ["SVC-4"]);
+    let (_, _, body) = run.get("/api/v1/services?q=delta%20link").await;
+    assert_eq!(ids(&body), ["SVC-4"], "description is searched");
+
+    let (_, _, body) = run.get("/api/v1/services?fields=name,status&limit=1").await;
+    assert_eq!(
+        body,
+        json!([{"id": "SVC-1", "name": "alpha", "status": "Operational"}])
+    );
+
+    let (_, headers, body) = run.get("/api/v1/services?offset=10").await;
+    assert_eq!((total(&headers), body), (5, json!([])));
+
+    let (status, _, body) = run.get("/api/v1/resources?id=R-1").await;
+    assert_eq!((status, ids(&body)), (StatusCode::OK, vec!["R-1"]));
+
+    run.stop().await;
+}
+
+#[tokio::test]
+async fn bad_parameters_are_400_and_missing_things_404() {
+    let run = Running::start(crafted, |_| {}).await;
+    run.ready().await;
+
+    for (path, needle) in [
+        ("/api/v1/services?colour=red", "colour"),
+        ("/api/v1/services?sort=-colour", "colour"),
+        ("/api/v1/services?fields=name,colour", "colour"),
+        ("/api/v1/services?limit=5000", "limit"),
+        ("/api/v1/services?limit=ten", "ten"),
+        ("/api/v1/services?offset=-3", "offset"),
+        ("/api/v1/carriers?limit=1&limit=2", "limit"),
+    ] {
+        let (status, _, body) = run.get(path).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {body}");
+        let error = body["error"].as_str().expect("a JSON error");
+        assert!(error.contains(needle), "{path}: {error}");
+    }
+
+    let (status, _, body) = run.get("/api/v1/services/SVC-404").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(
+        body["error"].as_str().unwrap().contains("SVC-404"),
+        "{body}"
+    );
+    let (status, _, body) = run.get("/api/v1/widgets").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(
+        body["error"].as_str().unwrap().contains("widgets"),
+        "{body}"
+    );
+    let (status, _, body) = run.get("/nowhere").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(body["error"].is_string());
+    let (status, _) = run.post("/api/v1/services").await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+
+    // One item: its row, the upstream JSON as received, and when it was seen.
+    let (status, _, body) = run.get("/api/v1/services/SVC-2").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["id"], "SVC-2");
+    assert_eq!(body["row"]["name"], "Beta");
+    assert_eq!(body["upstream"]["externalId"], "SVC-2");
+    assert_eq!(body["upstream"]["id"], "sys-SVC-2");
+    for t in ["first_seen", "last_seen"] {
+        let text = body[t].as_str().unwrap();
+        chrono::DateTime::parse_from_rfc3339(text).unwrap_or_else(|e| panic!("{t}={text}: {e}"));
+    }
+
+    let (status, _, body) = run.get("/api/v1/status").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(body["ready"], true);
+    assert!(body["uptime_seconds"].is_u64());
+    let services = &body["inventories"]["services"];
+    assert_eq!(
+        (services["ready"].clone(), services["items"].clone()),
+        (json!(true), json!(5))
+    );
+    assert_eq!(services["phase"], "ready");
+    assert_eq!(services["last_full"]["outcome"], "complete");
+    assert_eq!(services["last_full"]["added"], 5);
+    assert!(services["next_poll"].is_string());
+    assert_eq!(body["inventories"]["resources"]["items"], 1);
+
+    run.stop().await;
+}
+
+#[tokio::test]
+async fn the_token_guards_api_and_metrics_but_not_health() {
+    let run = Running::start(crafted, |cfg| cfg.api.token = Secret::new("s3cr3t-t0ken")).await;
+    for path in [
+        "/api/v1/services",
+        "/api/v1/status",
+        "/metrics",
+        "/api/v1/services/SVC-1",
+    ] {
+        for auth in [None, Some("Bearer wrong"), Some("s3cr3t-t0ken")] {
+            let mut req = run.http.get(format!("{}{path}", run.base));
+            if let Some(a) = auth {
+                req = req.header("authorization", a);
+            }
+            let r = req.send().await.unwrap();
+            assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{path} with {auth:?}");
+            assert!(r.headers().contains_key("www-authenticate"));
+            let body = r.text().await.unwrap();
+            assert!(!body.contains("s3cr3t"), "{body}");
+        }
+    }
+    let r = run
+        .http
+        .post(format!("{}/api/v1/refresh", run.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::UNAUTHORIZED,
+        "refresh needs the token too"
+    );
+
+    let r = run
+        .http
+        .get(format!("{}/metrics", run.base))
+        .bearer_auth("s3cr3t-t0ken")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    run.ready().await;
+    let r = run
+        .http
+        .get(format!("{}/api/v1/services", run.base))
+        .bearer_auth("s3cr3t-t0ken")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    for path in ["/healthz", "/readyz"] {
+        let (status, _, _) = run.get(path).await;
+        assert_eq!(status, StatusCode::OK, "{path} stays open");
+    }
+    run.stop().await;
+
+    // Reachable from other hosts without a token: refused, naming the key, before binding.
+    let open = ApiServerConfig {
+        listen: "0.0.0.0:0".into(),
+        token: Secret::default(),
+        token_file: String::new(),
+        allow_unauthenticated: false,
+    };
+    let err = match Bound::bind(&open).await {
+        Ok(_) => panic!("0.0.0.0 without a token must be refused"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        err.contains("api.listen") && err.contains("api.token"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn readiness_is_503_until_every_inventory_has_a_complete_pass() {
+    // Resources keep failing: services and carriers get ready, the daemon does not.
+    let run = Running::start(
+        |sim| {
+            crafted(sim);
+            sim.inject(Fault {
+                inventory: Some(Resources),
+                page: None,
+                refresh_only: false,
+                kind: FaultKind::Status {
+                    code: 500,
+                    retry_after: None,
+                },
+                times: None,
+            });
+        },
+        |_| {},
+    )
+    .await;
+    let (status, _, body) = run.get("/healthz").await;
+    assert_eq!((status, body), (StatusCode::OK, json!({"status": "ok"})));
+    let cache = run.daemon.cache().clone();
+    tokio::time::timeout(Duration::from_secs(30), async {
+        cache.wait_ready(Services).await;
+        cache.wait_ready(Carriers).await;
+    })
+    .await
+    .expect("services and carriers ready");
+    let mut polls = cache.watch_polls();
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while cache.status(Resources).last_error.is_none() {
+            polls.changed().await.unwrap();
+        }
+    })
+    .await
+    .expect("the resources poll fails");
+
+    let (status, _, body) = run.get("/readyz").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["ready"], false);
+    assert_eq!(
+        body["inventories"],
+        json!({"services": true, "carriers": true, "resources": false})
+    );
+    let reason = body["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("resources") && reason.contains("HTTP 500"),
+        "{reason}"
+    );
+    assert!(!reason.contains("services"), "{reason}");
+
+    // The upstream recovers; asking for a pass now (instead of after the backoff) makes it ready.
+    run.sim.clear_faults();
+    let (status, body) = run
+        .post("/api/v1/refresh?inventory=resources&full=true")
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(body["inventories"]["resources"], "queued");
+    run.ready().await;
+    let (status, _, body) = run.get("/readyz").await;
+    assert_eq!((status, body), (StatusCode::OK, json!({"ready": true})));
+    run.stop().await;
+}
+
+#[tokio::test]
+async fn a_refresh_request_reaches_the_simulator_and_changes_what_is_served() {
+    let run = Running::start(crafted, |_| {}).await;
+    run.ready().await;
+    let cache = run.daemon.cache().clone();
+    let (_, headers, _) = run.get("/api/v1/services").await;
+    assert_eq!(total(&headers), 5);
+
+    // Upstream: SVC-6 appears, SVC-1 is renamed.
+    let mut items = run.sim.items(Services);
+    items.push(named("SVC-6", "Zeta", "CFS"));
+    items[1] = named("SVC-1", "Alpha prime", "RFS");
+    run.sim.set_items(Services, items);
+    let before = run.sim.requests().len();
+
+    let mut polls = cache.watch_polls();
+    polls.mark_unchanged();
+    let (status, body) = run.post("/api/v1/refresh?inventory=services").await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(
+        body,
+        json!({"kind": "refresh", "inventories": {"services": "queued"}})
+    );
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while cache.get(Services, "SVC-6").is_none() {
+            polls.changed().await.unwrap();
+        }
+    })
+    .await
+    .expect("the refresh is applied");
+    let asked: Vec<_> = run.sim.requests()[before..].to_vec();
+    assert!(
+        asked
+            .iter()
+            .any(|r| r.inventory == Some(Services) && r.updated_days_ago.is_some()),
+        "a refresh (updatedDaysAgo) reached the simulator: {asked:?}"
+    );
+    let (_, headers, body) = run.get("/api/v1/services?fields=name").await;
+    assert_eq!(total(&headers), 6);
+    assert_eq!(body[0], json!({"id": "SVC-1", "name": "Alpha prime"}));
+    assert_eq!(body[5], json!({"id": "SVC-6", "name": "Zeta"}));
+
+    // A full pass finds deletions: SVC-3 is gone upstream, and from the API after the pass.
+    let items: Vec<Value> = run
+        .sim
+        .items(Services)
+        .into_iter()
+        .filter(|v| v["externalId"] != "SVC-3")
+        .collect();
+    run.sim.set_items(Services, items);
+    let (status, body) = run
+        .post("/api/v1/refresh?inventory=services&full=true")
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while cache.get(Services, "SVC-3").is_some() {
+            polls.changed().await.unwrap();
+        }
+    })
+    .await
+    .expect("the full pass is applied");
+    let (status, _, _) = run.get("/api/v1/services/SVC-3").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, body) = run.post("/api/v1/refresh").await;
+    let all = body["inventories"].as_object().unwrap();
+    assert_eq!(all.len(), 3, "no inventory = all three: {body}");
+
+    for (path, needle) in [
+        ("/api/v1/refresh?inventory=widgets", "widgets"),
+        ("/api/v1/refresh?full=maybe", "maybe"),
+        ("/api/v1/refresh?when=now", "when"),
+    ] {
+        let (status, body) = run.post(path).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}");
+        assert!(body["error"].as_str().unwrap().contains(needle), "{body}");
+    }
+    run.stop().await;
+}
+
+#[tokio::test]
+async fn metrics_parse_as_prometheus_text() {
+    let run = Running::start(crafted, |_| {}).await;
+    run.ready().await;
+    let r = run
+        .http
+        .get(format!("{}/metrics", run.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
+    let text = r.text().await.unwrap();
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).unwrap();
+    let items = scrape
+        .samples
+        .iter()
+        .find(|s| {
+            s.metric == "ses_inventory_items" && s.labels.get("inventory") == Some("services")
+        })
+        .expect("items gauge");
+    // Items are read from this daemon's cache at scrape time.
+    assert!(
+        matches!(items.value, prometheus_parse::Value::Gauge(v) if v == 5.0),
+        "{:?}",
+        items.value
+    );
+    for family in [
+        "ses_inventory_polls_total",
+        "ses_inventory_pages_total",
+        "ses_inventory_page_retries_total",
+        "ses_inventory_skipped_items_total",
+        "ses_inventory_last_success_timestamp_seconds",
+        "ses_inventory_full_pass_duration_seconds",
+        "ses_inventory_upstream_request_duration_seconds",
+    ] {
+        assert!(
+            scrape.samples.iter().any(|s| s.metric == family),
+            "{family} missing:\n{text}"
+        );
+    }
+    run.stop().await;
+}
+
+/// The real binary, configured by environment only, pointed at `sim`.
+fn binary(sim: &Simulator, listen: &str) -> std::process::Command {
+    let sc = sim.config();
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_ses-inventory"));
+    c.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("SES_INVENTORY_CONFIG", "")
+        .env("SES_INVENTORY__TMF638__ENDPOINT", sim.tmf638_url())
+        .env("SES_INVENTORY__TMF638__USERNAME", &sc.tmf638_user)
+        .env("SES_INVENTORY__TMF638__PASSWORD", &sc.tmf638_password)
+        .env("SES_INVENTORY__TMF639__ENDPOINT", sim.tmf639_url())
+        .env("SES_INVENTORY__TMF639__USERNAME", &sc.tmf639_user)
+        .env("SES_INVENTORY__TMF639__PASSWORD", &sc.tmf639_password)
+        .env("SES_INVENTORY__HTTP__BYPASS_PROXY", "true")
+        .env("SES_INVENTORY__API__LISTEN", listen)
+        .env("SES_INVENTORY__API__TOKEN", "bin-t0ken")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    c
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_daemon_serves_the_api_and_a_busy_port_stops_its_start() {
+    use std::io::{BufRead, BufReader};
+    let (sim, _sc) = empty_sim().await;
+    crafted(&sim);
+
+    // A port already in use: exit 1 before any upstream request, naming the key.
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let out = tokio::task::spawn_blocking({
+        let mut c = binary(&sim, &busy.local_addr().unwrap().to_string());
+        move || c.output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("api.listen"), "{stderr}");
+    assert!(
+        sim.requests().is_empty(),
+        "no request when the API cannot listen"
+    );
+
+    let mut child = binary(&sim, "127.0.0.1:0").spawn().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let listening = tokio::task::spawn_blocking(move || {
+        loop {
+            let line = rx
+                .recv_timeout(Duration::from_secs(30))
+                .expect("the daemon logs where the API listens");
+            if line.contains("API listening.") {
+                assert!(!line.contains("bin-t0ken"), "{line}");
+                return (line, rx);
+            }
+        }
+    })
+    .await
+    .unwrap();
+    let log: Value = serde_json::from_str(&listening.0).unwrap();
+    let addr = log["addr"].as_str().unwrap_or_else(|| panic!("{log}"));
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let r = http
+        .get(format!("http://{addr}/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = http
+        .get(format!("http://{addr}/api/v1/status"))
+        .bearer_auth("bin-t0ken")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["version"], env!("CARGO_PKG_VERSION"));
+
+    let pid = child.id().to_string();
+    let status = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap();
+        child.wait().unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(status.code(), Some(0));
+    let rest: Vec<String> = listening.1.try_iter().collect();
+    assert!(
+        rest.iter().all(|l| !l.contains("bin-t0ken")),
+        "the token is never logged"
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_client_that_never_reads_does_not_stall_polling() {
+    use tokio::io::AsyncWriteExt;
+    let run = Running::start(
+        |sim| {
+            crafted(sim);
+            sim.set_items(Services, services(1000));
+        },
+        |_| {},
+    )
+    .await;
+    run.ready().await;
+    let addr = run.server.addr().unwrap();
+    // Ask for the largest pages on several connections and never read the answers.
+    let mut stalled = Vec::new();
+    for _ in 0..4 {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"GET /api/v1/services?limit=1000 HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        stalled.push(s);
+    }
+    // Meanwhile upstream changes and a full pass is applied and served to another client.
+    run.sim.set_items(Services, services(10));
+    let cache = run.daemon.cache().clone();
+    let mut polls = cache.watch_polls();
+    polls.mark_unchanged();
+    let (status, _) = run
+        .post("/api/v1/refresh?inventory=services&full=true")
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while cache.len(Services) != 10 {
+            polls.changed().await.unwrap();
+        }
+    })
+    .await
+    .expect("the poll is applied while clients sit on their answers");
+    let (_, headers, _) = run.get("/api/v1/services").await;
+    assert_eq!(total(&headers), 10);
+    drop(stalled);
+    run.stop().await;
+}

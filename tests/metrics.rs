@@ -1,0 +1,225 @@
+//! Exact metric values after known polls. The registry is process-global, so this binary holds
+//! one test and one daemon: every value below comes from it alone.
+
+mod common;
+
+use common::*;
+use prometheus_parse::{Sample, Scrape, Value};
+use ses_inventory::Inventory::{Carriers, Resources, Services};
+use ses_inventory::api::Bound;
+use ses_inventory::clock::Clock;
+use ses_inventory::daemon::Daemon;
+use ses_inventory::sim::{Fault, FaultKind};
+use std::sync::Arc;
+use std::time::Duration;
+
+fn find<'a>(scrape: &'a Scrape, metric: &str, labels: &[(&str, &str)]) -> &'a Sample {
+    scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == metric && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+        .unwrap_or_else(|| panic!("no {metric} with {labels:?}"))
+}
+
+fn value(scrape: &Scrape, metric: &str, labels: &[(&str, &str)]) -> f64 {
+    match find(scrape, metric, labels).value {
+        Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => v,
+        ref other => panic!("{metric}: unexpected {other:?}"),
+    }
+}
+
+fn status(code: u16) -> FaultKind {
+    FaultKind::Status {
+        code,
+        retry_after: None,
+    }
+}
+
+#[tokio::test]
+async fn metrics_count_what_the_polls_did() {
+    let (sim, sc) = empty_sim().await;
+    // Services: 45 items = pages of 40 and 5; page 2 answers 503 once (one retry).
+    sim.set_items(Services, services(45));
+    sim.inject(Fault {
+        inventory: Some(Services),
+        page: Some(2),
+        refresh_only: false,
+        kind: status(503),
+        times: Some(1),
+    });
+    // Carriers: page 1 keeps answering 504: skipped after 3 attempts, the pass is incomplete.
+    sim.set_items(Carriers, vec![carrier("C-1")]);
+    sim.inject(Fault {
+        inventory: Some(Carriers),
+        page: Some(1),
+        refresh_only: false,
+        kind: status(504),
+        times: None,
+    });
+    // Resources: one kept, one of an excluded type, one without a key.
+    sim.set_items(
+        Resources,
+        vec![
+            resource("R-1", "Antenna"),
+            resource("R-2", "Card"),
+            serde_json::json!({"name": "no id"}),
+        ],
+    );
+    let mut cfg = config(&sim, &sc);
+    cfg.api.listen = "127.0.0.1:0".into();
+    let bound = Bound::bind(&cfg.api).await.unwrap();
+    let daemon = Daemon::start(Arc::new(cfg), Clock::System).unwrap();
+    let server = bound.serve(daemon.cache().clone(), daemon.control());
+    let cache = daemon.cache().clone();
+    let mut polls = cache.watch_polls();
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while *polls.borrow_and_update() < 3 {
+            polls.changed().await.unwrap();
+        }
+    })
+    .await
+    .expect("three polls finish");
+
+    let url = format!("http://{}/metrics", server.addr().unwrap());
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let text = http.get(url).send().await.unwrap().text().await.unwrap();
+    let scrape = Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).unwrap();
+
+    let inv = |name| ("inventory", name);
+    assert_eq!(
+        value(&scrape, "ses_inventory_items", &[inv("services")]),
+        45.0
+    );
+    assert_eq!(
+        value(&scrape, "ses_inventory_items", &[inv("resources")]),
+        1.0
+    );
+    assert_eq!(
+        value(&scrape, "ses_inventory_ready", &[inv("services")]),
+        1.0
+    );
+    assert_eq!(
+        value(&scrape, "ses_inventory_ready", &[inv("carriers")]),
+        0.0
+    );
+
+    let polls = |i, outcome| {
+        value(
+            &scrape,
+            "ses_inventory_polls_total",
+            &[inv(i), ("kind", "full"), ("outcome", outcome)],
+        )
+    };
+    assert_eq!(polls("services", "complete"), 1.0);
+    assert_eq!(polls("carriers", "incomplete"), 1.0);
+    assert_eq!(polls("carriers", "complete"), 0.0);
+    assert_eq!(polls("resources", "complete"), 1.0);
+
+    let pages = |i, outcome| {
+        value(
+            &scrape,
+            "ses_inventory_pages_total",
+            &[inv(i), ("outcome", outcome)],
+        )
+    };
+    assert_eq!(pages("services", "fetched"), 2.0);
+    assert_eq!(pages("carriers", "skipped"), 1.0);
+    assert_eq!(
+        pages("carriers", "fetched"),
+        1.0,
+        "page 2, empty, ends the pass"
+    );
+    assert_eq!(pages("resources", "failed"), 0.0);
+    // One retry for services' 503, two for carriers' 504 (three attempts).
+    assert_eq!(
+        value(
+            &scrape,
+            "ses_inventory_page_retries_total",
+            &[inv("services")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(
+            &scrape,
+            "ses_inventory_page_retries_total",
+            &[inv("carriers")]
+        ),
+        2.0
+    );
+    let skipped = |reason| {
+        value(
+            &scrape,
+            "ses_inventory_skipped_items_total",
+            &[inv("resources"), ("reason", reason)],
+        )
+    };
+    assert_eq!((skipped("not_kept"), skipped("no_key")), (1.0, 1.0));
+    assert_eq!(
+        value(
+            &scrape,
+            "ses_inventory_item_changes_total",
+            &[inv("services"), ("change", "added")]
+        ),
+        45.0
+    );
+
+    // One observation per attempt, by status.
+    let count = |i, code| {
+        value(
+            &scrape,
+            "ses_inventory_upstream_request_duration_seconds_count",
+            &[inv(i), ("status", code)],
+        )
+    };
+    assert_eq!(count("services", "200"), 2.0);
+    assert_eq!(count("services", "503"), 1.0);
+    assert_eq!(count("carriers", "504"), 3.0);
+    let hist = find(
+        &scrape,
+        "ses_inventory_upstream_request_duration_seconds",
+        &[inv("carriers"), ("status", "504")],
+    );
+    match &hist.value {
+        Value::Histogram(buckets) => {
+            let inf = buckets.iter().find(|b| b.less_than.is_infinite()).unwrap();
+            assert_eq!(inf.count, 3.0);
+            assert!(buckets.windows(2).all(|w| w[0].count <= w[1].count));
+        }
+        other => panic!("not a histogram: {other:?}"),
+    }
+
+    // Last success and full-pass duration: only for inventories with a complete pass.
+    let now = chrono::Utc::now().timestamp() as f64;
+    let last = value(
+        &scrape,
+        "ses_inventory_last_success_timestamp_seconds",
+        &[inv("services")],
+    );
+    assert!(last > now - 60.0 && last <= now + 1.0, "{last} vs {now}");
+    assert!(
+        !scrape.samples.iter().any(
+            |s| s.metric == "ses_inventory_last_success_timestamp_seconds"
+                && s.labels.get("inventory") == Some("carriers")
+        ),
+        "carriers never succeeded"
+    );
+    let full = value(
+        &scrape,
+        "ses_inventory_full_pass_duration_seconds",
+        &[inv("resources")],
+    );
+    assert!((0.0..30.0).contains(&full), "{full}");
+    assert_eq!(
+        value(
+            &scrape,
+            "ses_inventory_build_info",
+            &[("version", env!("CARGO_PKG_VERSION"))]
+        ),
+        1.0
+    );
+
+    server.shutdown().await;
+    daemon.shutdown().await;
+    sim.shutdown().await;
+}
