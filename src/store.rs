@@ -5,7 +5,9 @@
 //!   inventory (`services`, `carriers`, `resources`) whose columns are the row's columns
 //!   ([`Row::columns`]: text; dates as RFC 3339 UTC text; single entries and lists as JSON
 //!   text), plus `key` (primary key), `raw` (the upstream JSON), `first_seen` and `last_seen`;
-//!   and `sync_state`, one row per inventory with the refresh window's timestamps.
+//!   and `sync_state`, one row per inventory with the refresh window's timestamps. Timestamps
+//!   the store itself writes (`first_seen`, `last_seen`, `sync_state`) carry nanoseconds, fixed
+//!   width, so that comparing them as text compares them as times.
 //! - **One writer**: a dedicated thread consumes the pollers' journal ([`Applied`]) and commits
 //!   each applied poll in one transaction — items *and* sync state together, so the refresh
 //!   window's anchor never runs ahead of the items it vouches for. WAL mode: readers (`export`,
