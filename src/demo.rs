@@ -5,6 +5,7 @@
 //! refreshes happen while someone watches; only this programmatic configuration can do that.
 
 use crate::api;
+use crate::cache::Cache;
 use crate::clock::Clock;
 use crate::config::{Config, LogConfig, LogFormat};
 use crate::daemon::Daemon;
@@ -12,12 +13,15 @@ use crate::inventory::Inventory;
 use crate::logging;
 use crate::secret::Secret;
 use crate::sim::{Fault, FaultKind, SimConfig, Simulator};
+use crate::store::Store;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 /// Where the demo serves the read API (an ephemeral port when this one is busy).
 pub const DEMO_API: (std::net::Ipv4Addr, u16) = (std::net::Ipv4Addr::LOCALHOST, 9638);
+/// The demo's store, in the working directory: a second demo starts warm from it.
+pub const DEMO_STORE: &str = "ses-inventory-demo.db";
 
 /// Seconds between the demo's refresh polls.
 pub const DEMO_FREQUENCY: u64 = 20;
@@ -39,6 +43,8 @@ pub fn config_for(sim: &Simulator, sim_cfg: &SimConfig) -> Config {
     cfg.poll.failure_backoff_initial = 5;
     cfg.poll.failure_backoff_max = 30;
     cfg.poll.status_interval = 30;
+    // No store: tests and benchmarks build on this configuration; `run` below adds one.
+    cfg.store.path = String::new();
     cfg.log = LogConfig {
         format: LogFormat::Pretty,
         level: "info".into(),
@@ -77,17 +83,22 @@ pub async fn run(shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
         },
         times: Some(3),
     });
-    let cfg = config_for(&sim, &sim_cfg);
+    let mut cfg = config_for(&sim, &sim_cfg);
+    cfg.store.path = DEMO_STORE.into();
     cfg.validate_timing()?;
     logging::init(&cfg.log);
     println!(
         "ses-inventory demo: simulator at http://{} ({} services, {} carriers, {} resources); \
-         refresh every {DEMO_FREQUENCY} s; data changes every 10 s. Ctrl-C to stop.",
+         refresh every {DEMO_FREQUENCY} s; data changes every 10 s; store {DEMO_STORE}. Ctrl-C to stop.",
         sim.addr(),
         sim_cfg.services,
         sim_cfg.carriers,
         sim_cfg.resources,
     );
+    let cache = Cache::new();
+    let (store, _) = Store::open(std::path::Path::new(DEMO_STORE))?;
+    store.load(&cache)?;
+    let (journal, writer) = store.spawn_writer(cache.clone());
     let listener = match tokio::net::TcpListener::bind(DEMO_API).await {
         Ok(l) => l,
         // Busy (another demo?): any free port will do.
@@ -98,7 +109,7 @@ pub async fn run(shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
         "Read API at http://{api_addr}, e.g.: curl -s 'http://{api_addr}/api/v1/services?limit=3&sort=-last_update' \
          (also /api/v1/status, /readyz, /metrics)"
     );
-    let daemon = Daemon::start(Arc::new(cfg), Clock::System)?;
+    let daemon = Daemon::start_with(Arc::new(cfg), Clock::System, cache, Some(journal))?;
     let api = api::Bound::from_listener(listener, Secret::default())
         .serve(daemon.cache().clone(), daemon.control());
     // The simulator's data changes every 10 s, so refreshes have work to do.
@@ -116,6 +127,7 @@ pub async fn run(shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     }
     api.shutdown().await;
     daemon.shutdown().await;
+    writer.finish().await;
     sim.shutdown().await;
     Ok(())
 }

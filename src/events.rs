@@ -281,3 +281,84 @@ impl StatusSummary<'_> {
         );
     }
 }
+
+// Store
+
+pub struct StoreLoaded<'a> {
+    pub path: &'a std::path::Path,
+    pub loaded: &'a crate::store::Loaded,
+}
+
+impl StoreLoaded<'_> {
+    pub fn emit(&self) {
+        let [services, carriers, resources] = self.loaded.items;
+        let ready: Vec<&str> = Inventory::ALL
+            .iter()
+            .filter(|inv| self.loaded.ready[inv.index()])
+            .map(|inv| inv.as_str())
+            .collect();
+        info!(
+            message = "Store loaded.",
+            path = %self.path.display(),
+            services,
+            carriers,
+            resources,
+            ready = %ready.join(","),
+            duration_ms = ms(self.loaded.duration),
+        );
+    }
+}
+
+pub struct StoreWritten<'a> {
+    pub inventory: Inventory,
+    pub kind: &'a str,
+    pub outcome: &'a str,
+    pub stats: &'a crate::store::WriteStats,
+}
+
+impl StoreWritten<'_> {
+    pub fn emit(&self) {
+        info!(
+            message = "Store updated.",
+            inventory = %self.inventory,
+            kind = self.kind,
+            outcome = self.outcome,
+            upserted = self.stats.upserted,
+            removed = self.stats.removed,
+            touched = self.stats.touched,
+            duration_ms = ms(self.stats.duration),
+        );
+    }
+}
+
+pub struct StoreWriteFailed<'a> {
+    pub inventory: Inventory,
+    pub error: &'a dyn std::fmt::Display,
+}
+
+impl StoreWriteFailed<'_> {
+    pub fn emit(&self) {
+        error!(
+            message = "Store write failed; polling goes on, the next complete full pass rewrites the table.",
+            inventory = %self.inventory,
+            error = %self.error,
+        );
+    }
+}
+
+pub struct StoreMovedAside<'a> {
+    pub path: &'a std::path::Path,
+    pub moved_to: &'a std::path::Path,
+    pub reason: &'a str,
+}
+
+impl StoreMovedAside<'_> {
+    pub fn emit(&self) {
+        error!(
+            message = "Store corrupt or unreadable; moved aside, starting empty.",
+            path = %self.path.display(),
+            moved_to = %self.moved_to.display(),
+            error = self.reason,
+        );
+    }
+}

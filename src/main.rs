@@ -5,7 +5,8 @@ use clap::{Parser, Subcommand};
 use ses_inventory::clock::Clock;
 use ses_inventory::config::{self, Config};
 use ses_inventory::daemon::Daemon;
-use ses_inventory::{api, demo, healthcheck, logging, notify, once, shutdown, sim};
+use ses_inventory::store::{self, Store};
+use ses_inventory::{api, demo, export, healthcheck, logging, notify, once, shutdown, sim};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -42,6 +43,17 @@ enum Command {
         /// Seconds to wait for the answer.
         #[arg(long, default_value_t = 3)]
         timeout: u64,
+    },
+    /// Write one inventory from the store (store.path) as CSV, JSON or NDJSON; safe while the
+    /// daemon runs.
+    Export {
+        /// services, carriers or resources.
+        inventory: ses_inventory::Inventory,
+        #[arg(long, value_enum, default_value = "csv")]
+        format: export::Format,
+        /// Write to this file instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        output: Option<PathBuf>,
     },
 }
 
@@ -84,6 +96,11 @@ fn main() -> ExitCode {
                 Command::Healthcheck { timeout } => {
                     runtime.block_on(health(&cfg, std::time::Duration::from_secs(timeout)))
                 }
+                Command::Export {
+                    inventory,
+                    format,
+                    output,
+                } => exit(export_to(&cfg, inventory, format, output.as_deref())),
                 _ => exit(runtime.block_on(run(cfg))),
             }
         }
@@ -111,7 +128,9 @@ async fn run(cfg: Arc<Config>) -> anyhow::Result<()> {
     );
     // Bound before the first upstream request: a port in use stops the start at once.
     let api = api::Bound::bind(&cfg.api).await?;
-    let daemon = Daemon::start(cfg, Clock::System)?;
+    let cache = ses_inventory::cache::Cache::new();
+    let (journal, writer) = open_store(&cfg, &cache)?.unzip();
+    let daemon = Daemon::start_with(cfg, Clock::System, cache, journal)?;
     let api = api.serve(daemon.cache().clone(), daemon.control());
     let notifier = notify::Notifier::from_env();
     let notifications = tokio::spawn(notify::run(
@@ -124,6 +143,9 @@ async fn run(cfg: Arc<Config>) -> anyhow::Result<()> {
     notifier.stopping();
     api.shutdown().await;
     daemon.shutdown().await;
+    if let Some(writer) = writer {
+        writer.finish().await;
+    }
     tracing::info!(message = "Stopped.");
     Ok(())
 }
@@ -131,7 +153,18 @@ async fn run(cfg: Arc<Config>) -> anyhow::Result<()> {
 async fn sync_once(cfg: Arc<Config>) -> ExitCode {
     logging::init(&cfg.log);
     let cache = ses_inventory::cache::Cache::new();
-    match once::sync_once(cfg, cache).await {
+    let (journal, writer) = match open_store(&cfg, &cache) {
+        Ok(opened) => opened.unzip(),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = once::sync_once_with(cfg, cache, journal).await;
+    if let Some(writer) = writer {
+        writer.finish().await;
+    }
+    match result {
         Ok(summary) => {
             println!(
                 "{}",
@@ -165,4 +198,40 @@ async fn health(cfg: &Config, timeout: std::time::Duration) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Opens `store.path` (unless empty), loads it into `cache` and starts its writer.
+fn open_store(
+    cfg: &Config,
+    cache: &ses_inventory::cache::Cache,
+) -> anyhow::Result<Option<(ses_inventory::sync::Journal, store::Writer)>> {
+    let Some(path) = store::resolve_path(&cfg.store.path) else {
+        return Ok(None);
+    };
+    let (store, _opened) = Store::open(&path)?;
+    store.load(cache)?;
+    Ok(Some(store.spawn_writer(cache.clone())))
+}
+
+fn export_to(
+    cfg: &Config,
+    inventory: ses_inventory::Inventory,
+    format: export::Format,
+    output: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    let path = store::resolve_path(&cfg.store.path)
+        .context("store.path is empty: there is no store to export from")?;
+    match output {
+        Some(file) => {
+            let f = std::fs::File::create(file)
+                .with_context(|| format!("cannot create {}", file.display()))?;
+            let mut w = std::io::BufWriter::new(f);
+            export::export(&path, inventory, format, &mut w)?;
+        }
+        None => {
+            let mut w = std::io::BufWriter::new(std::io::stdout().lock());
+            export::export(&path, inventory, format, &mut w)?;
+        }
+    }
+    Ok(())
 }

@@ -5,7 +5,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::inventory::Inventory;
 use crate::status::{Outcome, PassReport};
-use crate::sync::Poller;
+use crate::sync::{Journal, Poller};
 use crate::upstream::{ClientError, Upstream};
 use crate::window::{FullReason, PollPlan};
 use serde::Serialize;
@@ -52,10 +52,22 @@ pub async fn sync_once(
     cfg: Arc<Config>,
     cache: Cache,
 ) -> Result<BTreeMap<Inventory, InventorySummary>, ClientError> {
+    sync_once_with(cfg, cache, None).await
+}
+
+/// As [`sync_once`], journalling each applied pass to `journal` (the store) when given.
+pub async fn sync_once_with(
+    cfg: Arc<Config>,
+    cache: Cache,
+    journal: Option<Journal>,
+) -> Result<BTreeMap<Inventory, InventorySummary>, ClientError> {
     let upstream = Upstream::new(cfg)?;
     let mut tasks = tokio::task::JoinSet::new();
     for inv in Inventory::ALL {
         let mut poller = Poller::new(inv, upstream.clone(), cache.clone(), Clock::System);
+        if let Some(journal) = &journal {
+            poller = poller.with_journal(journal.clone());
+        }
         let cache = cache.clone();
         tasks.spawn(async move {
             let report = poller.poll(PollPlan::Full(FullReason::Initial)).await;

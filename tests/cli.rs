@@ -43,6 +43,8 @@ fn command(sim: &Simulator, sc: &SimConfig) -> Command {
         .env("SES_INVENTORY__HTTP__RETRY_MAX_DELAY_MS", "20")
         .env("SES_INVENTORY__HTTP__BYPASS_PROXY", "true")
         .env("SES_INVENTORY__API__LISTEN", "127.0.0.1:0")
+        // Tests never write to /var/lib; the store's own tests set a temporary file.
+        .env("SES_INVENTORY__STORE__PATH", "")
         .stdin(Stdio::null());
     c
 }

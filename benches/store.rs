@@ -1,0 +1,126 @@
+//! Benchmark (not a test) of the durable store: writing full passes and a warm start, for
+//! 100,000 items per inventory fetched from the simulator over loopback HTTP.
+//!
+//! Run: `cargo bench --bench store` (optionally `-- 20000` for another size). Prints figures;
+//! the README's "Data on disk" section records them.
+
+use ses_inventory::Inventory;
+use ses_inventory::cache::Cache;
+use ses_inventory::clock::Clock;
+use ses_inventory::sim::{SimConfig, Simulator};
+use ses_inventory::store::Store;
+use ses_inventory::sync::{Applied, Poller};
+use ses_inventory::upstream::Upstream;
+use ses_inventory::window::{FullReason, PollPlan};
+use std::sync::Arc;
+use std::time::Instant;
+
+fn main() {
+    let n: usize = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(100_000);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(run(n));
+}
+
+/// One full pass of `inv` over `cache`; returns what the store would be sent.
+async fn full_pass(upstream: &Upstream, cache: &Cache, inv: Inventory) -> Applied {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut poller =
+        Poller::new(inv, upstream.clone(), cache.clone(), Clock::System).with_journal(tx);
+    let report = poller.poll(PollPlan::Full(FullReason::Initial)).await;
+    assert!(report.error.is_none(), "{:?}", report.error);
+    rx.recv().await.expect("the poll is journalled")
+}
+
+fn write_all(store: &mut Store, cache: &Cache, passes: &[Applied], what: &str) {
+    let started = Instant::now();
+    for applied in passes {
+        let t = Instant::now();
+        let stats = store.write(applied, cache).unwrap();
+        println!(
+            "  {what:<28} {:<9} {:>7} upserted {:>6} removed {:>7} touched  {:>7.2} s",
+            applied.inventory.as_str(),
+            stats.upserted,
+            stats.removed,
+            stats.touched,
+            t.elapsed().as_secs_f64()
+        );
+    }
+    println!(
+        "{what}: {:.2} s for the three inventories",
+        started.elapsed().as_secs_f64()
+    );
+}
+
+async fn run(n: usize) {
+    let sc = SimConfig {
+        services: n,
+        carriers: n,
+        resources: n,
+        ..SimConfig::default()
+    };
+    let t = Instant::now();
+    let sim = Simulator::start(sc.clone(), ([127, 0, 0, 1], 0).into())
+        .await
+        .unwrap();
+    println!(
+        "simulator: {n} items per inventory generated in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+    let mut cfg = ses_inventory::demo::config_for(&sim, &sc);
+    cfg.poll.records_per_page = 500;
+    let upstream = Upstream::new(Arc::new(cfg)).unwrap();
+    let dir = std::env::temp_dir().join(format!("sesinv-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("inventory.db");
+    let (mut store, _) = Store::open(&path).unwrap();
+    let cache = Cache::new();
+
+    let mut passes = Vec::new();
+    for inv in Inventory::ALL {
+        passes.push(full_pass(&upstream, &cache, inv).await);
+    }
+    write_all(&mut store, &cache, &passes, "first full pass (inserts)");
+
+    let mut passes = Vec::new();
+    for inv in Inventory::ALL {
+        passes.push(full_pass(&upstream, &cache, inv).await);
+    }
+    write_all(&mut store, &cache, &passes, "full pass, nothing changed");
+
+    sim.mutate(1);
+    let mut passes = Vec::new();
+    for inv in Inventory::ALL {
+        passes.push(full_pass(&upstream, &cache, inv).await);
+    }
+    write_all(&mut store, &cache, &passes, "full pass, 2-3% changed");
+    let kept: usize = Inventory::ALL.iter().map(|&i| cache.len(i)).sum();
+    drop(store);
+    drop(passes);
+    drop(cache);
+
+    let size = |p: &std::path::Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+    let mb = |b: u64| b as f64 / 1e6;
+    println!(
+        "file: {:.0} MB (+ {:.0} MB WAL) for {kept} items",
+        mb(size(&path)),
+        mb(size(&dir.join("inventory.db-wal")))
+    );
+
+    let t = Instant::now();
+    let cache = Cache::new();
+    let (store, _) = Store::open(&path).unwrap();
+    let loaded = store.load(&cache).unwrap();
+    println!(
+        "warm start (open + load {} items into the cache): {:.2} s",
+        loaded.items.iter().sum::<usize>(),
+        t.elapsed().as_secs_f64()
+    );
+    drop(store);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -1,0 +1,614 @@
+//! The durable store with real SQLite files: warm restarts, `kill -9` of the real binary during
+//! a full pass, a corrupt file, a newer schema, an unwritable location, and `export`.
+
+mod common;
+
+use ses_inventory::Inventory::{self, Carriers, Resources, Services};
+use ses_inventory::cache::Cache;
+use ses_inventory::clock::Clock;
+use ses_inventory::config::Config;
+use ses_inventory::daemon::Daemon;
+use ses_inventory::item::{Rules, Verdict};
+use ses_inventory::row::Row;
+use ses_inventory::sim::{Fault, FaultKind, SimConfig, Simulator};
+use ses_inventory::store::{SCHEMA_VERSION, Store};
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, mpsc};
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_ses-inventory");
+
+/// A fresh, empty directory for one test.
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("sesinv-store-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+async fn sim_with(sc: SimConfig) -> Simulator {
+    Simulator::start(sc, ([127, 0, 0, 1], 0).into())
+        .await
+        .unwrap()
+}
+
+/// The binary configured from the environment only, pointed at `sim`, storing in `store`.
+fn command(sim: &Simulator, store: &Path) -> Command {
+    let sc = sim.config();
+    let mut c = Command::new(BIN);
+    c.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("SES_INVENTORY_CONFIG", "")
+        .env("SES_INVENTORY__TMF638__ENDPOINT", sim.tmf638_url())
+        .env("SES_INVENTORY__TMF638__USERNAME", &sc.tmf638_user)
+        .env("SES_INVENTORY__TMF638__PASSWORD", &sc.tmf638_password)
+        .env("SES_INVENTORY__TMF639__ENDPOINT", sim.tmf639_url())
+        .env("SES_INVENTORY__TMF639__USERNAME", &sc.tmf639_user)
+        .env("SES_INVENTORY__TMF639__PASSWORD", &sc.tmf639_password)
+        .env("SES_INVENTORY__HTTP__RETRY_INITIAL_DELAY_MS", "5")
+        .env("SES_INVENTORY__HTTP__RETRY_MAX_DELAY_MS", "20")
+        .env("SES_INVENTORY__HTTP__BYPASS_PROXY", "true")
+        .env("SES_INVENTORY__POLL__STATUS_INTERVAL", "0")
+        .env("SES_INVENTORY__STORE__PATH", store)
+        .env("SES_INVENTORY__API__LISTEN", "127.0.0.1:0")
+        .stdin(Stdio::null());
+    c
+}
+
+async fn output(mut c: Command) -> Output {
+    tokio::task::spawn_blocking(move || c.output().unwrap())
+        .await
+        .unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A running binary whose stderr lines arrive on a channel.
+struct Running {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+fn spawn(mut c: Command) -> Running {
+    c.arg("run").stdout(Stdio::null()).stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    Running { child, lines }
+}
+
+impl Running {
+    /// Waits (bounded) until a log line for each of `invs` (or just one line, when `invs` is
+    /// empty) contains `message` and `extra`.
+    fn wait_for(&self, message: &str, extra: &str, invs: &[Inventory]) {
+        let mut left: BTreeSet<Inventory> = invs.iter().copied().collect();
+        let mut any = invs.is_empty();
+        while any || !left.is_empty() {
+            let line = self
+                .lines
+                .recv_timeout(Duration::from_secs(60))
+                .unwrap_or_else(|_| panic!("no `{message}` for {left:?} within 60 s"));
+            if line.contains(message) && line.contains(extra) {
+                any = false;
+                left.retain(|inv| !line.contains(&format!("\"inventory\":\"{inv}\"")));
+            }
+        }
+    }
+
+    fn signal(&self, sig: &str) {
+        let pid = self.child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args([sig, &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+    }
+
+    /// Waits (bounded) for the process to end; returns its exit code (None: killed).
+    fn wait_exit(mut self) -> Option<i32> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            assert!(std::time::Instant::now() < deadline, "still running");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// Keys stored for `inv`, read with plain SQL as an operator would.
+fn stored_keys(path: &Path, inv: Inventory) -> BTreeSet<String> {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    let mut stmt = conn.prepare(&format!("SELECT key FROM {inv}")).unwrap();
+    stmt.query_map([], |r| r.get::<_, String>(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+/// Starts the daemon in-process over `path`: open, warm load, writer, pollers.
+fn start(cfg: &Config, path: &Path) -> (Daemon, ses_inventory::store::Writer) {
+    let cache = Cache::new();
+    let (store, _) = Store::open(path).unwrap();
+    store.load(&cache).unwrap();
+    let (journal, writer) = store.spawn_writer(cache.clone());
+    let daemon =
+        Daemon::start_with(Arc::new(cfg.clone()), Clock::System, cache, Some(journal)).unwrap();
+    (daemon, writer)
+}
+
+async fn ready(cache: &Cache) {
+    tokio::time::timeout(Duration::from_secs(60), cache.wait_all_ready())
+        .await
+        .expect("every inventory ready within 60 s");
+}
+
+type Snapshot = BTreeMap<String, (String, String, String)>;
+
+/// key → (raw, first_seen, last_seen) of every cached item.
+fn snapshot(cache: &Cache, inv: Inventory) -> Snapshot {
+    cache
+        .snapshot(inv)
+        .iter()
+        .map(|i| {
+            (
+                i.key.to_string(),
+                (
+                    i.raw.to_string(),
+                    i.first_seen.to_rfc3339(),
+                    i.last_seen().to_rfc3339(),
+                ),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restart_keeps_every_item_and_the_sync_state_and_is_ready_before_any_request() {
+    let sim = sim_with(SimConfig::default()).await;
+    let cfg = common::config(&sim, sim.config());
+    let dir = temp_dir("restart");
+    let path = dir.join("inventory.db");
+
+    let (daemon, writer) = start(&cfg, &path);
+    ready(daemon.cache()).await;
+    let before: Vec<Snapshot> = Inventory::ALL
+        .iter()
+        .map(|&inv| snapshot(daemon.cache(), inv))
+        .collect();
+    let statuses: Vec<_> = Inventory::ALL
+        .iter()
+        .map(|&inv| daemon.cache().status(inv))
+        .collect();
+    daemon.shutdown().await;
+    writer.finish().await;
+    let requests_before = sim.requests().len();
+
+    // The restart: the store alone makes every inventory ready, with the same items and times.
+    let cache = Cache::new();
+    let (store, opened) = Store::open(&path).unwrap();
+    assert!(!opened.created && opened.moved_aside.is_none());
+    let loaded = store.load(&cache).unwrap();
+    assert_eq!(loaded.ready, [true; 3]);
+    assert!(cache.all_ready(), "ready at once");
+    assert_eq!(sim.requests().len(), requests_before, "before any request");
+    for (i, inv) in Inventory::ALL.into_iter().enumerate() {
+        assert_eq!(snapshot(&cache, inv), before[i], "{inv}: every item kept");
+        let keys: BTreeSet<String> = before[i].keys().cloned().collect();
+        assert_eq!(keys, sim.facts(inv).kept, "{inv}");
+        let s = cache.status(inv);
+        assert_eq!(s.times, statuses[i].times, "{inv}: window timestamps kept");
+        assert_eq!(s.last_success, statuses[i].last_success, "{inv}");
+        // Rows come back identical to those the pass extracted.
+        for item in cache.snapshot(inv) {
+            assert_eq!(item.row, Row::extract(inv, &item.json()));
+        }
+    }
+
+    // The next poll is a refresh over the time since the stored anchor, not a new full pass.
+    let (journal, writer) = store.spawn_writer(cache.clone());
+    let daemon = Daemon::start_with(Arc::new(cfg), Clock::System, cache, Some(journal)).unwrap();
+    common::eventually(30, "the first polls after the restart", || {
+        sim.requests().len() >= requests_before + 3
+    })
+    .await;
+    for r in &sim.requests()[requests_before..] {
+        assert_eq!(r.updated_days_ago, Some(0), "{r:?}");
+    }
+    daemon.shutdown().await;
+    writer.finish().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_9_during_a_full_pass_loses_nothing_committed() {
+    let sim = sim_with(SimConfig::default()).await;
+    let dir = temp_dir("kill9");
+    let path = dir.join("inventory.db");
+    // Resources pages are slow, so their first full pass is still running when the others are
+    // committed.
+    sim.inject(Fault {
+        inventory: Some(Resources),
+        page: None,
+        refresh_only: false,
+        kind: FaultKind::Delay(Duration::from_millis(400)),
+        times: None,
+    });
+    let first = spawn(command(&sim, &path));
+    tokio::task::block_in_place(|| {
+        first.wait_for("Store updated.", "\"kind\":\"full\"", &[Services, Carriers]);
+        // Wait until the resources pass has received a page (each takes 400 ms), so the kill
+        // lands in the middle of it.
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while !sim
+            .requests()
+            .iter()
+            .any(|r| r.inventory == Some(Resources))
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the resources pass never started"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        first.signal("-KILL");
+    });
+    let resources_seen = sim
+        .requests()
+        .iter()
+        .filter(|r| r.inventory == Some(Resources))
+        .count();
+    assert!(resources_seen >= 1, "killed during the resources pass");
+    assert_eq!(tokio::task::block_in_place(|| first.wait_exit()), None);
+
+    // Nothing committed is lost; the pass in flight left nothing half-written.
+    for inv in [Services, Carriers] {
+        assert_eq!(stored_keys(&path, inv), sim.facts(inv).kept, "{inv}");
+    }
+    assert!(stored_keys(&path, Resources).is_empty(), "no half pass");
+
+    // Upstream changes meanwhile; the restart runs a full pass of each and matches it exactly.
+    sim.clear_faults();
+    sim.mutate(1);
+    // A second start more than `full_resync_interval` (1 s) after the stored full passes runs a
+    // new full pass of each inventory, which finds the deletions too.
+    let last_full: String = rusqlite::Connection::open(&path)
+        .unwrap()
+        .query_row("SELECT max(last_complete_full) FROM sync_state", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    let last_full: chrono::DateTime<chrono::Utc> = last_full.parse().unwrap();
+    let due = last_full + chrono::Duration::milliseconds(1100) - chrono::Utc::now();
+    if let Ok(wait) = due.to_std() {
+        tokio::time::sleep(wait).await;
+    }
+    let mut c = command(&sim, &path);
+    c.env("SES_INVENTORY__POLL__FULL_RESYNC_INTERVAL", "1");
+    let second = spawn(c);
+    tokio::task::block_in_place(|| {
+        second.wait_for("Store loaded.", "\"services\":", &[]);
+        second.wait_for(
+            "Store updated.",
+            "\"kind\":\"full\",\"outcome\":\"complete\"",
+            &Inventory::ALL,
+        );
+        second.signal("-TERM");
+        assert_eq!(second.wait_exit(), Some(0));
+    });
+    for inv in Inventory::ALL {
+        assert_eq!(stored_keys(&path, inv), sim.facts(inv).kept, "{inv}");
+    }
+    // And the cache a third start loads from it is the upstream, item for item.
+    let cache = Cache::new();
+    Store::open(&path).unwrap().0.load(&cache).unwrap();
+    for inv in Inventory::ALL {
+        let rules = Rules::new(inv, Config::defaults().inventory(inv));
+        let upstream: BTreeMap<String, serde_json::Value> = sim
+            .items(inv)
+            .into_iter()
+            .rev() // the first occurrence of a duplicated key wins
+            .filter_map(|v| match rules.judge(&v) {
+                Verdict::Keep { key, .. } | Verdict::NotKept { key, .. } => {
+                    Some((key.to_string(), v))
+                }
+                _ => None,
+            })
+            .collect();
+        for item in cache.snapshot(inv) {
+            assert_eq!(
+                Some(&item.json()),
+                upstream.get(item.key.as_str()),
+                "{inv} {}",
+                item.key
+            );
+        }
+        assert!(cache.is_ready(inv));
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_corrupt_store_is_moved_aside_and_the_daemon_starts_empty() {
+    let dir = temp_dir("corrupt");
+    let path = dir.join("inventory.db");
+    let garbage = b"this is not an SQLite database\n".repeat(200);
+    std::fs::write(&path, &garbage).unwrap();
+
+    let (store, opened) = Store::open(&path).unwrap();
+    let aside = opened.moved_aside.expect("moved aside");
+    assert!(aside.starts_with(&dir), "{aside:?}");
+    assert!(
+        aside.to_string_lossy().contains("inventory.db.corrupt-"),
+        "{aside:?}"
+    );
+    assert_eq!(std::fs::read(&aside).unwrap(), garbage, "never deleted");
+    let cache = Cache::new();
+    let loaded = store.load(&cache).unwrap();
+    assert_eq!(loaded.items, [0; 3]);
+    assert!(!cache.is_ready(Services), "starts empty, not ready");
+    drop(store);
+
+    // The binary logs it, naming both files, and carries on.
+    let sim = sim_with(SimConfig::default()).await;
+    std::fs::write(&path, &garbage).unwrap();
+    let running = spawn(command(&sim, &path));
+    tokio::task::block_in_place(|| {
+        running.wait_for("moved aside", &path.display().to_string(), &[]);
+        running.wait_for("Inventory ready.", "", &Inventory::ALL);
+        running.signal("-TERM");
+        assert_eq!(running.wait_exit(), Some(0));
+    });
+    let asides = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .contains(".corrupt-")
+        })
+        .count();
+    assert!(asides >= 1);
+    assert_eq!(stored_keys(&path, Services), sim.facts(Services).kept);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_newer_schema_or_an_unwritable_location_stops_the_daemon_at_startup() {
+    let sim = sim_with(SimConfig::default()).await;
+    let dir = temp_dir("refuse");
+    let path = dir.join("inventory.db");
+    drop(Store::open(&path).unwrap());
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION + 41)
+            .unwrap();
+    }
+    let bytes = std::fs::read(&path).unwrap();
+
+    let err = Store::open(&path).unwrap_err().to_string();
+    assert!(
+        err.contains("newer") && err.contains(&path.display().to_string()),
+        "{err}"
+    );
+    let out = output({
+        let mut c = command(&sim, &path);
+        c.arg("run");
+        c
+    })
+    .await;
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("newer") && stderr.contains(&path.display().to_string()),
+        "{stderr}"
+    );
+    let export = output({
+        let mut c = command(&sim, &path);
+        c.args(["export", "services"]);
+        c
+    })
+    .await;
+    assert_eq!(export.status.code(), Some(1), "{}", text(&export.stderr));
+    assert_eq!(std::fs::read(&path).unwrap(), bytes, "left byte-identical");
+
+    // A location that cannot be written: a regular file where the directory should be.
+    let blocker = dir.join("not-a-dir");
+    std::fs::write(&blocker, "x").unwrap();
+    let unwritable = blocker.join("inventory.db");
+    let out = output({
+        let mut c = command(&sim, &unwritable);
+        c.arg("run");
+        c
+    })
+    .await;
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(&unwritable.display().to_string()),
+        "{stderr}"
+    );
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 1, "one clear message: {stderr}");
+    assert!(
+        errors[0].contains("cannot create its directory"),
+        "{stderr}"
+    );
+    assert!(
+        sim.requests().is_empty(),
+        "no request with an unusable store"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A minimal RFC 4180 reader for the test: records of optional-quoted fields.
+fn parse_csv(s: &str) -> Vec<Vec<String>> {
+    let mut records = Vec::new();
+    let mut record = Vec::new();
+    let mut field = String::new();
+    let mut quoted = false;
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (quoted, c) {
+            (true, '"') if chars.peek() == Some(&'"') => {
+                chars.next();
+                field.push('"');
+            }
+            (true, '"') => quoted = false,
+            (true, c) => field.push(c),
+            (false, '"') => quoted = true,
+            (false, ',') => record.push(std::mem::take(&mut field)),
+            (false, '\r') => {}
+            (false, '\n') => {
+                record.push(std::mem::take(&mut field));
+                records.push(std::mem::take(&mut record));
+            }
+            (false, c) => field.push(c),
+        }
+    }
+    records
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_export_format_round_trips_every_row() {
+    let sim = sim_with(SimConfig::default()).await;
+    let dir = temp_dir("export");
+    let path = dir.join("inventory.db");
+    let out = output({
+        let mut c = command(&sim, &path);
+        c.arg("sync-once");
+        c
+    })
+    .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let cache = Cache::new();
+    Store::open(&path).unwrap().0.load(&cache).unwrap();
+
+    for inv in Inventory::ALL {
+        let cols = Row::columns(inv);
+        let items: BTreeMap<String, _> = cache
+            .snapshot(inv)
+            .into_iter()
+            .map(|i| (i.key.to_string(), i))
+            .collect();
+        assert_eq!(
+            items.keys().cloned().collect::<BTreeSet<_>>(),
+            sim.facts(inv).kept
+        );
+        let export = |format: &str| {
+            let file = dir.join(format!("{inv}.{format}"));
+            let mut c = command(&sim, &path);
+            c.args(["export", inv.as_str(), "--format", format, "--output"])
+                .arg(&file);
+            (c, file)
+        };
+
+        let (c, file) = export("csv");
+        let out = output(c).await;
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let records = parse_csv(&std::fs::read_to_string(&file).unwrap());
+        let mut heading = vec!["Key".to_string()];
+        heading.extend(cols.iter().map(|c| c.heading.to_string()));
+        heading.extend(["First Seen".into(), "Last Seen".into()]);
+        assert_eq!(records[0], heading, "{inv}: the connector's headings");
+        assert_eq!(records.len() - 1, items.len(), "{inv}: one line per item");
+        for record in &records[1..] {
+            let item = &items[&record[0]];
+            for (i, _) in cols.iter().enumerate() {
+                assert_eq!(
+                    record[i + 1],
+                    item.row.cell(i).to_text().unwrap_or_default(),
+                    "{inv} {} column {i}",
+                    item.key
+                );
+            }
+        }
+
+        for format in ["json", "ndjson"] {
+            let (c, file) = export(format);
+            let out = output(c).await;
+            assert!(out.status.success(), "{}", text(&out.stderr));
+            let body = std::fs::read_to_string(&file).unwrap();
+            let objects: Vec<serde_json::Value> = if format == "json" {
+                serde_json::from_str(&body).unwrap()
+            } else {
+                body.lines()
+                    .map(|l| serde_json::from_str(l).unwrap())
+                    .collect()
+            };
+            assert_eq!(objects.len(), items.len(), "{inv} {format}");
+            for o in &objects {
+                let item = &items[o["key"].as_str().unwrap()];
+                for (i, c) in cols.iter().enumerate() {
+                    assert_eq!(
+                        o[c.name],
+                        item.row.cell(i).to_json(),
+                        "{inv} {format} {}",
+                        c.name
+                    );
+                }
+                assert!(o["first_seen"].is_string() && o["last_seen"].is_string());
+            }
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn export_reads_whole_polls_while_the_daemon_writes() {
+    let sim = sim_with(SimConfig {
+        services: 0,
+        carriers: 0,
+        resources: 6000,
+        ..SimConfig::default()
+    })
+    .await;
+    let kept = sim.facts(Resources).kept.len();
+    let cfg = common::config(&sim, sim.config());
+    let dir = temp_dir("export-live");
+    let path = dir.join("inventory.db");
+    // The file exists (empty) before the daemon's first commit.
+    drop(Store::open(&path).unwrap());
+    let (daemon, writer) = start(&cfg, &path);
+    let mut exports = 0;
+    let mut counts = BTreeSet::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let out = output({
+            let mut c = command(&sim, &path);
+            c.args(["export", "resources", "--format", "ndjson"]);
+            c
+        })
+        .await;
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let n = text(&out.stdout).lines().count();
+        exports += 1;
+        counts.insert(n);
+        assert!(
+            n == 0 || n == kept,
+            "a whole pass or nothing, got {n} of {kept}"
+        );
+        if n == kept {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never saw the pass");
+    }
+    assert!(exports >= 1);
+    daemon.shutdown().await;
+    writer.finish().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}
