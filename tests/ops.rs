@@ -101,6 +101,12 @@ async fn runs_as_the_systemd_unit_would_ready_watchdog_and_clean_stop() {
     let socket_path = dir.path().join("notify.sock");
     let socket = UnixDatagram::bind(&socket_path).unwrap();
 
+    // The API on a port that was free a moment ago, so that the real /healthz can be asked.
+    let api = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .to_string();
     let mut c = bare_command();
     c.arg("run")
         .env("SES_INVENTORY__TMF638__ENDPOINT", sim.tmf638_url())
@@ -108,7 +114,7 @@ async fn runs_as_the_systemd_unit_would_ready_watchdog_and_clean_stop() {
         .env("SES_INVENTORY__TMF639__ENDPOINT", sim.tmf639_url())
         .env("SES_INVENTORY__TMF639__USERNAME", &sc.tmf639_user)
         .env("SES_INVENTORY__HTTP__BYPASS_PROXY", "true")
-        .env("SES_INVENTORY__API__LISTEN", "")
+        .env("SES_INVENTORY__API__LISTEN", &api)
         .env("SES_INVENTORY__STORE__PATH", "")
         .env("CREDENTIALS_DIRECTORY", &credentials)
         .env("NOTIFY_SOCKET", &socket_path)
@@ -147,6 +153,15 @@ async fn runs_as_the_systemd_unit_would_ready_watchdog_and_clean_stop() {
         lines(got).filter(|l| *l == "WATCHDOG=1").count() >= pings_before + 2
     })
     .await;
+
+    // The container health check against the daemon's real /healthz.
+    let health = healthcheck(&api).await;
+    assert!(
+        health.status.success(),
+        "{}",
+        String::from_utf8_lossy(&health.stderr)
+    );
+    assert!(String::from_utf8_lossy(&health.stdout).contains("200"));
 
     let kill = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
