@@ -506,23 +506,11 @@ async fn metrics_parse_as_prometheus_text() {
     run.stop().await;
 }
 
-/// The real binary, configured by environment only, pointed at `sim`.
-fn binary(sim: &Simulator, listen: &str) -> std::process::Command {
-    let sc = sim.config();
-    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_ses-inventory"));
-    c.env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("SES_INVENTORY_CONFIG", "")
-        .env("SES_INVENTORY__TMF638__ENDPOINT", sim.tmf638_url())
-        .env("SES_INVENTORY__TMF638__USERNAME", &sc.tmf638_user)
-        .env("SES_INVENTORY__TMF638__PASSWORD", &sc.tmf638_password)
-        .env("SES_INVENTORY__TMF639__ENDPOINT", sim.tmf639_url())
-        .env("SES_INVENTORY__TMF639__USERNAME", &sc.tmf639_user)
-        .env("SES_INVENTORY__TMF639__PASSWORD", &sc.tmf639_password)
-        .env("SES_INVENTORY__HTTP__BYPASS_PROXY", "true")
-        .env("SES_INVENTORY__API__LISTEN", listen)
+/// The real binary, configured by environment only, pointed at `sim`, its API on `listen`.
+fn api_binary(sim: &Simulator, listen: &str) -> std::process::Command {
+    let mut c = binary(sim, sim.config());
+    c.env("SES_INVENTORY__API__LISTEN", listen)
         .env("SES_INVENTORY__API__TOKEN", "bin-t0ken")
-        .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped());
     c
@@ -537,7 +525,7 @@ async fn the_daemon_serves_the_api_and_a_busy_port_stops_its_start() {
     // A port already in use: exit 1 before any upstream request, naming the key.
     let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let out = tokio::task::spawn_blocking({
-        let mut c = binary(&sim, &busy.local_addr().unwrap().to_string());
+        let mut c = api_binary(&sim, &busy.local_addr().unwrap().to_string());
         move || c.output().unwrap()
     })
     .await
@@ -550,7 +538,7 @@ async fn the_daemon_serves_the_api_and_a_busy_port_stops_its_start() {
         "no request when the API cannot listen"
     );
 
-    let mut child = binary(&sim, "127.0.0.1:0").spawn().unwrap();
+    let mut child = api_binary(&sim, "127.0.0.1:0").spawn().unwrap();
     let stderr = child.stderr.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel::<String>();
     std::thread::spawn(move || {

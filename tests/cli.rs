@@ -11,7 +11,6 @@ use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-const BIN: &str = env!("CARGO_BIN_EXE_ses-inventory");
 const PASSWORD_638: &str = "pw-638-Zq8!";
 const PASSWORD_639: &str = "pw-639-Xk3?";
 
@@ -29,24 +28,7 @@ async fn sim() -> (Simulator, SimConfig) {
 
 /// The binary with only environment configuration pointed at `sim` (no file anywhere).
 fn command(sim: &Simulator, sc: &SimConfig) -> Command {
-    let mut c = Command::new(BIN);
-    c.env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("SES_INVENTORY_CONFIG", "")
-        .env("SES_INVENTORY__TMF638__ENDPOINT", sim.tmf638_url())
-        .env("SES_INVENTORY__TMF638__USERNAME", &sc.tmf638_user)
-        .env("SES_INVENTORY__TMF638__PASSWORD", &sc.tmf638_password)
-        .env("SES_INVENTORY__TMF639__ENDPOINT", sim.tmf639_url())
-        .env("SES_INVENTORY__TMF639__USERNAME", &sc.tmf639_user)
-        .env("SES_INVENTORY__TMF639__PASSWORD", &sc.tmf639_password)
-        .env("SES_INVENTORY__HTTP__RETRY_INITIAL_DELAY_MS", "5")
-        .env("SES_INVENTORY__HTTP__RETRY_MAX_DELAY_MS", "20")
-        .env("SES_INVENTORY__HTTP__BYPASS_PROXY", "true")
-        .env("SES_INVENTORY__API__LISTEN", "127.0.0.1:0")
-        // Tests never write to /var/lib; the store's own tests set a temporary file.
-        .env("SES_INVENTORY__STORE__PATH", "")
-        .stdin(Stdio::null());
-    c
+    common::binary(sim, sc)
 }
 
 async fn output(mut c: Command) -> Output {

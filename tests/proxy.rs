@@ -1,28 +1,17 @@
 //! Proxy settings, as an operator sets them: the standard environment variables, and
 //! `http.bypass_proxy` (the connector's "BypassProxy") to ignore them.
 
-use ses_inventory::sim::{SimConfig, Simulator};
-use std::process::{Command, Stdio};
+mod common;
 
-const BIN: &str = env!("CARGO_BIN_EXE_ses-inventory");
+use ses_inventory::sim::{SimConfig, Simulator};
 
 fn sync_once(sim: &Simulator, sc: &SimConfig, proxy: &str, bypass: bool) -> std::process::Output {
-    Command::new(BIN)
+    common::binary(sim, sc)
         .arg("sync-once")
-        .env_clear()
-        .env("SES_INVENTORY_CONFIG", "")
-        .env("SES_INVENTORY__STORE__PATH", "")
-        .env("SES_INVENTORY__TMF638__ENDPOINT", sim.tmf638_url())
-        .env("SES_INVENTORY__TMF638__USERNAME", &sc.tmf638_user)
-        .env("SES_INVENTORY__TMF638__PASSWORD", &sc.tmf638_password)
-        .env("SES_INVENTORY__TMF639__ENDPOINT", sim.tmf639_url())
-        .env("SES_INVENTORY__TMF639__USERNAME", &sc.tmf639_user)
-        .env("SES_INVENTORY__TMF639__PASSWORD", &sc.tmf639_password)
         .env("SES_INVENTORY__HTTP__RETRY_ATTEMPTS", "1")
         .env("SES_INVENTORY__HTTP__BYPASS_PROXY", bypass.to_string())
         .env("HTTP_PROXY", proxy)
         .env("http_proxy", proxy)
-        .stdin(Stdio::null())
         .output()
         .unwrap()
 }

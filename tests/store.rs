@@ -19,8 +19,6 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
-const BIN: &str = env!("CARGO_BIN_EXE_ses-inventory");
-
 /// A fresh, empty directory for one test.
 fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("sesinv-store-{}-{name}", std::process::id()));
@@ -37,24 +35,8 @@ async fn sim_with(sc: SimConfig) -> Simulator {
 
 /// The binary configured from the environment only, pointed at `sim`, storing in `store`.
 fn command(sim: &Simulator, store: &Path) -> Command {
-    let sc = sim.config();
-    let mut c = Command::new(BIN);
-    c.env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("SES_INVENTORY_CONFIG", "")
-        .env("SES_INVENTORY__TMF638__ENDPOINT", sim.tmf638_url())
-        .env("SES_INVENTORY__TMF638__USERNAME", &sc.tmf638_user)
-        .env("SES_INVENTORY__TMF638__PASSWORD", &sc.tmf638_password)
-        .env("SES_INVENTORY__TMF639__ENDPOINT", sim.tmf639_url())
-        .env("SES_INVENTORY__TMF639__USERNAME", &sc.tmf639_user)
-        .env("SES_INVENTORY__TMF639__PASSWORD", &sc.tmf639_password)
-        .env("SES_INVENTORY__HTTP__RETRY_INITIAL_DELAY_MS", "5")
-        .env("SES_INVENTORY__HTTP__RETRY_MAX_DELAY_MS", "20")
-        .env("SES_INVENTORY__HTTP__BYPASS_PROXY", "true")
-        .env("SES_INVENTORY__POLL__STATUS_INTERVAL", "0")
-        .env("SES_INVENTORY__STORE__PATH", store)
-        .env("SES_INVENTORY__API__LISTEN", "127.0.0.1:0")
-        .stdin(Stdio::null());
+    let mut c = common::binary(sim, sim.config());
+    c.env("SES_INVENTORY__STORE__PATH", store);
     c
 }
 

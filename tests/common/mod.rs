@@ -34,6 +34,31 @@ pub fn config(sim: &Simulator, sc: &SimConfig) -> Config {
     cfg
 }
 
+/// The real binary with a clean environment, configured by variables alone (no file) for `sim`
+/// with the credentials in `sc`: fast retries, no proxy, an API on an ephemeral port, no store,
+/// no status summaries. Tests add what they exercise on top.
+pub fn binary(sim: &Simulator, sc: &SimConfig) -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_ses-inventory"));
+    c.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("SES_INVENTORY_CONFIG", "")
+        .env("SES_INVENTORY__TMF638__ENDPOINT", sim.tmf638_url())
+        .env("SES_INVENTORY__TMF638__USERNAME", &sc.tmf638_user)
+        .env("SES_INVENTORY__TMF638__PASSWORD", &sc.tmf638_password)
+        .env("SES_INVENTORY__TMF639__ENDPOINT", sim.tmf639_url())
+        .env("SES_INVENTORY__TMF639__USERNAME", &sc.tmf639_user)
+        .env("SES_INVENTORY__TMF639__PASSWORD", &sc.tmf639_password)
+        .env("SES_INVENTORY__HTTP__RETRY_INITIAL_DELAY_MS", "5")
+        .env("SES_INVENTORY__HTTP__RETRY_MAX_DELAY_MS", "20")
+        .env("SES_INVENTORY__HTTP__BYPASS_PROXY", "true")
+        .env("SES_INVENTORY__POLL__STATUS_INTERVAL", "0")
+        .env("SES_INVENTORY__API__LISTEN", "127.0.0.1:0")
+        // Tests never write to /var/lib; the store's tests set a temporary file.
+        .env("SES_INVENTORY__STORE__PATH", "")
+        .stdin(std::process::Stdio::null());
+    c
+}
+
 /// A simulator with no data, on the current runtime.
 pub async fn empty_sim() -> (Simulator, SimConfig) {
     let sc = SimConfig::empty();
