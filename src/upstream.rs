@@ -457,6 +457,30 @@ mod tests {
     }
 
     #[test]
+    fn an_extra_ca_file_must_hold_pem_certificates() {
+        let dir = std::env::temp_dir().join(format!("sesinv-ca-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let garbage = dir.join("not-a-ca.pem");
+        std::fs::write(&garbage, "this is not a certificate\n").unwrap();
+        let mut cfg = Config::defaults();
+        cfg.http.ca_file = garbage.display().to_string();
+        let err = Upstream::new(Arc::new(cfg.clone())).err().expect("refused");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("http.ca_file") && msg.contains("not-a-ca.pem"),
+            "{msg}"
+        );
+
+        cfg.http.ca_file = dir.join("missing.pem").display().to_string();
+        let msg = cfg.validate().unwrap_err().to_string();
+        assert!(
+            msg.contains("http.ca_file") && msg.contains("missing.pem"),
+            "{msg}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn request_url_carries_the_dialect() {
         let mut cfg = Config::defaults();
         cfg.tmf638.endpoint = "http://127.0.0.1:1/base/".into();
