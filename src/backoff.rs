@@ -36,10 +36,6 @@ impl Backoff {
     pub fn reset(&mut self) {
         self.failures = 0;
     }
-
-    pub fn failures(&self) -> u32 {
-        self.failures
-    }
 }
 
 /// A uniform number in [0, 1) from a small per-thread xorshift generator; jitter needs no more.
