@@ -497,7 +497,7 @@ async fn a_requested_poll_joins_a_running_one_or_starts_now() {
     sim.inject(fault(
         Services,
         None,
-        FaultKind::Delay(std::time::Duration::from_millis(40)),
+        FaultKind::Delay(std::time::Duration::from_millis(250)),
         None,
     ));
     let daemon = Daemon::start(
