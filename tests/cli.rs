@@ -3,47 +3,27 @@
 
 mod common;
 
+use common::{output, sim_with_passwords, text};
+
 use base64::Engine;
 use ses_inventory::Inventory::{Carriers, Resources, Services};
 use ses_inventory::sim::{Fault, FaultKind, SimConfig, Simulator};
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
 const PASSWORD_638: &str = "pw-638-Zq8!";
 const PASSWORD_639: &str = "pw-639-Xk3?";
 
-async fn sim() -> (Simulator, SimConfig) {
-    let sc = SimConfig {
-        tmf638_password: PASSWORD_638.into(),
-        tmf639_password: PASSWORD_639.into(),
-        ..SimConfig::default()
-    };
-    let sim = Simulator::start(sc.clone(), ([127, 0, 0, 1], 0).into())
-        .await
-        .unwrap();
-    (sim, sc)
-}
-
 /// The binary with only environment configuration pointed at `sim` (no file anywhere).
 fn command(sim: &Simulator, sc: &SimConfig) -> Command {
     common::binary(sim, sc)
 }
 
-async fn output(mut c: Command) -> Output {
-    tokio::task::spawn_blocking(move || c.output().unwrap())
-        .await
-        .unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn sync_once_prints_a_summary_per_inventory() {
-    let (sim, sc) = sim().await;
+    let (sim, sc) = sim_with_passwords(PASSWORD_638, PASSWORD_639).await;
     let out = output({
         let mut c = command(&sim, &sc);
         c.arg("sync-once");
@@ -66,7 +46,7 @@ async fn sync_once_prints_a_summary_per_inventory() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sync_once_fails_when_an_inventory_does_and_logs_no_credentials() {
-    let (sim, mut sc) = sim().await;
+    let (sim, mut sc) = sim_with_passwords(PASSWORD_638, PASSWORD_639).await;
     sim.inject(Fault {
         inventory: Some(Carriers),
         page: Some(2),
@@ -125,7 +105,7 @@ async fn sync_once_fails_when_an_inventory_does_and_logs_no_credentials() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn check_config_reads_the_environment_and_redacts() {
-    let (sim, sc) = sim().await;
+    let (sim, sc) = sim_with_passwords(PASSWORD_638, PASSWORD_639).await;
     let out = output({
         let mut c = command(&sim, &sc);
         c.arg("check-config")
@@ -143,7 +123,7 @@ async fn check_config_reads_the_environment_and_redacts() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_bad_setting_stops_before_any_request() {
-    let (sim, sc) = sim().await;
+    let (sim, sc) = sim_with_passwords(PASSWORD_638, PASSWORD_639).await;
     for (key, value, named) in [
         (
             "SES_INVENTORY__POLL__CACHE_UPDATE_FREQUENCY",
@@ -184,7 +164,7 @@ async fn a_bad_setting_stops_before_any_request() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_daemon_stops_cleanly_on_sigterm() {
-    let (sim, sc) = sim().await;
+    let (sim, sc) = sim_with_passwords(PASSWORD_638, PASSWORD_639).await;
     let mut c = command(&sim, &sc);
     c.arg("run").stdout(Stdio::null()).stderr(Stdio::piped());
     let mut child = c.spawn().unwrap();

@@ -2,8 +2,9 @@
 //! passwords from `$CREDENTIALS_DIRECTORY`, a notify socket and a watchdog; and the
 //! `healthcheck` subcommand's exit codes.
 
+mod common;
+
 use ses_inventory::Inventory;
-use ses_inventory::sim::{SimConfig, Simulator};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -76,14 +77,7 @@ fn lines(got: &[String]) -> impl Iterator<Item = &str> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn runs_as_the_systemd_unit_would_ready_watchdog_and_clean_stop() {
-    let sc = SimConfig {
-        tmf638_password: PASSWORD_638.into(),
-        tmf639_password: PASSWORD_639.into(),
-        ..SimConfig::default()
-    };
-    let sim = Simulator::start(sc.clone(), ([127, 0, 0, 1], 0).into())
-        .await
-        .unwrap();
+    let (sim, sc) = common::sim_with_passwords(PASSWORD_638, PASSWORD_639).await;
     let dir = TempDir::new("ops");
     let credentials = dir.path().join("credentials");
     std::fs::create_dir(&credentials).unwrap();

@@ -3,6 +3,8 @@
 
 mod common;
 
+use common::{output, text};
+
 use ses_inventory::Inventory::{self, Carriers, Resources, Services};
 use ses_inventory::cache::Cache;
 use ses_inventory::clock::Clock;
@@ -15,7 +17,7 @@ use ses_inventory::store::{SCHEMA_VERSION, Store};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
@@ -38,16 +40,6 @@ fn command(sim: &Simulator, store: &Path) -> Command {
     let mut c = common::binary(sim, sim.config());
     c.env("SES_INVENTORY__STORE__PATH", store);
     c
-}
-
-async fn output(mut c: Command) -> Output {
-    tokio::task::spawn_blocking(move || c.output().unwrap())
-        .await
-        .unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 /// A running binary whose stderr lines arrive on a channel.

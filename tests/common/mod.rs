@@ -59,6 +59,31 @@ pub fn binary(sim: &Simulator, sc: &SimConfig) -> std::process::Command {
     c
 }
 
+/// Runs `c` to its end off the async runtime and returns what it printed.
+pub async fn output(mut c: std::process::Command) -> std::process::Output {
+    tokio::task::spawn_blocking(move || c.output().unwrap())
+        .await
+        .unwrap()
+}
+
+/// Command output as text.
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A simulator with the default data and these passwords, on the current runtime.
+pub async fn sim_with_passwords(tmf638: &str, tmf639: &str) -> (Simulator, SimConfig) {
+    let sc = SimConfig {
+        tmf638_password: tmf638.into(),
+        tmf639_password: tmf639.into(),
+        ..SimConfig::default()
+    };
+    let sim = Simulator::start(sc.clone(), ([127, 0, 0, 1], 0).into())
+        .await
+        .expect("sim starts");
+    (sim, sc)
+}
+
 /// A simulator with no data, on the current runtime.
 pub async fn empty_sim() -> (Simulator, SimConfig) {
     let sc = SimConfig::empty();
