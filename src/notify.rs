@@ -156,9 +156,26 @@ pub fn summary(cache: &Cache) -> String {
         .join("; ")
 }
 
+/// How far each `EXTEND_TIMEOUT_USEC=` pushes systemd's start timeout while a first full pass is
+/// still fetching pages.
+pub const EXTEND_BY: Duration = Duration::from_secs(90);
+
+/// Whether the start is making progress: some inventory that is not ready yet is fetching pages
+/// right now (not waiting out a failure backoff).
+pub fn first_pass_running(cache: &Cache) -> bool {
+    Inventory::ALL
+        .iter()
+        .any(|&inv| !cache.is_ready(inv) && cache.status(inv).phase == Phase::Building)
+}
+
 /// Runs until cancelled: `READY=1` once every inventory is ready, `STATUS=` after every finished
 /// poll, `WATCHDOG=1` every `watchdog` when given. Spawn it next to the daemon and abort it before
 /// sending [`Notifier::stopping`].
+///
+/// Until `READY=1`, while a first full pass is fetching pages, `EXTEND_TIMEOUT_USEC=` keeps
+/// systemd's `TimeoutStartSec=` from killing a start that is slow only because the inventory is
+/// large. A start that is stuck (every unready inventory failing and backing off) gets no
+/// extension, so the start timeout and `Restart=` still apply.
 pub async fn run(cache: Cache, notifier: Notifier, watchdog: Option<Duration>) {
     if !notifier.is_active() {
         return;
@@ -171,6 +188,9 @@ pub async fn run(cache: Cache, notifier: Notifier, watchdog: Option<Duration>) {
     // Without a watchdog the timer runs but is never selected.
     let mut ticker = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600)));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Well inside EXTEND_BY, and no slower than the watchdog.
+    let mut extend = tokio::time::interval(watchdog.unwrap_or(EXTEND_BY / 4).min(EXTEND_BY / 4));
+    extend.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             () = &mut ready, if !ready_sent => {
@@ -184,6 +204,15 @@ pub async fn run(cache: Cache, notifier: Notifier, watchdog: Option<Duration>) {
                     return;
                 }
                 notifier.send(&format!("STATUS={}", summary(&cache)));
+            }
+            _ = extend.tick(), if !ready_sent => {
+                if first_pass_running(&cache) {
+                    notifier.send(&format!(
+                        "EXTEND_TIMEOUT_USEC={}\nSTATUS=Building the cache: {}",
+                        EXTEND_BY.as_micros(),
+                        summary(&cache)
+                    ));
+                }
             }
             _ = ticker.tick(), if watchdog.is_some() => {
                 // Reading every inventory's status and size takes each lock briefly: a daemon
@@ -248,6 +277,25 @@ mod tests {
         let mut buf = [0u8; 64];
         let len = rx.recv(&mut buf).unwrap();
         assert_eq!(&buf[..len], b"STOPPING=1");
+    }
+
+    #[test]
+    fn the_start_is_extended_only_while_a_first_pass_fetches() {
+        let cache = Cache::new();
+        assert!(!first_pass_running(&cache), "nothing started yet");
+        cache.update_status(Inventory::Services, |s| s.phase = Phase::Building);
+        assert!(first_pass_running(&cache));
+        cache.update_status(Inventory::Services, |s| s.phase = Phase::Failing);
+        assert!(
+            !first_pass_running(&cache),
+            "backing off after a failure is no progress"
+        );
+        cache.update_status(Inventory::Carriers, |s| s.phase = Phase::Building);
+        cache.mark_ready(Inventory::Carriers);
+        assert!(
+            !first_pass_running(&cache),
+            "a ready inventory's pass is not the start's"
+        );
     }
 
     #[test]

@@ -78,6 +78,14 @@ fn lines(got: &[String]) -> impl Iterator<Item = &str> {
 #[tokio::test(flavor = "multi_thread")]
 async fn runs_as_the_systemd_unit_would_ready_watchdog_and_clean_stop() {
     let (sim, sc) = common::sim_with_passwords(PASSWORD_638, PASSWORD_639).await;
+    // A slow first pass of resources (10 pages, 300 ms each): the start must be extended.
+    sim.inject(ses_inventory::sim::Fault {
+        inventory: Some(Inventory::Resources),
+        page: None,
+        refresh_only: false,
+        kind: ses_inventory::sim::FaultKind::Delay(Duration::from_millis(300)),
+        times: None,
+    });
     let dir = TempDir::new("ops");
     let credentials = dir.path().join("credentials");
     std::fs::create_dir(&credentials).unwrap();
@@ -128,6 +136,17 @@ async fn runs_as_the_systemd_unit_would_ready_watchdog_and_clean_stop() {
         lines(got).any(|l| l == "READY=1")
     })
     .await;
+    // While the first pass ran, systemd's start timeout was pushed out, before READY=1.
+    let ready_at = got
+        .iter()
+        .position(|m| m.lines().any(|l| l == "READY=1"))
+        .unwrap();
+    assert!(
+        got[..ready_at]
+            .iter()
+            .any(|m| m.starts_with("EXTEND_TIMEOUT_USEC=90000000\n")),
+        "no EXTEND_TIMEOUT_USEC before READY=1: {got:#?}"
+    );
     // READY=1 comes with a summary of what is cached: every inventory, all of its items.
     let ready = got
         .iter()
