@@ -6,7 +6,7 @@ use crate::inventory::Inventory;
 use crate::row::{self, Row};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use std::borrow::Borrow;
+use std::borrow::{Borrow, Cow};
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -140,27 +140,28 @@ impl Rules {
         }
     }
 
+    /// Runs for every element of every page: it borrows the element's text rather than copying
+    /// it, and allocates only the key.
     pub fn judge(&self, element: &Value) -> Verdict {
         let Some(obj) = element.as_object() else {
             return Verdict::NotObject;
         };
-        let key = match scalar_text(obj.get(&self.key_field)) {
-            Some(k) => Some(k),
+        let key = match field_text(obj.get(&self.key_field)) {
+            Some(k) => Key::new(&k),
             // v5 shapes carry the external id as externalIdentifier[].
-            None if self.key_field == "externalId" => {
-                row::external_id_of(element).map(String::from)
-            }
-            None => None,
+            None if self.key_field == "externalId" => match row::external_id_of(element) {
+                Some(k) if !k.trim().is_empty() => Key::new(&k),
+                _ => return Verdict::NoKey,
+            },
+            None => return Verdict::NoKey,
         };
-        let Some(key) = key.filter(|k| !k.trim().is_empty()) else {
-            return Verdict::NoKey;
-        };
-        let key = Key::new(&key);
         if !self.keep_statuses.is_empty() {
-            let status = scalar_text(obj.get(&self.status_field))
-                .or_else(|| row::status_of(self.inventory, element).map(String::from))
-                .map(|s| s.trim().to_lowercase());
-            if !status.is_some_and(|s| self.keep_statuses.contains(&s)) {
+            let kept = match field_text(obj.get(&self.status_field)) {
+                Some(status) => one_of(&status, &self.keep_statuses),
+                None => row::status_of(self.inventory, element)
+                    .is_some_and(|status| one_of(&status, &self.keep_statuses)),
+            };
+            if !kept {
                 return Verdict::NotKept {
                     key,
                     reason: NotKeptReason::Status,
@@ -168,10 +169,11 @@ impl Rules {
             }
         }
         if !self.exclude_types.is_empty() {
-            let ty = scalar_text(obj.get(&self.type_field))
-                .or_else(|| row::type_of(element).map(String::from))
-                .map(|s| s.trim().to_lowercase());
-            if ty.is_some_and(|t| self.exclude_types.contains(&t)) {
+            let excluded = match field_text(obj.get(&self.type_field)) {
+                Some(ty) => one_of(&ty, &self.exclude_types),
+                None => row::type_of(element).is_some_and(|ty| one_of(&ty, &self.exclude_types)),
+            };
+            if excluded {
                 return Verdict::NotKept {
                     key,
                     reason: NotKeptReason::Type,
@@ -182,12 +184,24 @@ impl Rules {
     }
 }
 
-/// A string or number field as text; anything else is absent.
-fn scalar_text(v: Option<&Value>) -> Option<String> {
+/// A non-blank string (borrowed) or a number (as text); anything else is absent.
+fn field_text(v: Option<&Value>) -> Option<Cow<'_, str>> {
     match v? {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
+        Value::String(s) if !s.trim().is_empty() => Some(Cow::Borrowed(s)),
+        Value::Number(n) => Some(Cow::Owned(n.to_string())),
         _ => None,
+    }
+}
+
+/// Whether `value` (trimmed) is one of `lowered` (already trimmed and lower-cased), ignoring
+/// case; no allocation for ASCII values.
+fn one_of(value: &str, lowered: &[String]) -> bool {
+    let value = value.trim();
+    if value.is_ascii() {
+        lowered.iter().any(|l| l.eq_ignore_ascii_case(value))
+    } else {
+        let value = value.to_lowercase();
+        lowered.contains(&value)
     }
 }
 
@@ -256,6 +270,15 @@ mod tests {
             )
             .is_some()
         );
+    }
+
+    #[test]
+    fn a_blank_status_field_falls_back_to_the_other_status_shapes() {
+        let r = rules(Inventory::Services);
+        let v5 = json!({"externalId": "S", "status": " ", "state": "Operational"});
+        assert!(key_of(r.judge(&v5)).is_some());
+        let v5 = json!({"externalId": "S", "status": "", "state": "Terminated"});
+        assert!(key_of(r.judge(&v5)).is_none());
     }
 
     #[test]

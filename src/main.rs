@@ -160,7 +160,7 @@ async fn sync_once(cfg: Arc<Config>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = once::sync_once_with(cfg, cache, journal).await;
+    let result = once::sync_once(cfg, cache, journal).await;
     if let Some(writer) = writer {
         writer.finish().await;
     }

@@ -65,7 +65,6 @@ pub struct Metrics {
     retries: PerInventory<AtomicU64>,
     skipped_items: PerInventory<[AtomicU64; 4]>,
     changes: PerInventory<[AtomicU64; 3]>,
-    last_success_ms: PerInventory<AtomicU64>,
     full_pass_seconds: PerInventory<AtomicU64>,
     requests: Mutex<BTreeMap<(Inventory, String), Histogram>>,
 }
@@ -132,7 +131,6 @@ impl Metrics {
             retries: ZERO3,
             skipped_items: [ZERO4; 3],
             changes: [ZERO3; 3],
-            last_success_ms: [ZERO; 3],
             full_pass_seconds: [UNSET; 3],
             requests: Mutex::new(BTreeMap::new()),
         }
@@ -157,8 +155,8 @@ impl Metrics {
         self.retries[inv.index()].fetch_add(1, Relaxed);
     }
 
-    /// A finished poll: its outcome, what it skipped and changed; a complete one sets the last
-    /// success time, and a complete full pass its duration.
+    /// A finished poll: its outcome, what it skipped and changed; a complete full pass sets its
+    /// duration. (The last success time is read from the cache at scrape time.)
     pub fn poll(&self, inv: Inventory, report: &crate::status::PassReport) {
         let i = inv.index();
         self.polls[i][kind_index(report.kind)][outcome_index(report.outcome)].fetch_add(1, Relaxed);
@@ -175,16 +173,12 @@ impl Metrics {
         {
             self.changes[i][slot].fetch_add(n, Relaxed);
         }
-        if report.outcome == Outcome::Complete {
-            let ms = report.finished.timestamp_millis().max(0) as u64;
-            self.last_success_ms[i].fetch_max(ms, Relaxed);
-            if report.kind == PassKind::Full {
-                let secs = (report.finished - report.started)
-                    .to_std()
-                    .unwrap_or_default()
-                    .as_secs_f64();
-                self.full_pass_seconds[i].store(secs.to_bits(), Relaxed);
-            }
+        if report.outcome == Outcome::Complete && report.kind == PassKind::Full {
+            let secs = (report.finished - report.started)
+                .to_std()
+                .unwrap_or_default()
+                .as_secs_f64();
+            self.full_pass_seconds[i].store(secs.to_bits(), Relaxed);
         }
     }
 
@@ -310,15 +304,16 @@ impl Metrics {
         out.family(
             "ses_inventory_last_success_timestamp_seconds",
             "gauge",
-            "End of the last complete poll since the Unix epoch (absent before the first).",
+            "End of the last complete poll since the Unix epoch (absent before the first; \
+             restored from the store after a restart).",
         );
+        // Read from the cache's status, the one record of it (a warm start restores it).
         for inv in Inventory::ALL {
-            let ms = self.last_success_ms[inv.index()].load(Relaxed);
-            if ms != 0 {
+            if let Some(at) = cache.status(inv).last_success {
                 out.sample(
                     "ses_inventory_last_success_timestamp_seconds",
                     &[("inventory", inv.as_str())],
-                    ms as f64 / 1000.0,
+                    at.timestamp_millis() as f64 / 1000.0,
                 );
             }
         }
@@ -475,11 +470,14 @@ mod tests {
         m.page(Inventory::Services, PageOutcome::Fetched);
         m.page(Inventory::Services, PageOutcome::Skipped);
         m.retry(Inventory::Carriers);
-        m.poll(
-            Inventory::Resources,
-            &report(PassKind::Full, Outcome::Complete, 90),
-        );
-        let text = m.render(&Cache::new(), 12.5);
+        let full = report(PassKind::Full, Outcome::Complete, 90);
+        m.poll(Inventory::Resources, &full);
+        // The last success is the poller's record in the cache, read at scrape time.
+        let cache = Cache::new();
+        cache.update_status(Inventory::Resources, |s| {
+            s.last_success = Some(full.finished)
+        });
+        let text = m.render(&cache, 12.5);
         for line in [
             "ses_inventory_items{inventory=\"services\"} 0",
             "ses_inventory_pages_total{inventory=\"services\",outcome=\"skipped\"} 1",

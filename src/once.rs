@@ -47,16 +47,9 @@ impl InventorySummary {
     }
 }
 
-/// Runs the three full passes concurrently over `cache`. The map is keyed by inventory name.
+/// Runs the three full passes concurrently over `cache`, journalling each applied pass to
+/// `journal` (the store) when given. The map is keyed by inventory name.
 pub async fn sync_once(
-    cfg: Arc<Config>,
-    cache: Cache,
-) -> Result<BTreeMap<Inventory, InventorySummary>, ClientError> {
-    sync_once_with(cfg, cache, None).await
-}
-
-/// As [`sync_once`], journalling each applied pass to `journal` (the store) when given.
-pub async fn sync_once_with(
     cfg: Arc<Config>,
     cache: Cache,
     journal: Option<Journal>,
@@ -70,7 +63,7 @@ pub async fn sync_once_with(
         }
         let cache = cache.clone();
         tasks.spawn(async move {
-            let report = poller.poll(PollPlan::Full(FullReason::Initial)).await;
+            let report = poller.poll(PollPlan::Full(FullReason::Requested)).await;
             (inv, InventorySummary::new(&report, cache.len(inv)))
         });
     }

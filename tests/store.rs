@@ -178,6 +178,19 @@ async fn a_restart_keeps_every_item_and_the_sync_state_and_is_ready_before_any_r
     let loaded = store.load(&cache).unwrap();
     assert_eq!(loaded.ready, [true; 3]);
     assert!(cache.all_ready(), "ready at once");
+    // Monitoring sees the stored last success at once, not a gap until the next poll.
+    let scrape = ses_inventory::metrics::render(&cache, 0.0);
+    for (i, inv) in Inventory::ALL.into_iter().enumerate() {
+        let prefix =
+            format!("ses_inventory_last_success_timestamp_seconds{{inventory=\"{inv}\"}} ");
+        let line = scrape
+            .lines()
+            .find(|l| l.starts_with(&prefix))
+            .unwrap_or_else(|| panic!("{prefix} in {scrape}"));
+        let value: f64 = line[prefix.len()..].parse().unwrap();
+        let stored = statuses[i].last_success.unwrap().timestamp_millis() as f64 / 1000.0;
+        assert!((value - stored).abs() < 0.001, "{inv}: {value} vs {stored}");
+    }
     assert_eq!(sim.requests().len(), requests_before, "before any request");
     for (i, inv) in Inventory::ALL.into_iter().enumerate() {
         assert_eq!(snapshot(&cache, inv), before[i], "{inv}: every item kept");
