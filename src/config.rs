@@ -43,6 +43,18 @@ pub enum ConfigError {
     Invalid { key: String, message: String },
 }
 
+/// A TOML syntax error as one line: `line L, column C: message` (1-based, column in characters).
+fn toml_error(text: &str, e: &toml::de::Error) -> String {
+    let message = e.message().split_whitespace().collect::<Vec<_>>().join(" ");
+    let Some(span) = e.span() else {
+        return message;
+    };
+    let before = &text[..span.start.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+    format!("line {line}, column {column}: {message}")
+}
+
 fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         key: key.into(),
@@ -118,6 +130,7 @@ pub struct PollConfig {
     pub failure_backoff_max: u64,
     pub max_pages: u32,
     pub status_interval: u64,
+    pub total_count_header: String,
 }
 
 /// What to request for one inventory and which of its items to keep.
@@ -279,14 +292,11 @@ impl Config {
                 path: path.to_path_buf(),
                 message: e.to_string(),
             })?;
-            // Parse alone first so a syntax error names the file, not the merged layers.
-            config::Config::builder()
-                .add_source(File::from_str(&text, FileFormat::Toml))
-                .build()
-                .map_err(|e| ConfigError::File {
-                    path: path.to_path_buf(),
-                    message: e.to_string(),
-                })?;
+            // Parse alone first so a syntax error names the file, line and column, on one line.
+            toml::from_str::<toml::Table>(&text).map_err(|e| ConfigError::File {
+                path: path.to_path_buf(),
+                message: toml_error(&text, &e),
+            })?;
             builder = builder.add_source(File::from_str(&text, FileFormat::Toml));
         }
         let prefix = format!("{ENV_PREFIX}__");
@@ -631,11 +641,19 @@ mod tests {
         );
 
         let bad = dir.join("bad.toml");
-        std::fs::write(&bad, "[poll\n").unwrap();
+        std::fs::write(&bad, "[poll]\nrecords_per_page = 50\nfirst_page 1\n").unwrap();
         let err = Config::build(Some(&bad), std::iter::empty())
             .unwrap_err()
             .to_string();
-        assert!(err.contains("bad.toml"), "{err}");
+        // One line naming the file, the line and the column of the mistake.
+        assert!(!err.contains('\n'), "{err}");
+        assert!(
+            err.starts_with(&format!(
+                "configuration file {}: line 3, column 12: ",
+                bad.display()
+            )),
+            "{err}"
+        );
         let missing = dir.join("missing.toml");
         let err = Config::build(Some(&missing), std::iter::empty())
             .unwrap_err()

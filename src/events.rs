@@ -208,6 +208,10 @@ impl PollFinished<'_> {
                     added = r.added,
                     updated = r.updated,
                     removed = r.removed,
+                    candidates = r.churn.candidates,
+                    recovered = r.churn.recovered,
+                    confirmed_removed = r.churn.confirmed_removed,
+                    deferred = r.churn.deferred,
                     skipped_items = r.skipped.no_key + r.skipped.not_object,
                     duplicates = r.skipped.duplicates,
                     not_kept = r.skipped.not_kept,
@@ -241,6 +245,71 @@ impl PollScheduled {
             delay_ms = ms(self.delay),
             at = %opt_time(Some(self.at)),
         );
+    }
+}
+
+/// A listing saw the collection change under it (its total moved, or a page repeated the
+/// previous page's items): it may have missed items, so a confirming listing follows.
+pub struct ListingShifted<'a> {
+    pub inventory: Inventory,
+    pub kind: &'a str,
+    pub total_moved: bool,
+    pub repeated: u64,
+    pub candidates: u64,
+}
+
+impl ListingShifted<'_> {
+    pub fn emit(&self) {
+        warn!(
+            message = "Listing shifted during the pass.",
+            inventory = %self.inventory,
+            kind = self.kind,
+            total_moved = self.total_moved,
+            repeated = self.repeated,
+            candidates = self.candidates,
+        );
+    }
+}
+
+/// The confirming listing of a poll ended: what it recovered and what it left unconfirmed.
+pub struct ListingConfirmed<'a> {
+    pub inventory: Inventory,
+    pub kind: &'a str,
+    /// Nothing moved under it: its result is the truth, and a full pass is swept.
+    pub steady: bool,
+    pub error: Option<&'a dyn std::fmt::Display>,
+    pub skipped_pages: usize,
+    pub candidates: usize,
+    pub recovered: u64,
+    pub deferred: u64,
+}
+
+impl ListingConfirmed<'_> {
+    pub fn emit(&self) {
+        metrics::global().confirmation(self.inventory, self.steady);
+        macro_rules! confirmed {
+            ($level:ident, $message:literal) => {
+                $level!(
+                    message = $message,
+                    inventory = %self.inventory,
+                    kind = self.kind,
+                    steady = self.steady,
+                    candidates = self.candidates,
+                    recovered = self.recovered,
+                    deferred = self.deferred,
+                    skipped_pages = self.skipped_pages,
+                    error = %self.error.map(ToString::to_string).unwrap_or_default(),
+                )
+            };
+        }
+        if self.steady {
+            confirmed!(info, "Confirming listing steady; its result is applied.");
+        } else {
+            confirmed!(
+                warn,
+                "Confirming listing not steady; nothing is removed, candidates wait for the next full pass."
+            );
+        }
     }
 }
 

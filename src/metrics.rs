@@ -49,6 +49,8 @@ impl PageOutcome {
 /// Why page elements were not cached (the `reason` label of `skipped_items_total`).
 const SKIP_REASONS: [&str; 4] = ["no_key", "not_object", "duplicate", "not_kept"];
 const CHANGES: [&str; 3] = ["added", "updated", "removed"];
+/// What confirmation did with items (the `kind` label of `churn_items_total`).
+const CHURN: [&str; 4] = ["candidates", "recovered", "confirmed_removed", "deferred"];
 const KINDS: [PassKind; 2] = [PassKind::Full, PassKind::Refresh];
 const OUTCOMES: [Outcome; 3] = [Outcome::Complete, Outcome::Incomplete, Outcome::Failed];
 
@@ -65,6 +67,9 @@ pub struct Metrics {
     retries: PerInventory<AtomicU64>,
     skipped_items: PerInventory<[AtomicU64; 4]>,
     changes: PerInventory<[AtomicU64; 3]>,
+    churn: PerInventory<[AtomicU64; 4]>,
+    /// Confirming listings, `[not steady, steady]`.
+    confirmations: PerInventory<[AtomicU64; 2]>,
     full_pass_seconds: PerInventory<AtomicU64>,
     requests: Mutex<BTreeMap<(Inventory, String), Histogram>>,
 }
@@ -107,6 +112,8 @@ const ZERO3: [AtomicU64; 3] = [ZERO; 3];
 #[allow(clippy::declare_interior_mutable_const)]
 const ZERO4: [AtomicU64; 4] = [ZERO; 4];
 #[allow(clippy::declare_interior_mutable_const)]
+const ZERO2: [AtomicU64; 2] = [ZERO; 2];
+#[allow(clippy::declare_interior_mutable_const)]
 const POLLS: PollCounts = [ZERO3; 2];
 
 fn kind_index(kind: PassKind) -> usize {
@@ -131,6 +138,8 @@ impl Metrics {
             retries: ZERO3,
             skipped_items: [ZERO4; 3],
             changes: [ZERO3; 3],
+            churn: [ZERO4; 3],
+            confirmations: [ZERO2; 3],
             full_pass_seconds: [UNSET; 3],
             requests: Mutex::new(BTreeMap::new()),
         }
@@ -173,6 +182,13 @@ impl Metrics {
         {
             self.changes[i][slot].fetch_add(n, Relaxed);
         }
+        let c = &report.churn;
+        for (slot, n) in [c.candidates, c.recovered, c.confirmed_removed, c.deferred]
+            .into_iter()
+            .enumerate()
+        {
+            self.churn[i][slot].fetch_add(n, Relaxed);
+        }
         if report.outcome == Outcome::Complete && report.kind == PassKind::Full {
             let secs = (report.finished - report.started)
                 .to_std()
@@ -180,6 +196,11 @@ impl Metrics {
                 .as_secs_f64();
             self.full_pass_seconds[i].store(secs.to_bits(), Relaxed);
         }
+    }
+
+    /// A confirming listing ended; `steady`: nothing moved under it.
+    pub fn confirmation(&self, inv: Inventory, steady: bool) {
+        self.confirmations[inv.index()][usize::from(steady)].fetch_add(1, Relaxed);
     }
 
     /// The text exposition: this registry's series plus gauges read from `cache`, the process
@@ -300,6 +321,48 @@ impl Metrics {
                     self.changes[inv.index()][slot].load(Relaxed) as f64,
                 );
             }
+        }
+        out.family(
+            "ses_inventory_churn_items_total",
+            "counter",
+            "Items of full passes whose listing changed under them: candidates (cached, not \
+             listed), recovered (found by the confirming listing), confirmed_removed, deferred \
+             (kept, unconfirmed).",
+        );
+        for inv in Inventory::ALL {
+            for (slot, kind) in CHURN.into_iter().enumerate() {
+                out.sample(
+                    "ses_inventory_churn_items_total",
+                    &[("inventory", inv.as_str()), ("kind", kind)],
+                    self.churn[inv.index()][slot].load(Relaxed) as f64,
+                );
+            }
+        }
+        out.family(
+            "ses_inventory_confirmations_total",
+            "counter",
+            "Confirming listings run, by whether they were steady (nothing moved under them).",
+        );
+        for inv in Inventory::ALL {
+            for (slot, steady) in ["false", "true"].into_iter().enumerate() {
+                out.sample(
+                    "ses_inventory_confirmations_total",
+                    &[("inventory", inv.as_str()), ("steady", steady)],
+                    self.confirmations[inv.index()][slot].load(Relaxed) as f64,
+                );
+            }
+        }
+        out.family(
+            "ses_inventory_unconfirmed_items",
+            "gauge",
+            "Cached items the last full pass could not confirm gone (the next poll is a full pass).",
+        );
+        for inv in Inventory::ALL {
+            out.sample(
+                "ses_inventory_unconfirmed_items",
+                &[("inventory", inv.as_str())],
+                cache.status(inv).unconfirmed as f64,
+            );
         }
         out.family(
             "ses_inventory_last_success_timestamp_seconds",
@@ -455,6 +518,7 @@ mod tests {
             added: 3,
             updated: 0,
             removed: 1,
+            churn: Default::default(),
             outcome,
             credentials_rejected: false,
             error: None,

@@ -26,6 +26,9 @@ pub struct InventorySummary {
     /// Elements excluded by the status or type rule.
     pub not_kept: u64,
     pub received: u64,
+    /// How the pass dealt with an upstream that changed under it.
+    #[serde(flatten)]
+    pub churn: crate::status::Churn,
     pub duration_ms: i64,
     pub error: Option<String>,
 }
@@ -41,6 +44,7 @@ impl InventorySummary {
             duplicates: report.skipped.duplicates,
             not_kept: report.skipped.not_kept,
             received: report.received,
+            churn: report.churn,
             duration_ms: (report.finished - report.started).num_milliseconds(),
             error: report.error.clone(),
         }

@@ -107,10 +107,42 @@ pub struct PassReport {
     pub added: u64,
     pub updated: u64,
     pub removed: u64,
+    /// How the pass dealt with an upstream that changed while it listed (see [`Churn`]).
+    #[serde(flatten)]
+    pub churn: Churn,
     pub outcome: Outcome,
     /// The upstream answered 401/403: retried only after `poll.failure_backoff_max`.
     pub credentials_rejected: bool,
     pub error: Option<String>,
+}
+
+/// Churn seen by a poll, and what the confirming listing made of it.
+///
+/// A full pass never removes an item just because its listing did not return it: offset paging
+/// over a collection that changes skips items when earlier ones are deleted. Cached items the
+/// listing did not see are `candidates`; a second, confirming listing runs (at most one per
+/// poll) when there are candidates or the listing itself looked shifted, and only candidates
+/// missing from a steady confirming listing are removed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Churn {
+    /// The first listing saw the collection change under it: its total moved between pages, or
+    /// a page repeated the previous page's last items (an insert in front of the cursor).
+    pub shifted: bool,
+    /// Cached items that the first listing did not return.
+    pub candidates: u64,
+    /// Confirming listings run (0 or 1).
+    pub confirmations: u32,
+    /// Whether the confirming listing was steady (nothing moved under it either); `null` when
+    /// none ran. A full pass whose confirmation was not steady is followed by another full pass.
+    pub steady: Option<bool>,
+    /// Items the confirming listing returned that the first listing had missed.
+    pub recovered: u64,
+    /// Cached items removed because a steady confirming listing did not return them either.
+    pub confirmed_removed: u64,
+    /// Items kept without confirmation because the confirming listing shifted too (or
+    /// failed): candidates neither listing returned, and items the first listing returned but
+    /// the confirming one did not. The next poll is a full pass that checks them again.
+    pub deferred: u64,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -132,6 +164,10 @@ pub struct SyncStatus {
     pub last_error: Option<ErrorNote>,
     pub next_poll: Option<DateTime<Utc>>,
     pub consecutive_failures: u32,
+    /// Items the last full pass kept without confirming them (its `deferred`).
+    pub unconfirmed: u64,
+    /// The last full pass's confirming listing was not steady: the next poll is a full pass.
+    pub recheck: bool,
 }
 
 /// Logs one summary per inventory every `interval` until cancelled.

@@ -5,10 +5,14 @@
 //! `Resyncing`, and `Failing` after a poll that failed or skipped pages, until one succeeds.
 //!
 //! Rules kept here:
-//! - A poll is applied whole at its end: a complete full pass replaces the map (sweeping every
-//!   key it did not see); a refresh or an incomplete full pass upserts and removes; a failed poll
-//!   applies nothing. Readers never see half a poll, and a failure never empties the cache.
-//! - Within one poll the first occurrence of a key wins.
+//! - A poll is applied whole at its end: a complete full pass whose removals are confirmed
+//!   replaces the map; a refresh, an incomplete full pass or one whose candidates could not be
+//!   confirmed upserts and removes only what the rules exclude; a failed poll applies nothing.
+//!   Readers never see half a poll, and a failure never empties the cache.
+//! - A sweep never removes an item it has not confirmed gone: cached items a full pass did not
+//!   see are candidates, and only those missing from a steady confirming listing are removed
+//!   (see [`Churn`]).
+//! - Within one listing the first occurrence of a key wins.
 //! - The refresh window is anchored at the start of the last poll that retrieved every page.
 
 use crate::cache::{Cache, ItemMap};
@@ -18,12 +22,12 @@ use crate::events;
 use crate::inventory::Inventory;
 use crate::item::{Item, Key, Rules, Verdict};
 use crate::row::Row;
-use crate::status::{ErrorNote, Outcome, PassKind, PassReport, Phase, SkipCounts};
+use crate::status::{Churn, ErrorNote, Outcome, PassKind, PassReport, Phase, SkipCounts};
 use crate::upstream::{PageError, PageRequest, Upstream};
 use crate::window::{self, FullReason, PollPlan, SyncTimes};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -83,6 +87,54 @@ struct PassState {
     existing_kept: u64,
     /// Not-kept items that were cached (the removals of a refresh).
     existing_removed: u64,
+    /// Signs that the collection changed while this listing ran.
+    shift: Shift,
+    /// The previous page's keyed elements, to recognise a page that repeats them.
+    previous_page: HashMap<Key, Value>,
+}
+
+/// What one listing noticed of changes under it. Deletions in front of the cursor make later
+/// pages start further on, so items slide across a page boundary unseen; that shows only in a
+/// total that moves. Inserts in front of the cursor show as the previous page's last items
+/// served again.
+#[derive(Clone, Copy, Debug, Default)]
+struct Shift {
+    /// The total reported with the first page, and whether every page reported one.
+    first_total: Option<u64>,
+    every_page_had_total: bool,
+    total_moved: bool,
+    /// Elements identical to one on the previous page under the same key.
+    repeated: u64,
+}
+
+impl Shift {
+    fn shifted(&self) -> bool {
+        self.total_moved || self.repeated > 0
+    }
+
+    /// Notes the total a page came with.
+    fn saw_total(&mut self, total: Option<u64>, first: bool) {
+        if first {
+            self.first_total = total;
+            self.every_page_had_total = total.is_some();
+        } else if total.is_none() {
+            self.every_page_had_total = false;
+        }
+        if let (Some(first), Some(now)) = (self.first_total, total) {
+            self.total_moved |= first != now;
+        }
+    }
+}
+
+/// What a confirming listing decided.
+struct Confirmation {
+    /// The poll to apply.
+    pass: PassState,
+    /// Whether cached items it did not see may be removed.
+    sweep: bool,
+    steady: bool,
+    recovered: u64,
+    deferred: u64,
 }
 
 /// What one page contributed, to spot an upstream that ignores the page parameter.
@@ -133,13 +185,12 @@ impl Poller {
         let mut requested: Option<PollRequest> = None;
         loop {
             let now = self.clock.now();
+            let status = self.cache.status(self.inventory);
             let plan = match requested.take() {
                 Some(PollRequest { full: true }) => PollPlan::Full(FullReason::Requested),
-                _ => window::plan(
-                    &self.cache.status(self.inventory).times,
-                    now,
-                    &self.cfg().poll,
-                ),
+                // Candidates the last full pass could not confirm are checked again now.
+                _ if status.recheck => PollPlan::Full(FullReason::Unconfirmed),
+                _ => window::plan(&status.times, now, &self.cfg().poll),
             };
             let report = self.poll(plan).await;
             // Requests that arrived while the poll ran have joined it; only a request for a full
@@ -243,18 +294,56 @@ impl Poller {
 
         let mut pass = PassState::new(self.clock.now());
         let error = self.fetch_all(&mut pass, days_ago).await.err();
+        let mut churn = Churn {
+            shifted: pass.shift.shifted(),
+            ..Churn::default()
+        };
+        let mut sweep = false;
+        if error.is_none() && pass.skipped_pages.is_empty() {
+            let candidates = if kind == PassKind::Full {
+                self.candidates(&pass)
+            } else {
+                Vec::new()
+            };
+            churn.candidates = candidates.len() as u64;
+            if churn.shifted {
+                events::ListingShifted {
+                    inventory: inv,
+                    kind: kind.as_str(),
+                    total_moved: pass.shift.total_moved,
+                    repeated: pass.shift.repeated,
+                    candidates: churn.candidates,
+                }
+                .emit();
+            }
+            if churn.shifted || !candidates.is_empty() {
+                churn.confirmations = 1;
+                let confirming = self.confirm(pass, &candidates, kind, days_ago).await;
+                pass = confirming.pass;
+                sweep = confirming.sweep;
+                churn.steady = Some(confirming.steady);
+                churn.recovered = confirming.recovered;
+                churn.deferred = confirming.deferred;
+            } else {
+                // A quiet listing: nothing cached went missing, nothing moved under it.
+                sweep = kind == PassKind::Full;
+            }
+        }
         let outcome = match (&error, pass.skipped_pages.is_empty()) {
             (Some(_), _) => Outcome::Failed,
             (None, true) => Outcome::Complete,
             (None, false) => Outcome::Incomplete,
         };
+        let sweep = sweep && outcome == Outcome::Complete;
         let removed = match outcome {
             Outcome::Failed => 0,
-            Outcome::Complete if kind == PassKind::Full => {
-                (self.cache.len(inv) as u64).saturating_sub(pass.existing_kept)
-            }
+            _ if sweep => (self.cache.len(inv) as u64).saturating_sub(pass.existing_kept),
             _ => pass.existing_removed,
         };
+        if sweep {
+            // Removed by absence (the rest of `removed` are items the rules no longer keep).
+            churn.confirmed_removed = removed.saturating_sub(pass.existing_removed);
+        }
         let report = PassReport {
             kind,
             reason,
@@ -276,6 +365,7 @@ impl Poller {
                 pass.updated
             },
             removed,
+            churn,
             outcome,
             credentials_rejected: matches!(
                 error,
@@ -289,7 +379,7 @@ impl Poller {
                     .then(|| format!("skipped pages {:?} after HTTP 504", pass.skipped_pages))
             }),
         };
-        self.apply(&report, pass);
+        self.apply(&report, pass, sweep);
         self.cache.poll_finished();
         events::PollFinished {
             inventory: inv,
@@ -322,6 +412,7 @@ impl Poller {
             match self.upstream.fetch_page_with_retries(req).await {
                 Ok(p) => {
                     pass.pages += 1;
+                    pass.shift.saw_total(p.total, pass.pages == 1);
                     let n = p.elements.len();
                     let tally = self.absorb(pass, p.elements);
                     if n < page_size {
@@ -368,6 +459,90 @@ impl Poller {
         }
     }
 
+    /// Cached keys the pass did not see (kept or not): what a sweep would remove.
+    fn candidates(&self, pass: &PassState) -> Vec<Key> {
+        self.cache.with_items(self.inventory, |old| {
+            old.keys()
+                .filter(|k| !pass.seen.contains(*k))
+                .cloned()
+                .collect()
+        })
+    }
+
+    /// Lists the collection a second time, because the first listing (`first`) shifted or
+    /// missed cached items (`candidates`), and decides what the poll applies.
+    ///
+    /// - The confirming listing is *steady* when nothing moved under it either: its total
+    ///   never changed (or, without totals, it saw every key the first listing saw) and no page
+    ///   repeated the previous one. A steady full listing is the truth: it is applied and
+    ///   swept like a quiet pass, so candidates it did not return are removed, and items the
+    ///   first listing missed are recovered.
+    /// - Otherwise (or if it failed or skipped pages) the two listings are merged, first
+    ///   occurrence winning, nothing is removed by absence, and the candidates neither listing
+    ///   returned are deferred to the next poll, a full pass.
+    async fn confirm(
+        &self,
+        mut first: PassState,
+        candidates: &[Key],
+        kind: PassKind,
+        days_ago: Option<u32>,
+    ) -> Confirmation {
+        let mut second = PassState::new(first.started);
+        let result = self.fetch_all(&mut second, days_ago).await;
+        let complete = result.is_ok() && second.skipped_pages.is_empty();
+        let steady = complete
+            && !second.shift.shifted()
+            && (second.shift.every_page_had_total
+                || first.seen.iter().all(|k| second.seen.contains(k)));
+        let recovered = second
+            .upserts
+            .keys()
+            .filter(|k| !first.seen.contains(*k))
+            .count() as u64;
+        let deferred = if steady {
+            0
+        } else if complete {
+            let unseen = |k: &&Key| !second.seen.contains(*k);
+            (candidates.iter().filter(unseen).count() + first.upserts.keys().filter(unseen).count())
+                as u64
+        } else {
+            candidates.len() as u64
+        };
+        events::ListingConfirmed {
+            inventory: self.inventory,
+            kind: kind.as_str(),
+            steady,
+            error: result.as_ref().err().map(|e| e as &dyn std::fmt::Display),
+            skipped_pages: second.skipped_pages.len(),
+            candidates: candidates.len(),
+            recovered,
+            deferred,
+        }
+        .emit();
+        let pages = first.pages + second.pages;
+        let received = first.received + second.received;
+        let sweep = steady && kind == PassKind::Full;
+        let mut pass = if sweep {
+            second
+        } else {
+            if result.is_ok() {
+                let cache = &self.cache;
+                let inv = self.inventory;
+                first.merge(second, |k| cache.get(inv, k.as_str()).is_some());
+            }
+            first
+        };
+        pass.pages = pages;
+        pass.received = received;
+        Confirmation {
+            pass,
+            sweep,
+            steady,
+            recovered: if result.is_ok() { recovered } else { 0 },
+            deferred,
+        }
+    }
+
     /// Judges a page's elements and adds them to the poll.
     fn absorb(&self, pass: &mut PassState, elements: Vec<Value>) -> PageTally {
         pass.received += elements.len() as u64;
@@ -382,6 +557,7 @@ impl Poller {
         let mut cached = self.cache.get_many(self.inventory, keys).into_iter();
         let now = self.clock.now();
         let mut tally = PageTally { keyed: 0, fresh: 0 };
+        let previous = std::mem::take(&mut pass.previous_page);
         for (verdict, element) in judged {
             let key = match &verdict {
                 Verdict::NotObject => {
@@ -398,15 +574,25 @@ impl Poller {
             tally.keyed += 1;
             if !pass.seen.insert(key.clone()) {
                 pass.skipped.duplicates += 1;
+                if previous.get(&key) == Some(&element) {
+                    // The previous page's item served again: the collection grew in front of
+                    // the cursor and the pages moved on by one.
+                    pass.shift.repeated += 1;
+                }
                 continue;
             }
             tally.fresh += 1;
+            // Compact text; serde_json writes no whitespace.
+            let raw = matches!(verdict, Verdict::Keep { .. }).then(|| {
+                serde_json::to_string(&element)
+                    .unwrap_or_default()
+                    .into_boxed_str()
+            });
+            pass.previous_page.insert(key.clone(), element);
+            let element = &pass.previous_page[&key];
             match verdict {
                 Verdict::Keep { key } => {
-                    // Compact text; serde_json writes no whitespace.
-                    let raw = serde_json::to_string(&element)
-                        .unwrap_or_default()
-                        .into_boxed_str();
+                    let raw = raw.unwrap_or_default();
                     let item = match old {
                         Some(old) if old.raw == raw => {
                             old.touch(now);
@@ -417,7 +603,7 @@ impl Poller {
                         Some(old) => {
                             pass.existing_kept += 1;
                             pass.updated += 1;
-                            let row = Row::extract(self.inventory, &element);
+                            let row = Row::extract(self.inventory, element);
                             let item =
                                 Arc::new(Item::new(key.clone(), raw, row, old.first_seen, now));
                             pass.changed.push(item.clone());
@@ -425,7 +611,7 @@ impl Poller {
                         }
                         None => {
                             pass.added += 1;
-                            let row = Row::extract(self.inventory, &element);
+                            let row = Row::extract(self.inventory, element);
                             let item = Arc::new(Item::new(key.clone(), raw, row, now, now));
                             pass.changed.push(item.clone());
                             item
@@ -446,33 +632,30 @@ impl Poller {
         tally
     }
 
-    /// Applies the poll to the cache, records its status, and journals it.
-    fn apply(&self, report: &PassReport, mut pass: PassState) {
+    /// Applies the poll to the cache, records its status, and journals it. `sweep`: the poll
+    /// is a complete full pass whose removals are confirmed, so it replaces the inventory.
+    fn apply(&self, report: &PassReport, mut pass: PassState, sweep: bool) {
         let inv = self.inventory;
-        match (report.kind, report.outcome) {
-            (_, Outcome::Failed) => {
-                pass.changed.clear();
-                pass.unchanged.clear();
-                pass.removals.clear();
+        if report.outcome == Outcome::Failed {
+            pass.changed.clear();
+            pass.unchanged.clear();
+            pass.removals.clear();
+        } else if sweep {
+            if self.journal.is_some() {
+                // The sweep: everything cached that this pass did not keep.
+                pass.removals = self.cache.with_items(inv, |old| {
+                    old.keys()
+                        .filter(|k| !pass.upserts.contains_key(*k))
+                        .cloned()
+                        .collect()
+                });
             }
-            (PassKind::Full, Outcome::Complete) => {
-                if self.journal.is_some() {
-                    // The sweep: everything cached that this pass did not keep.
-                    pass.removals = self.cache.with_items(inv, |old| {
-                        old.keys()
-                            .filter(|k| !pass.upserts.contains_key(*k))
-                            .cloned()
-                            .collect()
-                    });
-                }
-                let upserts = std::mem::take(&mut pass.upserts);
-                let old = self.cache.replace(inv, upserts);
-                drop(old); // the previous map is freed here, after the write lock is released
-            }
-            _ => {
-                let upserts = std::mem::take(&mut pass.upserts);
-                self.cache.apply(inv, upserts.into_values(), &pass.removals);
-            }
+            let upserts = std::mem::take(&mut pass.upserts);
+            let old = self.cache.replace(inv, upserts);
+            drop(old); // the previous map is freed here, after the write lock is released
+        } else {
+            let upserts = std::mem::take(&mut pass.upserts);
+            self.cache.apply(inv, upserts.into_values(), &pass.removals);
         }
         let times = self.record(report);
         if let Some(journal) = &self.journal {
@@ -496,6 +679,8 @@ impl Poller {
                 s.times.window_anchor = Some(report.started);
                 if report.kind == PassKind::Full {
                     s.times.last_complete_full = Some(report.started);
+                    s.unconfirmed = report.churn.deferred;
+                    s.recheck = report.churn.steady == Some(false);
                 }
                 s.last_success = Some(report.finished);
                 s.consecutive_failures = 0;
@@ -545,7 +730,49 @@ impl PassState {
             updated: 0,
             existing_kept: 0,
             existing_removed: 0,
+            shift: Shift::default(),
+            previous_page: HashMap::new(),
         }
+    }
+
+    /// Adds what a confirming listing saw and this one did not (the first occurrence wins).
+    /// `cached` tells whether a key was in the cache before the poll.
+    fn merge(&mut self, other: PassState, cached: impl Fn(&Key) -> bool) {
+        let PassState {
+            seen,
+            mut upserts,
+            changed,
+            unchanged,
+            removals,
+            ..
+        } = other;
+        let first_seen = |k: &Key| self.seen.contains(k);
+        let changed: Vec<Arc<Item>> = changed
+            .into_iter()
+            .filter(|i| !first_seen(&i.key))
+            .collect();
+        let unchanged: Vec<Key> = unchanged.into_iter().filter(|k| !first_seen(k)).collect();
+        let removals: Vec<Key> = removals.into_iter().filter(|k| !first_seen(k)).collect();
+        for item in &changed {
+            if cached(&item.key) {
+                self.updated += 1;
+                self.existing_kept += 1;
+            } else {
+                self.added += 1;
+            }
+        }
+        self.existing_kept += unchanged.len() as u64;
+        self.skipped.not_kept += removals.len() as u64;
+        self.existing_removed += removals.iter().filter(|k| cached(k)).count() as u64;
+        for key in changed.iter().map(|i| &i.key).chain(&unchanged) {
+            if let Some(item) = upserts.remove(key) {
+                self.upserts.insert(key.clone(), item);
+            }
+        }
+        self.changed.extend(changed);
+        self.unchanged.extend(unchanged);
+        self.removals.extend(removals);
+        self.seen.extend(seen);
     }
 }
 

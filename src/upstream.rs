@@ -46,7 +46,8 @@ impl PageError {
     pub fn is_retryable(&self) -> bool {
         match self {
             PageError::Status { status, .. } => *status >= 500 || *status == 429,
-            PageError::Unauthorized { .. } => false,
+            // Every attempt would fail the same way: the body is over the bound we set.
+            PageError::Unauthorized { .. } | PageError::TooLarge { .. } => false,
             _ => true,
         }
     }
@@ -87,6 +88,9 @@ pub struct Page {
     pub bytes: usize,
     /// The HTTP status it came with (a 2xx).
     pub status: u16,
+    /// The collection's total as the upstream reported it with this page
+    /// (`poll.total_count_header`), if it did.
+    pub total: Option<u64>,
 }
 
 /// What one request asks for.
@@ -251,12 +255,19 @@ impl Upstream {
                 retry_after,
             });
         }
+        let header = &self.cfg.poll.total_count_header;
+        let total = (!header.is_empty())
+            .then(|| response.headers().get(header.as_str()))
+            .flatten()
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
         let body = read_limited(response, self.cfg.http.max_body_bytes, &shown).await?;
         let elements = parse_items(&body, inv_cfg, &shown)?;
         Ok(Page {
             elements,
             bytes: body.len(),
             status: status.as_u16(),
+            total,
         })
     }
 

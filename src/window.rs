@@ -25,6 +25,8 @@ pub enum FullReason {
     WindowTooWide,
     /// Asked for explicitly.
     Requested,
+    /// The last full pass could not confirm its removals (its confirming listing shifted too).
+    Unconfirmed,
 }
 
 impl FullReason {
@@ -34,6 +36,7 @@ impl FullReason {
             FullReason::Resync => "resync",
             FullReason::WindowTooWide => "window_too_wide",
             FullReason::Requested => "requested",
+            FullReason::Unconfirmed => "unconfirmed",
         }
     }
 }

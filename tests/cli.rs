@@ -156,6 +156,30 @@ async fn a_bad_setting_stops_before_any_request() {
     .await;
     assert_eq!(missing.status.code(), Some(2));
     assert!(text(&missing.stderr).contains("/nonexistent/ses.toml"));
+
+    // A TOML syntax error: one line naming the file, the line and the column.
+    let dir = std::env::temp_dir().join(format!("sesinv-cli-toml-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("broken.toml");
+    std::fs::write(
+        &file,
+        "[poll]\ncache_update_frequency = 7200\nstatus_interval = = 5\n",
+    )
+    .unwrap();
+    let broken = output({
+        let mut c = command(&sim, &sc);
+        c.arg("--config").arg(&file).arg("run");
+        c
+    })
+    .await;
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(broken.status.code(), Some(2));
+    let err = text(&broken.stderr);
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    assert!(
+        err.contains(&format!("{}: line 3, column 19: ", file.display())),
+        "{err}"
+    );
     assert!(
         sim.requests().is_empty(),
         "no request before the configuration is valid"

@@ -293,19 +293,24 @@ async fn bad_bodies_are_page_errors_and_bad_elements_are_skipped() {
     cfg.http.max_body_bytes = 64 * 1024;
     let cache = Cache::new();
     sim.set_items(Services, services(30));
-    for (kind, expect) in [
-        (FaultKind::Malformed, "not JSON"),
-        (FaultKind::NotArray, "no item array"),
-        (FaultKind::Huge(1 << 20), "max_body_bytes"),
+    // Bad bodies are retried (cfg.http.retry_attempts = 3); a body over the size bound is not:
+    // every attempt would fail the same way.
+    for (kind, expect, attempts) in [
+        (FaultKind::Malformed, "not JSON", 3),
+        (FaultKind::NotArray, "no item array", 3),
+        (FaultKind::Huge(1 << 20), "max_body_bytes", 1),
     ] {
+        let before = pages_requested(&sim, Services).len();
         sim.inject(fault(Services, Some(1), kind, None));
         let r = poll(&cfg, Services, &cache, FULL).await;
         assert_eq!(r.outcome, Outcome::Failed);
+        let error = r.error.as_deref().unwrap();
+        assert!(error.contains(expect), "{error}");
         assert!(
-            r.error.as_deref().unwrap().contains(expect),
-            "{:?}",
-            r.error
+            error.contains(&format!("after {attempts} attempt(s)")),
+            "{error}"
         );
+        assert_eq!(pages_requested(&sim, Services).len() - before, attempts);
         sim.clear_faults();
     }
     // Retried like any page error: one bad body, then a good one.

@@ -565,6 +565,122 @@ impl Dataset {
         }
         self.next_serial = g.next_serial;
     }
+
+    /// Changes the data in front of a listing's cursor, the way a live upstream does while a
+    /// client pages through it: of the first `read` items of the view (the items updated at or
+    /// after `since`, or all), deletes `deletes` evenly spaced ones, then inserts `inserts` new
+    /// items (`lastUpdate` = now) at evenly spaced positions among what remains of them.
+    /// Deterministic for the same arguments. Returns the keys deleted and inserted.
+    ///
+    /// New items come from the generator for generated datasets (facts stay right); in a
+    /// crafted dataset each is a copy of its neighbour with `externalId` and `id` set to
+    /// `CHURN-<n>`.
+    pub(crate) fn churn(
+        &mut self,
+        config: &SimConfig,
+        change: Churn,
+        now_ms: i64,
+    ) -> (Vec<String>, Vec<String>) {
+        let in_view = |i: &StoredItem| {
+            change
+                .since
+                .is_none_or(|t| i.updated.is_some_and(|u| u >= t))
+        };
+        let view: Vec<usize> = (0..self.items.len())
+            .filter(|&i| in_view(&self.items[i]))
+            .take(change.read)
+            .collect();
+        let spread = |n: usize, len: usize| -> Vec<usize> {
+            (0..n.min(len))
+                .map(|k| (k * len) / n.min(len).max(1))
+                .collect()
+        };
+        let mut doomed: Vec<usize> = spread(change.deletes, view.len())
+            .into_iter()
+            .map(|p| view[p])
+            .collect();
+        doomed.sort_unstable();
+        doomed.dedup();
+        let mut deleted = Vec::new();
+        for &i in doomed.iter().rev() {
+            let item = self.items.remove(i);
+            deleted.push(item.key.as_deref().map(str::to_owned).unwrap_or_else(|| {
+                serde_json::from_str::<Value>(&item.json)
+                    .ok()
+                    .and_then(|v| v.get("externalId").or(v.get("id")).cloned())
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default()
+            }));
+        }
+        // The view's first items again, after the deletions.
+        let view: Vec<usize> = (0..self.items.len())
+            .filter(|&i| in_view(&self.items[i]))
+            .take(change.read.saturating_sub(doomed.len()))
+            .collect();
+        let mut g = Gen {
+            rng: Rng::new(mix(config.seed
+                ^ salt(self.inventory)
+                ^ mix(self.next_serial))),
+            inv: self.inventory,
+            anchor_ms: now_ms,
+            sizes: [config.services, config.carriers, config.resources],
+            next_serial: self.next_serial,
+            force_not_kept: false,
+            buf: String::new(),
+        };
+        let mut at: Vec<usize> = if view.is_empty() {
+            vec![0; change.inserts]
+        } else {
+            (0..change.inserts)
+                .map(|k| view[(k * view.len()) / change.inserts.max(1)])
+                .collect()
+        };
+        at.sort_unstable();
+        let mut inserted = Vec::new();
+        // From the back, so earlier positions stay valid.
+        for &pos in at.iter().rev() {
+            let item = if self.generated {
+                let s = g.next_serial;
+                g.next_serial += 1;
+                g.item(KeySpec::Serial(s), true)
+            } else {
+                let n = g.next_serial;
+                g.next_serial += 1;
+                let neighbour = self.items.get(pos).or(self.items.last());
+                let mut m = neighbour
+                    .and_then(|i| serde_json::from_str::<Map<String, Value>>(&i.json).ok())
+                    .unwrap_or_default();
+                let key = format!("CHURN-{n}");
+                for field in ["externalId", "id"] {
+                    if m.contains_key(field) || m.is_empty() {
+                        m.insert(field.into(), key.clone().into());
+                    }
+                }
+                m.insert("lastUpdate".into(), fmt_ts(now_ms, 1).into());
+                StoredItem::new(m, None, false)
+            };
+            inserted.push(
+                item.key
+                    .as_deref()
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| format!("CHURN-{}", g.next_serial - 1)),
+            );
+            self.items.insert(pos.min(self.items.len()), item);
+        }
+        self.next_serial = g.next_serial;
+        (deleted, inserted)
+    }
+}
+
+/// One change in front of a listing's cursor (see [`Dataset::churn`]).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Churn {
+    /// The view: items updated at or after this (epoch ms), or all.
+    pub(crate) since: Option<i64>,
+    /// How many of the view's first items the listing has already read.
+    pub(crate) read: usize,
+    pub(crate) deletes: usize,
+    pub(crate) inserts: usize,
 }
 
 /// Renames an item or changes its status, and stamps `lastUpdate` with `now_ms`. A service's

@@ -21,6 +21,10 @@ pub enum FaultKind {
     Delay(Duration),
     /// 200 with a normal page plus one element that is a number: `[ ..., 42 ]`.
     ElementNotObject,
+    /// The data changes in front of the listing's cursor just before this page is served: of
+    /// the items already listed (the pages before this one), `deletes` are deleted and `inserts`
+    /// new ones are inserted (see `Dataset::churn`); then the page is served normally.
+    Churn { deletes: usize, inserts: usize },
 }
 
 /// One injected fault and the requests it applies to.

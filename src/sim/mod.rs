@@ -200,7 +200,7 @@ impl Shared {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn write(&self, inv: Inventory) -> RwLockWriteGuard<'_, Dataset> {
+    pub(crate) fn write(&self, inv: Inventory) -> RwLockWriteGuard<'_, Dataset> {
         self.datasets[inv.index()]
             .write()
             .unwrap_or_else(PoisonError::into_inner)

@@ -1,6 +1,7 @@
 //! The HTTP side: one fallback handler that routes, authenticates, applies faults, serves pages
 //! and records every request.
 
+use super::data;
 use super::fault::{self, FaultKind};
 use super::{RequestRecord, Shared};
 use crate::Inventory;
@@ -184,13 +185,36 @@ async fn answer(
             extra_element = true;
             None
         }
+        Some(FaultKind::Churn { deletes, inserts }) => {
+            let now = chrono::Utc::now().timestamp_millis();
+            let read = params
+                .page
+                .saturating_sub(cfg.first_page)
+                .saturating_mul(params.size as u32) as usize;
+            let change = data::Churn {
+                since: since(params.updated_days_ago, now),
+                read,
+                deletes,
+                inserts,
+            };
+            let (deleted, inserted) = shared.write(inventory).churn(cfg, change, now);
+            tracing::debug!(
+                message = "Simulator data changed under a listing.",
+                inventory = %inventory,
+                page = params.page,
+                ?deleted,
+                ?inserted
+            );
+            None
+        }
     };
     let resp = match early {
         Some(r) => r,
         None => {
-            let since = params
-                .updated_days_ago
-                .map(|n| chrono::Utc::now().timestamp_millis() - (i64::from(n) + 1) * 86_400_000);
+            let since = since(
+                params.updated_days_ago,
+                chrono::Utc::now().timestamp_millis(),
+            );
             let index = params.page.checked_sub(cfg.first_page).map(|i| i as usize);
             // The read lock is held only while the page's text is copied out.
             let (body, total, count) = {
@@ -216,6 +240,11 @@ async fn answer(
         tokio::time::sleep(delay).await;
     }
     resp
+}
+
+/// The start (epoch ms) of an `updatedDaysAgo=N` window asked at `now`: the last (N+1)×24 h.
+fn since(updated_days_ago: Option<u32>, now: i64) -> Option<i64> {
+    updated_days_ago.map(|n| now - (i64::from(n) + 1) * 86_400_000)
 }
 
 fn authorized(headers: &HeaderMap, user: &str, password: &str) -> bool {
