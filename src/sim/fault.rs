@@ -1,5 +1,6 @@
 //! Fault injection: what a faulty gateway answers, which requests a fault hits, and how many.
 
+use super::hold::Hold;
 use crate::Inventory;
 use std::time::Duration;
 
@@ -21,6 +22,8 @@ pub enum FaultKind {
     Delay(Duration),
     /// 200 with a normal page plus one element that is a number: `[ ..., 42 ]`.
     ElementNotObject,
+    /// Hold the request until the test releases the [`Hold`], then answer normally.
+    Hold(Hold),
 }
 
 /// One injected fault and the requests it applies to.
