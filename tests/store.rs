@@ -739,3 +739,145 @@ async fn items_and_the_window_anchor_are_committed_together_and_a_failed_write_h
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn export_writes_the_columns_the_contract_describes() {
+    let sim = sim_with(SimConfig::empty()).await;
+    sim.set_items(
+        Services,
+        vec![
+            serde_json::json!({
+                "id": "sys-1",
+                "externalId": "SVC-1",
+                "name": "Alpha, \"A\"",
+                "description": "two\nlines",
+                "status": "Operational",
+                "@type": "CFS",
+                "startDate": "2025-06-30T10:00:00+02:00",
+                "place": [{"id": "SITE-1", "name": "Betzdorf", "role": "installationSite"}],
+                "serviceSpecification": {"id": "SPEC-1", "name": "Managed Connectivity"},
+            }),
+            serde_json::json!({
+                "externalId": "SVC-2",
+                "name": "  Beta  ",
+                "status": " operational ",
+            }),
+            serde_json::json!({"externalId": "SVC-3", "status": "Terminated"}),
+        ],
+    );
+    let dir = temp_dir("export-literal");
+    let path = dir.join("inventory.db");
+    let out = output({
+        let mut c = command(&sim, &path);
+        c.arg("sync-once");
+        c
+    })
+    .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let export = |format: &str| {
+        let mut c = command(&sim, &path);
+        c.args(["export", "services", "--format", format]);
+        c
+    };
+
+    let csv = text(&output(export("csv")).await.stdout);
+    let records = parse_csv(&csv);
+    assert_eq!(
+        records[0],
+        [
+            "Key",
+            "External ID",
+            "Name",
+            "Description",
+            "Status",
+            "Type",
+            "Start Date",
+            "End Date",
+            "Last Update",
+            "Related Party",
+            "Location",
+            "Service Specification",
+            "Supporting Resources",
+            "First Seen",
+            "Last Seen",
+        ]
+    );
+    assert_eq!(records.len(), 3, "a heading and two kept services: {csv}");
+    assert_eq!(
+        records[1][..13],
+        [
+            "SVC-1",
+            "SVC-1",
+            "Alpha, \"A\"",
+            "two\nlines",
+            "Operational",
+            "CFS",
+            "2025-06-30T08:00:00Z",
+            "",
+            "",
+            "",
+            "Betzdorf (installationSite)",
+            "Managed Connectivity",
+            "",
+        ]
+    );
+    assert_eq!(
+        records[2][..13],
+        [
+            "SVC-2",
+            "SVC-2",
+            "Beta",
+            "",
+            "operational",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            ""
+        ]
+    );
+    // The fields that need it are quoted, as RFC 4180 says.
+    assert!(
+        csv.contains("SVC-1,SVC-1,\"Alpha, \"\"A\"\"\",\"two\nlines\",Operational,CFS,"),
+        "{csv}"
+    );
+    for record in &records[1..] {
+        for t in &record[13..] {
+            t.parse::<chrono::DateTime<chrono::Utc>>()
+                .unwrap_or_else(|e| panic!("{t}: {e}"));
+        }
+    }
+
+    let ndjson = text(&output(export("ndjson")).await.stdout);
+    let objects: Vec<serde_json::Value> = ndjson
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(objects.len(), 2);
+    let mut first = objects[0].clone();
+    let seen = first.as_object_mut().unwrap();
+    assert!(seen.remove("first_seen").unwrap().is_string());
+    assert!(seen.remove("last_seen").unwrap().is_string());
+    assert_eq!(
+        first,
+        serde_json::json!({
+            "key": "SVC-1",
+            "external_id": "SVC-1",
+            "name": "Alpha, \"A\"",
+            "description": "two\nlines",
+            "status": "Operational",
+            "type": "CFS",
+            "start_date": "2025-06-30T08:00:00Z",
+            "end_date": null,
+            "last_update": null,
+            "related_party": null,
+            "location": [{"id": "SITE-1", "name": "Betzdorf", "role": "installationSite"}],
+            "service_specification": {"id": "SPEC-1", "name": "Managed Connectivity"},
+            "supporting_resources": [],
+        })
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
