@@ -8,7 +8,7 @@ use crate::inventory::Inventory;
 use crate::status::{self, Phase};
 use crate::sync::{Journal, PollRequest, Poller};
 use crate::upstream::{ClientError, Upstream};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -30,6 +30,8 @@ pub enum RequestOutcome {
 pub struct Control {
     cache: Cache,
     requests: Arc<[mpsc::Sender<PollRequest>; 3]>,
+    /// Makes "look at the queue, then send" one step for concurrent requesters.
+    sending: Arc<Mutex<()>>,
 }
 
 impl Control {
@@ -41,10 +43,22 @@ impl Control {
             Phase::Refreshing => !full,
             _ => false,
         };
-        match self.requests[inv.index()].try_send(PollRequest { full }) {
+        let tx = &self.requests[inv.index()];
+        let sent = {
+            let _one_at_a_time = self.sending.lock().unwrap_or_else(PoisonError::into_inner);
+            // The queue (two slots) holds at most one refresh request, and only alone: a refresh
+            // joins whatever is queued, so a slot is always left for a full request. A full
+            // request that finds both slots taken therefore joins a queued full one; it must
+            // never be dropped behind a queued refresh.
+            if !full && !tx.is_closed() && tx.capacity() < tx.max_capacity() {
+                Ok(())
+            } else {
+                tx.try_send(PollRequest { full })
+            }
+        };
+        match sent {
             Err(mpsc::error::TrySendError::Closed(_)) => RequestOutcome::Unavailable,
             _ if running => RequestOutcome::Joined,
-            // A full channel means a request is already queued: this one joins it.
             Ok(()) | Err(mpsc::error::TrySendError::Full(_)) => RequestOutcome::Queued,
         }
     }
@@ -54,6 +68,7 @@ impl Control {
 pub struct Daemon {
     cache: Cache,
     requests: [mpsc::Sender<PollRequest>; 3],
+    sending: Arc<Mutex<()>>,
     tasks: JoinSet<()>,
 }
 
@@ -74,8 +89,8 @@ impl Daemon {
         let upstream = Upstream::new(cfg.clone())?;
         let mut tasks = JoinSet::new();
         let requests = Inventory::ALL.map(|inv| {
-            // Capacity 1 is enough: requests that find the channel full join the one queued.
-            let (tx, rx) = mpsc::channel(1);
+            // Two slots: a queued refresh request and a full one (see `Control::request_poll`).
+            let (tx, rx) = mpsc::channel(2);
             let mut poller =
                 Poller::new(inv, upstream.clone(), cache.clone(), clock.clone()).with_requests(rx);
             if let Some(journal) = &journal {
@@ -93,6 +108,7 @@ impl Daemon {
         Ok(Daemon {
             cache,
             requests,
+            sending: Arc::default(),
             tasks,
         })
     }
@@ -106,6 +122,7 @@ impl Daemon {
         Control {
             cache: self.cache.clone(),
             requests: Arc::new(self.requests.clone()),
+            sending: self.sending.clone(),
         }
     }
 

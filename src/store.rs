@@ -12,7 +12,7 @@
 //!   each applied poll in one transaction — items *and* sync state together, so the refresh
 //!   window's anchor never runs ahead of the items it vouches for. WAL mode: readers (`export`,
 //!   `sqlite3`) never block it. A failed write is logged and never stops polling; the next
-//!   complete full pass of that inventory rewrites its table from the cache.
+//!   write of that inventory (whatever its poll) rewrites its table from the cache first.
 //! - **Opening**: a file written by a newer schema is refused and left untouched; a corrupt or
 //!   unreadable file is moved aside (never deleted) and the daemon starts empty; a location
 //!   that cannot be written is an error at startup.
@@ -351,9 +351,10 @@ impl Store {
     /// `cache` is read only to rewrite a table after an earlier failed write.
     pub fn write(&mut self, applied: &Applied, cache: &Cache) -> Result<WriteStats, StoreError> {
         let inv = applied.inventory;
-        let complete_full =
-            applied.report.kind == PassKind::Full && applied.report.outcome == Outcome::Complete;
-        let rewrite = complete_full && self.dirty[inv.index()];
+        // After a failed write the table may lack changes that are in the cache. The next write
+        // of any kind rewrites it from the cache before its sync state moves on: an anchor
+        // committed past the lost poll would vouch for items the file does not hold.
+        let rewrite = self.dirty[inv.index()];
         let result = self.write_tx(applied, rewrite.then_some(cache));
         match &result {
             Ok(_) if rewrite => self.dirty[inv.index()] = false,

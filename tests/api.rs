@@ -135,7 +135,28 @@ async fn lists_filter_sort_page_and_count() {
     assert_eq!(ids(&body), ["SVC-1", "SVC-2", "SVC-3", "SVC-4", "SVC-5"]);
     assert_eq!(body[0]["name"], "alpha");
     assert_eq!(body[0]["external_id"], "SVC-1");
-    assert!(body[0]["location"].is_array(), "every column is there");
+    // Every column is there, empty ones too (the crafted services have no place or dates).
+    assert_eq!(body[0]["location"], json!([]));
+    assert_eq!(body[0]["start_date"], Value::Null);
+    assert_eq!(body[0]["type"], "RFS");
+    assert_eq!(
+        body[0].as_object().unwrap().keys().collect::<Vec<_>>(),
+        [
+            "id",
+            "external_id",
+            "name",
+            "description",
+            "status",
+            "type",
+            "start_date",
+            "end_date",
+            "last_update",
+            "related_party",
+            "location",
+            "service_specification",
+            "supporting_resources",
+        ]
+    );
 
     let (_, headers, body) = run.get("/api/v1/services?type=CFS&sort=-name").await;
     assert_eq!(total(&headers), 4);
@@ -173,6 +194,7 @@ async fn lists_filter_sort_page_and_count() {
 
 #[tokio::test]
 async fn bad_parameters_are_400_and_missing_things_404() {
+    let began = std::time::Instant::now();
     let run = Running::start(crafted, |_| {}).await;
     run.ready().await;
 
@@ -216,16 +238,27 @@ async fn bad_parameters_are_400_and_missing_things_404() {
     assert_eq!(body["row"]["name"], "Beta");
     assert_eq!(body["upstream"]["externalId"], "SVC-2");
     assert_eq!(body["upstream"]["id"], "sys-SVC-2");
-    for t in ["first_seen", "last_seen"] {
+    // Seen once, by the first full pass: first and last seen are the same instant, during it.
+    let seen = |t: &str| -> chrono::DateTime<chrono::Utc> {
         let text = body[t].as_str().unwrap();
-        chrono::DateTime::parse_from_rfc3339(text).unwrap_or_else(|e| panic!("{t}={text}: {e}"));
-    }
+        text.parse().unwrap_or_else(|e| panic!("{t}={text}: {e}"))
+    };
+    let pass = run.daemon.cache().status(Services).last_full.unwrap();
+    let ms = |t: chrono::DateTime<chrono::Utc>| t.timestamp_millis();
+    assert_eq!(seen("first_seen"), seen("last_seen"));
+    assert!(
+        ms(pass.started) <= ms(seen("first_seen")) && ms(seen("first_seen")) <= ms(pass.finished),
+        "{body}"
+    );
 
     let (status, _, body) = run.get("/api/v1/status").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(body["ready"], true);
-    assert!(body["uptime_seconds"].is_u64());
+    assert!(
+        body["uptime_seconds"].as_u64().unwrap() <= began.elapsed().as_secs(),
+        "{body}"
+    );
     let services = &body["inventories"]["services"];
     assert_eq!(
         (services["ready"].clone(), services["items"].clone()),
@@ -234,7 +267,22 @@ async fn bad_parameters_are_400_and_missing_things_404() {
     assert_eq!(services["phase"], "ready");
     assert_eq!(services["last_full"]["outcome"], "complete");
     assert_eq!(services["last_full"]["added"], 5);
-    assert!(services["next_poll"].is_string());
+    assert_eq!(services["last_full"]["pages"], 1);
+    assert_eq!(services["last_full"]["received"], 5);
+    assert_eq!(services["consecutive_failures"], 0);
+    // The next poll is a refresh, one cache_update_frequency (3600 s) after the pass started.
+    let time = |v: &Value| {
+        v.as_str()
+            .unwrap()
+            .parse::<chrono::DateTime<chrono::Utc>>()
+            .unwrap()
+    };
+    let after_start = time(&services["next_poll"]) - time(&services["last_full"]["started"]);
+    assert!(
+        after_start >= chrono::Duration::seconds(3600)
+            && after_start < chrono::Duration::seconds(3601),
+        "{after_start:?}"
+    );
     assert_eq!(body["inventories"]["resources"]["items"], 1);
 
     run.stop().await;
@@ -489,6 +537,31 @@ async fn metrics_parse_as_prometheus_text() {
         "{:?}",
         items.value
     );
+    // Gauges read from this daemon's cache at scrape time: exact values.
+    let gauge = |metric: &str, inv: &str| -> f64 {
+        let sample = scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == metric && s.labels.get("inventory") == Some(inv))
+            .unwrap_or_else(|| panic!("{metric} {inv} in\n{text}"));
+        match sample.value {
+            prometheus_parse::Value::Gauge(v) | prometheus_parse::Value::Untyped(v) => v,
+            ref other => panic!("{metric}: {other:?}"),
+        }
+    };
+    let cache = run.daemon.cache();
+    for (inv, items) in [(Services, 5.0), (Carriers, 1.0), (Resources, 1.0)] {
+        assert_eq!(gauge("ses_inventory_items", inv.as_str()), items, "{inv}");
+        assert_eq!(gauge("ses_inventory_ready", inv.as_str()), 1.0, "{inv}");
+        let success = cache.status(inv).last_success.unwrap().timestamp_millis() as f64 / 1000.0;
+        let scraped = gauge("ses_inventory_last_success_timestamp_seconds", inv.as_str());
+        assert!(
+            (scraped - success).abs() < 0.001,
+            "{inv}: {scraped} vs {success}"
+        );
+    }
+    // Counters are process-wide (other tests of this binary poll too): present, and at least
+    // what this daemon did. tests/metrics.rs checks exact counts in a binary of its own.
     for family in [
         "ses_inventory_polls_total",
         "ses_inventory_pages_total",
@@ -541,7 +614,8 @@ async fn the_daemon_serves_the_api_and_a_busy_port_stops_its_start() {
     let mut child = api_binary(&sim, "127.0.0.1:0").spawn().unwrap();
     let stderr = child.stderr.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel::<String>();
-    std::thread::spawn(move || {
+    // Forwards every line until stderr closes (the process exited), then ends.
+    let reader = std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             let _ = tx.send(line);
         }
@@ -589,7 +663,15 @@ async fn the_daemon_serves_the_api_and_a_busy_port_stops_its_start() {
     .await
     .unwrap();
     assert_eq!(status.code(), Some(0));
+    // Every line up to the last one: the reader has forwarded all of them once it ended.
+    tokio::task::spawn_blocking(move || reader.join().unwrap())
+        .await
+        .unwrap();
     let rest: Vec<String> = listening.1.try_iter().collect();
+    assert!(
+        rest.iter().any(|l| l.contains("Shutting down.")),
+        "the log is read to its end: {rest:?}"
+    );
     assert!(
         rest.iter().all(|l| !l.contains("bin-t0ken")),
         "the token is never logged"
@@ -638,5 +720,105 @@ async fn a_client_that_never_reads_does_not_stall_polling() {
     let (_, headers, _) = run.get("/api/v1/services").await;
     assert_eq!(total(&headers), 10);
     drop(stalled);
+    run.stop().await;
+}
+
+#[tokio::test]
+async fn a_refresh_request_is_503_once_the_pollers_are_gone() {
+    let run = Running::start(crafted, |_| {}).await;
+    run.ready().await;
+    let Running {
+        sim,
+        daemon,
+        server,
+        base,
+        http,
+        ..
+    } = run;
+    // Shutting down: the pollers stop first; the API still answers until it is stopped.
+    daemon.shutdown().await;
+    let r = http
+        .post(format!("{base}/api/v1/refresh?full=true"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        r.json::<Value>().await.unwrap(),
+        json!({"kind": "full", "inventories": {
+            "services": "unavailable", "carriers": "unavailable", "resources": "unavailable"
+        }})
+    );
+    server.shutdown().await;
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_list_without_limit_returns_100_rows() {
+    let run = Running::start(
+        |sim| {
+            crafted(sim);
+            sim.set_items(Services, services(150));
+        },
+        |_| {},
+    )
+    .await;
+    run.ready().await;
+    let (_, headers, body) = run.get("/api/v1/services").await;
+    let want: Vec<String> = (1..=100).map(|i| format!("SVC-{i:04}")).collect();
+    assert_eq!(ids(&body), want);
+    assert_eq!(
+        (total(&headers), &headers["x-result-count"]),
+        (150, &"100".parse().unwrap())
+    );
+    let (_, headers, body) = run.get("/api/v1/services?offset=100").await;
+    let want: Vec<String> = (101..=150).map(|i| format!("SVC-{i:04}")).collect();
+    assert_eq!(ids(&body), want);
+    assert_eq!(headers["x-result-count"], "50");
+    run.stop().await;
+}
+
+/// A service with a type, a name and (maybe) a start date.
+fn dated(id: &str, ty: &str, name: &str, start: Option<&str>) -> Value {
+    let mut s = named(id, name, ty);
+    if let Some(start) = start {
+        s["startDate"] = json!(start);
+    }
+    s
+}
+
+#[tokio::test]
+async fn lists_sort_by_several_columns_and_by_time() {
+    let run = Running::start(
+        |sim| {
+            crafted(sim);
+            sim.set_items(
+                Services,
+                vec![
+                    dated("SVC-1", "CFS", "b", Some("2024-03-01T00:00:00Z")),
+                    dated("SVC-2", "RFS", "a", Some("2023-01-15T12:00:00Z")),
+                    // 08:00 UTC: earlier than SVC-5 although its text sorts after it.
+                    dated("SVC-3", "CFS", "a", Some("2025-06-30T10:00:00+02:00")),
+                    dated("SVC-4", "CFS", "c", None),
+                    dated("SVC-5", "RFS", "B", Some("2025-06-30T09:00:00Z")),
+                ],
+            );
+        },
+        |_| {},
+    )
+    .await;
+    run.ready().await;
+    for (sort, want) in [
+        ("type,-name", ["SVC-4", "SVC-1", "SVC-3", "SVC-5", "SVC-2"]),
+        ("-type,name", ["SVC-2", "SVC-5", "SVC-3", "SVC-1", "SVC-4"]),
+        ("name,-id", ["SVC-3", "SVC-2", "SVC-5", "SVC-1", "SVC-4"]),
+        // By instant, not by text; no date sorts last in either direction.
+        ("start_date", ["SVC-2", "SVC-1", "SVC-3", "SVC-5", "SVC-4"]),
+        ("-start_date", ["SVC-5", "SVC-3", "SVC-1", "SVC-2", "SVC-4"]),
+    ] {
+        let (status, _, body) = run.get(&format!("/api/v1/services?sort={sort}")).await;
+        assert_eq!(status, StatusCode::OK, "{sort}: {body}");
+        assert_eq!(ids(&body), want, "sort={sort}");
+    }
     run.stop().await;
 }

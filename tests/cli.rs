@@ -32,16 +32,26 @@ async fn sync_once_prints_a_summary_per_inventory() {
     .await;
     assert!(out.status.success(), "{}", text(&out.stderr));
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    for inv in [Services, Carriers, Resources] {
+    // The default simulator holds 200 services, 80 carriers and 400 resources; pages hold 40,
+    // so each listing ends with an empty page: 5 + 1, 2 + 1 and 10 + 1 pages.
+    for (inv, received, pages) in [(Services, 200, 6), (Carriers, 80, 3), (Resources, 400, 11)] {
         let s = &summary[inv.as_str()];
         let facts = sim.facts(inv);
         assert_eq!(s["kept"], facts.kept.len(), "{inv}: {s}");
         assert_eq!(s["duplicates"], facts.duplicates, "{inv}");
         assert_eq!(s["skipped_items"], facts.empty_keys, "{inv}");
+        assert_eq!(s["not_kept"], facts.not_kept, "{inv}");
+        assert_eq!(s["received"], received, "{inv}");
         assert_eq!(s["outcome"], "complete");
-        assert!(s["pages"].as_u64().unwrap() >= 1);
+        assert_eq!(s["pages"], pages, "{inv}");
         assert_eq!(s["skipped_pages"], serde_json::json!([]));
+        assert_eq!(s["error"], serde_json::Value::Null, "{inv}");
     }
+    assert_eq!(
+        sim.facts(Carriers).not_kept,
+        0,
+        "carriers keep every status"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -68,9 +78,33 @@ async fn sync_once_fails_when_an_inventory_does_and_logs_no_credentials() {
     assert_eq!(out.status.code(), Some(1));
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(summary["services"]["outcome"], "complete");
-    assert_eq!(summary["carriers"]["outcome"], "incomplete");
-    assert_eq!(summary["carriers"]["skipped_pages"], serde_json::json!([2]));
-    assert_eq!(summary["resources"]["outcome"], "failed");
+    assert_eq!(summary["services"]["error"], serde_json::Value::Null);
+    let carriers = &summary["carriers"];
+    assert_eq!(carriers["outcome"], "incomplete");
+    assert_eq!(carriers["skipped_pages"], serde_json::json!([2]));
+    // Pages 1 (40 items) and 3 (empty: the end) arrived; page 2 was skipped.
+    assert_eq!(
+        (&carriers["pages"], &carriers["received"]),
+        (&2.into(), &40.into())
+    );
+    assert_eq!(carriers["error"], "skipped pages [2] after HTTP 504");
+    let resources = &summary["resources"];
+    assert_eq!(resources["outcome"], "failed");
+    assert_eq!(
+        (
+            &resources["pages"],
+            &resources["received"],
+            &resources["kept"]
+        ),
+        (&0.into(), &0.into(), &0.into())
+    );
+    let error = resources["error"].as_str().unwrap();
+    assert!(
+        error.starts_with(
+            "page 1 failed after 1 attempt(s): tmf639 rejected the credentials (HTTP 401)"
+        ),
+        "{error}"
+    );
 
     let logs = text(&out.stderr);
     assert!(
@@ -194,7 +228,8 @@ async fn the_daemon_stops_cleanly_on_sigterm() {
     let mut child = c.spawn().unwrap();
     let stderr = child.stderr.take().unwrap();
     let (tx, rx) = mpsc::channel::<String>();
-    std::thread::spawn(move || {
+    // Forwards every line until stderr closes (the process exited), then ends.
+    let reader = std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             let _ = tx.send(line);
         }
@@ -224,6 +259,8 @@ async fn the_daemon_stops_cleanly_on_sigterm() {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+        // Every line up to the last: the reader has forwarded all of them once it ended.
+        reader.join().unwrap();
         let rest: Vec<String> = rx.try_iter().collect();
         assert!(
             rest.iter()

@@ -5,7 +5,7 @@
 mod common;
 
 use ses_inventory::Inventory;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -103,12 +103,6 @@ async fn runs_as_the_systemd_unit_would_ready_watchdog_and_clean_stop() {
     let socket_path = dir.path().join("notify.sock");
     let socket = UnixDatagram::bind(&socket_path).unwrap();
 
-    // The API on a port that was free a moment ago, so that the real /healthz can be asked.
-    let api = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .to_string();
     let mut c = bare_command();
     c.arg("run")
         .env("SES_INVENTORY__TMF638__ENDPOINT", sim.tmf638_url())
@@ -116,7 +110,8 @@ async fn runs_as_the_systemd_unit_would_ready_watchdog_and_clean_stop() {
         .env("SES_INVENTORY__TMF639__ENDPOINT", sim.tmf639_url())
         .env("SES_INVENTORY__TMF639__USERNAME", &sc.tmf639_user)
         .env("SES_INVENTORY__HTTP__BYPASS_PROXY", "true")
-        .env("SES_INVENTORY__API__LISTEN", &api)
+        // An ephemeral port, read back from the log, so that the real /healthz can be asked.
+        .env("SES_INVENTORY__API__LISTEN", "127.0.0.1:0")
         .env("SES_INVENTORY__STORE__PATH", "")
         .env("CREDENTIALS_DIRECTORY", &credentials)
         .env("NOTIFY_SOCKET", &socket_path)
@@ -124,12 +119,31 @@ async fn runs_as_the_systemd_unit_would_ready_watchdog_and_clean_stop() {
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     let mut child = c.spawn().unwrap();
-    let mut stderr = child.stderr.take().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    // Forwards each log line as it comes and returns the whole log once stderr closes.
+    let (line_tx, line_rx) = std::sync::mpsc::channel::<String>();
     let logs = std::thread::spawn(move || {
         let mut text = String::new();
-        let _ = stderr.read_to_string(&mut text);
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = line_tx.send(line.clone());
+            text.push_str(&line);
+            text.push('\n');
+        }
         text
     });
+    let api = tokio::task::spawn_blocking(move || {
+        loop {
+            let line = line_rx
+                .recv_timeout(Duration::from_secs(30))
+                .expect("the daemon logs where the API listens");
+            if line.contains("API listening.") {
+                let log: serde_json::Value = serde_json::from_str(&line).unwrap();
+                return log["addr"].as_str().unwrap().to_string();
+            }
+        }
+    })
+    .await
+    .unwrap();
 
     let mut got = Vec::new();
     receive_until(&socket, &mut got, 60, "READY=1", |got| {
@@ -164,6 +178,30 @@ async fn runs_as_the_systemd_unit_would_ready_watchdog_and_clean_stop() {
     let pings_before = lines(&got).filter(|l| *l == "WATCHDOG=1").count();
     receive_until(&socket, &mut got, 10, "two more WATCHDOG=1", |got| {
         lines(got).filter(|l| *l == "WATCHDOG=1").count() >= pings_before + 2
+    })
+    .await;
+
+    // A STATUS= after each poll: upstream now lists 7 services; a full pass of services is
+    // asked for, and once it is applied the status says so.
+    let expected = format!(
+        "STATUS=services: ready, 7 items; carriers: ready, {} items; resources: ready, {} items",
+        sim.facts(Inventory::Carriers).kept.len(),
+        sim.facts(Inventory::Resources).kept.len()
+    );
+    sim.set_items(Inventory::Services, common::services(7));
+    // reqwest is built without a default TLS provider; the daemon installs ring, so do we.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let r = http
+        .post(format!(
+            "http://{api}/api/v1/refresh?inventory=services&full=true"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    receive_until(&socket, &mut got, 30, &expected, |got| {
+        lines(got).any(|l| l == expected)
     })
     .await;
 
@@ -275,12 +313,9 @@ async fn healthcheck_exit_code_follows_healthz() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn healthcheck_fails_with_a_reason_when_nothing_answers_or_the_api_is_off() {
-    // A port that was free a moment ago: nothing listens there.
-    let addr = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .to_string();
+    // A port held for this test but not listening: connections are refused.
+    let (_held, addr) = common::closed_port();
+    let addr = addr.to_string();
     let out = healthcheck(&addr).await;
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);

@@ -22,11 +22,8 @@ async fn the_proxy_environment_is_honoured_unless_bypassed() {
     let sim = Simulator::start(sc.clone(), ([127, 0, 0, 1], 0).into())
         .await
         .unwrap();
-    // A proxy address where nothing listens: a port we bound and released.
-    let dead = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    // A proxy address where nothing listens: a port held for this test, not listening.
+    let (_held, dead) = common::closed_port();
     let proxy = format!("http://{dead}");
 
     let sim_ref = &sim;

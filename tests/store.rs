@@ -10,9 +10,8 @@ use ses_inventory::cache::Cache;
 use ses_inventory::clock::Clock;
 use ses_inventory::config::Config;
 use ses_inventory::daemon::Daemon;
-use ses_inventory::item::{Rules, Verdict};
 use ses_inventory::row::Row;
-use ses_inventory::sim::{Fault, FaultKind, SimConfig, Simulator};
+use ses_inventory::sim::{Fault, FaultKind, Hold, SimConfig, Simulator};
 use ses_inventory::store::{SCHEMA_VERSION, Store};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
@@ -103,6 +102,20 @@ impl Running {
     }
 }
 
+/// An upstream item's key as the contract defines it: `id` for resources; `externalId`, else
+/// the v5 `externalIdentifier[0].id`, for services and carriers. Blank is no key.
+fn contract_key(inv: Inventory, v: &serde_json::Value) -> Option<String> {
+    let text = |v: Option<&serde_json::Value>| {
+        v.and_then(serde_json::Value::as_str)
+            .filter(|k| !k.trim().is_empty())
+            .map(String::from)
+    };
+    match inv {
+        Resources => text(v.get("id")),
+        _ => text(v.get("externalId")).or_else(|| text(v.pointer("/externalIdentifier/0/id"))),
+    }
+}
+
 /// Keys stored for `inv`, read with plain SQL as an operator would.
 fn stored_keys(path: &Path, inv: Inventory) -> BTreeSet<String> {
     let conn = rusqlite::Connection::open(path).unwrap();
@@ -130,9 +143,9 @@ async fn ready(cache: &Cache) {
         .expect("every inventory ready within 60 s");
 }
 
-type Snapshot = BTreeMap<String, (String, String, String)>;
+type Snapshot = BTreeMap<String, (String, String, String, String)>;
 
-/// key → (raw, first_seen, last_seen) of every cached item.
+/// key → (raw, row, first_seen, last_seen) of every cached item.
 fn snapshot(cache: &Cache, inv: Inventory) -> Snapshot {
     cache
         .snapshot(inv)
@@ -142,6 +155,7 @@ fn snapshot(cache: &Cache, inv: Inventory) -> Snapshot {
                 i.key.to_string(),
                 (
                     i.raw.to_string(),
+                    format!("{:?}", i.row),
                     i.first_seen.to_rfc3339(),
                     i.last_seen().to_rfc3339(),
                 ),
@@ -193,16 +207,13 @@ async fn a_restart_keeps_every_item_and_the_sync_state_and_is_ready_before_any_r
     }
     assert_eq!(sim.requests().len(), requests_before, "before any request");
     for (i, inv) in Inventory::ALL.into_iter().enumerate() {
+        // Every item, its row as the pass extracted it, and when it was seen.
         assert_eq!(snapshot(&cache, inv), before[i], "{inv}: every item kept");
         let keys: BTreeSet<String> = before[i].keys().cloned().collect();
         assert_eq!(keys, sim.facts(inv).kept, "{inv}");
         let s = cache.status(inv);
         assert_eq!(s.times, statuses[i].times, "{inv}: window timestamps kept");
         assert_eq!(s.last_success, statuses[i].last_success, "{inv}");
-        // Rows come back identical to those the pass extracted.
-        for item in cache.snapshot(inv) {
-            assert_eq!(item.row, Row::extract(inv, &item.json()));
-        }
     }
 
     // The next poll is a refresh over the time since the stored anchor, not a new full pass.
@@ -225,40 +236,25 @@ async fn kill_9_during_a_full_pass_loses_nothing_committed() {
     let sim = sim_with(SimConfig::default()).await;
     let dir = temp_dir("kill9");
     let path = dir.join("inventory.db");
-    // Resources pages are slow, so their first full pass is still running when the others are
-    // committed.
+    // Page 2 of resources is held: their first full pass cannot finish, whatever the timing,
+    // until the test releases it, after the kill.
+    let hold = Hold::new();
     sim.inject(Fault {
         inventory: Some(Resources),
-        page: None,
+        page: Some(2),
         refresh_only: false,
-        kind: FaultKind::Delay(Duration::from_millis(400)),
+        kind: FaultKind::Hold(hold.clone()),
         times: None,
     });
     let first = spawn(command(&sim, &path));
     tokio::task::block_in_place(|| {
         first.wait_for("Store updated.", "\"kind\":\"full\"", &[Services, Carriers]);
-        // Wait until the resources pass has received a page (each takes 400 ms), so the kill
-        // lands in the middle of it.
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        while !sim
-            .requests()
-            .iter()
-            .any(|r| r.inventory == Some(Resources))
-        {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the resources pass never started"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        first.signal("-KILL");
     });
-    let resources_seen = sim
-        .requests()
-        .iter()
-        .filter(|r| r.inventory == Some(Resources))
-        .count();
-    assert!(resources_seen >= 1, "killed during the resources pass");
+    // The resources pass has page 1 and is waiting for page 2: the kill lands inside it.
+    tokio::time::timeout(Duration::from_secs(60), hold.arrived(1))
+        .await
+        .expect("the resources pass reaches page 2");
+    first.signal("-KILL");
     assert_eq!(tokio::task::block_in_place(|| first.wait_exit()), None);
 
     // Nothing committed is lost; the pass in flight left nothing half-written.
@@ -269,6 +265,7 @@ async fn kill_9_during_a_full_pass_loses_nothing_committed() {
 
     // Upstream changes meanwhile; the restart runs a full pass of each and matches it exactly.
     sim.clear_faults();
+    hold.release();
     sim.mutate(1);
     // A second start more than `full_resync_interval` (1 s) after the stored full passes runs a
     // new full pass of each inventory, which finds the deletions too.
@@ -303,18 +300,14 @@ async fn kill_9_during_a_full_pass_loses_nothing_committed() {
     let cache = Cache::new();
     Store::open(&path).unwrap().0.load(&cache).unwrap();
     for inv in Inventory::ALL {
-        let rules = Rules::new(inv, Config::defaults().inventory(inv));
-        let upstream: BTreeMap<String, serde_json::Value> = sim
-            .items(inv)
-            .into_iter()
-            .rev() // the first occurrence of a duplicated key wins
-            .filter_map(|v| match rules.judge(&v) {
-                Verdict::Keep { key, .. } | Verdict::NotKept { key, .. } => {
-                    Some((key.to_string(), v))
-                }
-                _ => None,
-            })
-            .collect();
+        // The first occurrence of each key, keyed as the contract says (not by the daemon's rules).
+        let mut upstream: BTreeMap<String, serde_json::Value> = BTreeMap::new();
+        for v in sim.items(inv) {
+            if let Some(key) = contract_key(inv, &v) {
+                upstream.entry(key).or_insert(v);
+            }
+        }
+        assert_eq!(cache.len(inv), sim.facts(inv).kept.len(), "{inv}");
         for item in cache.snapshot(inv) {
             assert_eq!(
                 Some(&item.json()),
@@ -597,5 +590,294 @@ async fn export_reads_whole_polls_while_the_daemon_writes() {
     assert!(exports >= 1);
     daemon.shutdown().await;
     writer.finish().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// One poll of services with a journal, as the daemon runs it; returns what it journalled.
+async fn journalled(
+    cfg: &Config,
+    cache: &Cache,
+    plan: ses_inventory::window::PollPlan,
+) -> ses_inventory::sync::Applied {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let upstream = ses_inventory::upstream::Upstream::new(Arc::new(cfg.clone())).unwrap();
+    let mut poller =
+        ses_inventory::sync::Poller::new(Services, upstream, cache.clone(), Clock::System)
+            .with_journal(tx);
+    poller.poll(plan).await;
+    rx.try_recv().expect("every poll is journalled")
+}
+
+/// key → name of every stored service, read with plain SQL.
+fn stored_names(path: &Path) -> BTreeMap<String, String> {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    let mut stmt = conn.prepare("SELECT key, name FROM services").unwrap();
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+/// The stored window anchor of services.
+fn stored_anchor(path: &Path) -> chrono::DateTime<chrono::Utc> {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    let text: String = conn
+        .query_row(
+            "SELECT window_anchor FROM sync_state WHERE inventory = 'services'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    text.parse().unwrap()
+}
+
+fn names(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn items_and_the_window_anchor_are_committed_together_and_a_failed_write_heals() {
+    use ses_inventory::window::{FullReason, PollPlan};
+    let (sim, sc) = common::empty_sim().await;
+    let cfg = common::config(&sim, &sc);
+    let dir = temp_dir("together");
+    let path = dir.join("inventory.db");
+    let (mut store, _) = Store::open(&path).unwrap();
+    let cache = Cache::new();
+    let full = PollPlan::Full(FullReason::Initial);
+    let refresh = PollPlan::Refresh { days_ago: 0 };
+
+    let [a, b, c, d] =
+        ["SVC-A", "SVC-B", "SVC-C", "SVC-D"].map(|k| common::service(k, "Operational"));
+    sim.set_items(Services, vec![a.clone(), b.clone(), c]);
+    let first = journalled(&cfg, &cache, full).await;
+    store.write(&first, &cache).unwrap();
+    assert_eq!(
+        stored_names(&path),
+        names(&[
+            ("SVC-A", "Service SVC-A"),
+            ("SVC-B", "Service SVC-B"),
+            ("SVC-C", "Service SVC-C"),
+        ])
+    );
+    assert_eq!(stored_anchor(&path), first.report.started);
+
+    // From now on the sync state cannot be written (as on an I/O error): a write fails after
+    // the poll's items were written, before its state.
+    let other = rusqlite::Connection::open(&path).unwrap();
+    other
+        .execute_batch(
+            "CREATE TRIGGER no_state BEFORE UPDATE ON sync_state
+             BEGIN SELECT RAISE(ABORT, 'simulated write failure'); END;",
+        )
+        .unwrap();
+    let mut renamed = b;
+    renamed["name"] = serde_json::json!("Renamed B");
+    sim.set_items(Services, vec![a, renamed, d]);
+    let failed = journalled(&cfg, &cache, refresh).await;
+    assert_eq!((failed.report.added, failed.report.updated), (1, 1));
+    let err = store.write(&failed, &cache).unwrap_err().to_string();
+    assert!(err.contains("simulated write failure"), "{err}");
+    // Nothing of that poll is in the file: neither its items nor its anchor.
+    assert_eq!(
+        stored_names(&path),
+        names(&[
+            ("SVC-A", "Service SVC-A"),
+            ("SVC-B", "Service SVC-B"),
+            ("SVC-C", "Service SVC-C"),
+        ]),
+        "items committed without their sync state"
+    );
+    assert_eq!(stored_anchor(&path), first.report.started);
+
+    // The fault clears. The next write, a refresh that found nothing new, brings the file back
+    // to the cache (SVC-C stays: a refresh cannot see deletions) before the anchor moves on: an
+    // anchor past the lost poll must not vouch for items the file does not hold.
+    other.execute_batch("DROP TRIGGER no_state").unwrap();
+    let quiet = journalled(&cfg, &cache, refresh).await;
+    assert_eq!((quiet.report.added, quiet.report.updated), (0, 0));
+    store.write(&quiet, &cache).unwrap();
+    assert_eq!(
+        stored_names(&path),
+        names(&[
+            ("SVC-A", "Service SVC-A"),
+            ("SVC-B", "Renamed B"),
+            ("SVC-C", "Service SVC-C"),
+            ("SVC-D", "Service SVC-D"),
+        ])
+    );
+    assert_eq!(stored_anchor(&path), quiet.report.started);
+
+    // A complete full pass sweeps SVC-C from the file too; a warm start loads exactly that.
+    let swept = journalled(&cfg, &cache, full).await;
+    store.write(&swept, &cache).unwrap();
+    assert_eq!(
+        stored_names(&path),
+        names(&[
+            ("SVC-A", "Service SVC-A"),
+            ("SVC-B", "Renamed B"),
+            ("SVC-D", "Service SVC-D"),
+        ])
+    );
+    assert_eq!(stored_anchor(&path), swept.report.started);
+    drop(store);
+    let warm = Cache::new();
+    Store::open(&path).unwrap().0.load(&warm).unwrap();
+    assert_eq!(
+        warm.snapshot(Services)
+            .iter()
+            .map(|i| i.key.to_string())
+            .collect::<BTreeSet<_>>(),
+        ["SVC-A", "SVC-B", "SVC-D"].map(String::from).into()
+    );
+    assert_eq!(
+        warm.status(Services).times.window_anchor,
+        Some(swept.report.started)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn export_writes_the_columns_the_contract_describes() {
+    let sim = sim_with(SimConfig::empty()).await;
+    sim.set_items(
+        Services,
+        vec![
+            serde_json::json!({
+                "id": "sys-1",
+                "externalId": "SVC-1",
+                "name": "Alpha, \"A\"",
+                "description": "two\nlines",
+                "status": "Operational",
+                "@type": "CFS",
+                "startDate": "2025-06-30T10:00:00+02:00",
+                "place": [{"id": "SITE-1", "name": "Betzdorf", "role": "installationSite"}],
+                "serviceSpecification": {"id": "SPEC-1", "name": "Managed Connectivity"},
+            }),
+            serde_json::json!({
+                "externalId": "SVC-2",
+                "name": "  Beta  ",
+                "status": " operational ",
+            }),
+            serde_json::json!({"externalId": "SVC-3", "status": "Terminated"}),
+        ],
+    );
+    let dir = temp_dir("export-literal");
+    let path = dir.join("inventory.db");
+    let out = output({
+        let mut c = command(&sim, &path);
+        c.arg("sync-once");
+        c
+    })
+    .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let export = |format: &str| {
+        let mut c = command(&sim, &path);
+        c.args(["export", "services", "--format", format]);
+        c
+    };
+
+    let csv = text(&output(export("csv")).await.stdout);
+    let records = parse_csv(&csv);
+    assert_eq!(
+        records[0],
+        [
+            "Key",
+            "External ID",
+            "Name",
+            "Description",
+            "Status",
+            "Type",
+            "Start Date",
+            "End Date",
+            "Last Update",
+            "Related Party",
+            "Location",
+            "Service Specification",
+            "Supporting Resources",
+            "First Seen",
+            "Last Seen",
+        ]
+    );
+    assert_eq!(records.len(), 3, "a heading and two kept services: {csv}");
+    assert_eq!(
+        records[1][..13],
+        [
+            "SVC-1",
+            "SVC-1",
+            "Alpha, \"A\"",
+            "two\nlines",
+            "Operational",
+            "CFS",
+            "2025-06-30T08:00:00Z",
+            "",
+            "",
+            "",
+            "Betzdorf (installationSite)",
+            "Managed Connectivity",
+            "",
+        ]
+    );
+    assert_eq!(
+        records[2][..13],
+        [
+            "SVC-2",
+            "SVC-2",
+            "Beta",
+            "",
+            "operational",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            ""
+        ]
+    );
+    // The fields that need it are quoted, as RFC 4180 says.
+    assert!(
+        csv.contains("SVC-1,SVC-1,\"Alpha, \"\"A\"\"\",\"two\nlines\",Operational,CFS,"),
+        "{csv}"
+    );
+    for record in &records[1..] {
+        for t in &record[13..] {
+            t.parse::<chrono::DateTime<chrono::Utc>>()
+                .unwrap_or_else(|e| panic!("{t}: {e}"));
+        }
+    }
+
+    let ndjson = text(&output(export("ndjson")).await.stdout);
+    let objects: Vec<serde_json::Value> = ndjson
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(objects.len(), 2);
+    let mut first = objects[0].clone();
+    let seen = first.as_object_mut().unwrap();
+    assert!(seen.remove("first_seen").unwrap().is_string());
+    assert!(seen.remove("last_seen").unwrap().is_string());
+    assert_eq!(
+        first,
+        serde_json::json!({
+            "key": "SVC-1",
+            "external_id": "SVC-1",
+            "name": "Alpha, \"A\"",
+            "description": "two\nlines",
+            "status": "Operational",
+            "type": "CFS",
+            "start_date": "2025-06-30T08:00:00Z",
+            "end_date": null,
+            "last_update": null,
+            "related_party": null,
+            "location": [{"id": "SITE-1", "name": "Betzdorf", "role": "installationSite"}],
+            "service_specification": {"id": "SPEC-1", "name": "Managed Connectivity"},
+            "supporting_resources": [],
+        })
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }

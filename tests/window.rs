@@ -167,3 +167,64 @@ async fn retry_after_is_honoured_and_capped() {
         );
     }
 }
+
+/// `updatedDaysAgo` for known gaps, written out by hand from the contract: `rolling` covers the
+/// last (N+1)×24 h, `calendar` since midnight UTC N days ago; the window reaches back to the
+/// anchor minus `window_margin` (1 h by default).
+#[test]
+fn updated_days_ago_for_known_gaps() {
+    use ses_inventory::config::DaysAgoSemantics::{Calendar, Rolling};
+    use ses_inventory::window::{FullReason, PollPlan, SyncTimes, days_ago, plan};
+    let at = |s: &str| s.parse::<chrono::DateTime<Utc>>().unwrap();
+    let since = at("2026-03-10T12:00:00Z");
+    for (now, rolling, calendar) in [
+        ("2026-03-10T11:00:00Z", 0, 0), // the anchor is in the future: nothing to widen
+        ("2026-03-10T13:00:00Z", 0, 0),
+        ("2026-03-11T12:00:00Z", 0, 1), // exactly 24 h: today's window still covers it
+        ("2026-03-11T12:00:01Z", 1, 1),
+        ("2026-03-12T12:00:00Z", 1, 2),
+        ("2026-03-12T12:00:01Z", 2, 2),
+        ("2026-03-15T23:59:59Z", 5, 5),
+    ] {
+        assert_eq!(
+            days_ago(since, at(now), Rolling),
+            rolling,
+            "rolling at {now}"
+        );
+        assert_eq!(
+            days_ago(since, at(now), Calendar),
+            calendar,
+            "calendar at {now}"
+        );
+    }
+
+    let mut cfg = Config::defaults().poll;
+    cfg.full_resync_interval = 0;
+    let anchored = |anchor: &str| SyncTimes {
+        last_complete_full: Some(at(anchor)),
+        window_anchor: Some(at(anchor)),
+    };
+    let times = anchored("2026-03-10T12:30:00Z");
+    // 23 h + the 1 h margin = 24 h: today. One second more: yesterday too.
+    assert_eq!(
+        plan(&times, at("2026-03-11T11:30:00Z"), &cfg),
+        PollPlan::Refresh { days_ago: 0 }
+    );
+    assert_eq!(
+        plan(&times, at("2026-03-11T11:30:01Z"), &cfg),
+        PollPlan::Refresh { days_ago: 1 }
+    );
+    // 30 days + the margin is past max_refresh_window_days (30): a full pass instead.
+    assert_eq!(
+        plan(&times, at("2026-04-08T12:30:00Z"), &cfg),
+        PollPlan::Refresh { days_ago: 29 }
+    );
+    assert_eq!(
+        plan(&times, at("2026-04-09T12:30:00Z"), &cfg),
+        PollPlan::Full(FullReason::WindowTooWide)
+    );
+    assert_eq!(
+        plan(&SyncTimes::default(), at("2026-03-10T12:30:00Z"), &cfg),
+        PollPlan::Full(FullReason::Initial)
+    );
+}

@@ -5,9 +5,14 @@
 //! The generator never reads its own JSON back to decide what a cache should hold. Each stored
 //! item carries the key and the "keepable" verdict the generator *chose* when it built the item;
 //! [`Dataset::facts`] folds those choices with the documented rules (first occurrence wins,
-//! empty keys skipped). To keep that fold unambiguous, a duplicate only ever repeats the key of a
-//! keepable first occurrence, each key is duplicated at most once, and [`Dataset::mutate`] only
-//! changes the status of items whose key is not duplicated.
+//! empty keys skipped). To keep that fold unambiguous, each key is duplicated at most once, and
+//! [`Dataset::mutate`] only changes the status of items whose key is not duplicated. Most
+//! duplicates repeat a keepable first occurrence; a few repeat a first occurrence that is *not*
+//! kept with a copy that would be (the first occurrence still wins: the key is not kept).
+//!
+//! Statuses and resource types are sometimes spelled with another case or surrounding blanks
+//! (`OPERATIONAL`, ` Operational `, `card\t`), as hand-typed upstream data is: the daemon's rules
+//! match ignoring both.
 //!
 //! Items are written straight to compact JSON text by a tiny writer and stored as text rather
 //! than `serde_json::Value`: a `Value` tree costs several times the memory of its text and ~150
@@ -339,6 +344,8 @@ struct Gen {
     next_serial: u64,
     /// Make the next item one a cache must not keep (inactive service, excluded resource).
     force_not_kept: bool,
+    /// Make the next item one a cache keeps (wins over `force_not_kept`).
+    force_kept: bool,
     /// Reused output buffer.
     buf: String,
 }
@@ -355,21 +362,26 @@ impl Dataset {
             sizes: [config.services, config.carriers, config.resources],
             next_serial: 0,
             force_not_kept: false,
+            force_kept: false,
             buf: String::new(),
         };
         // Serials of keepable first occurrences that may still be duplicated (each at most once).
         let mut pool: Vec<u64> = Vec::new();
+        // Serials of first occurrences that are not kept, not yet duplicated.
+        let mut dropped_pool: Vec<u64> = Vec::new();
         let mut items = Vec::with_capacity(count);
         // Each anomaly is random at a few percent, and forced once at a fixed position if the
         // dice have not produced it by then, so even small datasets contain every kind.
-        let (mut empties, mut dups, mut dropped) = (0, 0, 0);
+        let (mut empties, mut dups, mut dropped, mut planted) = (0, 0, 0, 0);
         for i in 0..count {
             let r = g.rng.below(1000);
             let force = |at: usize, seen: usize| count >= 8 && i == count * at / 8 && seen == 0;
             g.force_not_kept = force(3, dropped) && inv != Inventory::Carriers;
             let want_empty = force(2, empties);
             let want_dup = force(5, dups) && !pool.is_empty();
-            let random = !g.force_not_kept && !want_empty && !want_dup;
+            // A kept copy after a not-kept first occurrence.
+            let want_planted = force(6, planted) && !dropped_pool.is_empty();
+            let random = !g.force_not_kept && !want_empty && !want_dup && !want_planted;
             let (spec, fresh_serial) = if want_empty || (random && r < 25) {
                 empties += 1;
                 (KeySpec::Empty(g.rng.below(5)), None)
@@ -377,17 +389,25 @@ impl Dataset {
                 dups += 1;
                 let i = g.rng.below(pool.len());
                 (KeySpec::Serial(pool.swap_remove(i)), None)
+            } else if want_planted || (random && r < 60 && !dropped_pool.is_empty()) {
+                planted += 1;
+                g.force_kept = true;
+                let i = g.rng.below(dropped_pool.len());
+                (KeySpec::Serial(dropped_pool.swap_remove(i)), None)
             } else {
                 let s = g.next_serial;
                 g.next_serial += 1;
                 (KeySpec::Serial(s), Some(s))
             };
             let item = g.item(spec, false);
-            if let (Some(s), true) = (fresh_serial, item.keep) {
-                pool.push(s);
-            }
-            if fresh_serial.is_some() && !item.keep {
-                dropped += 1;
+            g.force_kept = false;
+            match (fresh_serial, item.keep) {
+                (Some(s), true) => pool.push(s),
+                (Some(s), false) => {
+                    dropped += 1;
+                    dropped_pool.push(s);
+                }
+                (None, _) => {}
             }
             items.push(item);
         }
@@ -524,6 +544,7 @@ impl Dataset {
             sizes: [config.services, config.carriers, config.resources],
             next_serial: self.next_serial,
             force_not_kept: false,
+            force_kept: false,
             buf: String::new(),
         };
         let n = self.items.len();
@@ -626,6 +647,7 @@ impl Dataset {
             sizes: [config.services, config.carriers, config.resources],
             next_serial: self.next_serial,
             force_not_kept: false,
+            force_kept: false,
             buf: String::new(),
         };
         let mut at: Vec<usize> = if view.is_empty() {
@@ -698,9 +720,11 @@ fn update_item(item: &mut StoredItem, g: &mut Gen, unique: bool, step: u64, now_
                 .unwrap_or("status"),
         };
         let current = m.get(field).and_then(Value::as_str).unwrap_or("");
+        // Statuses may be spelled in another case or with blanks around them.
+        let operational = current.trim().eq_ignore_ascii_case("Operational");
         let new = match g.inv {
-            Inventory::Services if current == "Operational" => g.rng.pick(&NON_OPERATIONAL),
-            Inventory::Carriers if current == "Operational" => g.rng.pick(&CARRIER_OTHER),
+            Inventory::Services if operational => g.rng.pick(&NON_OPERATIONAL),
+            Inventory::Carriers if operational => g.rng.pick(&CARRIER_OTHER),
             Inventory::Services | Inventory::Carriers => "Operational",
             Inventory::Resources if current == "available" => "suspended",
             Inventory::Resources => "available",
@@ -853,6 +877,19 @@ impl Gen {
         }
     }
 
+    /// A status or type as upstream data sometimes spells it (about one in eight): upper or
+    /// lower case, or surrounded by blanks. The daemon's rules ignore both.
+    fn spelled(&mut self, word: &'static str) -> std::borrow::Cow<'static, str> {
+        use std::borrow::Cow;
+        match self.rng.below(32) {
+            0 => Cow::Owned(word.to_uppercase()),
+            1 => Cow::Owned(word.to_lowercase()),
+            2 => Cow::Owned(format!(" {word} ")),
+            3 => Cow::Owned(format!("{}\t", word.to_lowercase())),
+            _ => Cow::Borrowed(word),
+        }
+    }
+
     /// Builds one item; returns it stored, with the generator's verdict on keeping it.
     fn item(&mut self, spec: KeySpec, fresh: bool) -> StoredItem {
         let mut b = std::mem::take(&mut self.buf);
@@ -924,10 +961,11 @@ impl Gen {
 
     /// `status` (v4, sometimes with a TMF `state` that must not win), or v5 `state` and/or
     /// `operatingStatus`.
-    fn status(&mut self, o: &mut Obj<'_>, status: &str) {
+    fn status(&mut self, o: &mut Obj<'_>, status: &'static str) {
+        let spelled = self.spelled(status);
         match self.rng.below(10) {
             0..6 => {
-                o.s("status", status);
+                o.s("status", &spelled);
                 if self.rng.below(3) == 0 {
                     o.s(
                         "state",
@@ -940,13 +978,13 @@ impl Gen {
                 }
             }
             6 | 7 => {
-                o.s("state", status);
+                o.s("state", &spelled);
             }
             8 => {
-                o.s("operatingStatus", status);
+                o.s("operatingStatus", &spelled);
             }
             _ => {
-                o.s("state", status).s("operatingStatus", "running");
+                o.s("state", &spelled).s("operatingStatus", "running");
             }
         }
     }
@@ -1113,7 +1151,7 @@ impl Gen {
         let cust = self.rng.below(CUSTOMERS.len());
         let customer = CUSTOMERS[cust];
         let (spec_id, spec_name) = self.rng.pick(&SERVICE_SPECS);
-        let status = if self.rng.permille(50) || self.force_not_kept {
+        let status = if (self.rng.permille(50) || self.force_not_kept) && !self.force_kept {
             self.rng.pick(&NON_OPERATIONAL)
         } else {
             "Operational"
@@ -1264,7 +1302,7 @@ impl Gen {
     }
 
     fn resource(&mut self, b: &mut String, spec: KeySpec, fresh: bool) -> (Option<i64>, bool) {
-        let excluded = self.rng.permille(50) || self.force_not_kept;
+        let excluded = (self.rng.permille(50) || self.force_not_kept) && !self.force_kept;
         let rtype = if excluded {
             self.rng.pick(&EXCLUDED_TYPES)
         } else {
@@ -1389,7 +1427,7 @@ impl Gen {
                 "description",
                 format_args!("{rtype} at {tp_name} teleport for {sat}"),
             )
-            .s("@type", rtype)
+            .s("@type", &self.spelled(rtype))
             .s("category", category);
         let rs = self.rng.pick(&RESOURCE_STATUS);
         match self.rng.below(4) {
@@ -1464,20 +1502,44 @@ pub(crate) mod tests {
     use super::*;
     use serde_json::json;
 
+    /// The documented key rule, independently of the daemon: `id` for resources, `externalId`
+    /// (else the v5 `externalIdentifier[0].id`) for services and carriers; empty is no key.
+    pub(crate) fn reference_key(inv: Inventory, item: &Value) -> Option<&str> {
+        let key = match inv {
+            Inventory::Resources => item.get("id").and_then(Value::as_str),
+            _ => item.get("externalId").and_then(Value::as_str).or_else(|| {
+                item.pointer("/externalIdentifier/0/id")
+                    .and_then(Value::as_str)
+            }),
+        };
+        key.filter(|k| !k.is_empty())
+    }
+
+    /// The documented keep rule: services `Operational`, resources not of an excluded type,
+    /// both ignoring case and surrounding blanks; carriers always.
+    pub(crate) fn reference_keep(inv: Inventory, item: &Value) -> bool {
+        match inv {
+            Inventory::Services => ["status", "state", "operatingStatus"]
+                .iter()
+                .find_map(|f| item.get(*f).and_then(Value::as_str))
+                .is_some_and(|s| s.trim().eq_ignore_ascii_case("Operational")),
+            Inventory::Carriers => true,
+            Inventory::Resources => {
+                let t = item.get("@type").and_then(Value::as_str).unwrap_or("");
+                !EXCLUDED_TYPES
+                    .iter()
+                    .any(|e| e.eq_ignore_ascii_case(t.trim()))
+            }
+        }
+    }
+
     /// The documented rules applied to the JSON, independently of the generator's bookkeeping:
     /// used only to check that the generator's facts match what it actually produced.
     pub(crate) fn reference_facts(inv: Inventory, items: &[Value]) -> Facts {
         let mut facts = Facts::default();
         let mut seen = HashSet::new();
         for item in items {
-            let key = match inv {
-                Inventory::Resources => item.get("id").and_then(Value::as_str),
-                _ => item.get("externalId").and_then(Value::as_str).or_else(|| {
-                    item.pointer("/externalIdentifier/0/id")
-                        .and_then(Value::as_str)
-                }),
-            };
-            let Some(key) = key.filter(|k| !k.is_empty()) else {
+            let Some(key) = reference_key(inv, item) else {
                 facts.empty_keys += 1;
                 continue;
             };
@@ -1485,20 +1547,7 @@ pub(crate) mod tests {
                 facts.duplicates += 1;
                 continue;
             }
-            let keep = match inv {
-                Inventory::Services => {
-                    let s = ["status", "state", "operatingStatus"]
-                        .iter()
-                        .find_map(|f| item.get(*f).and_then(Value::as_str));
-                    s == Some("Operational")
-                }
-                Inventory::Carriers => true,
-                Inventory::Resources => {
-                    let t = item.get("@type").and_then(Value::as_str).unwrap_or("");
-                    !EXCLUDED_TYPES.contains(&t)
-                }
-            };
-            if keep {
+            if reference_keep(inv, item) {
                 facts.kept.insert(key.to_owned());
             } else {
                 facts.not_kept += 1;
@@ -1568,6 +1617,51 @@ pub(crate) mod tests {
                 }
             }
         }
+    }
+
+    /// The spellings and the planted duplicate the daemon must cope with are really there.
+    #[test]
+    fn spellings_vary_and_a_not_kept_first_occurrence_has_a_kept_copy() {
+        for inv in [Inventory::Services, Inventory::Resources] {
+            for size in [8, 40, 400] {
+                let cfg = SimConfig {
+                    services: size,
+                    resources: size,
+                    ..SimConfig::default()
+                };
+                let values = Dataset::generate(inv, &cfg, ANCHOR).values();
+                let judged: Vec<(&str, bool)> = values
+                    .iter()
+                    .filter_map(|v| Some((reference_key(inv, v)?, reference_keep(inv, v))))
+                    .collect();
+                let planted = judged.iter().enumerate().any(|(i, (k, kept))| {
+                    !kept && judged[i + 1..].iter().any(|(k2, kept2)| k2 == k && *kept2)
+                });
+                assert!(
+                    planted,
+                    "{inv} {size}: no kept copy after a not-kept first occurrence"
+                );
+            }
+        }
+        let cfg = SimConfig::default();
+        let services = Dataset::generate(Inventory::Services, &cfg, ANCHOR).values();
+        let statuses: Vec<&str> = services
+            .iter()
+            .filter_map(|v| {
+                ["status", "state", "operatingStatus"]
+                    .iter()
+                    .find_map(|f| v.get(*f).and_then(Value::as_str))
+            })
+            .collect();
+        assert!(statuses.contains(&"OPERATIONAL") || statuses.contains(&"operational"));
+        assert!(statuses.contains(&" Operational "), "{statuses:?}");
+        let resources = Dataset::generate(Inventory::Resources, &cfg, ANCHOR).values();
+        let odd_types = resources
+            .iter()
+            .filter_map(|v| v.get("@type").and_then(Value::as_str))
+            .filter(|t| !KEPT_TYPES.contains(t) && !EXCLUDED_TYPES.contains(t))
+            .count();
+        assert!(odd_types > 5, "{odd_types}");
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Fault injection: what a faulty gateway answers, which requests a fault hits, and how many.
 
+use super::hold::Hold;
 use crate::Inventory;
 use std::time::Duration;
 
@@ -25,6 +26,8 @@ pub enum FaultKind {
     /// the items already listed (the pages before this one), `deletes` are deleted and `inserts`
     /// new ones are inserted (see `Dataset::churn`); then the page is served normally.
     Churn { deletes: usize, inserts: usize },
+    /// Hold the request until the test releases the [`Hold`], then answer normally.
+    Hold(Hold),
 }
 
 /// One injected fault and the requests it applies to.

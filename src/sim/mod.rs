@@ -33,10 +33,12 @@
 
 mod data;
 mod fault;
+mod hold;
 mod server;
 
 pub use data::{EXCLUDED_TYPES, Facts};
 pub use fault::{Fault, FaultKind};
+pub use hold::Hold;
 
 use crate::Inventory;
 use data::Dataset;

@@ -207,6 +207,11 @@ async fn answer(
             );
             None
         }
+        Some(FaultKind::Hold(hold)) => {
+            // Before the page is rendered: it is served with the data current at the release.
+            hold.wait().await;
+            None
+        }
     };
     let resp = match early {
         Some(r) => r,

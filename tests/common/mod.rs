@@ -156,3 +156,15 @@ pub async fn eventually(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+/// A loopback port that nothing listens on and nobody else can take while the returned socket
+/// lives: bound, never listening, so connections to it are refused. (A port found by binding
+/// and releasing a listener may be taken by another test in between.)
+pub fn closed_port() -> (tokio::net::TcpSocket, std::net::SocketAddr) {
+    let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+    socket
+        .bind(([127, 0, 0, 1], 0).into())
+        .expect("bind an ephemeral loopback port");
+    let addr = socket.local_addr().expect("bound address");
+    (socket, addr)
+}
