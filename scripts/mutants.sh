@@ -30,4 +30,4 @@ for t in sync churn rules window store; do
 done
 
 # --timeout: a mutant that makes a poll loop forever is caught by the clock, not by hanging.
-cargo mutants "${args[@]}" --timeout 120 --jobs 1 -- "${tests[@]}"
+CARGO_PROFILE_DEV_DEBUG=0 cargo mutants "${args[@]}" --timeout 120 --jobs 1 -- "${tests[@]}"
