@@ -6,12 +6,12 @@
 
 use ses_inventory::Inventory;
 use ses_inventory::cache::Cache;
-use ses_inventory::clock::Clock;
-use ses_inventory::sim::{SimConfig, Simulator};
+use ses_inventory::source::Upstream;
 use ses_inventory::store::Store;
+use ses_inventory::sync::window::{FullReason, PollPlan};
 use ses_inventory::sync::{Applied, Poller};
-use ses_inventory::upstream::Upstream;
-use ses_inventory::window::{FullReason, PollPlan};
+use ses_inventory::time::clock::Clock;
+use ses_inventory_sim::{SimConfig, Simulator};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -72,7 +72,7 @@ async fn run(n: usize) {
         "simulator: {n} items per inventory generated in {:.1} s",
         t.elapsed().as_secs_f64()
     );
-    let mut cfg = ses_inventory::demo::config_for(&sim, &sc);
+    let mut cfg = ses_inventory::cmd::demo::config_for(&sim, &sc);
     cfg.poll.records_per_page = 500;
     let upstream = Upstream::new(Arc::new(cfg)).unwrap();
     let dir = std::env::temp_dir().join(format!("sesinv-bench-{}", std::process::id()));

@@ -6,11 +6,11 @@
 
 use ses_inventory::Inventory;
 use ses_inventory::cache::Cache;
-use ses_inventory::clock::Clock;
-use ses_inventory::sim::{SimConfig, Simulator};
+use ses_inventory::source::Upstream;
 use ses_inventory::sync::Poller;
-use ses_inventory::upstream::Upstream;
-use ses_inventory::window::{FullReason, PollPlan};
+use ses_inventory::sync::window::{FullReason, PollPlan};
+use ses_inventory::time::clock::Clock;
+use ses_inventory_sim::{SimConfig, Simulator};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -74,7 +74,7 @@ fn main() {
             t.elapsed()
         );
 
-        let mut cfg = ses_inventory::demo::config_for(&sim, &sc);
+        let mut cfg = ses_inventory::cmd::demo::config_for(&sim, &sc);
         cfg.poll.records_per_page = 40;
         cfg.poll.status_interval = 0;
         let upstream = Upstream::new(Arc::new(cfg)).unwrap();

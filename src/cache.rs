@@ -6,9 +6,9 @@
 //! apply a whole poll at once — a complete full pass is a swap of a map built outside the lock —
 //! so readers never see half of a pass, and a failed poll leaves the cache as it was.
 
-use crate::inventory::Inventory;
-use crate::item::{Item, Key};
-use crate::status::SyncStatus;
+use crate::model::inventory::Inventory;
+use crate::model::item::{Item, Key};
+use crate::model::status::SyncStatus;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use tokio::sync::watch;

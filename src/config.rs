@@ -6,8 +6,8 @@
 //! layer. The structs below therefore carry no serde defaults, and `deny_unknown_fields` turns a
 //! misspelt key into an error that names it.
 
-use crate::inventory::{Api, Inventory};
-use crate::secret::Secret;
+use crate::model::inventory::{Api, Inventory};
+use crate::model::secret::Secret;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

@@ -1,30 +1,19 @@
 //! ses-inventory: keeps a live, trustworthy copy of SES's TMF 638/639 service, carrier and
 //! resource inventory. See docs/ARCHITECTURE.md for the map of these modules.
+//!
+//! Layers, lowest first; a module imports only from the layers below it (tests/layers.rs checks):
+//! `model` → `time` → `config` → `cache` → `telemetry` → `source` → `sync` → `store` → `serve`
+//! → `cmd`.
 
-pub mod api;
-pub mod backoff;
 pub mod cache;
-pub mod clock;
+pub mod cmd;
 pub mod config;
-pub mod daemon;
-pub mod demo;
-pub mod events;
-pub mod export;
-pub mod healthcheck;
-pub mod inventory;
-pub mod item;
-pub mod logging;
-pub mod metrics;
-pub mod notify;
-pub mod once;
-pub mod row;
-pub mod secret;
-pub mod shutdown;
-pub mod sim;
-pub mod status;
+pub mod model;
+pub mod serve;
+pub mod source;
 pub mod store;
 pub mod sync;
-pub mod upstream;
-pub mod window;
+pub mod telemetry;
+pub mod time;
 
-pub use inventory::Inventory;
+pub use model::inventory::Inventory;

@@ -2,11 +2,8 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use ses_inventory::clock::Clock;
+use ses_inventory::cmd::{demo, export, healthcheck, run, shutdown, sim, sync_once};
 use ses_inventory::config::{self, Config};
-use ses_inventory::daemon::Daemon;
-use ses_inventory::store::{self, Store};
-use ses_inventory::{api, demo, export, healthcheck, logging, notify, once, shutdown, sim};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -50,7 +47,7 @@ enum Command {
         /// services, carriers or resources.
         inventory: ses_inventory::Inventory,
         #[arg(long, value_enum, default_value = "csv")]
-        format: export::Format,
+        format: ses_inventory::store::export::Format,
         /// Write to this file instead of stdout.
         #[arg(long, value_name = "FILE")]
         output: Option<PathBuf>,
@@ -92,16 +89,17 @@ fn main() -> ExitCode {
                     print!("{}", cfg.to_redacted_toml());
                     ExitCode::SUCCESS
                 }
-                Command::SyncOnce => runtime.block_on(sync_once(cfg)),
-                Command::Healthcheck { timeout } => {
-                    runtime.block_on(health(&cfg, std::time::Duration::from_secs(timeout)))
-                }
+                Command::SyncOnce => runtime.block_on(sync_once::command(cfg)),
+                Command::Healthcheck { timeout } => runtime.block_on(healthcheck::command(
+                    &cfg,
+                    std::time::Duration::from_secs(timeout),
+                )),
                 Command::Export {
                     inventory,
                     format,
                     output,
-                } => exit(export_to(&cfg, inventory, format, output.as_deref())),
-                _ => exit(runtime.block_on(run(cfg))),
+                } => exit(export::command(&cfg, inventory, format, output.as_deref())),
+                _ => exit(runtime.block_on(run::run(cfg, shutdown::signal()))),
             }
         }
     }
@@ -115,123 +113,4 @@ fn exit(result: anyhow::Result<()>) -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-async fn run(cfg: Arc<Config>) -> anyhow::Result<()> {
-    logging::init(&cfg.log);
-    tracing::info!(
-        message = "Starting.",
-        version = env!("CARGO_PKG_VERSION"),
-        tmf638 = %cfg.tmf638.endpoint,
-        tmf639 = %cfg.tmf639.endpoint,
-        cache_update_frequency = cfg.poll.cache_update_frequency,
-    );
-    // Bound before the first upstream request: a port in use stops the start at once.
-    let api = api::Bound::bind(&cfg.api).await?;
-    let cache = ses_inventory::cache::Cache::new();
-    let (journal, writer) = open_store(&cfg, &cache)?.unzip();
-    let daemon = Daemon::start_with(cfg, Clock::System, cache, journal)?;
-    let api = api.serve(daemon.cache().clone(), daemon.control());
-    let notifier = notify::Notifier::from_env();
-    let notifications = tokio::spawn(notify::run(
-        daemon.cache().clone(),
-        notifier.clone(),
-        notify::watchdog_interval_from_env(),
-    ));
-    shutdown::signal().await;
-    notifications.abort();
-    notifier.stopping();
-    api.shutdown().await;
-    daemon.shutdown().await;
-    if let Some(writer) = writer {
-        writer.finish().await;
-    }
-    tracing::info!(message = "Stopped.");
-    Ok(())
-}
-
-async fn sync_once(cfg: Arc<Config>) -> ExitCode {
-    logging::init(&cfg.log);
-    let cache = ses_inventory::cache::Cache::new();
-    let (journal, writer) = match open_store(&cfg, &cache) {
-        Ok(opened) => opened.unzip(),
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let result = once::sync_once(cfg, cache, journal).await;
-    if let Some(writer) = writer {
-        writer.finish().await;
-    }
-    match result {
-        Ok(summary) => {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&summary).expect("summary serializes")
-            );
-            if once::all_complete(&summary) {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            }
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-async fn health(cfg: &Config, timeout: std::time::Duration) -> ExitCode {
-    let result = match healthcheck::healthz_url(&cfg.api) {
-        Ok(url) => healthcheck::check(&url, timeout).await.map(|()| url),
-        Err(e) => Err(e),
-    };
-    match result {
-        Ok(url) => {
-            println!("healthy: {url} answered 200");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("unhealthy: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-/// Opens `store.path` (unless empty), loads it into `cache` and starts its writer.
-fn open_store(
-    cfg: &Config,
-    cache: &ses_inventory::cache::Cache,
-) -> anyhow::Result<Option<(ses_inventory::sync::Journal, store::Writer)>> {
-    let Some(path) = store::resolve_path(&cfg.store.path) else {
-        return Ok(None);
-    };
-    let (store, _opened) = Store::open(&path)?;
-    store.load(cache)?;
-    Ok(Some(store.spawn_writer(cache.clone())))
-}
-
-fn export_to(
-    cfg: &Config,
-    inventory: ses_inventory::Inventory,
-    format: export::Format,
-    output: Option<&std::path::Path>,
-) -> anyhow::Result<()> {
-    let path = store::resolve_path(&cfg.store.path)
-        .context("store.path is empty: there is no store to export from")?;
-    match output {
-        Some(file) => {
-            let f = std::fs::File::create(file)
-                .with_context(|| format!("cannot create {}", file.display()))?;
-            let mut w = std::io::BufWriter::new(f);
-            export::export(&path, inventory, format, &mut w)?;
-        }
-        None => {
-            let mut w = std::io::BufWriter::new(std::io::stdout().lock());
-            export::export(&path, inventory, format, &mut w)?;
-        }
-    }
-    Ok(())
 }

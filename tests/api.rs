@@ -7,12 +7,12 @@ use common::*;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use ses_inventory::Inventory::{Carriers, Resources, Services};
-use ses_inventory::api::{Bound, Server};
-use ses_inventory::clock::Clock;
 use ses_inventory::config::{ApiServerConfig, Config};
-use ses_inventory::daemon::Daemon;
-use ses_inventory::secret::Secret;
-use ses_inventory::sim::{Fault, FaultKind, SimConfig, Simulator};
+use ses_inventory::model::secret::Secret;
+use ses_inventory::serve::api::{Bound, Server};
+use ses_inventory::sync::daemon::Daemon;
+use ses_inventory::time::clock::Clock;
+use ses_inventory_sim::{Fault, FaultKind, SimConfig, Simulator};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -368,7 +368,7 @@ async fn readiness_is_503_until_every_inventory_has_a_complete_pass() {
         |sim| {
             crafted(sim);
             sim.inject(Fault {
-                inventory: Some(Resources),
+                inventory: Some(Resources.into()),
                 page: None,
                 refresh_only: false,
                 kind: FaultKind::Status {
@@ -460,7 +460,7 @@ async fn a_refresh_request_reaches_the_simulator_and_changes_what_is_served() {
     assert!(
         asked
             .iter()
-            .any(|r| r.inventory == Some(Services) && r.updated_days_ago.is_some()),
+            .any(|r| r.inventory == Some(Services.into()) && r.updated_days_ago.is_some()),
         "a refresh (updatedDaysAgo) reached the simulator: {asked:?}"
     );
     let (_, headers, body) = run.get("/api/v1/services?fields=name").await;

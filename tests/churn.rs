@@ -12,12 +12,12 @@ use common::*;
 use serde_json::Value;
 use ses_inventory::Inventory::{self, Services};
 use ses_inventory::cache::Cache;
-use ses_inventory::clock::Clock;
-use ses_inventory::sim::{Fault, FaultKind, SimConfig, Simulator};
-use ses_inventory::status::{Churn, Outcome, PassKind};
+use ses_inventory::model::status::{Churn, Outcome, PollKind};
+use ses_inventory::source::Upstream;
 use ses_inventory::sync::Poller;
-use ses_inventory::upstream::Upstream;
-use ses_inventory::window::{FullReason, PollPlan};
+use ses_inventory::sync::window::{FullReason, PollPlan};
+use ses_inventory::time::clock::Clock;
+use ses_inventory_sim::{Fault, FaultKind, SimConfig, Simulator};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -27,7 +27,7 @@ const RESYNC: PollPlan = PollPlan::Full(FullReason::Resync);
 /// listed are deleted and `inserts` new ones inserted among them.
 fn churn(page: u32, deletes: usize, inserts: usize, times: u32) -> Fault {
     Fault {
-        inventory: Some(Services),
+        inventory: Some(Services.into()),
         page: Some(page),
         refresh_only: false,
         kind: FaultKind::Churn { deletes, inserts },
@@ -50,7 +50,7 @@ fn cached(cache: &Cache) -> BTreeSet<String> {
 fn requests_for(sim: &Simulator, inv: Inventory) -> usize {
     sim.requests()
         .iter()
-        .filter(|r| r.inventory == Some(inv))
+        .filter(|r| r.inventory == Some(inv.into()))
         .count()
 }
 
@@ -227,7 +227,7 @@ async fn after_an_unsteady_confirmation_the_next_poll_is_a_full_pass() {
     task.abort();
     let last = cache.status(Services).last_full.expect("a full pass ran");
     assert_eq!(last.reason, Some("unconfirmed"));
-    assert_eq!(last.kind, PassKind::Full);
+    assert_eq!(last.kind, PollKind::Full);
     assert!(cache.status(Services).last_refresh.is_none());
     assert_eq!(cached(&cache), upstream_keys(&sim));
     assert!(!cache.status(Services).recheck);
@@ -281,7 +281,7 @@ async fn a_refresh_during_churn_takes_every_update_and_never_sweeps() {
         ..churn(6, 20, 0, 1)
     });
     let r = poll(&cfg, Services, &cache, PollPlan::Refresh { days_ago: 0 }).await;
-    assert_eq!(r.kind, PassKind::Refresh);
+    assert_eq!(r.kind, PollKind::Refresh);
     assert_eq!(r.outcome, Outcome::Complete);
     assert_eq!(
         (r.churn.shifted, r.churn.confirmations, r.churn.recovered),
@@ -347,7 +347,7 @@ async fn random_churn(total_count_header: &str) {
         let pages = (n / 10 + 1) as u64;
         for _ in 0..1 + rng.below(3) {
             sim.inject(Fault {
-                inventory: Some(Services),
+                inventory: Some(Services.into()),
                 page: Some(2 + rng.below(pages) as u32),
                 refresh_only: false,
                 kind: FaultKind::Churn {

@@ -7,7 +7,7 @@ use common::{output, sim_with_passwords, text};
 
 use base64::Engine;
 use ses_inventory::Inventory::{Carriers, Resources, Services};
-use ses_inventory::sim::{Fault, FaultKind, SimConfig, Simulator};
+use ses_inventory_sim::{Fault, FaultKind, SimConfig, Simulator};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
@@ -58,7 +58,7 @@ async fn sync_once_prints_a_summary_per_inventory() {
 async fn sync_once_fails_when_an_inventory_does_and_logs_no_credentials() {
     let (sim, mut sc) = sim_with_passwords(PASSWORD_638, PASSWORD_639).await;
     sim.inject(Fault {
-        inventory: Some(Carriers),
+        inventory: Some(Carriers.into()),
         page: Some(2),
         refresh_only: false,
         kind: FaultKind::Status {

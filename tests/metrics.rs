@@ -6,10 +6,10 @@ mod common;
 use common::*;
 use prometheus_parse::{Sample, Scrape, Value};
 use ses_inventory::Inventory::{Carriers, Resources, Services};
-use ses_inventory::api::Bound;
-use ses_inventory::clock::Clock;
-use ses_inventory::daemon::Daemon;
-use ses_inventory::sim::{Fault, FaultKind};
+use ses_inventory::serve::api::Bound;
+use ses_inventory::sync::daemon::Daemon;
+use ses_inventory::time::clock::Clock;
+use ses_inventory_sim::{Fault, FaultKind};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -41,7 +41,7 @@ async fn metrics_count_what_the_polls_did() {
     // Services: 45 items = pages of 40 and 5; page 2 answers 503 once (one retry).
     sim.set_items(Services, services(45));
     sim.inject(Fault {
-        inventory: Some(Services),
+        inventory: Some(Services.into()),
         page: Some(2),
         refresh_only: false,
         kind: status(503),
@@ -50,7 +50,7 @@ async fn metrics_count_what_the_polls_did() {
     // Carriers: page 1 keeps answering 504: skipped after 3 attempts, the pass is incomplete.
     sim.set_items(Carriers, vec![carrier("C-1")]);
     sim.inject(Fault {
-        inventory: Some(Carriers),
+        inventory: Some(Carriers.into()),
         page: Some(1),
         refresh_only: false,
         kind: status(504),

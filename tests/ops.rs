@@ -79,11 +79,11 @@ fn lines(got: &[String]) -> impl Iterator<Item = &str> {
 async fn runs_as_the_systemd_unit_would_ready_watchdog_and_clean_stop() {
     let (sim, sc) = common::sim_with_passwords(PASSWORD_638, PASSWORD_639).await;
     // A slow first pass of resources (10 pages, 300 ms each): the start must be extended.
-    sim.inject(ses_inventory::sim::Fault {
-        inventory: Some(Inventory::Resources),
+    sim.inject(ses_inventory_sim::Fault {
+        inventory: Some(Inventory::Resources.into()),
         page: None,
         refresh_only: false,
-        kind: ses_inventory::sim::FaultKind::Delay(Duration::from_millis(300)),
+        kind: ses_inventory_sim::FaultKind::Delay(Duration::from_millis(300)),
         times: None,
     });
     let dir = TempDir::new("ops");

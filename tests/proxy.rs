@@ -3,7 +3,7 @@
 
 mod common;
 
-use ses_inventory::sim::{SimConfig, Simulator};
+use ses_inventory_sim::{SimConfig, Simulator};
 
 fn sync_once(sim: &Simulator, sc: &SimConfig, proxy: &str, bypass: bool) -> std::process::Output {
     common::binary(sim, sc)

@@ -13,14 +13,14 @@ use common::*;
 use serde_json::{Value, json};
 use ses_inventory::Inventory::{self, Resources, Services};
 use ses_inventory::cache::Cache;
-use ses_inventory::clock::Clock;
 use ses_inventory::config::Config;
-use ses_inventory::daemon::{Daemon, RequestOutcome};
-use ses_inventory::sim::{Fault, FaultKind, Hold, SimConfig, Simulator};
-use ses_inventory::status::{Outcome, PassKind, PassReport};
+use ses_inventory::model::status::{Outcome, PollKind, PollReport};
+use ses_inventory::source::Upstream;
 use ses_inventory::sync::Poller;
-use ses_inventory::upstream::Upstream;
-use ses_inventory::window::PollPlan;
+use ses_inventory::sync::daemon::{Daemon, RequestOutcome};
+use ses_inventory::sync::window::PollPlan;
+use ses_inventory::time::clock::Clock;
+use ses_inventory_sim::{Fault, FaultKind, Hold, SimConfig, Simulator};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,7 +35,7 @@ fn status(code: u16) -> FaultKind {
 
 fn fault(page: Option<u32>, kind: FaultKind, times: Option<u32>) -> Fault {
     Fault {
-        inventory: Some(Services),
+        inventory: Some(Services.into()),
         page,
         refresh_only: false,
         kind,
@@ -67,7 +67,7 @@ fn svc_keys(range: std::ops::RangeInclusive<usize>) -> Vec<String> {
 fn pages(sim: &Simulator, inv: Inventory) -> Vec<(u32, Option<u32>)> {
     sim.requests()
         .iter()
-        .filter(|r| r.inventory == Some(inv))
+        .filter(|r| r.inventory == Some(inv.into()))
         .map(|r| (r.page.unwrap(), r.updated_days_ago))
         .collect()
 }
@@ -96,7 +96,7 @@ async fn a_refresh_never_sweeps_what_it_did_not_return() {
 
     // The refresh returns only the two recent items (the simulator filters by lastUpdate).
     let r = poll(&cfg, Services, &cache, REFRESH).await;
-    assert_eq!((r.kind, r.outcome), (PassKind::Refresh, Outcome::Complete));
+    assert_eq!((r.kind, r.outcome), (PollKind::Refresh, Outcome::Complete));
     assert_eq!(r.received, 2, "the refresh saw a subset");
     assert_eq!(sim.requests().last().unwrap().items, 2);
     assert_eq!(r.removed, 0);
@@ -141,7 +141,7 @@ async fn an_incomplete_poll_neither_advances_the_anchor_nor_sweeps() {
     let r = p.poll(REFRESH).await;
     assert_eq!(
         (r.kind, r.outcome),
-        (PassKind::Refresh, Outcome::Incomplete)
+        (PollKind::Refresh, Outcome::Incomplete)
     );
     assert_eq!(
         cache.status(Services).times,
@@ -320,7 +320,7 @@ async fn poll_held_at(
     plan: PollPlan,
     held_page: u32,
     before: &[String],
-) -> PassReport {
+) -> PollReport {
     let hold = Hold::new();
     sim.inject(fault(
         Some(held_page),
@@ -528,7 +528,7 @@ fn spawn_run(cfg: Config, cache: &Cache, at: DateTime<Utc>) -> tokio::task::Join
 async fn next_schedule(
     cache: &Cache,
     polls: &mut tokio::sync::watch::Receiver<u64>,
-) -> (PassReport, chrono::Duration) {
+) -> (PollReport, chrono::Duration) {
     // No timeout here: on a paused clock a pending timer fires while the poller waits for the
     // simulator's (real-time) answer.
     polls.changed().await.unwrap();
@@ -621,11 +621,11 @@ async fn failed_polls_back_off_from_30_seconds_doubling_to_15_minutes() {
     // A success resets the backoff: the next failure waits 15..30 s again.
     sim.clear_faults();
     let (r, delay) = next_schedule(&cache, &mut polls).await;
-    assert_eq!((r.kind, r.outcome), (PassKind::Full, Outcome::Complete));
+    assert_eq!((r.kind, r.outcome), (PollKind::Full, Outcome::Complete));
     assert_eq!(r.finished + delay, r.started + secs(3600));
     sim.inject(fault(None, status(500), None));
     let (r, delay) = next_schedule(&cache, &mut polls).await;
-    assert_eq!((r.kind, r.outcome), (PassKind::Refresh, Outcome::Failed));
+    assert_eq!((r.kind, r.outcome), (PollKind::Refresh, Outcome::Failed));
     assert!(in_jitter(delay, 30), "{delay:?} after a reset");
     task.abort();
     sim.shutdown().await;
@@ -653,7 +653,7 @@ async fn the_anchor_and_the_next_poll_follow_the_polls_start_not_its_end() {
     let task = spawn_run(cfg, &cache, t0);
 
     let (r, delay) = next_schedule(&cache, &mut polls).await;
-    assert_eq!((r.kind, r.outcome), (PassKind::Full, Outcome::Complete));
+    assert_eq!((r.kind, r.outcome), (PollKind::Full, Outcome::Complete));
     assert_eq!(r.started, t0, "the pass started at once");
     assert!(r.finished - r.started >= secs(120), "{r:?}");
     let s = cache.status(Services);

@@ -7,12 +7,12 @@ use common::{output, text};
 
 use ses_inventory::Inventory::{self, Carriers, Resources, Services};
 use ses_inventory::cache::Cache;
-use ses_inventory::clock::Clock;
 use ses_inventory::config::Config;
-use ses_inventory::daemon::Daemon;
-use ses_inventory::row::Row;
-use ses_inventory::sim::{Fault, FaultKind, Hold, SimConfig, Simulator};
+use ses_inventory::model::row::Row;
 use ses_inventory::store::{SCHEMA_VERSION, Store};
+use ses_inventory::sync::daemon::Daemon;
+use ses_inventory::time::clock::Clock;
+use ses_inventory_sim::{Fault, FaultKind, Hold, SimConfig, Simulator};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -193,7 +193,7 @@ async fn a_restart_keeps_every_item_and_the_sync_state_and_is_ready_before_any_r
     assert_eq!(loaded.ready, [true; 3]);
     assert!(cache.all_ready(), "ready at once");
     // Monitoring sees the stored last success at once, not a gap until the next poll.
-    let scrape = ses_inventory::metrics::render(&cache, 0.0);
+    let scrape = ses_inventory::telemetry::metrics::render(&cache, 0.0);
     for (i, inv) in Inventory::ALL.into_iter().enumerate() {
         let prefix =
             format!("ses_inventory_last_success_timestamp_seconds{{inventory=\"{inv}\"}} ");
@@ -240,7 +240,7 @@ async fn kill_9_during_a_full_pass_loses_nothing_committed() {
     // until the test releases it, after the kill.
     let hold = Hold::new();
     sim.inject(Fault {
-        inventory: Some(Resources),
+        inventory: Some(Resources.into()),
         page: Some(2),
         refresh_only: false,
         kind: FaultKind::Hold(hold.clone()),
@@ -597,10 +597,10 @@ async fn export_reads_whole_polls_while_the_daemon_writes() {
 async fn journalled(
     cfg: &Config,
     cache: &Cache,
-    plan: ses_inventory::window::PollPlan,
+    plan: ses_inventory::sync::window::PollPlan,
 ) -> ses_inventory::sync::Applied {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let upstream = ses_inventory::upstream::Upstream::new(Arc::new(cfg.clone())).unwrap();
+    let upstream = ses_inventory::source::Upstream::new(Arc::new(cfg.clone())).unwrap();
     let mut poller =
         ses_inventory::sync::Poller::new(Services, upstream, cache.clone(), Clock::System)
             .with_journal(tx);
@@ -640,7 +640,7 @@ fn names(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn items_and_the_window_anchor_are_committed_together_and_a_failed_write_heals() {
-    use ses_inventory::window::{FullReason, PollPlan};
+    use ses_inventory::sync::window::{FullReason, PollPlan};
     let (sim, sc) = common::empty_sim().await;
     let cfg = common::config(&sim, &sc);
     let dir = temp_dir("together");

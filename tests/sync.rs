@@ -6,9 +6,9 @@ use common::*;
 use serde_json::json;
 use ses_inventory::Inventory::{Carriers, Resources, Services};
 use ses_inventory::cache::Cache;
-use ses_inventory::sim::{Fault, FaultKind};
-use ses_inventory::status::{Outcome, PassKind};
-use ses_inventory::window::PollPlan;
+use ses_inventory::model::status::{Outcome, PollKind};
+use ses_inventory::sync::window::PollPlan;
+use ses_inventory_sim::{Fault, FaultKind};
 
 fn status(code: u16) -> FaultKind {
     FaultKind::Status {
@@ -24,7 +24,7 @@ fn fault(
     times: Option<u32>,
 ) -> Fault {
     Fault {
-        inventory: Some(inv),
+        inventory: Some(inv.into()),
         page,
         refresh_only: false,
         kind,
@@ -32,10 +32,10 @@ fn fault(
     }
 }
 
-fn pages_requested(sim: &ses_inventory::sim::Simulator, inv: ses_inventory::Inventory) -> Vec<u32> {
+fn pages_requested(sim: &ses_inventory_sim::Simulator, inv: ses_inventory::Inventory) -> Vec<u32> {
     sim.requests()
         .iter()
-        .filter(|r| r.inventory == Some(inv))
+        .filter(|r| r.inventory == Some(inv.into()))
         .filter_map(|r| r.page)
         .collect()
 }
@@ -181,7 +181,7 @@ async fn status_and_type_rules_decide_what_is_kept() {
         vec![service("A", "Pending"), service("C", "Operational")],
     );
     let r = poll(&cfg, Services, &cache, PollPlan::Refresh { days_ago: 0 }).await;
-    assert_eq!(r.kind, PassKind::Refresh);
+    assert_eq!(r.kind, PollKind::Refresh);
     assert_eq!(keys(&cache, Services), ["C"]);
     assert_eq!(r.removed, 1);
 
@@ -354,12 +354,12 @@ async fn wrong_credentials_name_the_api_and_are_not_retried() {
 
 #[tokio::test]
 async fn a_wrapped_list_and_other_page_parameters_need_only_configuration() {
-    let mut sc = ses_inventory::sim::SimConfig::empty();
+    let mut sc = ses_inventory_sim::SimConfig::empty();
     sc.wrap = Some("result".into());
     sc.page_param = "pageNumber".into();
     sc.first_page = 0;
     sc.size_param = "limit".into();
-    let sim = ses_inventory::sim::Simulator::start(sc.clone(), ([127, 0, 0, 1], 0).into())
+    let sim = ses_inventory_sim::Simulator::start(sc.clone(), ([127, 0, 0, 1], 0).into())
         .await
         .unwrap();
     sim.set_items(Services, services(45));
@@ -384,9 +384,9 @@ async fn a_wrapped_list_and_other_page_parameters_need_only_configuration() {
 
 #[tokio::test]
 async fn an_upstream_that_ignores_the_page_parameter_does_not_loop_forever() {
-    let mut sc = ses_inventory::sim::SimConfig::empty();
+    let mut sc = ses_inventory_sim::SimConfig::empty();
     sc.page_param = "p".into();
-    let sim = ses_inventory::sim::Simulator::start(sc.clone(), ([127, 0, 0, 1], 0).into())
+    let sim = ses_inventory_sim::Simulator::start(sc.clone(), ([127, 0, 0, 1], 0).into())
         .await
         .unwrap();
     sim.set_items(Services, services(100));
@@ -475,8 +475,8 @@ async fn readers_never_see_half_a_pass() {
 
 #[tokio::test]
 async fn generated_data_ends_up_exactly_as_the_simulator_says() {
-    let sc = ses_inventory::sim::SimConfig::default();
-    let sim = ses_inventory::sim::Simulator::start(sc.clone(), ([127, 0, 0, 1], 0).into())
+    let sc = ses_inventory_sim::SimConfig::default();
+    let sim = ses_inventory_sim::Simulator::start(sc.clone(), ([127, 0, 0, 1], 0).into())
         .await
         .unwrap();
     let cfg = config(&sim, &sc);
@@ -495,8 +495,8 @@ async fn generated_data_ends_up_exactly_as_the_simulator_says() {
 
 #[tokio::test]
 async fn a_requested_poll_joins_a_running_one_or_starts_now() {
-    use ses_inventory::daemon::{Daemon, RequestOutcome};
-    use ses_inventory::status::Phase;
+    use ses_inventory::model::status::Phase;
+    use ses_inventory::sync::daemon::{Daemon, RequestOutcome};
     let (sim, sc) = empty_sim().await;
     sim.set_items(Services, services(100));
     sim.inject(fault(
@@ -507,7 +507,7 @@ async fn a_requested_poll_joins_a_running_one_or_starts_now() {
     ));
     let daemon = Daemon::start(
         std::sync::Arc::new(config(&sim, &sc)),
-        ses_inventory::clock::Clock::System,
+        ses_inventory::time::clock::Clock::System,
     )
     .unwrap();
     let control = daemon.control();
@@ -527,10 +527,10 @@ async fn a_requested_poll_joins_a_running_one_or_starts_now() {
     )
     .await
     .unwrap();
-    let first_pages = |sim: &ses_inventory::sim::Simulator| {
+    let first_pages = |sim: &ses_inventory_sim::Simulator| {
         sim.requests()
             .iter()
-            .filter(|r| r.inventory == Some(Services) && r.page == Some(1))
+            .filter(|r| r.inventory == Some(Services.into()) && r.page == Some(1))
             .count()
     };
     assert_eq!(
@@ -553,7 +553,7 @@ async fn a_requested_poll_joins_a_running_one_or_starts_now() {
     let last = sim
         .requests()
         .into_iter()
-        .rfind(|r| r.inventory == Some(Services))
+        .rfind(|r| r.inventory == Some(Services.into()))
         .unwrap();
     assert_eq!(last.updated_days_ago, Some(0));
     daemon.shutdown().await;

@@ -8,7 +8,7 @@ use common::*;
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, KeyUsagePurpose};
 use ses_inventory::Inventory::Services;
 use ses_inventory::cache::Cache;
-use ses_inventory::status::Outcome;
+use ses_inventory::model::status::Outcome;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::{TcpListener, TcpStream};

@@ -8,12 +8,12 @@ use chrono::Utc;
 use common::*;
 use ses_inventory::Inventory::Services;
 use ses_inventory::cache::Cache;
-use ses_inventory::clock::Clock;
 use ses_inventory::config::Config;
-use ses_inventory::sim::{Fault, FaultKind, SimConfig, Simulator};
-use ses_inventory::status::Outcome;
+use ses_inventory::model::status::Outcome;
+use ses_inventory::source::Upstream;
 use ses_inventory::sync::Poller;
-use ses_inventory::upstream::Upstream;
+use ses_inventory::time::clock::Clock;
+use ses_inventory_sim::{Fault, FaultKind, SimConfig, Simulator};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -148,7 +148,7 @@ async fn retry_after_is_honoured_and_capped() {
 
     for (retry_after, want) in [("7", 7), ("100000", 300)] {
         sim.inject(Fault {
-            inventory: Some(Services),
+            inventory: Some(Services.into()),
             page: Some(1),
             refresh_only: false,
             kind: FaultKind::Status {
@@ -174,7 +174,8 @@ async fn retry_after_is_honoured_and_capped() {
 #[test]
 fn updated_days_ago_for_known_gaps() {
     use ses_inventory::config::DaysAgoSemantics::{Calendar, Rolling};
-    use ses_inventory::window::{FullReason, PollPlan, SyncTimes, days_ago, plan};
+    use ses_inventory::model::status::SyncTimes;
+    use ses_inventory::sync::window::{FullReason, PollPlan, days_ago, plan};
     let at = |s: &str| s.parse::<chrono::DateTime<Utc>>().unwrap();
     let since = at("2026-03-10T12:00:00Z");
     for (now, rolling, calendar) in [

@@ -4,13 +4,14 @@
 use serde_json::{Value, json};
 use ses_inventory::Inventory;
 use ses_inventory::cache::Cache;
-use ses_inventory::clock::Clock;
 use ses_inventory::config::Config;
-use ses_inventory::sim::{SimConfig, Simulator};
-use ses_inventory::status::PassReport;
+use ses_inventory::model::secret::Secret;
+use ses_inventory::model::status::PollReport;
+use ses_inventory::source::Upstream;
 use ses_inventory::sync::Poller;
-use ses_inventory::upstream::Upstream;
-use ses_inventory::window::{FullReason, PollPlan};
+use ses_inventory::sync::window::{FullReason, PollPlan};
+use ses_inventory::time::clock::Clock;
+use ses_inventory_sim::{SimConfig, Simulator};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,7 +20,17 @@ pub const FULL: PollPlan = PollPlan::Full(FullReason::Initial);
 /// A daemon configuration for `sim`, with retries fast enough for tests and no timers that
 /// would disturb a paused clock (no request timeouts, no idle-connection timer).
 pub fn config(sim: &Simulator, sc: &SimConfig) -> Config {
-    let mut cfg = ses_inventory::demo::config_for(sim, sc);
+    // The built-in defaults (config/default.toml), pointed at the simulator: the tests' own base,
+    // not the demo's.
+    let mut cfg = Config::defaults();
+    cfg.tmf638.endpoint = sim.tmf638_url();
+    cfg.tmf638.username = sc.tmf638_user.clone();
+    cfg.tmf638.password = Secret::new(sc.tmf638_password.clone());
+    cfg.tmf639.endpoint = sim.tmf639_url();
+    cfg.tmf639.username = sc.tmf639_user.clone();
+    cfg.tmf639.password = Secret::new(sc.tmf639_password.clone());
+    cfg.http.bypass_proxy = true;
+    cfg.store.path = String::new();
     cfg.http.retry_attempts = 3;
     cfg.http.retry_initial_delay_ms = 5;
     cfg.http.retry_max_delay_ms = 20;
@@ -100,7 +111,7 @@ pub fn poller(cfg: &Config, inv: Inventory, cache: &Cache) -> Poller {
 }
 
 /// One poll of `inv` with `plan`.
-pub async fn poll(cfg: &Config, inv: Inventory, cache: &Cache, plan: PollPlan) -> PassReport {
+pub async fn poll(cfg: &Config, inv: Inventory, cache: &Cache, plan: PollPlan) -> PollReport {
     poller(cfg, inv, cache).poll(plan).await
 }
 

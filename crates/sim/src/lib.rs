@@ -1,0 +1,890 @@
+//! A simulator of SES's TMF 638 / TMF 639 inventory gateway, served over real loopback HTTP.
+//!
+//! Nobody on the team can reach the real API, so tests, the demo and benchmarks run against this.
+//! It serves the dialect described in `reference/upstream-api.md`; everything it assumes about
+//! the upstream is configurable in [`SimConfig`] where the documentation is silent:
+//!
+//! - `GET {base638}/service` lists services; with `@type=element` it lists carriers instead (a
+//!   separate dataset; any other `@type` value lists services). `GET {base639}/resource` lists
+//!   resources. A trailing `/` is tolerated; any other path is 404, any other method 405.
+//! - Basic auth, separate credentials per API; a wrong or missing `Authorization` is a 401 with
+//!   `WWW-Authenticate: Basic realm="sim"`. Auth is checked before anything else on the two
+//!   known paths.
+//! - Paging: page number param (default `page`, first page 1) and page size param (default
+//!   `recordsPerPage`, default 40). A page is a slice of the (filtered) dataset in a stable
+//!   order; a page before the first or past the end is `[]`, so an exact multiple of the page
+//!   size ends with an empty page. `X-Total-Count` (matching items) and `X-Result-Count` (items
+//!   on this page) are sent. With `wrap: Some("result")` a page is `{"result": [...]}`.
+//!   A non-numeric page, size or `updatedDaysAgo` is a 400.
+//! - `status=1` is accepted and ignored (the datasets include inactive items on purpose: the
+//!   daemon must filter them itself).
+//! - `updatedDaysAgo=N` keeps items whose `lastUpdate` (else `lastUpdateDate`) is within the
+//!   last (N+1)×24 hours of `chrono::Utc::now()`; items without a parseable date are left out.
+//! - Items are SES-like JSON in a mix of TMF v4 and v5 shapes with deliberate anomalies (empty
+//!   keys, duplicates, inactive services, excluded resource types); see [`Facts`].
+//!
+//! Data is deterministic for a seed and sizes; dates are relative to the moment the data was
+//! generated (so "updated in the last day" stays meaningful) and are the only thing that
+//! differs between two simulators with the same configuration.
+//!
+//! Locking: each dataset sits behind a std `RwLock`, faults and the request log behind std
+//! `Mutex`es. They are never held across an `.await`: a page's text is copied out under the read
+//! lock, then the lock is released before any latency sleep.
+
+mod data;
+mod fault;
+mod hold;
+mod inventory;
+mod server;
+
+pub use data::{EXCLUDED_TYPES, Facts};
+pub use fault::{Fault, FaultKind};
+pub use hold::Hold;
+pub use inventory::Inventory;
+
+use data::Dataset;
+use std::future::Future;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Duration;
+use tokio::sync::{broadcast, oneshot, watch};
+
+/// How the simulator behaves: its data, credentials and dialect. Its Debug print hides the
+/// passwords, like every other credential in the project.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SimConfig {
+    /// Seed of the data generator: same seed and sizes, same data.
+    pub seed: u64,
+    /// Number of items in each dataset (anomalies included).
+    pub services: usize,
+    pub carriers: usize,
+    pub resources: usize,
+    /// Basic-auth credentials for TMF 638 (services, carriers).
+    pub tmf638_user: String,
+    pub tmf638_password: String,
+    /// Basic-auth credentials for TMF 639 (resources).
+    pub tmf639_user: String,
+    pub tmf639_password: String,
+    /// Path prefix of TMF 638; services are at `{base638}/service`.
+    pub base638: String,
+    /// Path prefix of TMF 639; resources are at `{base639}/resource`.
+    pub base639: String,
+    /// Name of the page-number query parameter.
+    pub page_param: String,
+    /// Number of the first page.
+    pub first_page: u32,
+    /// Name of the page-size query parameter (missing: 40).
+    pub size_param: String,
+    /// `Some(key)`: a page is `{key: [...]}` instead of a bare array.
+    pub wrap: Option<String>,
+    /// Added to every page response (faulted ones included), after the lock is released.
+    pub latency: Duration,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            seed: 1,
+            services: 200,
+            carriers: 80,
+            resources: 400,
+            tmf638_user: "svc-user".into(),
+            tmf638_password: "svc-pass".into(),
+            tmf639_user: "res-user".into(),
+            tmf639_password: "res-pass".into(),
+            base638: "/gstm/dataminer/tmf/api/v1/tmf638".into(),
+            base639: "/gstm/dataminer/tmf/api/v1/tmf639".into(),
+            page_param: "page".into(),
+            first_page: 1,
+            size_param: "recordsPerPage".into(),
+            wrap: None,
+            latency: Duration::ZERO,
+        }
+    }
+}
+
+impl std::fmt::Debug for SimConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimConfig")
+            .field("seed", &self.seed)
+            .field("services", &self.services)
+            .field("carriers", &self.carriers)
+            .field("resources", &self.resources)
+            .field("tmf638_user", &self.tmf638_user)
+            .field("tmf638_password", &"***")
+            .field("tmf639_user", &self.tmf639_user)
+            .field("tmf639_password", &"***")
+            .field("base638", &self.base638)
+            .field("base639", &self.base639)
+            .field("page_param", &self.page_param)
+            .field("first_page", &self.first_page)
+            .field("size_param", &self.size_param)
+            .field("wrap", &self.wrap)
+            .field("latency", &self.latency)
+            .finish()
+    }
+}
+
+impl SimConfig {
+    /// The defaults with no items at all (tests then craft data with [`Simulator::set_items`]).
+    pub fn empty() -> Self {
+        SimConfig {
+            services: 0,
+            carriers: 0,
+            resources: 0,
+            ..SimConfig::default()
+        }
+    }
+
+    /// The configured size of an inventory's dataset.
+    pub fn count(&self, inventory: impl Into<Inventory>) -> usize {
+        match inventory.into() {
+            Inventory::Services => self.services,
+            Inventory::Carriers => self.carriers,
+            Inventory::Resources => self.resources,
+        }
+    }
+}
+
+/// One request as the simulator answered it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestRecord {
+    /// The inventory addressed, once the path and credentials were accepted; `None` for 404,
+    /// 405 and 401 answers.
+    pub inventory: Option<Inventory>,
+    pub path: String,
+    /// Decoded query pairs, in order.
+    pub query: Vec<(String, String)>,
+    /// The page served: the page param's value, or the first page when it is missing. `None`
+    /// when the request never got that far.
+    pub page: Option<u32>,
+    pub updated_days_ago: Option<u32>,
+    /// HTTP status answered.
+    pub status: u16,
+    /// Items in the body (0 for errors and faults; a `42` from `ElementNotObject` not counted).
+    pub items: usize,
+}
+
+/// State shared by the handlers and the [`Simulator`] handle.
+pub(crate) struct Shared {
+    pub(crate) config: SimConfig,
+    datasets: [RwLock<Dataset>; 3],
+    faults: Mutex<fault::FaultList>,
+    log: Mutex<Vec<RequestRecord>>,
+    events: broadcast::Sender<RequestRecord>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Shared {
+    /// Generates the three datasets (in parallel: a million items take a few seconds).
+    fn build(config: SimConfig) -> Shared {
+        let anchor = chrono::Utc::now().timestamp_millis();
+        let datasets = std::thread::scope(|scope| {
+            let cfg = &config;
+            Inventory::ALL
+                .map(|inv| scope.spawn(move || Dataset::generate(inv, cfg, anchor)))
+                .map(|h| RwLock::new(h.join().expect("data generator panicked")))
+        });
+        Shared {
+            config,
+            datasets,
+            faults: Mutex::default(),
+            log: Mutex::default(),
+            events: broadcast::channel(4096).0,
+        }
+    }
+
+    pub(crate) fn read(&self, inv: Inventory) -> RwLockReadGuard<'_, Dataset> {
+        self.datasets[inv.index()]
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn write(&self, inv: Inventory) -> RwLockWriteGuard<'_, Dataset> {
+        self.datasets[inv.index()]
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn lock_faults(&self) -> MutexGuard<'_, fault::FaultList> {
+        lock(&self.faults)
+    }
+
+    pub(crate) fn record(&self, rec: RequestRecord) {
+        let mut log = lock(&self.log);
+        // Sent under the log lock so subscribers see the same order as `requests()`.
+        let _ = self.events.send(rec.clone());
+        log.push(rec);
+    }
+
+    fn mutate(&self, step: u64) {
+        let now = chrono::Utc::now().timestamp_millis();
+        for inv in Inventory::ALL {
+            self.write(inv).mutate(&self.config, step, now);
+        }
+    }
+}
+
+/// A running simulator. Dropping it stops serving (without waiting); [`Simulator::shutdown`]
+/// also waits until the server is gone.
+pub struct Simulator {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    task: Option<tokio::task::JoinHandle<()>>,
+    thread_done: Option<oneshot::Receiver<()>>,
+}
+
+impl Simulator {
+    /// Binds `addr` (use "127.0.0.1:0" in tests) and serves on the current tokio runtime.
+    pub async fn start(config: SimConfig, addr: SocketAddr) -> std::io::Result<Simulator> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let shared = tokio::task::spawn_blocking(move || Arc::new(Shared::build(config)))
+            .await
+            .map_err(std::io::Error::other)?;
+        let (stop, stop_rx) = watch::channel(false);
+        let task = tokio::spawn(server::serve(listener, shared.clone(), stop_rx));
+        Ok(Simulator {
+            shared,
+            addr,
+            stop,
+            task: Some(task),
+            thread_done: None,
+        })
+    }
+
+    /// Starts on a dedicated OS thread with its own multi-thread tokio runtime (real time), for
+    /// tests whose own runtime has a paused clock. Binds 127.0.0.1 on a free port. Blocks until
+    /// bound (and the data generated).
+    pub fn start_on_thread(config: SimConfig) -> std::io::Result<Simulator> {
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let (stop, stop_rx) = watch::channel(false);
+        let (done_tx, done_rx) = oneshot::channel();
+        std::thread::Builder::new()
+            .name("ses-sim".into())
+            .spawn(move || {
+                let started = (|| {
+                    let rt = tokio::runtime::Builder::new_multi_thread()
+                        .worker_threads(2)
+                        .thread_name("ses-sim-rt")
+                        .enable_all()
+                        .build()?;
+                    let listener =
+                        rt.block_on(tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)))?;
+                    let addr = listener.local_addr()?;
+                    std::io::Result::Ok((rt, listener, addr))
+                })();
+                let (rt, listener, addr) = match started {
+                    Ok(s) => s,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
+                };
+                let shared = Arc::new(Shared::build(config));
+                let _ = ready_tx.send(Ok((shared.clone(), addr)));
+                rt.block_on(server::serve(listener, shared, stop_rx));
+                rt.shutdown_timeout(Duration::from_secs(1));
+                let _ = done_tx.send(());
+            })?;
+        let (shared, addr) = ready_rx
+            .recv()
+            .map_err(|_| std::io::Error::other("simulator thread exited before binding"))??;
+        Ok(Simulator {
+            shared,
+            addr,
+            stop,
+            task: None,
+            thread_done: Some(done_rx),
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:PORT{base638}`.
+    pub fn tmf638_url(&self) -> String {
+        format!("http://{}{}", self.addr, self.shared.config.base638)
+    }
+
+    /// `http://127.0.0.1:PORT{base639}`.
+    pub fn tmf639_url(&self) -> String {
+        format!("http://{}{}", self.addr, self.shared.config.base639)
+    }
+
+    pub fn config(&self) -> &SimConfig {
+        &self.shared.config
+    }
+
+    /// Ground truth for the current dataset, as recorded by the generator (and kept up to date
+    /// by [`Simulator::mutate`]).
+    ///
+    /// # Panics
+    /// If the dataset was replaced with [`Simulator::set_items`]: the simulator does not judge
+    /// crafted data (that would mean re-implementing the daemon's rules); the test that crafted
+    /// it knows what to expect. Use [`Simulator::try_facts`] to check.
+    pub fn facts(&self, inventory: impl Into<Inventory>) -> Facts {
+        let inventory = inventory.into();
+        self.try_facts(inventory).unwrap_or_else(|| {
+            panic!("facts({inventory}) is unavailable: the dataset was replaced with set_items")
+        })
+    }
+
+    /// [`Simulator::facts`], or `None` for a dataset replaced with [`Simulator::set_items`].
+    pub fn try_facts(&self, inventory: impl Into<Inventory>) -> Option<Facts> {
+        self.shared.read(inventory.into()).facts()
+    }
+
+    /// Replaces a dataset with exactly these items, served in this order. Afterwards
+    /// [`Simulator::facts`] panics for that inventory and [`Simulator::mutate`] leaves it alone.
+    pub fn set_items(&self, inventory: impl Into<Inventory>, items: Vec<serde_json::Value>) {
+        let inventory = inventory.into();
+        let ds = Dataset::from_values(inventory, items);
+        *self.shared.write(inventory) = ds;
+    }
+
+    /// The current dataset, in serving order.
+    pub fn items(&self, inventory: impl Into<Inventory>) -> Vec<serde_json::Value> {
+        self.shared.read(inventory.into()).values()
+    }
+
+    /// Adds a fault after the ones already injected (earlier ones win when several match).
+    pub fn inject(&self, fault: Fault) {
+        self.shared.lock_faults().push(fault);
+    }
+
+    pub fn clear_faults(&self) {
+        self.shared.lock_faults().clear();
+    }
+
+    /// Every request so far, in the order they were answered.
+    pub fn requests(&self) -> Vec<RequestRecord> {
+        lock(&self.shared.log).clone()
+    }
+
+    /// Each request as it is answered, from now on (capacity 4096).
+    pub fn subscribe(&self) -> broadcast::Receiver<RequestRecord> {
+        self.shared.events.subscribe()
+    }
+
+    /// A deterministic change step so refreshes have work: per generated inventory, updates
+    /// ~2% of items (new name or status, `lastUpdate` = now), deletes ~1% and appends ~1% new
+    /// ones (`lastUpdate` = now). Facts stay correct. Datasets from `set_items` are untouched.
+    /// Runs synchronously under the datasets' write locks.
+    pub fn mutate(&self, step: u64) {
+        self.shared.mutate(step);
+    }
+
+    /// Stops serving and waits until the server is gone (in-flight requests get a short grace).
+    pub async fn shutdown(mut self) {
+        self.stop.send_replace(true);
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+        if let Some(done) = self.thread_done.take() {
+            let _ = done.await;
+        }
+    }
+}
+
+impl Drop for Simulator {
+    fn drop(&mut self) {
+        // Signals only: the server task (or thread) winds down on its own.
+        self.stop.send_replace(true);
+    }
+}
+
+/// Serves `config` on `listen` with `faults` until `shutdown` completes, changing the data every
+/// `change_every` (zero: never); prints one line with the two base URLs to stdout. This is
+/// `ses-inventory sim`.
+pub async fn run(
+    config: SimConfig,
+    listen: SocketAddr,
+    faults: Vec<Fault>,
+    change_every: Duration,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let sizes = (config.services, config.carriers, config.resources);
+    let sim = Simulator::start(config, listen).await?;
+    for f in faults {
+        sim.inject(f);
+    }
+    println!(
+        "simulator: tmf638 {} tmf639 {}",
+        sim.tmf638_url(),
+        sim.tmf639_url()
+    );
+    tracing::info!(
+        message = "Simulator started.",
+        addr = %sim.addr(),
+        services = sizes.0,
+        carriers = sizes.1,
+        resources = sizes.2
+    );
+    let shared = sim.shared.clone();
+    let changes = async move {
+        if change_every.is_zero() {
+            return std::future::pending::<()>().await;
+        }
+        let mut tick = tokio::time::interval(change_every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        for step in 1.. {
+            tick.tick().await;
+            let shared = shared.clone();
+            let _ = tokio::task::spawn_blocking(move || shared.mutate(step)).await;
+            tracing::info!(message = "Simulator data changed.", step);
+        }
+    };
+    tokio::select! {
+        _ = shutdown => {}
+        _ = changes => {}
+    }
+    sim.shutdown().await;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine as _;
+    use serde_json::{Value, json};
+    use std::collections::HashMap;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    struct Reply {
+        status: u16,
+        headers: HashMap<String, String>,
+        body: Vec<u8>,
+    }
+
+    impl Reply {
+        fn json(&self) -> Value {
+            serde_json::from_slice(&self.body).expect("JSON body")
+        }
+        fn header(&self, name: &str) -> Option<&str> {
+            self.headers.get(name).map(String::as_str)
+        }
+    }
+
+    /// A hand-written HTTP/1.1 GET (the crate has no HTTP client).
+    async fn get(addr: SocketAddr, target: &str, auth: Option<(&str, &str)>) -> Reply {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let mut req = format!("GET {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+        if let Some((u, p)) = auth {
+            let cred = base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"));
+            req.push_str(&format!("Authorization: Basic {cred}\r\n"));
+        }
+        req.push_str("\r\n");
+        s.write_all(req.as_bytes()).await.unwrap();
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw).await.unwrap();
+        let split = raw
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("header end");
+        let head = String::from_utf8(raw[..split].to_vec()).unwrap();
+        let mut lines = head.lines();
+        let status = lines
+            .next()
+            .unwrap()
+            .split(' ')
+            .nth(1)
+            .unwrap()
+            .parse()
+            .unwrap();
+        let headers = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+            .collect();
+        Reply {
+            status,
+            headers,
+            body: raw[split + 4..].to_vec(),
+        }
+    }
+
+    const SVC: Option<(&str, &str)> = Some(("svc-user", "svc-pass"));
+    const RES: Option<(&str, &str)> = Some(("res-user", "res-pass"));
+
+    fn small() -> SimConfig {
+        SimConfig {
+            services: 80,
+            carriers: 50,
+            resources: 45,
+            ..SimConfig::default()
+        }
+    }
+
+    async fn start(config: SimConfig) -> Simulator {
+        Simulator::start(config, "127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap()
+    }
+
+    fn path(sim: &Simulator, inv: Inventory, query: &str) -> String {
+        let base = match inv {
+            Inventory::Resources => format!("{}/resource", sim.config().base639),
+            _ => format!("{}/service", sim.config().base638),
+        };
+        let q = match inv {
+            Inventory::Carriers => format!("@type=element&{query}"),
+            Inventory::Services | Inventory::Resources => format!("status=1&{query}"),
+        };
+        format!("{base}?{q}")
+    }
+
+    #[tokio::test]
+    async fn pages_slice_the_dataset_and_end_with_a_short_or_empty_page() {
+        let sim = start(small()).await;
+        for (inv, auth) in [
+            (Inventory::Services, SVC),
+            (Inventory::Carriers, SVC),
+            (Inventory::Resources, RES),
+        ] {
+            let items = sim.items(inv);
+            let mut got = Vec::new();
+            for page in 1.. {
+                let r = get(
+                    sim.addr(),
+                    &path(&sim, inv, &format!("recordsPerPage=40&page={page}")),
+                    auth,
+                )
+                .await;
+                assert_eq!(r.status, 200);
+                assert_eq!(
+                    r.header("x-total-count"),
+                    Some(items.len().to_string().as_str())
+                );
+                let page_items = r.json().as_array().unwrap().clone();
+                let n = page_items.len();
+                got.extend(page_items);
+                if n < 40 {
+                    break;
+                }
+            }
+            assert_eq!(got, items, "{inv}");
+        }
+        // 80 services: exactly two full pages, then an empty one.
+        let r = get(
+            sim.addr(),
+            &path(&sim, Inventory::Services, "recordsPerPage=40&page=3"),
+            SVC,
+        )
+        .await;
+        assert_eq!(r.json(), json!([]));
+        // Carriers: second page is the short one (50 = 40 + 10), far past the end is empty.
+        let r = get(
+            sim.addr(),
+            &path(&sim, Inventory::Carriers, "recordsPerPage=40&page=2"),
+            SVC,
+        )
+        .await;
+        assert_eq!(r.json().as_array().unwrap().len(), 10);
+        let r = get(
+            sim.addr(),
+            &path(&sim, Inventory::Carriers, "page=99999"),
+            SVC,
+        )
+        .await;
+        assert_eq!(r.json(), json!([]));
+        // Defaults: no page, no size => first page of 40.
+        let r = get(sim.addr(), &path(&sim, Inventory::Services, ""), SVC).await;
+        assert_eq!(
+            r.json().as_array().unwrap()[..],
+            sim.items(Inventory::Services)[..40]
+        );
+        assert!(
+            r.json()
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|i| i.get("@type") != Some(&json!("element")))
+        );
+        let r = get(
+            sim.addr(),
+            &path(&sim, Inventory::Services, "recordsPerPage=x"),
+            SVC,
+        )
+        .await;
+        assert_eq!(r.status, 400);
+
+        let log = sim.requests();
+        assert_eq!(log[0].inventory, Some(Inventory::Services));
+        assert_eq!(log[0].page, Some(1));
+        assert_eq!(log[0].items, 40);
+        assert!(log[0].query.contains(&("status".into(), "1".into())));
+        sim.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn credentials_are_per_api_and_unknown_paths_are_404() {
+        let sim = start(SimConfig::empty()).await;
+        let svc = path(&sim, Inventory::Services, "page=1");
+        let res = path(&sim, Inventory::Resources, "page=1");
+        for (target, auth) in [
+            (&svc, None),
+            (&svc, RES),
+            (&res, SVC),
+            (&res, Some(("res-user", "nope"))),
+        ] {
+            let r = get(sim.addr(), target, auth).await;
+            assert_eq!(r.status, 401, "{target} {auth:?}");
+            assert_eq!(r.header("www-authenticate"), Some("Basic realm=\"sim\""));
+        }
+        assert_eq!(get(sim.addr(), &svc, SVC).await.status, 200);
+        assert_eq!(get(sim.addr(), &res, RES).await.status, 200);
+        assert_eq!(get(sim.addr(), "/nope?page=1", SVC).await.status, 404);
+        let statuses: Vec<u16> = sim.requests().iter().map(|r| r.status).collect();
+        assert_eq!(statuses, [401, 401, 401, 401, 200, 200, 404]);
+        sim.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn updated_days_ago_keeps_recent_items_with_parseable_dates() {
+        let sim = start(SimConfig::empty()).await;
+        let now = chrono::Utc::now().timestamp_millis();
+        let h = 3_600_000;
+        sim.set_items(
+            Inventory::Carriers,
+            vec![
+                json!({"externalId": "a", "lastUpdate": data::fmt_ts(now - h, 0)}),
+                json!({"externalId": "b", "lastUpdateDate": data::fmt_ts(now - 30 * h, 3)}),
+                json!({"externalId": "c", "lastUpdate": data::fmt_ts(now - 240 * h, 1)}),
+                json!({"externalId": "d"}),
+                json!({"externalId": "e", "lastUpdate": "yesterday"}),
+            ],
+        );
+        let keys = |r: Reply| -> Vec<String> {
+            r.json()
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| i["externalId"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        let r = get(
+            sim.addr(),
+            &path(&sim, Inventory::Carriers, "updatedDaysAgo=0"),
+            SVC,
+        )
+        .await;
+        assert_eq!(r.header("x-total-count"), Some("1"));
+        assert_eq!(keys(r), ["a"]);
+        let r = get(
+            sim.addr(),
+            &path(&sim, Inventory::Carriers, "updatedDaysAgo=1"),
+            SVC,
+        )
+        .await;
+        assert_eq!(keys(r), ["a", "b"]);
+        let r = get(sim.addr(), &path(&sim, Inventory::Carriers, "page=1"), SVC).await;
+        assert_eq!(keys(r).len(), 5);
+        assert_eq!(sim.requests()[0].updated_days_ago, Some(0));
+        assert!(sim.try_facts(Inventory::Carriers).is_none());
+        assert!(sim.try_facts(Inventory::Services).is_some());
+        sim.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn generated_data_has_recent_items_for_refreshes() {
+        let sim = start(SimConfig::default()).await;
+        let r = get(
+            sim.addr(),
+            &path(
+                &sim,
+                Inventory::Resources,
+                "updatedDaysAgo=0&recordsPerPage=1000",
+            ),
+            RES,
+        )
+        .await;
+        let n = r.json().as_array().unwrap().len();
+        assert!(n > 0 && n < 400 / 5, "{n}");
+        let facts = sim.facts(Inventory::Services);
+        assert!(facts.empty_keys > 0 && facts.duplicates > 0 && facts.not_kept > 0);
+        assert!(sim.facts(Inventory::Resources).not_kept > 0);
+        sim.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn faults_hit_matching_requests_the_given_number_of_times() {
+        let sim = start(small()).await;
+        let mut events = sim.subscribe();
+        sim.inject(Fault {
+            inventory: Some(Inventory::Services),
+            page: Some(2),
+            refresh_only: false,
+            kind: FaultKind::Status {
+                code: 504,
+                retry_after: Some("3".into()),
+            },
+            times: Some(2),
+        });
+        sim.inject(Fault {
+            inventory: Some(Inventory::Services),
+            times: Some(1),
+            ..Fault::new(FaultKind::NotArray)
+        });
+        let p2 = path(&sim, Inventory::Services, "page=2");
+        let r = get(sim.addr(), &p2, SVC).await;
+        assert_eq!((r.status, r.header("retry-after")), (504, Some("3")));
+        assert_eq!(get(sim.addr(), &p2, SVC).await.status, 504);
+        // The 504 is spent; the catch-all NotArray applies once, then the page is normal.
+        let r = get(sim.addr(), &p2, SVC).await;
+        assert_eq!(
+            r.json(),
+            json!({"error": {"code": "SIM-500", "message": "simulated: not an array"}})
+        );
+        assert_eq!(
+            get(sim.addr(), &p2, SVC)
+                .await
+                .json()
+                .as_array()
+                .unwrap()
+                .len(),
+            40
+        );
+        // Carriers were never affected.
+        let r = get(sim.addr(), &path(&sim, Inventory::Carriers, "page=2"), SVC).await;
+        assert_eq!(r.status, 200);
+
+        sim.inject(Fault {
+            refresh_only: true,
+            ..Fault::new(FaultKind::ElementNotObject)
+        });
+        let r = get(sim.addr(), &path(&sim, Inventory::Resources, "page=1"), RES).await;
+        assert_eq!(r.json().as_array().unwrap().len(), 40);
+        let r = get(
+            sim.addr(),
+            &path(&sim, Inventory::Resources, "updatedDaysAgo=400"),
+            RES,
+        )
+        .await;
+        let arr = r.json().as_array().unwrap().clone();
+        assert_eq!(arr.last(), Some(&json!(42)));
+        sim.clear_faults();
+
+        sim.inject(Fault::new(FaultKind::Malformed));
+        let r = get(sim.addr(), &p2, SVC).await;
+        assert_eq!(r.status, 200);
+        assert!(serde_json::from_slice::<Value>(&r.body).is_err());
+        sim.clear_faults();
+        sim.inject(Fault {
+            times: Some(1),
+            ..Fault::new(FaultKind::Huge(200_000))
+        });
+        let r = get(sim.addr(), &p2, SVC).await;
+        assert!(
+            (200_000..201_000).contains(&r.body.len()),
+            "{}",
+            r.body.len()
+        );
+        // Unauthorized requests are answered 401 and do not consume faults.
+        sim.inject(Fault {
+            times: Some(1),
+            ..Fault::new(FaultKind::Delay(Duration::from_millis(1)))
+        });
+        assert_eq!(get(sim.addr(), &p2, None).await.status, 401);
+        assert_eq!(get(sim.addr(), &p2, SVC).await.status, 200);
+
+        let statuses: Vec<u16> = sim.requests().iter().map(|r| r.status).collect();
+        assert_eq!(
+            statuses,
+            [504, 504, 200, 200, 200, 200, 200, 200, 200, 401, 200]
+        );
+        assert_eq!(events.recv().await.unwrap().status, 504);
+        sim.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn dialect_is_configurable_and_pages_can_be_wrapped() {
+        let sim = start(SimConfig {
+            page_param: "pageNumber".into(),
+            first_page: 0,
+            size_param: "limit".into(),
+            wrap: Some("result".into()),
+            base639: "/api/now/tmf639".into(),
+            ..small()
+        })
+        .await;
+        let r = get(
+            sim.addr(),
+            "/api/now/tmf639/resource?pageNumber=1&limit=10",
+            RES,
+        )
+        .await;
+        let v = r.json();
+        assert_eq!(
+            v["result"].as_array().unwrap()[..],
+            sim.items(Inventory::Resources)[10..20]
+        );
+        let r = get(
+            sim.addr(),
+            "/api/now/tmf639/resource?pageNumber=9&limit=10",
+            RES,
+        )
+        .await;
+        assert_eq!(r.json(), json!({"result": []}));
+        assert_eq!(
+            sim.tmf639_url(),
+            format!("http://{}/api/now/tmf639", sim.addr())
+        );
+        sim.shutdown().await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn thread_sim_serves_a_paused_runtime_and_latency_applies() {
+        let sim = Simulator::start_on_thread(SimConfig {
+            latency: Duration::from_millis(20),
+            ..small()
+        })
+        .unwrap();
+        let started = std::time::Instant::now();
+        let r = get(sim.addr(), &path(&sim, Inventory::Services, "page=1"), SVC).await;
+        assert_eq!(r.status, 200);
+        assert!(started.elapsed() >= Duration::from_millis(20));
+        sim.mutate(1);
+        assert_eq!(
+            sim.facts(Inventory::Services),
+            data::tests::reference_facts(Inventory::Services, &sim.items(Inventory::Services))
+        );
+        sim.shutdown().await;
+        // A dropped simulator does not hang either.
+        drop(Simulator::start_on_thread(SimConfig::empty()).unwrap());
+        drop(start(SimConfig::empty()).await);
+    }
+
+    #[tokio::test]
+    async fn run_serves_until_the_shutdown_signal_and_a_busy_address_is_an_error() {
+        let (tx, rx) = oneshot::channel::<()>();
+        let config = SimConfig {
+            services: 3,
+            ..SimConfig::empty()
+        };
+        let fault = Fault::parse_cli("services:3:504:1000").unwrap();
+        let running = tokio::spawn(run(
+            config.clone(),
+            "127.0.0.1:0".parse().unwrap(),
+            vec![fault],
+            Duration::from_secs(1),
+            async move {
+                let _ = rx.await;
+            },
+        ));
+        tx.send(()).unwrap();
+        running.await.unwrap().unwrap();
+        let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let taken = busy.local_addr().unwrap();
+        assert!(
+            run(config, taken, vec![], Duration::ZERO, async {})
+                .await
+                .is_err()
+        );
+    }
+}

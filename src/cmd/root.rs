@@ -1,0 +1,102 @@
+//! The composition root: the one place that wires the parts of a running daemon together —
+//! store (warm load and writer), pollers, read API, systemd notifications, status log — in
+//! order, and takes them down in reverse. `run`, `demo` and `sync-once` all build on it.
+
+use crate::cache::Cache;
+use crate::config::Config;
+use crate::serve::{api, notify, status_log};
+use crate::store::{self, Store};
+use crate::sync::Journal;
+use crate::sync::daemon::Daemon;
+use crate::time::clock::Clock;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::task::JoinHandle;
+
+/// Opens `store.path` (unless empty), loads it into `cache` and starts its writer.
+pub fn open_store(cfg: &Config, cache: &Cache) -> anyhow::Result<Option<(Journal, store::Writer)>> {
+    let Some(path) = store::resolve_path(&cfg.store.path) else {
+        return Ok(None);
+    };
+    let (store, _opened) = Store::open(&path)?;
+    store.load(cache)?;
+    Ok(Some(store.spawn_writer(cache.clone())))
+}
+
+/// How the daemon talks to its service manager.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Notify {
+    /// systemd's notify protocol, when `$NOTIFY_SOCKET` is set.
+    FromEnv,
+    Off,
+}
+
+/// A running daemon: everything [`App::start`] started.
+pub struct App {
+    daemon: Daemon,
+    api: Option<api::Server>,
+    writer: Option<store::Writer>,
+    background: Vec<JoinHandle<()>>,
+    notifier: Option<notify::Notifier>,
+}
+
+impl App {
+    /// Loads the store into a new cache, starts the pollers (journalling to the store), serves
+    /// `api` when given, the status log every `poll.status_interval`, and notifications.
+    pub fn start(
+        cfg: Arc<Config>,
+        clock: Clock,
+        api: Option<api::Bound>,
+        notify: Notify,
+    ) -> anyhow::Result<App> {
+        let cache = Cache::new();
+        let (journal, writer) = open_store(&cfg, &cache)?.unzip();
+        let daemon = Daemon::start_with(cfg.clone(), clock, cache, journal)?;
+        let cache = daemon.cache().clone();
+        let api = api.map(|bound| bound.serve(cache.clone(), daemon.control()));
+        let mut background = Vec::new();
+        if cfg.poll.status_interval > 0 {
+            background.push(tokio::spawn(status_log::log_periodically(
+                cache.clone(),
+                Duration::from_secs(cfg.poll.status_interval),
+            )));
+        }
+        let notifier = (notify == Notify::FromEnv).then(notify::Notifier::from_env);
+        if let Some(notifier) = &notifier {
+            background.push(tokio::spawn(notify::run(
+                cache,
+                notifier.clone(),
+                notify::watchdog_interval_from_env(),
+            )));
+        }
+        Ok(App {
+            daemon,
+            api,
+            writer,
+            background,
+            notifier,
+        })
+    }
+
+    pub fn cache(&self) -> &Cache {
+        self.daemon.cache()
+    }
+
+    /// Stops in reverse order: tells the service manager, stops serving, stops the pollers
+    /// (polls not yet applied are dropped), then waits for the store to commit what was applied.
+    pub async fn stop(self) {
+        for task in &self.background {
+            task.abort();
+        }
+        if let Some(notifier) = &self.notifier {
+            notifier.stopping();
+        }
+        if let Some(api) = self.api {
+            api.shutdown().await;
+        }
+        self.daemon.shutdown().await;
+        if let Some(writer) = self.writer {
+            writer.finish().await;
+        }
+    }
+}

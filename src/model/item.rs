@@ -1,0 +1,95 @@
+//! Items: what one upstream element becomes in the cache (its key, its compact JSON, its row).
+
+use crate::model::row::Row;
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use std::borrow::Borrow;
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+/// The cache key of an item: `externalId` for services and carriers, `id` for resources
+/// (configurable). Cheap to clone: the pass's seen-set and the cache share one allocation.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Key(Arc<str>);
+
+impl Key {
+    pub fn new(s: &str) -> Key {
+        Key(Arc::from(s))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Borrow<str> for Key {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl fmt::Display for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// One cached item. Immutable but for `last_seen`, so readers share it through `Arc` and a pass
+/// that finds it unchanged keeps the same allocation.
+pub struct Item {
+    pub key: Key,
+    /// The upstream JSON, compact. Kept as text, not a `Value` tree: about a third of the memory.
+    pub raw: Box<str>,
+    pub row: Row,
+    pub first_seen: DateTime<Utc>,
+    last_seen_ms: AtomicI64,
+}
+
+impl Item {
+    pub fn new(
+        key: Key,
+        raw: Box<str>,
+        row: Row,
+        first_seen: DateTime<Utc>,
+        last_seen: DateTime<Utc>,
+    ) -> Item {
+        Item {
+            key,
+            raw,
+            row,
+            first_seen,
+            last_seen_ms: AtomicI64::new(last_seen.timestamp_millis()),
+        }
+    }
+
+    pub fn last_seen(&self) -> DateTime<Utc> {
+        DateTime::from_timestamp_millis(self.last_seen_ms.load(Ordering::Relaxed))
+            .unwrap_or_default()
+    }
+
+    /// Records that a poll saw the item again, unchanged.
+    pub fn touch(&self, at: DateTime<Utc>) {
+        self.last_seen_ms
+            .fetch_max(at.timestamp_millis(), Ordering::Relaxed);
+    }
+
+    /// The upstream JSON as a value (parsed on demand, for readers that serve it).
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.raw).unwrap_or(Value::Null)
+    }
+}
+
+impl fmt::Debug for Item {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Item")
+            .field("key", &self.key)
+            .field("row", &self.row)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,462 @@
+//! The normalized row of the connector's tables: one upstream TMF 638 / TMF 639 item becomes
+//! one [`Row`] of its inventory, with the columns users know from the DataMiner connector.
+//!
+//! # Tolerance rule
+//!
+//! Upstream items come in TMF v4 shapes, TMF v5 shapes and SES's own additions, and nobody on the
+//! team can check which one the gateway really sends. Extraction is therefore *tolerant*:
+//!
+//! - every column is extracted on its own; a field with an unexpected shape (a string where a
+//!   list was expected, a number where an object was expected, ...) loses **that column only**
+//!   (`None` or an empty list). The item and its other columns are kept;
+//! - extraction never panics and never fails: an item that is not a JSON object becomes an
+//!   all-empty row of its inventory (the caller then skips it for its missing key);
+//! - where several field names or shapes are known for one column (e.g. `status`, `state`,
+//!   `operatingStatus`), the first one that yields a usable value wins;
+//! - inside list columns, elements that are not objects, or that carry nothing readable, are
+//!   skipped; a single object where a list was expected is read as a one-element list;
+//! - text is trimmed, empty text is absent, numbers and booleans are read as their text;
+//! - dates are parsed by [`parse_datetime`] into UTC; an unparseable date is absent.
+//!
+//! The accessors ([`Row::columns`], [`Row::cell`], [`Cell::to_text`], [`Cell::to_json`]) give the
+//! rest of the daemon (API, CSV, SQL) one uniform view of the three row types.
+
+mod extract;
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::model::inventory::Inventory;
+
+/// A text cell. Boxed strings, not `String`s: a million cached rows should not carry a million
+/// spare capacities (see the sync benchmark's bytes per item).
+pub type Field = Option<Box<str>>;
+
+/// A list cell, sized exactly (no spare capacity).
+pub type Entries = Box<[Entry]>;
+
+/// One element of a list column or a reference column. Unused fields are `None` and are
+/// skipped when serialized.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Field,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Field,
+    /// Parties and places: the role played (e.g. `customer`, `installationAddress`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Field,
+    /// Characteristics: a string value as is, any other JSON value as compact JSON text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Field,
+    /// Characteristics: `valueType`, else the v5 `@type` (e.g. `StringCharacteristic`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_type: Field,
+    /// Relationships: `relationshipType` (e.g. `contains`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relationship_type: Field,
+}
+
+impl Entry {
+    /// True when no field is set.
+    pub fn is_empty(&self) -> bool {
+        *self == Entry::default()
+    }
+}
+
+impl fmt::Display for Entry {
+    /// A readable one-liner: the label is the name, else the id; `label=value` for a
+    /// characteristic, `label (role)` with a role, `relationship_type: label` for a relationship.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let label = self.name.as_deref().or(self.id.as_deref());
+        let mut text = match (label, self.value.as_deref()) {
+            (Some(label), Some(value)) => format!("{label}={value}"),
+            (Some(label), None) => label.to_string(),
+            (None, Some(value)) => value.to_string(),
+            (None, None) => String::new(),
+        };
+        if let Some(kind) = &self.relationship_type {
+            text = if text.is_empty() {
+                kind.to_string()
+            } else {
+                format!("{kind}: {text}")
+            };
+        }
+        if let Some(role) = &self.role {
+            text = if text.is_empty() {
+                format!("({role})")
+            } else {
+                format!("{text} ({role})")
+            };
+        }
+        if text.is_empty() {
+            text = match &self.value_type {
+                Some(value_type) => format!("({value_type})"),
+                // Only an empty-string value is set: show it rather than nothing.
+                None if !self.is_empty() => "\"\"".to_string(),
+                None => String::new(),
+            };
+        }
+        f.write_str(&text)
+    }
+}
+
+/// A row of the Services table (TMF 638 services).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ServiceRow {
+    pub external_id: Field,
+    pub name: Field,
+    pub description: Field,
+    pub status: Field,
+    #[serde(rename = "type")]
+    pub r#type: Field,
+    pub start_date: Option<DateTime<Utc>>,
+    pub end_date: Option<DateTime<Utc>>,
+    pub last_update: Option<DateTime<Utc>>,
+    /// The customer party, else the first related party.
+    pub related_party: Option<Box<Entry>>,
+    pub location: Entries,
+    pub service_specification: Option<Box<Entry>>,
+    pub supporting_resources: Entries,
+}
+
+/// A row of the Carriers table (TMF 638 services with `@type=element`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CarrierRow {
+    pub external_id: Field,
+    pub name: Field,
+    pub description: Field,
+    pub status: Field,
+    #[serde(rename = "type")]
+    pub r#type: Field,
+    pub creation_date: Option<DateTime<Utc>>,
+    pub last_update: Option<DateTime<Utc>>,
+    pub service_characteristics: Entries,
+    pub supporting_services: Entries,
+}
+
+/// A row of the Resources table (TMF 639 resources).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ResourceRow {
+    pub external_id: Field,
+    pub name: Field,
+    pub description: Field,
+    pub status: Field,
+    #[serde(rename = "type")]
+    pub r#type: Field,
+    pub resource_specification: Option<Box<Entry>>,
+    pub resource_characteristics: Entries,
+    pub related_parties: Entries,
+    pub locations: Entries,
+    pub resource_relationships: Entries,
+}
+
+/// The normalized row of one item. Serializes as just the row's fields.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Row {
+    Service(ServiceRow),
+    Carrier(CarrierRow),
+    Resource(ResourceRow),
+}
+
+/// How a column's cells are shaped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ColumnKind {
+    /// Optional text.
+    Text,
+    /// Optional UTC date/time.
+    Time,
+    /// Optional single [`Entry`].
+    One,
+    /// Entries of [`Entry`].
+    Many,
+}
+
+/// One column of a table.
+#[derive(Debug)]
+pub struct Column {
+    /// snake_case name used in APIs and SQL.
+    pub name: &'static str,
+    /// The connector's column heading, used for CSV.
+    pub heading: &'static str,
+    pub kind: ColumnKind,
+}
+
+const fn col(name: &'static str, heading: &'static str, kind: ColumnKind) -> Column {
+    Column {
+        name,
+        heading,
+        kind,
+    }
+}
+
+use ColumnKind::{Many, One, Text, Time};
+
+static SERVICE_COLUMNS: [Column; 12] = [
+    col("external_id", "External ID", Text),
+    col("name", "Name", Text),
+    col("description", "Description", Text),
+    col("status", "Status", Text),
+    col("type", "Type", Text),
+    col("start_date", "Start Date", Time),
+    col("end_date", "End Date", Time),
+    col("last_update", "Last Update", Time),
+    col("related_party", "Related Party", One),
+    col("location", "Location", Many),
+    col("service_specification", "Service Specification", One),
+    col("supporting_resources", "Supporting Resources", Many),
+];
+
+static CARRIER_COLUMNS: [Column; 9] = [
+    col("external_id", "External ID", Text),
+    col("name", "Name", Text),
+    col("description", "Description", Text),
+    col("status", "Status", Text),
+    col("type", "Type", Text),
+    col("creation_date", "Creation Date", Time),
+    col("last_update", "Last Update", Time),
+    col("service_characteristics", "Service Characteristics", Many),
+    col("supporting_services", "Supporting Services", Many),
+];
+
+static RESOURCE_COLUMNS: [Column; 10] = [
+    col("external_id", "External ID", Text),
+    col("name", "Name", Text),
+    col("description", "Description", Text),
+    col("status", "Status", Text),
+    col("type", "Type", Text),
+    col("resource_specification", "Resource Specification", One),
+    col("resource_characteristics", "Resource Characteristics", Many),
+    col("related_parties", "Related Parties", Many),
+    col("locations", "Locations", Many),
+    col("resource_relationships", "Resource Relationships", Many),
+];
+
+/// A borrowed view of one cell.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Cell<'a> {
+    Text(Option<&'a str>),
+    Time(Option<DateTime<Utc>>),
+    One(Option<&'a Entry>),
+    Many(&'a [Entry]),
+}
+
+impl Row {
+    /// Normalizes one upstream item of `inventory`. Never panics; an item that is not a JSON
+    /// object gives an all-empty row of that inventory. See the module docs for the rules.
+    pub fn extract(inventory: Inventory, item: &serde_json::Value) -> Row {
+        extract::row(inventory, item)
+    }
+
+    pub fn inventory(&self) -> Inventory {
+        match self {
+            Row::Service(_) => Inventory::Services,
+            Row::Carrier(_) => Inventory::Carriers,
+            Row::Resource(_) => Inventory::Resources,
+        }
+    }
+
+    /// The columns of `inventory`'s table, in the connector's order.
+    pub fn columns(inventory: Inventory) -> &'static [Column] {
+        match inventory {
+            Inventory::Services => &SERVICE_COLUMNS,
+            Inventory::Carriers => &CARRIER_COLUMNS,
+            Inventory::Resources => &RESOURCE_COLUMNS,
+        }
+    }
+
+    /// The cell of column `index` of [`Row::columns`]. Panics only on an out-of-range index.
+    pub fn cell(&self, index: usize) -> Cell<'_> {
+        fn text(s: &Field) -> Cell<'_> {
+            Cell::Text(s.as_deref())
+        }
+        fn one(e: &Option<Box<Entry>>) -> Cell<'_> {
+            Cell::One(e.as_deref())
+        }
+        match self {
+            Row::Service(r) => match index {
+                0 => text(&r.external_id),
+                1 => text(&r.name),
+                2 => text(&r.description),
+                3 => text(&r.status),
+                4 => text(&r.r#type),
+                5 => Cell::Time(r.start_date),
+                6 => Cell::Time(r.end_date),
+                7 => Cell::Time(r.last_update),
+                8 => one(&r.related_party),
+                9 => Cell::Many(&r.location),
+                10 => one(&r.service_specification),
+                11 => Cell::Many(&r.supporting_resources),
+                _ => out_of_range(self.inventory(), index),
+            },
+            Row::Carrier(r) => match index {
+                0 => text(&r.external_id),
+                1 => text(&r.name),
+                2 => text(&r.description),
+                3 => text(&r.status),
+                4 => text(&r.r#type),
+                5 => Cell::Time(r.creation_date),
+                6 => Cell::Time(r.last_update),
+                7 => Cell::Many(&r.service_characteristics),
+                8 => Cell::Many(&r.supporting_services),
+                _ => out_of_range(self.inventory(), index),
+            },
+            Row::Resource(r) => match index {
+                0 => text(&r.external_id),
+                1 => text(&r.name),
+                2 => text(&r.description),
+                3 => text(&r.status),
+                4 => text(&r.r#type),
+                5 => one(&r.resource_specification),
+                6 => Cell::Many(&r.resource_characteristics),
+                7 => Cell::Many(&r.related_parties),
+                8 => Cell::Many(&r.locations),
+                9 => Cell::Many(&r.resource_relationships),
+                _ => out_of_range(self.inventory(), index),
+            },
+        }
+    }
+
+    /// The cell of the column named `name` (snake_case); `None` for an unknown column.
+    pub fn cell_by_name(&self, name: &str) -> Option<Cell<'_>> {
+        Row::columns(self.inventory())
+            .iter()
+            .position(|c| c.name == name)
+            .map(|i| self.cell(i))
+    }
+
+    pub fn status(&self) -> Option<&str> {
+        match self {
+            Row::Service(r) => r.status.as_deref(),
+            Row::Carrier(r) => r.status.as_deref(),
+            Row::Resource(r) => r.status.as_deref(),
+        }
+    }
+
+    /// The item's type (`@type`, else `type`, else `category`).
+    pub fn item_type(&self) -> Option<&str> {
+        match self {
+            Row::Service(r) => r.r#type.as_deref(),
+            Row::Carrier(r) => r.r#type.as_deref(),
+            Row::Resource(r) => r.r#type.as_deref(),
+        }
+    }
+
+    pub fn external_id(&self) -> Option<&str> {
+        match self {
+            Row::Service(r) => r.external_id.as_deref(),
+            Row::Carrier(r) => r.external_id.as_deref(),
+            Row::Resource(r) => r.external_id.as_deref(),
+        }
+    }
+}
+
+fn out_of_range(inventory: Inventory, index: usize) -> ! {
+    panic!(
+        "column index {index} out of range for {inventory} ({} columns)",
+        Row::columns(inventory).len()
+    )
+}
+
+fn format_time(t: &DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+}
+
+impl Cell<'_> {
+    pub fn is_empty(&self) -> bool {
+        match self {
+            Cell::Text(s) => s.is_none_or(str::is_empty),
+            Cell::Time(t) => t.is_none(),
+            Cell::One(e) => e.is_none_or(Entry::is_empty),
+            Cell::Many(list) => list.is_empty(),
+        }
+    }
+
+    /// Readable text: `None` when empty; dates as RFC 3339 UTC with a `Z`; One = the entry's
+    /// Display; Many = the entries' Display joined with `"; "`.
+    pub fn to_text(&self) -> Option<String> {
+        if self.is_empty() {
+            return None;
+        }
+        match self {
+            Cell::Text(s) => s.map(str::to_string),
+            Cell::Time(t) => t.as_ref().map(format_time),
+            Cell::One(e) => e.map(Entry::to_string),
+            Cell::Many(list) => Some(
+                list.iter()
+                    .map(Entry::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            ),
+        }
+    }
+
+    /// JSON: `null` when empty for Text/Time/One; Many is always an array (possibly empty);
+    /// dates as RFC 3339 text; entries as objects.
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::Value;
+        match self {
+            Cell::Many(list) => Value::Array(list.iter().map(entry_json).collect()),
+            _ if self.is_empty() => Value::Null,
+            Cell::Text(s) => s.map_or(Value::Null, |s| Value::String(s.to_string())),
+            Cell::Time(t) => t.map_or(Value::Null, |t| Value::String(format_time(&t))),
+            Cell::One(e) => e.map_or(Value::Null, entry_json),
+        }
+    }
+}
+
+fn entry_json(entry: &Entry) -> serde_json::Value {
+    // Serializing a struct of optional strings cannot fail.
+    serde_json::to_value(entry).unwrap_or(serde_json::Value::Null)
+}
+
+/// An item's External ID column (any shape), without extracting the whole row.
+pub fn external_id_of(item: &serde_json::Value) -> Option<Box<str>> {
+    extract::external_id_of(item)
+}
+
+/// An item's Status column (the inventory's fallback fields), without extracting the row.
+pub fn status_of(inventory: Inventory, item: &serde_json::Value) -> Option<Box<str>> {
+    extract::status_of(inventory, item)
+}
+
+/// An item's Type column (`@type`, `type`, `category`), without extracting the row.
+pub fn type_of(item: &serde_json::Value) -> Option<Box<str>> {
+    extract::type_of(item)
+}
+
+/// Parses the date/time shapes seen upstream: RFC 3339 with or without fractional seconds, with
+/// `Z` or an offset; `YYYY-MM-DDTHH:MM:SS[.f]` and ServiceNow's `YYYY-MM-DD HH:MM:SS[.f]`
+/// without zone (taken as UTC); a bare `YYYY-MM-DD` (midnight UTC). `None` for anything else.
+pub fn parse_datetime(s: &str) -> Option<DateTime<Utc>> {
+    let s = s.trim();
+    if s.is_empty() {
+        return None;
+    }
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Some(t.with_timezone(&Utc));
+    }
+    // Offsets without a colon ("+0100"), with either separator.
+    for format in ["%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%d %H:%M:%S%.f%z"] {
+        if let Ok(t) = DateTime::parse_from_str(s, format) {
+            return Some(t.with_timezone(&Utc));
+        }
+    }
+    for format in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"] {
+        if let Ok(t) = NaiveDateTime::parse_from_str(s, format) {
+            return Some(t.and_utc());
+        }
+    }
+    NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc())
+}

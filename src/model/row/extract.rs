@@ -1,0 +1,255 @@
+//! Tolerant field readers: each returns `None` / an empty list for a missing or mis-shaped field.
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+
+use super::{CarrierRow, Entries, Entry, Field, ResourceRow, Row, ServiceRow, parse_datetime};
+use crate::model::inventory::Inventory;
+
+type Object = Map<String, Value>;
+
+pub(super) fn row(inventory: Inventory, item: &Value) -> Row {
+    let empty = Object::new();
+    let item = item.as_object().unwrap_or(&empty);
+    match inventory {
+        Inventory::Services => Row::Service(service(item)),
+        Inventory::Carriers => Row::Carrier(carrier(item)),
+        Inventory::Resources => Row::Resource(resource(item)),
+    }
+}
+
+/// The External ID column alone (for keys), without extracting the whole row.
+pub(super) fn external_id_of(item: &Value) -> Field {
+    external_id(item.as_object()?)
+}
+
+/// The Status column alone (for the keep rule).
+pub(super) fn status_of(inventory: Inventory, item: &Value) -> Field {
+    let keys = match inventory {
+        Inventory::Services | Inventory::Carriers => SERVICE_STATUS,
+        Inventory::Resources => RESOURCE_STATUS,
+    };
+    first_text(item.as_object()?, keys)
+}
+
+/// The Type column alone (for the keep rule).
+pub(super) fn type_of(item: &Value) -> Field {
+    first_text(item.as_object()?, TYPE)
+}
+
+const SERVICE_STATUS: &[&str] = &["status", "state", "operatingStatus"];
+const RESOURCE_STATUS: &[&str] = &[
+    "status",
+    "resourceStatus",
+    "operationalState",
+    "state",
+    "operatingStatus",
+    "lifecycleState",
+];
+const TYPE: &[&str] = &["@type", "type", "category"];
+const LAST_UPDATE: &[&str] = &["lastUpdate", "lastUpdateDate", "lastModifiedDate"];
+const CREATION_DATE: &[&str] = &["creationDate", "createdDate", "startDate"];
+
+fn service(item: &Object) -> ServiceRow {
+    ServiceRow {
+        external_id: external_id(item),
+        name: text_of(item, "name"),
+        description: text_of(item, "description"),
+        status: first_text(item, SERVICE_STATUS),
+        r#type: first_text(item, TYPE),
+        start_date: first_date(item, &["startDate"]),
+        end_date: first_date(item, &["endDate"]),
+        last_update: first_date(item, LAST_UPDATE),
+        related_party: customer(related_parties(item)),
+        location: places(item),
+        service_specification: reference(item.get("serviceSpecification")),
+        supporting_resources: references(item.get("supportingResource"), "resource"),
+    }
+}
+
+fn carrier(item: &Object) -> CarrierRow {
+    CarrierRow {
+        external_id: external_id(item),
+        name: text_of(item, "name"),
+        description: text_of(item, "description"),
+        status: first_text(item, SERVICE_STATUS),
+        r#type: first_text(item, TYPE),
+        creation_date: first_date(item, CREATION_DATE),
+        last_update: first_date(item, LAST_UPDATE),
+        service_characteristics: characteristics(item.get("serviceCharacteristic")),
+        supporting_services: references(item.get("supportingService"), "service"),
+    }
+}
+
+fn resource(item: &Object) -> ResourceRow {
+    ResourceRow {
+        external_id: external_id(item),
+        name: text_of(item, "name"),
+        description: text_of(item, "description"),
+        status: first_text(item, RESOURCE_STATUS),
+        r#type: first_text(item, TYPE),
+        resource_specification: reference(item.get("resourceSpecification")),
+        resource_characteristics: characteristics(item.get("resourceCharacteristic")),
+        related_parties: related_parties(item),
+        locations: places(item),
+        resource_relationships: relationships(item.get("resourceRelationship")),
+    }
+}
+
+/// A JSON string (trimmed; empty => None), or a number or bool as its text.
+pub(super) fn text(value: Option<&Value>) -> Field {
+    match value? {
+        Value::String(s) => {
+            let s = s.trim();
+            (!s.is_empty()).then(|| s.into())
+        }
+        Value::Number(n) => Some(n.to_string().into()),
+        Value::Bool(b) => Some(b.to_string().into()),
+        _ => None,
+    }
+}
+
+fn text_of(object: &Object, key: &str) -> Field {
+    text(object.get(key))
+}
+
+/// The first of `keys` that holds usable text.
+fn first_text(object: &Object, keys: &[&str]) -> Field {
+    keys.iter().find_map(|key| text_of(object, key))
+}
+
+/// The first of `keys` that holds a parseable date.
+fn first_date(object: &Object, keys: &[&str]) -> Option<DateTime<Utc>> {
+    keys.iter()
+        .find_map(|key| object.get(*key)?.as_str().and_then(parse_datetime))
+}
+
+/// The objects of a list field: an array's object elements, or a single object on its own.
+fn objects(value: Option<&Value>) -> impl Iterator<Item = &Object> {
+    let items: &[Value] = match value {
+        Some(Value::Array(items)) => items,
+        Some(value @ Value::Object(_)) => std::slice::from_ref(value),
+        _ => &[],
+    };
+    items.iter().filter_map(Value::as_object)
+}
+
+/// `externalId` as text; else (or when `externalId` is itself a list/object of identifiers)
+/// the first non-empty `id` of v5's `externalIdentifier: [{id, owner}]`.
+fn external_id(item: &Object) -> Field {
+    let identifiers = |value| objects(value).find_map(|identifier| text_of(identifier, "id"));
+    let external = item.get("externalId");
+    text(external)
+        .or_else(|| identifiers(external))
+        .or_else(|| identifiers(item.get("externalIdentifier")))
+}
+
+/// The first of `nested` keys holding an object (v5 wrappers such as `partyOrPartyRole`), else
+/// the element itself (v4 flat references).
+fn inner<'a>(element: &'a Object, nested: &[&str]) -> &'a Object {
+    nested
+        .iter()
+        .find_map(|key| element.get(*key)?.as_object())
+        .unwrap_or(element)
+}
+
+/// `{id, name}` of `target`, falling back to the wrapping `element` for missing fields.
+fn id_and_name(target: &Object, element: &Object) -> Entry {
+    Entry {
+        id: text_of(target, "id").or_else(|| text_of(element, "id")),
+        name: text_of(target, "name").or_else(|| text_of(element, "name")),
+        ..Entry::default()
+    }
+}
+
+/// A single reference: an object `{id, name}`, or a bare string taken as the name.
+fn reference(value: Option<&Value>) -> Option<Box<Entry>> {
+    let entry = match value? {
+        Value::Object(object) => id_and_name(object, object),
+        other => Entry {
+            name: text(Some(other)),
+            ..Entry::default()
+        },
+    };
+    (!entry.is_empty()).then(|| Box::new(entry))
+}
+
+/// A list of references `[{id, name}]`, also accepting `[{<nested>: {id, name}}]`.
+fn references(value: Option<&Value>, nested: &str) -> Entries {
+    objects(value)
+        .map(|element| id_and_name(inner(element, &[nested]), element))
+        .filter(|entry| !entry.is_empty())
+        .collect()
+}
+
+/// A list of role-bearing references: v4 `[{id, name, role}]`, v5 `[{role, <nested>: {id, name}}]`.
+fn roled_references(value: Option<&Value>, nested: &[&str]) -> Entries {
+    objects(value)
+        .map(|element| Entry {
+            role: text_of(element, "role"),
+            ..id_and_name(inner(element, nested), element)
+        })
+        .filter(|entry| !entry.is_empty())
+        .collect()
+}
+
+fn related_parties(item: &Object) -> Entries {
+    roled_references(item.get("relatedParty"), &["partyOrPartyRole", "party"])
+}
+
+/// The party whose role is "customer" (any case), else the first party.
+fn customer(parties: Entries) -> Option<Box<Entry>> {
+    let is_customer = |party: &Entry| {
+        party
+            .role
+            .as_deref()
+            .is_some_and(|role| role.eq_ignore_ascii_case("customer"))
+    };
+    let index = parties.iter().position(is_customer).unwrap_or(0);
+    parties.into_vec().into_iter().nth(index).map(Box::new)
+}
+
+/// `place` (else `location` when `place` is absent) as one object or a list, v4 or v5 shaped.
+fn places(item: &Object) -> Entries {
+    let value = match item.get("place") {
+        None | Some(Value::Null) => item.get("location"),
+        place => place,
+    };
+    roled_references(value, &["place"])
+}
+
+/// `[{name, value, valueType}]`; value any JSON; v5 `@type` as the value type when `valueType`
+/// is absent. Elements with neither name nor value are skipped.
+fn characteristics(value: Option<&Value>) -> Entries {
+    objects(value)
+        .filter_map(|element| {
+            let value = match element.get("value") {
+                None | Some(Value::Null) => None,
+                Some(Value::String(s)) => Some(s.as_str().into()),
+                Some(other) => Some(other.to_string().into()),
+            };
+            let name = text_of(element, "name");
+            if name.is_none() && value.as_deref().is_none_or(str::is_empty) {
+                return None;
+            }
+            Some(Entry {
+                id: text_of(element, "id"),
+                name,
+                value,
+                value_type: first_text(element, &["valueType", "@type"]),
+                ..Entry::default()
+            })
+        })
+        .collect()
+}
+
+/// v4 `[{relationshipType, id, name?}]` and v5 `[{relationshipType, resource: {id, name}}]`.
+fn relationships(value: Option<&Value>) -> Entries {
+    objects(value)
+        .map(|element| Entry {
+            relationship_type: text_of(element, "relationshipType"),
+            ..id_and_name(inner(element, &["resource"]), element)
+        })
+        .filter(|entry| !entry.is_empty())
+        .collect()
+}

@@ -1,0 +1,427 @@
+//! The read API, health, readiness and metrics, over HTTP (axum on the daemon's runtime).
+//!
+//! | route | what |
+//! |---|---|
+//! | `GET /api/v1/{services,carriers,resources}` | rows: filters, `q`, `sort`, `offset`/`limit`, `fields` ([`query`]) |
+//! | `GET /api/v1/{inventory}/{id}` | one item: row, upstream JSON, first and last seen |
+//! | `GET /api/v1/status` | per inventory: phase, readiness, items, last passes; version, uptime |
+//! | `POST /api/v1/refresh` | asks pollers for a poll now (`inventory=`, `full=true`) |
+//! | `GET /healthz`, `GET /readyz` | liveness; readiness (503 until every inventory is ready) |
+//! | `GET /metrics` | Prometheus text ([`crate::telemetry::metrics`]) |
+//!
+//! `/api` and `/metrics` need `Authorization: Bearer <api.token>` when a token is configured;
+//! the health endpoints never do. Every error is JSON `{"error": "..."}` naming what was wrong.
+//!
+//! Handlers take a snapshot of the cache (`Arc` clones under a read lock that is released at
+//! once), then filter, sort and serialize outside any lock: a slow client, or a large page,
+//! cannot stall a poller.
+
+pub mod auth;
+pub mod query;
+
+use crate::cache::Cache;
+use crate::config::{ApiServerConfig, ConfigError};
+use crate::model::inventory::Inventory;
+use crate::model::secret::Secret;
+use crate::sync::daemon::{Control, RequestOutcome};
+use crate::telemetry::events;
+use crate::telemetry::metrics;
+use axum::Router;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use chrono::{DateTime, SecondsFormat, Utc};
+use query::ListQuery;
+use serde_json::{Map, Value, json};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// How long open connections may finish after shutdown before the server is stopped anyway.
+const GRACE: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("api.listen {addr}: cannot listen: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// The listening socket, bound at startup before any upstream request, so that a port already in
+/// use stops the daemon at once. `None` inside when the API is off.
+pub struct Bound {
+    listener: Option<TcpListener>,
+    token: Secret,
+}
+
+impl Bound {
+    /// Binds `api.listen` (nothing when it is empty).
+    pub async fn bind(cfg: &ApiServerConfig) -> Result<Bound, ApiError> {
+        cfg.validate()?;
+        let listener = match cfg.listen_addr()? {
+            None => None,
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| ApiError::Bind { addr, source })?,
+            ),
+        };
+        Ok(Bound {
+            listener,
+            token: cfg.token.clone(),
+        })
+    }
+
+    /// An already bound listener (the demo picks its own port).
+    pub fn from_listener(listener: TcpListener, token: Secret) -> Bound {
+        Bound {
+            listener: Some(listener),
+            token,
+        }
+    }
+
+    /// The bound address; `None` when the API is off.
+    pub fn addr(&self) -> Option<SocketAddr> {
+        self.listener.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// Starts serving on the current runtime; stop with [`Server::shutdown`].
+    pub fn serve(self, cache: Cache, control: Control) -> Server {
+        let (stop, stop_rx) = watch::channel(false);
+        let Some(listener) = self.listener else {
+            return Server {
+                addr: None,
+                stop,
+                task: None,
+            };
+        };
+        let addr = listener.local_addr().ok();
+        let token = (!self.token.is_empty()).then_some(self.token);
+        if let Some(addr) = addr {
+            events::ApiListening {
+                addr,
+                authenticated: token.is_some(),
+            }
+            .emit();
+        }
+        let state = Arc::new(ApiState {
+            cache,
+            control,
+            token,
+            started: Instant::now(),
+            started_at: Utc::now(),
+        });
+        let app = router(state);
+        let mut graceful = stop_rx;
+        let task = tokio::spawn(async move {
+            let served = axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = graceful.wait_for(|s| *s).await;
+                })
+                .await;
+            if let Err(error) = served {
+                tracing::error!(message = "API server failed.", %error);
+            }
+        });
+        Server {
+            addr,
+            stop,
+            task: Some(task),
+        }
+    }
+}
+
+/// The running API server.
+pub struct Server {
+    addr: Option<SocketAddr>,
+    stop: watch::Sender<bool>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Server {
+    /// Where it listens; `None` when the API is off.
+    pub fn addr(&self) -> Option<SocketAddr> {
+        self.addr
+    }
+
+    /// Stops accepting, lets open requests finish for up to 5 s, then stops.
+    pub async fn shutdown(mut self) {
+        self.stop.send_replace(true);
+        if let Some(mut task) = self.task.take()
+            && tokio::time::timeout(GRACE, &mut task).await.is_err()
+        {
+            task.abort();
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop.send_replace(true);
+    }
+}
+
+struct ApiState {
+    cache: Cache,
+    control: Control,
+    token: Option<Secret>,
+    started: Instant,
+    started_at: DateTime<Utc>,
+}
+
+type AppState = Arc<ApiState>;
+
+/// The whole router: health endpoints open, the rest behind the token when there is one.
+fn router(state: AppState) -> Router {
+    let guarded = Router::new()
+        .route("/api/v1/status", get(status))
+        .route("/api/v1/refresh", post(refresh))
+        .route("/api/v1/{inventory}", get(list))
+        .route("/api/v1/{inventory}/{id}", get(one))
+        .route("/metrics", get(metrics_text))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .merge(guarded)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+}
+
+/// An error answer: `{"error": message}` with a status.
+struct Failure(StatusCode, String);
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        (self.0, axum::Json(json!({ "error": self.1 }))).into_response()
+    }
+}
+
+fn bad_request(message: impl ToString) -> Failure {
+    Failure(StatusCode::BAD_REQUEST, message.to_string())
+}
+
+async fn not_found(uri: Uri) -> Failure {
+    Failure(
+        StatusCode::NOT_FOUND,
+        format!("no such endpoint: {}", uri.path()),
+    )
+}
+
+async fn method_not_allowed(method: axum::http::Method, uri: Uri) -> Failure {
+    Failure(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("{method} is not allowed on {}", uri.path()),
+    )
+}
+
+async fn require_token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    request: Request,
+    next: Next,
+) -> Response {
+    match &state.token {
+        Some(token) if !auth::authorized(&headers, token) => {
+            let mut response = Failure(
+                StatusCode::UNAUTHORIZED,
+                "missing or wrong bearer token (Authorization: Bearer <api.token>)".into(),
+            )
+            .into_response();
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"ses-inventory\""),
+            );
+            response
+        }
+        _ => next.run(request).await,
+    }
+}
+
+fn query_pairs(uri: &Uri) -> Result<Vec<(String, String)>, Failure> {
+    Query::<Vec<(String, String)>>::try_from_uri(uri)
+        .map(|q| q.0)
+        .map_err(|e| bad_request(format!("malformed query string: {e}")))
+}
+
+fn inventory(name: &str) -> Result<Inventory, Failure> {
+    // Only the canonical plural names are routes; `service` etc. are not aliases here.
+    Inventory::ALL
+        .into_iter()
+        .find(|inv| inv.as_str() == name)
+        .ok_or_else(|| {
+            Failure(
+                StatusCode::NOT_FOUND,
+                format!("unknown inventory `{name}`: expected services, carriers or resources"),
+            )
+        })
+}
+
+fn time(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+fn json_body(status: StatusCode, body: &Value) -> Response {
+    // Serializing a Value cannot fail.
+    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    (status, [(header::CONTENT_TYPE, "application/json")], bytes).into_response()
+}
+
+async fn list(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    uri: Uri,
+) -> Result<Response, Failure> {
+    let Path(name) = path.map_err(|e| bad_request(e.body_text()))?;
+    let inv = inventory(&name)?;
+    let query = ListQuery::parse(inv, &query_pairs(&uri)?).map_err(bad_request)?;
+    let snapshot = state.cache.snapshot(inv); // the only moment the lock is held
+    let page = query.run(snapshot);
+    let mut response = json_body(StatusCode::OK, &Value::Array(page.rows));
+    let headers = response.headers_mut();
+    headers.insert("x-total-count", HeaderValue::from(page.total));
+    let shown = page.total.saturating_sub(query.offset).min(query.limit);
+    headers.insert("x-result-count", HeaderValue::from(shown));
+    Ok(response)
+}
+
+async fn one(
+    State(state): State<AppState>,
+    path: Result<Path<(String, String)>, PathRejection>,
+) -> Result<Response, Failure> {
+    let Path((name, id)) = path.map_err(|e| bad_request(e.body_text()))?;
+    let inv = inventory(&name)?;
+    let item = state.cache.get(inv, &id).ok_or_else(|| {
+        Failure(
+            StatusCode::NOT_FOUND,
+            format!("no {inv} item with id `{id}`"),
+        )
+    })?;
+    let body = json!({
+        "id": item.key.as_str(),
+        "inventory": inv,
+        "row": query::full_row(inv, &item),
+        "upstream": item.json(),
+        "first_seen": time(item.first_seen),
+        "last_seen": time(item.last_seen()),
+    });
+    Ok(json_body(StatusCode::OK, &body))
+}
+
+async fn status(State(state): State<AppState>) -> Response {
+    let mut inventories = Map::new();
+    for inv in Inventory::ALL {
+        let s = state.cache.status(inv);
+        let mut entry = Map::new();
+        entry.insert("ready".into(), state.cache.is_ready(inv).into());
+        entry.insert("items".into(), state.cache.len(inv).into());
+        if let Value::Object(fields) = serde_json::to_value(&s).unwrap_or_default() {
+            entry.extend(fields);
+        }
+        inventories.insert(inv.as_str().into(), Value::Object(entry));
+    }
+    let body = json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "started": time(state.started_at),
+        "uptime_seconds": state.started.elapsed().as_secs(),
+        "ready": state.cache.all_ready(),
+        "inventories": inventories,
+    });
+    json_body(StatusCode::OK, &body)
+}
+
+async fn refresh(State(state): State<AppState>, uri: Uri) -> Result<Response, Failure> {
+    let mut targets: Vec<Inventory> = Inventory::ALL.to_vec();
+    let mut full = false;
+    for (key, value) in query_pairs(&uri)? {
+        match key.as_str() {
+            "inventory" => {
+                targets = vec![inventory(&value).map_err(|e| bad_request(e.1))?];
+            }
+            "full" => {
+                full = match value.as_str() {
+                    "true" | "1" | "" => true,
+                    "false" | "0" => false,
+                    _ => {
+                        return Err(bad_request(format!(
+                            "`full={value}` is not valid: true or false"
+                        )));
+                    }
+                }
+            }
+            other => {
+                return Err(bad_request(format!(
+                    "unknown parameter `{other}`: expected inventory or full"
+                )));
+            }
+        }
+    }
+    let mut outcomes = Map::new();
+    let mut any = false;
+    for inv in targets {
+        let outcome = state.control.request_poll(inv, full);
+        any |= outcome != RequestOutcome::Unavailable;
+        outcomes.insert(inv.as_str().into(), json!(outcome));
+    }
+    let status = if any {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let kind = if full { "full" } else { "refresh" };
+    Ok(json_body(
+        status,
+        &json!({ "kind": kind, "inventories": outcomes }),
+    ))
+}
+
+async fn healthz() -> Response {
+    json_body(StatusCode::OK, &json!({ "status": "ok" }))
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    if state.cache.all_ready() {
+        return json_body(StatusCode::OK, &json!({ "ready": true }));
+    }
+    let mut waiting = Vec::new();
+    let mut inventories = Map::new();
+    for inv in Inventory::ALL {
+        let ready = state.cache.is_ready(inv);
+        inventories.insert(inv.as_str().into(), ready.into());
+        if !ready {
+            let s = state.cache.status(inv);
+            let mut why = format!("{inv} ({}", s.phase.as_str());
+            if let Some(e) = &s.last_error {
+                why.push_str(": ");
+                why.push_str(&e.message);
+            }
+            why.push(')');
+            waiting.push(why);
+        }
+    }
+    let reason = format!(
+        "waiting for the first complete full pass of {}",
+        waiting.join(", ")
+    );
+    json_body(
+        StatusCode::SERVICE_UNAVAILABLE,
+        &json!({ "ready": false, "reason": reason, "inventories": inventories }),
+    )
+}
+
+async fn metrics_text(State(state): State<AppState>) -> Response {
+    let started = state.started_at.timestamp_millis() as f64 / 1000.0;
+    let text = metrics::render(&state.cache, started);
+    ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], text).into_response()
+}

@@ -1,0 +1,6 @@
+//! What the running daemon offers the outside: the read API (with health, readiness and
+//! metrics), systemd notifications, and the periodic status log.
+
+pub mod api;
+pub mod notify;
+pub mod status_log;

@@ -1,0 +1,219 @@
+//! `ses-inventory export`: one inventory from the store as CSV, JSON or NDJSON.
+//!
+//! Reads the SQLite file read-only (safe while the daemon writes: WAL gives the export one
+//! consistent snapshot), row by row, so memory stays flat however large the inventory.
+//!
+//! - CSV: a heading line with the connector's headings (`Key` first, `First Seen` and
+//!   `Last Seen` last), one line per item, RFC 4180 quoting; lists joined with `"; "` as
+//!   [`crate::model::row::Cell::to_text`] shows them.
+//! - JSON: one array of objects; NDJSON: one object per line. Each object holds `key`, every
+//!   column by its snake_case name ([`crate::model::row::Cell::to_json`] values: lists as arrays of
+//!   entries, dates as RFC 3339 text), `first_seen` and `last_seen`.
+
+use crate::model::inventory::Inventory;
+use crate::model::row::{ColumnKind, Entry, Row};
+use crate::store::{self, StoreError};
+use serde_json::{Map, Value};
+use std::io::Write;
+use std::path::Path;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Csv,
+    Json,
+    Ndjson,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("store {path}: reading {inventory}: {error}")]
+    Read {
+        path: String,
+        inventory: Inventory,
+        error: rusqlite::Error,
+    },
+    #[error("writing the export: {0}")]
+    Write(#[from] std::io::Error),
+}
+
+/// Writes every item of `inv` in `store_path` to `out`; returns how many.
+pub fn export(
+    store_path: &Path,
+    inv: Inventory,
+    format: Format,
+    out: &mut dyn Write,
+) -> Result<u64, ExportError> {
+    let mut conn = store::open_read_only(store_path)?;
+    let read = |source| ExportError::Read {
+        path: store_path.display().to_string(),
+        inventory: inv,
+        error: source,
+    };
+    // One read transaction: a consistent snapshot even while the daemon commits.
+    let tx = conn.transaction().map_err(read)?;
+    let cols = Row::columns(inv);
+    let names: Vec<String> = cols.iter().map(|c| format!("\"{}\"", c.name)).collect();
+    let mut stmt = tx
+        .prepare(&format!(
+            "SELECT key, {}, first_seen, last_seen FROM \"{}\" ORDER BY key",
+            names.join(", "),
+            store::table(inv)
+        ))
+        .map_err(read)?;
+    let mut rows = stmt.query([]).map_err(read)?;
+    let mut count = 0u64;
+    match format {
+        Format::Csv => {
+            let mut heading = vec!["Key"];
+            heading.extend(cols.iter().map(|c| c.heading));
+            heading.extend(["First Seen", "Last Seen"]);
+            write_csv_line(out, heading.iter().map(|s| Some(*s)))?;
+        }
+        Format::Json => out.write_all(b"[")?,
+        Format::Ndjson => {}
+    }
+    while let Some(r) = rows.next().map_err(read)? {
+        let text = |i: usize| r.get::<_, Option<String>>(i).map_err(read);
+        let mut values: Vec<Option<String>> = Vec::with_capacity(cols.len() + 3);
+        for i in 0..cols.len() + 3 {
+            values.push(text(i)?);
+        }
+        match format {
+            Format::Csv => {
+                let cells = values.iter().enumerate().map(|(i, v)| {
+                    let kind = (1..=cols.len()).contains(&i).then(|| cols[i - 1].kind);
+                    match kind {
+                        Some(ColumnKind::One | ColumnKind::Many) => v.as_deref().and_then(readable),
+                        _ => v.clone(),
+                    }
+                });
+                let cells: Vec<Option<String>> = cells.collect();
+                write_csv_line(out, cells.iter().map(Option::as_deref))?;
+            }
+            Format::Json | Format::Ndjson => {
+                let mut obj = Map::new();
+                let mut it = values.into_iter();
+                obj.insert("key".into(), it.next().flatten().into());
+                for c in cols {
+                    let v = it.next().flatten();
+                    let json = match c.kind {
+                        ColumnKind::Text | ColumnKind::Time => v.map_or(Value::Null, Value::String),
+                        ColumnKind::One => v
+                            .and_then(|s| serde_json::from_str(&s).ok())
+                            .unwrap_or(Value::Null),
+                        ColumnKind::Many => v
+                            .and_then(|s| serde_json::from_str(&s).ok())
+                            .unwrap_or_else(|| Value::Array(Vec::new())),
+                    };
+                    obj.insert(c.name.into(), json);
+                }
+                obj.insert("first_seen".into(), it.next().flatten().into());
+                obj.insert("last_seen".into(), it.next().flatten().into());
+                if format == Format::Json && count > 0 {
+                    out.write_all(b",")?;
+                }
+                if format == Format::Json {
+                    out.write_all(b"\n")?;
+                }
+                serde_json::to_writer(&mut *out, &obj).map_err(std::io::Error::other)?;
+                if format == Format::Ndjson {
+                    out.write_all(b"\n")?;
+                }
+            }
+        }
+        count += 1;
+    }
+    if format == Format::Json {
+        out.write_all(b"\n]\n")?;
+    }
+    out.flush()?;
+    Ok(count)
+}
+
+/// A stored entry (JSON object) or list of entries (JSON array) as readable text, as
+/// [`crate::model::row::Cell::to_text`] shows it.
+fn readable(json: &str) -> Option<String> {
+    let value: Value = serde_json::from_str(json).ok()?;
+    let entry = |v: Value| serde_json::from_value::<Entry>(v).unwrap_or_default();
+    let text = match value {
+        Value::Array(list) => list
+            .into_iter()
+            .map(|v| entry(v).to_string())
+            .collect::<Vec<_>>()
+            .join("; "),
+        Value::Null => return None,
+        v => entry(v).to_string(),
+    };
+    (!text.is_empty()).then_some(text)
+}
+
+/// One CSV record (RFC 4180): fields quoted when they hold a comma, quote, CR or LF.
+fn write_csv_line<'a>(
+    out: &mut dyn Write,
+    fields: impl Iterator<Item = Option<&'a str>>,
+) -> std::io::Result<()> {
+    let mut line = String::new();
+    for (i, field) in fields.enumerate() {
+        if i > 0 {
+            line.push(',');
+        }
+        let f = field.unwrap_or("");
+        if f.contains([',', '"', '\n', '\r']) {
+            line.push('"');
+            line.push_str(&f.replace('"', "\"\""));
+            line.push('"');
+        } else {
+            line.push_str(f);
+        }
+    }
+    line.push_str("\r\n");
+    out.write_all(line.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_quotes_only_what_needs_it() {
+        let mut out = Vec::new();
+        write_csv_line(
+            &mut out,
+            [
+                Some("a"),
+                None,
+                Some("b,c"),
+                Some("say \"hi\""),
+                Some("x\ny"),
+            ]
+            .into_iter(),
+        )
+        .unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "a,,\"b,c\",\"say \"\"hi\"\"\",\"x\ny\"\r\n"
+        );
+    }
+
+    #[test]
+    fn lists_read_like_the_cache_shows_them() {
+        let entries = vec![
+            Entry {
+                name: Some("Band".into()),
+                value: Some("Ku".into()),
+                ..Entry::default()
+            },
+            Entry {
+                id: Some("R1".into()),
+                role: Some("site".into()),
+                ..Entry::default()
+            },
+        ];
+        let cell = crate::model::row::Cell::Many(&entries);
+        let stored = cell.to_json().to_string();
+        assert_eq!(readable(&stored), cell.to_text());
+        assert_eq!(readable("[]"), None);
+    }
+}

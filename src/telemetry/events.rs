@@ -1,0 +1,440 @@
+//! Every event an operator may care about, as one named type that emits the log line (and, where
+//! there is one, the metric) so that the two never drift apart.
+//!
+//! Field names are stable: `inventory`, `page`, `items`, `bytes`, `duration_ms`, `attempt`,
+//! `delay_ms`, `error`, `kind`, `reason`, `days_ago`, `phase`, ... Errors are logged with their
+//! Display form, which never contains a credential.
+
+use crate::model::inventory::{Api, Inventory};
+use crate::model::status::{Outcome, Phase, PollReport};
+use crate::telemetry::metrics::{self, PageOutcome};
+use chrono::{DateTime, Utc};
+use std::time::Duration;
+use tracing::{debug, error, info, trace, warn};
+
+fn ms(d: Duration) -> u64 {
+    d.as_millis().try_into().unwrap_or(u64::MAX)
+}
+
+fn opt_time(t: Option<DateTime<Utc>>) -> String {
+    t.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_default()
+}
+
+pub struct PageFetched {
+    pub inventory: Inventory,
+    pub page: u32,
+    pub items: usize,
+    pub bytes: usize,
+    pub duration: Duration,
+}
+
+impl PageFetched {
+    pub fn emit(&self) {
+        metrics::global().page(self.inventory, PageOutcome::Fetched);
+        debug!(
+            message = "Page fetched.",
+            inventory = %self.inventory,
+            page = self.page,
+            items = self.items,
+            bytes = self.bytes,
+            duration_ms = ms(self.duration),
+        );
+    }
+}
+
+pub struct PageRetry<'a> {
+    pub inventory: Inventory,
+    pub page: u32,
+    pub attempt: u32,
+    pub delay: Duration,
+    pub error: &'a dyn std::fmt::Display,
+}
+
+impl PageRetry<'_> {
+    pub fn emit(&self) {
+        metrics::global().retry(self.inventory);
+        warn!(
+            message = "Page failed; retrying.",
+            inventory = %self.inventory,
+            page = self.page,
+            attempt = self.attempt,
+            delay_ms = ms(self.delay),
+            error = %self.error,
+        );
+    }
+}
+
+pub struct PageSkipped<'a> {
+    pub inventory: Inventory,
+    pub page: u32,
+    pub attempts: u32,
+    pub error: &'a dyn std::fmt::Display,
+}
+
+impl PageSkipped<'_> {
+    pub fn emit(&self) {
+        metrics::global().page(self.inventory, PageOutcome::Skipped);
+        warn!(
+            message = "Page skipped after its retries; the pass goes on but will be incomplete.",
+            inventory = %self.inventory,
+            page = self.page,
+            attempts = self.attempts,
+            error = %self.error,
+        );
+    }
+}
+
+/// One attempt at one page, whatever its result (the request-duration histogram).
+pub struct UpstreamRequest<'a> {
+    pub inventory: Inventory,
+    pub page: u32,
+    /// The HTTP status, or `timeout`, `connect`, `body` when there is none or it was unusable.
+    pub status: &'a str,
+    pub duration: Duration,
+}
+
+impl UpstreamRequest<'_> {
+    pub fn emit(&self) {
+        metrics::global().upstream_request(self.inventory, self.status, self.duration);
+        trace!(
+            message = "Upstream request.",
+            inventory = %self.inventory,
+            page = self.page,
+            status = self.status,
+            duration_ms = ms(self.duration),
+        );
+    }
+}
+
+/// A page that failed its retries with an error that ends the poll (logged with the poll's end).
+pub struct PageFailed<'a> {
+    pub inventory: Inventory,
+    pub page: u32,
+    pub attempts: u32,
+    pub error: &'a dyn std::fmt::Display,
+}
+
+impl PageFailed<'_> {
+    pub fn emit(&self) {
+        metrics::global().page(self.inventory, PageOutcome::Failed);
+        debug!(
+            message = "Page failed; the poll ends.",
+            inventory = %self.inventory,
+            page = self.page,
+            attempts = self.attempts,
+            error = %self.error,
+        );
+    }
+}
+
+/// The read API is listening.
+pub struct ApiListening {
+    pub addr: std::net::SocketAddr,
+    pub authenticated: bool,
+}
+
+impl ApiListening {
+    pub fn emit(&self) {
+        info!(
+            message = "API listening.",
+            addr = %self.addr,
+            authenticated = self.authenticated,
+        );
+    }
+}
+
+pub struct CredentialsRejected {
+    pub inventory: Inventory,
+    pub api: Api,
+    pub status: u16,
+}
+
+impl CredentialsRejected {
+    pub fn emit(&self) {
+        error!(
+            message = "Upstream rejected the credentials; check them.",
+            inventory = %self.inventory,
+            api = %self.api,
+            status = self.status,
+            hint = %format!(
+                "check {api}.username and {api}.password (or {api}.password_file)",
+                api = self.api
+            ),
+        );
+    }
+}
+
+pub struct PollStarted<'a> {
+    pub inventory: Inventory,
+    pub kind: &'a str,
+    pub reason: Option<&'a str>,
+    pub days_ago: Option<u32>,
+}
+
+impl PollStarted<'_> {
+    pub fn emit(&self) {
+        info!(
+            message = "Poll started.",
+            inventory = %self.inventory,
+            kind = self.kind,
+            reason = self.reason.unwrap_or(""),
+            days_ago = self.days_ago,
+        );
+    }
+}
+
+pub struct PollFinished<'a> {
+    pub inventory: Inventory,
+    pub report: &'a PollReport,
+    pub items: usize,
+}
+
+impl PollFinished<'_> {
+    pub fn emit(&self) {
+        let r = self.report;
+        metrics::global().poll(self.inventory, r);
+        let duration_ms = (r.finished - r.started).num_milliseconds().max(0);
+        macro_rules! finished {
+            ($level:ident, $message:literal) => {
+                $level!(
+                    message = $message,
+                    inventory = %self.inventory,
+                    kind = r.kind.as_str(),
+                    outcome = r.outcome.as_str(),
+                    items = self.items,
+                    pages = r.pages,
+                    skipped_pages = ?r.skipped_pages,
+                    added = r.added,
+                    updated = r.updated,
+                    removed = r.removed,
+                    candidates = r.churn.candidates,
+                    recovered = r.churn.recovered,
+                    confirmed_removed = r.churn.confirmed_removed,
+                    deferred = r.churn.deferred,
+                    skipped_items = r.skipped.no_key + r.skipped.not_object,
+                    duplicates = r.skipped.duplicates,
+                    not_kept = r.skipped.not_kept,
+                    duration_ms,
+                    error = r.error.as_deref().unwrap_or(""),
+                )
+            };
+        }
+        match r.outcome {
+            Outcome::Complete => finished!(info, "Poll complete."),
+            Outcome::Incomplete => finished!(
+                warn,
+                "Poll incomplete: pages were skipped, nothing was swept."
+            ),
+            Outcome::Failed => finished!(error, "Poll failed; the cache keeps what it had."),
+        }
+    }
+}
+
+pub struct PollScheduled {
+    pub inventory: Inventory,
+    pub delay: Duration,
+    pub at: DateTime<Utc>,
+}
+
+impl PollScheduled {
+    pub fn emit(&self) {
+        debug!(
+            message = "Next poll scheduled.",
+            inventory = %self.inventory,
+            delay_ms = ms(self.delay),
+            at = %opt_time(Some(self.at)),
+        );
+    }
+}
+
+/// A listing saw the collection change under it (its total moved, or a page repeated the
+/// previous page's items): it may have missed items, so a confirming listing follows.
+pub struct ListingShifted<'a> {
+    pub inventory: Inventory,
+    pub kind: &'a str,
+    pub total_moved: bool,
+    pub repeated: u64,
+    pub candidates: u64,
+}
+
+impl ListingShifted<'_> {
+    pub fn emit(&self) {
+        warn!(
+            message = "Listing shifted during the pass.",
+            inventory = %self.inventory,
+            kind = self.kind,
+            total_moved = self.total_moved,
+            repeated = self.repeated,
+            candidates = self.candidates,
+        );
+    }
+}
+
+/// The confirming listing of a poll ended: what it recovered and what it left unconfirmed.
+pub struct ListingConfirmed<'a> {
+    pub inventory: Inventory,
+    pub kind: &'a str,
+    /// Nothing moved under it: its result is the truth, and a full pass is swept.
+    pub steady: bool,
+    pub error: Option<&'a dyn std::fmt::Display>,
+    pub skipped_pages: usize,
+    pub candidates: usize,
+    pub recovered: u64,
+    pub deferred: u64,
+}
+
+impl ListingConfirmed<'_> {
+    pub fn emit(&self) {
+        metrics::global().confirmation(self.inventory, self.steady);
+        macro_rules! confirmed {
+            ($level:ident, $message:literal) => {
+                $level!(
+                    message = $message,
+                    inventory = %self.inventory,
+                    kind = self.kind,
+                    steady = self.steady,
+                    candidates = self.candidates,
+                    recovered = self.recovered,
+                    deferred = self.deferred,
+                    skipped_pages = self.skipped_pages,
+                    error = %self.error.map(ToString::to_string).unwrap_or_default(),
+                )
+            };
+        }
+        if self.steady {
+            confirmed!(info, "Confirming listing steady; its result is applied.");
+        } else {
+            confirmed!(
+                warn,
+                "Confirming listing not steady; nothing is removed, candidates wait for the next full pass."
+            );
+        }
+    }
+}
+
+pub struct InventoryReady {
+    pub inventory: Inventory,
+    pub items: usize,
+}
+
+impl InventoryReady {
+    pub fn emit(&self) {
+        info!(message = "Inventory ready.", inventory = %self.inventory, items = self.items);
+    }
+}
+
+pub struct StatusSummary<'a> {
+    pub inventory: Inventory,
+    pub phase: Phase,
+    pub ready: bool,
+    pub items: usize,
+    pub last_success: Option<DateTime<Utc>>,
+    pub last_error: Option<&'a str>,
+    pub last_error_at: Option<DateTime<Utc>>,
+    pub next_poll: Option<DateTime<Utc>>,
+}
+
+impl StatusSummary<'_> {
+    pub fn emit(&self) {
+        info!(
+            message = "Status.",
+            inventory = %self.inventory,
+            phase = self.phase.as_str(),
+            ready = self.ready,
+            items = self.items,
+            last_success = %opt_time(self.last_success),
+            last_error = self.last_error.unwrap_or(""),
+            last_error_at = %opt_time(self.last_error_at),
+            next_poll = %opt_time(self.next_poll),
+        );
+    }
+}
+
+// Store
+
+pub struct StoreLoaded<'a> {
+    pub path: &'a std::path::Path,
+    /// Items loaded, per inventory.
+    pub items: [usize; 3],
+    /// Inventories ready from the file alone.
+    pub ready: [bool; 3],
+    pub duration: Duration,
+}
+
+impl StoreLoaded<'_> {
+    pub fn emit(&self) {
+        let [services, carriers, resources] = self.items;
+        let ready: Vec<&str> = Inventory::ALL
+            .iter()
+            .filter(|inv| self.ready[inv.index()])
+            .map(|inv| inv.as_str())
+            .collect();
+        info!(
+            message = "Store loaded.",
+            path = %self.path.display(),
+            services,
+            carriers,
+            resources,
+            ready = %ready.join(","),
+            duration_ms = ms(self.duration),
+        );
+    }
+}
+
+pub struct StoreWritten<'a> {
+    pub inventory: Inventory,
+    pub kind: &'a str,
+    pub outcome: &'a str,
+    pub upserted: usize,
+    pub removed: usize,
+    pub touched: usize,
+    pub duration: Duration,
+}
+
+impl StoreWritten<'_> {
+    pub fn emit(&self) {
+        info!(
+            message = "Store updated.",
+            inventory = %self.inventory,
+            kind = self.kind,
+            outcome = self.outcome,
+            upserted = self.upserted,
+            removed = self.removed,
+            touched = self.touched,
+            duration_ms = ms(self.duration),
+        );
+    }
+}
+
+pub struct StoreWriteFailed<'a> {
+    pub inventory: Inventory,
+    pub error: &'a dyn std::fmt::Display,
+}
+
+impl StoreWriteFailed<'_> {
+    pub fn emit(&self) {
+        error!(
+            message = "Store write failed; polling goes on, the next complete full pass rewrites the table.",
+            inventory = %self.inventory,
+            error = %self.error,
+        );
+    }
+}
+
+pub struct StoreMovedAside<'a> {
+    pub path: &'a std::path::Path,
+    pub moved_to: &'a std::path::Path,
+    pub reason: &'a str,
+}
+
+impl StoreMovedAside<'_> {
+    pub fn emit(&self) {
+        error!(
+            message = "Store corrupt or unreadable; moved aside, starting empty.",
+            path = %self.path.display(),
+            moved_to = %self.moved_to.display(),
+            error = self.reason,
+        );
+    }
+}
