@@ -226,7 +226,7 @@ async fn after_an_unsteady_confirmation_the_next_poll_is_a_full_pass() {
     }
     task.abort();
     let last = cache.status(Services).last_full.expect("a full pass ran");
-    assert_eq!(last.reason, Some("unconfirmed"));
+    assert_eq!(last.reason, Some(FullReason::Unconfirmed));
     assert_eq!(last.kind, PollKind::Full);
     assert!(cache.status(Services).last_refresh.is_none());
     assert_eq!(cached(&cache), upstream_keys(&sim));

@@ -447,7 +447,9 @@ async fn a_refresh_request_joins_a_running_refresh_and_a_full_request_runs_right
 
     // The full pass follows the refresh at once (not a cache_update_frequency later).
     tokio::time::timeout(Duration::from_secs(30), async {
-        while cache.status(Services).last_full.as_ref().unwrap().reason != Some("requested") {
+        while cache.status(Services).last_full.as_ref().unwrap().reason
+            != Some(ses_inventory::model::status::FullReason::Requested)
+        {
             polls.changed().await.unwrap();
         }
     })

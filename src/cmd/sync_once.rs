@@ -28,9 +28,15 @@ pub struct InventorySummary {
     /// Elements excluded by the status or type rule.
     pub not_kept: u64,
     pub received: u64,
-    /// How the pass dealt with an upstream that changed under it.
-    #[serde(flatten)]
-    pub churn: crate::model::status::Churn,
+    /// How the pass dealt with an upstream that changed under it (README, "Fidelity under
+    /// churn").
+    pub shifted: bool,
+    pub candidates: u64,
+    pub confirmations: u32,
+    pub steady: Option<bool>,
+    pub recovered: u64,
+    pub confirmed_removed: u64,
+    pub deferred: u64,
     pub duration_ms: i64,
     pub error: Option<String>,
 }
@@ -46,7 +52,13 @@ impl InventorySummary {
             duplicates: report.skipped.duplicates,
             not_kept: report.skipped.not_kept,
             received: report.received,
-            churn: report.churn,
+            shifted: report.churn.shifted,
+            candidates: report.churn.candidates,
+            confirmations: report.churn.confirmations,
+            steady: report.churn.steady,
+            recovered: report.churn.recovered,
+            confirmed_removed: report.churn.confirmed_removed,
+            deferred: report.churn.deferred,
             duration_ms: (report.finished - report.started).num_milliseconds(),
             error: report.error.clone(),
         }

@@ -72,8 +72,36 @@ impl Outcome {
     }
 }
 
+/// Why a full pass ran.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FullReason {
+    /// No complete pass yet: the initial buildup.
+    Initial,
+    /// `full_resync_interval` has passed since the last complete full pass.
+    Resync,
+    /// The refresh window would exceed `max_refresh_window_days`.
+    WindowTooWide,
+    /// Asked for explicitly.
+    Requested,
+    /// The last full pass could not confirm its removals (its confirming listing shifted too).
+    Unconfirmed,
+}
+
+impl FullReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FullReason::Initial => "initial",
+            FullReason::Resync => "resync",
+            FullReason::WindowTooWide => "window_too_wide",
+            FullReason::Requested => "requested",
+            FullReason::Unconfirmed => "unconfirmed",
+        }
+    }
+}
+
 /// Page elements that were not cached, by cause.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SkipCounts {
     /// Missing or empty key.
     pub no_key: u64,
@@ -85,12 +113,13 @@ pub struct SkipCounts {
     pub not_kept: u64,
 }
 
-/// One poll, start to end.
-#[derive(Clone, Debug, Serialize)]
+/// One poll, start to end. (Internal: the API, `sync-once` and the store each write their own
+/// JSON shape of it.)
+#[derive(Clone, Debug)]
 pub struct PollReport {
     pub kind: PollKind,
     /// Why a full pass ran (initial, resync, window_too_wide, requested).
-    pub reason: Option<&'static str>,
+    pub reason: Option<FullReason>,
     pub days_ago: Option<u32>,
     pub started: DateTime<Utc>,
     pub finished: DateTime<Utc>,
@@ -103,7 +132,6 @@ pub struct PollReport {
     pub updated: u64,
     pub removed: u64,
     /// How the pass dealt with an upstream that changed while it listed (see [`Churn`]).
-    #[serde(flatten)]
     pub churn: Churn,
     pub outcome: Outcome,
     /// The upstream answered 401/403: retried only after `poll.failure_backoff_max`.
@@ -118,7 +146,7 @@ pub struct PollReport {
 /// listing did not see are `candidates`; a second, confirming listing runs (at most one per
 /// poll) when there are candidates or the listing itself looked shifted, and only candidates
 /// missing from a steady confirming listing are removed.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Churn {
     /// The first listing saw the collection change under it: its total moved between pages, or
     /// a page repeated the previous page's last items (an insert in front of the cursor).
@@ -140,19 +168,18 @@ pub struct Churn {
     pub deferred: u64,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug)]
 pub struct ErrorNote {
     pub at: DateTime<Utc>,
     pub message: String,
 }
 
 /// The live status of one inventory, written by its poller, read by anyone.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default)]
 pub struct SyncStatus {
     pub phase: Phase,
     pub last_full: Option<PollReport>,
     pub last_refresh: Option<PollReport>,
-    #[serde(skip)]
     pub times: SyncTimes,
     /// End of the last complete poll.
     pub last_success: Option<DateTime<Utc>>,

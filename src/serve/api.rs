@@ -17,6 +17,7 @@
 //! cannot stall a poller.
 
 pub mod auth;
+pub mod body;
 pub mod query;
 
 use crate::cache::Cache;
@@ -272,8 +273,9 @@ fn time(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-fn json_body(status: StatusCode, body: &Value) -> Response {
-    // Serializing a Value cannot fail.
+fn json_body(status: StatusCode, body: &impl serde::Serialize) -> Response {
+    // The bodies are JSON values or plain structs of strings, numbers and dates: serializing
+    // them cannot fail.
     let bytes = serde_json::to_vec(body).unwrap_or_default();
     (status, [(header::CONTENT_TYPE, "application/json")], bytes).into_response()
 }
@@ -320,25 +322,25 @@ async fn one(
 }
 
 async fn status(State(state): State<AppState>) -> Response {
-    let mut inventories = Map::new();
-    for inv in Inventory::ALL {
-        let s = state.cache.status(inv);
-        let mut entry = Map::new();
-        entry.insert("ready".into(), state.cache.is_ready(inv).into());
-        entry.insert("items".into(), state.cache.len(inv).into());
-        if let Value::Object(fields) = serde_json::to_value(&s).unwrap_or_default() {
-            entry.extend(fields);
-        }
-        inventories.insert(inv.as_str().into(), Value::Object(entry));
-    }
-    let body = json!({
-        "version": env!("CARGO_PKG_VERSION"),
-        "started": time(state.started_at),
-        "uptime_seconds": state.started.elapsed().as_secs(),
-        "ready": state.cache.all_ready(),
-        "inventories": inventories,
-    });
-    json_body(StatusCode::OK, &body)
+    let inventory = |inv: Inventory| {
+        body::InventoryStatus::new(
+            state.cache.status(inv),
+            state.cache.is_ready(inv),
+            state.cache.len(inv),
+        )
+    };
+    let status = body::Status {
+        version: env!("CARGO_PKG_VERSION"),
+        started: time(state.started_at),
+        uptime_seconds: state.started.elapsed().as_secs(),
+        ready: state.cache.all_ready(),
+        inventories: body::Inventories {
+            services: inventory(Inventory::Services),
+            carriers: inventory(Inventory::Carriers),
+            resources: inventory(Inventory::Resources),
+        },
+    };
+    json_body(StatusCode::OK, &status)
 }
 
 async fn refresh(State(state): State<AppState>, uri: Uri) -> Result<Response, Failure> {

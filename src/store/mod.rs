@@ -26,8 +26,9 @@ use crate::cache::{Cache, ItemMap};
 use crate::model::inventory::Inventory;
 use crate::model::item::{Item, Key};
 use crate::model::row::{ColumnKind, Row};
-use crate::model::status::SyncTimes;
-use crate::model::status::{ErrorNote, Outcome, Phase, PollKind};
+use crate::model::status::{
+    ErrorNote, FullReason, Outcome, Phase, PollKind, PollReport, SyncTimes,
+};
 use crate::sync::{Applied, Journal};
 use crate::telemetry::events;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -444,8 +445,8 @@ impl Store {
                     match self.write(&applied, &cache) {
                         Ok(stats) => events::StoreWritten {
                             inventory: applied.inventory,
-                            kind: applied.report.kind.as_str(),
-                            outcome: applied.report.outcome.as_str(),
+                            kind: applied.report.kind,
+                            outcome: applied.report.outcome,
                             upserted: stats.upserted,
                             removed: stats.removed,
                             touched: stats.touched,
@@ -599,6 +600,36 @@ fn upsert_item(stmt: &mut rusqlite::CachedStatement<'_>, item: &Item) -> rusqlit
     Ok(())
 }
 
+/// The last poll's report as the store keeps it in `sync_state.last_report` (for people
+/// reading the file; nothing loads it back). The store's own shape: fields are named here.
+fn stored_report(r: &PollReport) -> serde_json::Value {
+    serde_json::json!({
+        "kind": r.kind.as_str(),
+        "reason": r.reason.map(FullReason::as_str),
+        "days_ago": r.days_ago,
+        "started": time_text(r.started),
+        "finished": time_text(r.finished),
+        "pages": r.pages,
+        "skipped_pages": r.skipped_pages,
+        "skipped": {
+            "no_key": r.skipped.no_key,
+            "not_object": r.skipped.not_object,
+            "duplicates": r.skipped.duplicates,
+            "not_kept": r.skipped.not_kept,
+        },
+        "received": r.received,
+        "added": r.added,
+        "updated": r.updated,
+        "removed": r.removed,
+        "candidates": r.churn.candidates,
+        "recovered": r.churn.recovered,
+        "confirmed_removed": r.churn.confirmed_removed,
+        "deferred": r.churn.deferred,
+        "outcome": r.outcome.as_str(),
+        "error": r.error,
+    })
+}
+
 fn write_state(tx: &rusqlite::Transaction<'_>, applied: &Applied) -> rusqlite::Result<()> {
     let r = &applied.report;
     let opt = |t: Option<DateTime<Utc>>| t.map(time_text);
@@ -632,7 +663,7 @@ fn write_state(tx: &rusqlite::Transaction<'_>, applied: &Applied) -> rusqlite::R
             serde_json::to_string(&r.skipped_pages).unwrap_or_else(|_| "[]".into()),
             r.error.as_deref(),
             r.error.as_ref().map(|_| time_text(r.finished)),
-            serde_json::to_string(r).ok(),
+            stored_report(r).to_string(),
         ],
     )?;
     Ok(())

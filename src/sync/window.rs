@@ -3,34 +3,9 @@
 //! Pure arithmetic over timestamps, so every rule is unit-tested without a network or a clock.
 
 use crate::config::{DaysAgoSemantics, PollConfig};
+pub use crate::model::status::FullReason;
 use crate::model::status::SyncTimes;
 use chrono::{DateTime, Duration, Utc};
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FullReason {
-    /// No complete pass yet: the initial buildup.
-    Initial,
-    /// `full_resync_interval` has passed since the last complete full pass.
-    Resync,
-    /// The refresh window would exceed `max_refresh_window_days`.
-    WindowTooWide,
-    /// Asked for explicitly.
-    Requested,
-    /// The last full pass could not confirm its removals (its confirming listing shifted too).
-    Unconfirmed,
-}
-
-impl FullReason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FullReason::Initial => "initial",
-            FullReason::Resync => "resync",
-            FullReason::WindowTooWide => "window_too_wide",
-            FullReason::Requested => "requested",
-            FullReason::Unconfirmed => "unconfirmed",
-        }
-    }
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PollPlan {

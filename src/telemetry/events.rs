@@ -6,7 +6,7 @@
 //! Display form, which never contains a credential.
 
 use crate::model::inventory::{Api, Inventory};
-use crate::model::status::{Outcome, Phase, PollReport};
+use crate::model::status::{FullReason, Outcome, Phase, PollKind, PollReport};
 use crate::telemetry::metrics::{self, PageOutcome};
 use chrono::{DateTime, Utc};
 use std::time::Duration;
@@ -165,20 +165,20 @@ impl CredentialsRejected {
     }
 }
 
-pub struct PollStarted<'a> {
+pub struct PollStarted {
     pub inventory: Inventory,
-    pub kind: &'a str,
-    pub reason: Option<&'a str>,
+    pub kind: PollKind,
+    pub reason: Option<FullReason>,
     pub days_ago: Option<u32>,
 }
 
-impl PollStarted<'_> {
+impl PollStarted {
     pub fn emit(&self) {
         info!(
             message = "Poll started.",
             inventory = %self.inventory,
-            kind = self.kind,
-            reason = self.reason.unwrap_or(""),
+            kind = self.kind.as_str(),
+            reason = self.reason.map(FullReason::as_str).unwrap_or(""),
             days_ago = self.days_ago,
         );
     }
@@ -250,20 +250,20 @@ impl PollScheduled {
 
 /// A listing saw the collection change under it (its total moved, or a page repeated the
 /// previous page's items): it may have missed items, so a confirming listing follows.
-pub struct ListingShifted<'a> {
+pub struct ListingShifted {
     pub inventory: Inventory,
-    pub kind: &'a str,
+    pub kind: PollKind,
     pub total_moved: bool,
     pub repeated: u64,
     pub candidates: u64,
 }
 
-impl ListingShifted<'_> {
+impl ListingShifted {
     pub fn emit(&self) {
         warn!(
             message = "Listing shifted during the pass.",
             inventory = %self.inventory,
-            kind = self.kind,
+            kind = self.kind.as_str(),
             total_moved = self.total_moved,
             repeated = self.repeated,
             candidates = self.candidates,
@@ -274,7 +274,7 @@ impl ListingShifted<'_> {
 /// The confirming listing of a poll ended: what it recovered and what it left unconfirmed.
 pub struct ListingConfirmed<'a> {
     pub inventory: Inventory,
-    pub kind: &'a str,
+    pub kind: PollKind,
     /// Nothing moved under it: its result is the truth, and a full pass is swept.
     pub steady: bool,
     pub error: Option<&'a dyn std::fmt::Display>,
@@ -292,7 +292,7 @@ impl ListingConfirmed<'_> {
                 $level!(
                     message = $message,
                     inventory = %self.inventory,
-                    kind = self.kind,
+                    kind = self.kind.as_str(),
                     steady = self.steady,
                     candidates = self.candidates,
                     recovered = self.recovered,
@@ -382,23 +382,23 @@ impl StoreLoaded<'_> {
     }
 }
 
-pub struct StoreWritten<'a> {
+pub struct StoreWritten {
     pub inventory: Inventory,
-    pub kind: &'a str,
-    pub outcome: &'a str,
+    pub kind: PollKind,
+    pub outcome: Outcome,
     pub upserted: usize,
     pub removed: usize,
     pub touched: usize,
     pub duration: Duration,
 }
 
-impl StoreWritten<'_> {
+impl StoreWritten {
     pub fn emit(&self) {
         info!(
             message = "Store updated.",
             inventory = %self.inventory,
-            kind = self.kind,
-            outcome = self.outcome,
+            kind = self.kind.as_str(),
+            outcome = self.outcome.as_str(),
             upserted = self.upserted,
             removed = self.removed,
             touched = self.touched,

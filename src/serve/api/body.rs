@@ -1,0 +1,134 @@
+//! The JSON the API answers `/api/v1/status` with: its own types, written from the README's
+//! contract, so that a change to the engine's internal status structs cannot change the API by
+//! accident (a new internal field appears here only when it is added here).
+
+use crate::model::status::{FullReason, Outcome, Phase, PollKind, PollReport, SyncStatus};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+#[derive(Serialize)]
+pub struct Status {
+    pub version: &'static str,
+    pub started: String,
+    pub uptime_seconds: u64,
+    pub ready: bool,
+    pub inventories: Inventories,
+}
+
+#[derive(Serialize)]
+pub struct Inventories {
+    pub services: InventoryStatus,
+    pub carriers: InventoryStatus,
+    pub resources: InventoryStatus,
+}
+
+#[derive(Serialize)]
+pub struct InventoryStatus {
+    pub ready: bool,
+    pub items: usize,
+    pub phase: Phase,
+    pub last_full: Option<Report>,
+    pub last_refresh: Option<Report>,
+    pub last_success: Option<DateTime<Utc>>,
+    pub last_error: Option<ErrorNote>,
+    pub next_poll: Option<DateTime<Utc>>,
+    pub consecutive_failures: u32,
+    pub unconfirmed: u64,
+    pub recheck: bool,
+}
+
+impl InventoryStatus {
+    pub fn new(status: SyncStatus, ready: bool, items: usize) -> InventoryStatus {
+        InventoryStatus {
+            ready,
+            items,
+            phase: status.phase,
+            last_full: status.last_full.as_ref().map(Report::from),
+            last_refresh: status.last_refresh.as_ref().map(Report::from),
+            last_success: status.last_success,
+            last_error: status.last_error.map(|e| ErrorNote {
+                at: e.at,
+                message: e.message,
+            }),
+            next_poll: status.next_poll,
+            consecutive_failures: status.consecutive_failures,
+            unconfirmed: status.unconfirmed,
+            recheck: status.recheck,
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct ErrorNote {
+    pub at: DateTime<Utc>,
+    pub message: String,
+}
+
+/// One poll, as the README's status section describes it.
+#[derive(Serialize)]
+pub struct Report {
+    pub kind: PollKind,
+    pub reason: Option<FullReason>,
+    pub days_ago: Option<u32>,
+    pub started: DateTime<Utc>,
+    pub finished: DateTime<Utc>,
+    pub pages: u32,
+    pub skipped_pages: Vec<u32>,
+    pub skipped: Skipped,
+    pub received: u64,
+    pub added: u64,
+    pub updated: u64,
+    pub removed: u64,
+    pub shifted: bool,
+    pub candidates: u64,
+    pub confirmations: u32,
+    pub steady: Option<bool>,
+    pub recovered: u64,
+    pub confirmed_removed: u64,
+    pub deferred: u64,
+    pub outcome: Outcome,
+    pub credentials_rejected: bool,
+    pub error: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct Skipped {
+    pub no_key: u64,
+    pub not_object: u64,
+    pub duplicates: u64,
+    pub not_kept: u64,
+}
+
+impl From<&PollReport> for Report {
+    fn from(r: &PollReport) -> Report {
+        Report {
+            kind: r.kind,
+            reason: r.reason,
+            days_ago: r.days_ago,
+            started: r.started,
+            finished: r.finished,
+            pages: r.pages,
+            skipped_pages: r.skipped_pages.clone(),
+            skipped: Skipped {
+                no_key: r.skipped.no_key,
+                not_object: r.skipped.not_object,
+                duplicates: r.skipped.duplicates,
+                not_kept: r.skipped.not_kept,
+            },
+            received: r.received,
+            added: r.added,
+            updated: r.updated,
+            removed: r.removed,
+            shifted: r.churn.shifted,
+            candidates: r.churn.candidates,
+            confirmations: r.churn.confirmations,
+            steady: r.churn.steady,
+            recovered: r.churn.recovered,
+            confirmed_removed: r.churn.confirmed_removed,
+            deferred: r.churn.deferred,
+            outcome: r.outcome,
+            credentials_rejected: r.credentials_rejected,
+            error: r.error.clone(),
+        }
+    }
+}

@@ -1,0 +1,26 @@
+//! What the pollers tell the durable store: each applied poll, on a channel.
+
+use crate::model::inventory::Inventory;
+use crate::model::item::{Item, Key};
+use crate::model::status::{PollReport, SyncTimes};
+use std::sync::Arc;
+use tokio::sync::mpsc;
+
+/// A poll as applied to the cache, for whoever keeps a durable copy of it. Sent for every poll,
+/// failed ones included (their report carries the error), after the cache has been updated.
+#[derive(Debug)]
+pub struct Applied {
+    pub inventory: Inventory,
+    pub report: PollReport,
+    /// The window timestamps after this poll.
+    pub times: SyncTimes,
+    /// Items added or changed by this poll.
+    pub upserts: Vec<Arc<Item>>,
+    /// Keys seen again unchanged (their `last_seen` moved to the poll's time).
+    pub unchanged: Vec<Key>,
+    /// Keys removed: not kept by the rules, or swept by a complete full pass.
+    pub removed: Vec<Key>,
+}
+
+/// Where pollers send each [`Applied`] poll.
+pub type Journal = mpsc::UnboundedSender<Applied>;

@@ -1,0 +1,300 @@
+//! One listing: the pages of a collection in order until a short page, and what they add up to
+//! (items kept, removed, skipped; churn seen under the cursor).
+
+use super::poller::Poller;
+use crate::cache::ItemMap;
+use crate::model::item::{Item, Key};
+use crate::model::row::Row;
+use crate::model::status::SkipCounts;
+use crate::source::{PageError, PageRequest};
+use crate::sync::rules::Verdict;
+use crate::telemetry::events;
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+/// Everything a poll accumulates before it is applied.
+pub(super) struct Listing {
+    pub(super) started: DateTime<Utc>,
+    pub(super) seen: HashSet<Key>,
+    pub(super) upserts: ItemMap,
+    /// Added or changed items (a subset of `upserts`).
+    pub(super) changed: Vec<Arc<Item>>,
+    pub(super) unchanged: Vec<Key>,
+    pub(super) removals: Vec<Key>,
+    pub(super) skipped: SkipCounts,
+    pub(super) received: u64,
+    pub(super) pages: u32,
+    pub(super) skipped_pages: Vec<u32>,
+    pub(super) added: u64,
+    pub(super) updated: u64,
+    /// Kept items that were already cached (to count removals of a full pass).
+    pub(super) existing_kept: u64,
+    /// Not-kept items that were cached (the removals of a refresh).
+    pub(super) existing_removed: u64,
+    /// Signs that the collection changed while this listing ran.
+    pub(super) shift: Shift,
+    /// The previous page's keyed elements, to recognise a page that repeats them.
+    pub(super) previous_page: HashMap<Key, Value>,
+}
+
+/// What one listing noticed of changes under it. Deletions in front of the cursor make later
+/// pages start further on, so items slide across a page boundary unseen; that shows only in a
+/// total that moves. Inserts in front of the cursor show as the previous page's last items
+/// served again.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct Shift {
+    /// The total reported with the first page, and whether every page reported one.
+    pub(super) first_total: Option<u64>,
+    pub(super) every_page_had_total: bool,
+    pub(super) total_moved: bool,
+    /// Elements identical to one on the previous page under the same key.
+    pub(super) repeated: u64,
+}
+
+impl Shift {
+    pub(super) fn shifted(&self) -> bool {
+        self.total_moved || self.repeated > 0
+    }
+
+    /// Notes the total a page came with.
+    pub(super) fn saw_total(&mut self, total: Option<u64>, first: bool) {
+        if first {
+            self.first_total = total;
+            self.every_page_had_total = total.is_some();
+        } else if total.is_none() {
+            self.every_page_had_total = false;
+        }
+        if let (Some(first), Some(now)) = (self.first_total, total) {
+            self.total_moved |= first != now;
+        }
+    }
+}
+
+/// What one page contributed, to spot an upstream that ignores the page parameter.
+pub(super) struct PageTally {
+    keyed: usize,
+    fresh: usize,
+}
+
+impl Poller {
+    /// Fetches every page of the poll into `pass`. Pages that still answer 504 after their
+    /// retries are skipped; any other persistent error ends the poll.
+    pub(super) async fn fetch_all(
+        &self,
+        pass: &mut Listing,
+        days_ago: Option<u32>,
+    ) -> Result<(), PollError> {
+        let poll = &self.cfg().poll;
+        let page_size = poll.records_per_page as usize;
+        let mut page = poll.first_page;
+        loop {
+            if pass.pages + pass.skipped_pages.len() as u32 >= poll.max_pages {
+                return Err(PollError::TooManyPages(poll.max_pages));
+            }
+            let req = PageRequest {
+                inventory: self.inventory,
+                page,
+                days_ago,
+            };
+            match self.upstream.fetch_page_with_retries(req).await {
+                Ok(p) => {
+                    pass.pages += 1;
+                    pass.shift.saw_total(p.total, pass.pages == 1);
+                    let n = p.elements.len();
+                    let tally = self.absorb(pass, p.elements);
+                    if n < page_size {
+                        return Ok(());
+                    }
+                    if tally.keyed == n && tally.fresh == 0 {
+                        return Err(PollError::RepeatedPage(page));
+                    }
+                }
+                Err(f) if f.error.is_gateway_timeout() => {
+                    events::PageSkipped {
+                        inventory: self.inventory,
+                        page,
+                        attempts: f.attempts,
+                        error: &f.error,
+                    }
+                    .emit();
+                    pass.skipped_pages.push(page);
+                }
+                Err(f) => {
+                    events::PageFailed {
+                        inventory: self.inventory,
+                        page,
+                        attempts: f.attempts,
+                        error: &f.error,
+                    }
+                    .emit();
+                    if let PageError::Unauthorized { api, status, .. } = &f.error {
+                        events::CredentialsRejected {
+                            inventory: self.inventory,
+                            api: *api,
+                            status: *status,
+                        }
+                        .emit();
+                    }
+                    return Err(PollError::Page {
+                        page,
+                        attempts: f.attempts,
+                        error: f.error,
+                    });
+                }
+            }
+            page = page.saturating_add(1);
+        }
+    }
+
+    /// Cached keys the pass did not see (kept or not): what a sweep would remove.
+    pub(super) fn candidates(&self, pass: &Listing) -> Vec<Key> {
+        self.cache.with_items(self.inventory, |old| {
+            old.keys()
+                .filter(|k| !pass.seen.contains(*k))
+                .cloned()
+                .collect()
+        })
+    }
+
+    /// Lists the collection a second time, because the first listing (`first`) shifted or
+    /// missed cached items (`candidates`), and decides what the poll applies.
+    ///
+    /// - The confirming listing is *steady* when nothing moved under it either: its total
+    ///   never changed (or, without totals, it saw every key the first listing saw) and no page
+    ///   repeated the previous one. A steady full listing is the truth: it is applied and
+    ///   swept like a quiet pass, so candidates it did not return are removed, and items the
+    ///   first listing missed are recovered.
+    /// - Otherwise (or if it failed or skipped pages) the two listings are merged, first
+    ///   occurrence winning, nothing is removed by absence, and the candidates neither listing
+
+    /// Judges a page's elements and adds them to the poll.
+    pub(super) fn absorb(&self, pass: &mut Listing, elements: Vec<Value>) -> PageTally {
+        pass.received += elements.len() as u64;
+        let judged: Vec<(Verdict, Value)> = elements
+            .into_iter()
+            .map(|e| (self.rules.judge(&e), e))
+            .collect();
+        let keys = judged.iter().filter_map(|(v, _)| match v {
+            Verdict::Keep { key, .. } | Verdict::NotKept { key, .. } => Some(key.as_str()),
+            _ => None,
+        });
+        let mut cached = self.cache.get_many(self.inventory, keys).into_iter();
+        let now = self.clock.now();
+        let mut tally = PageTally { keyed: 0, fresh: 0 };
+        let previous = std::mem::take(&mut pass.previous_page);
+        for (verdict, element) in judged {
+            let key = match &verdict {
+                Verdict::NotObject => {
+                    pass.skipped.not_object += 1;
+                    continue;
+                }
+                Verdict::NoKey => {
+                    pass.skipped.no_key += 1;
+                    continue;
+                }
+                Verdict::Keep { key, .. } | Verdict::NotKept { key, .. } => key.clone(),
+            };
+            let old = cached.next().flatten();
+            tally.keyed += 1;
+            if !pass.seen.insert(key.clone()) {
+                pass.skipped.duplicates += 1;
+                if previous.get(&key) == Some(&element) {
+                    // The previous page's item served again: the collection grew in front of
+                    // the cursor and the pages moved on by one.
+                    pass.shift.repeated += 1;
+                }
+                continue;
+            }
+            tally.fresh += 1;
+            // Compact text; serde_json writes no whitespace.
+            let raw = matches!(verdict, Verdict::Keep { .. }).then(|| {
+                serde_json::to_string(&element)
+                    .unwrap_or_default()
+                    .into_boxed_str()
+            });
+            pass.previous_page.insert(key.clone(), element);
+            let element = &pass.previous_page[&key];
+            match verdict {
+                Verdict::Keep { key } => {
+                    let raw = raw.unwrap_or_default();
+                    let item = match old {
+                        Some(old) if old.raw == raw => {
+                            old.touch(now);
+                            pass.existing_kept += 1;
+                            pass.unchanged.push(key.clone());
+                            old
+                        }
+                        Some(old) => {
+                            pass.existing_kept += 1;
+                            pass.updated += 1;
+                            let row = Row::extract(self.inventory, element);
+                            let item =
+                                Arc::new(Item::new(key.clone(), raw, row, old.first_seen, now));
+                            pass.changed.push(item.clone());
+                            item
+                        }
+                        None => {
+                            pass.added += 1;
+                            let row = Row::extract(self.inventory, element);
+                            let item = Arc::new(Item::new(key.clone(), raw, row, now, now));
+                            pass.changed.push(item.clone());
+                            item
+                        }
+                    };
+                    pass.upserts.insert(key, item);
+                }
+                Verdict::NotKept { key, .. } => {
+                    pass.skipped.not_kept += 1;
+                    if old.is_some() {
+                        pass.existing_removed += 1;
+                    }
+                    pass.removals.push(key);
+                }
+                Verdict::NoKey | Verdict::NotObject => unreachable!("handled above"),
+            }
+        }
+        tally
+    }
+}
+
+impl Listing {
+    pub(super) fn new(started: DateTime<Utc>) -> Listing {
+        Listing {
+            started,
+            seen: HashSet::new(),
+            upserts: ItemMap::new(),
+            changed: Vec::new(),
+            unchanged: Vec::new(),
+            removals: Vec::new(),
+            skipped: SkipCounts::default(),
+            received: 0,
+            pages: 0,
+            skipped_pages: Vec::new(),
+            added: 0,
+            updated: 0,
+            existing_kept: 0,
+            existing_removed: 0,
+            shift: Shift::default(),
+            previous_page: HashMap::new(),
+        }
+    }
+}
+
+/// Why a poll ended early.
+#[derive(Debug, thiserror::Error)]
+pub enum PollError {
+    #[error("page {page} failed after {attempts} attempt(s): {error}")]
+    Page {
+        page: u32,
+        attempts: u32,
+        error: PageError,
+    },
+    #[error(
+        "page {0} holds only keys already seen in this poll: the upstream seems to ignore the page parameter (poll.page_param)"
+    )]
+    RepeatedPage(u32),
+    #[error("more than poll.max_pages ({0}) pages without a short page")]
+    TooManyPages(u32),
+}
