@@ -2,6 +2,7 @@
 //! container runtimes (Docker's `HEALTHCHECK`) that have no curl or shell to do it with.
 
 use crate::config::ApiServerConfig;
+use crate::source::error_chain;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
@@ -41,7 +42,7 @@ pub fn healthz_url(api: &ApiServerConfig) -> Result<String, HealthError> {
 /// GETs `url` once, within `timeout`, ignoring any proxy settings. Ok with the URL on a 200.
 pub async fn check(url: &str, timeout: Duration) -> Result<(), HealthError> {
     // The client wants a TLS provider even for plain HTTP; the daemon installs the same one.
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    crate::source::install_crypto_provider();
     let client = reqwest::Client::builder()
         .no_proxy()
         .timeout(timeout)
@@ -63,18 +64,6 @@ pub async fn check(url: &str, timeout: Duration) -> Result<(), HealthError> {
             status,
         }),
     }
-}
-
-/// reqwest's Display stops at "error sending request"; the cause (refused, timed out) is below.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 /// The command: prints what it found and exits 0 on 200, 1 otherwise.

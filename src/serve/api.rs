@@ -257,15 +257,13 @@ fn query_pairs(uri: &Uri) -> Result<Vec<(String, String)>, Failure> {
 }
 
 fn inventory(name: &str) -> Result<Inventory, Failure> {
-    // Only the canonical plural names are routes; `service` etc. are not aliases here.
-    Inventory::ALL
-        .into_iter()
-        .find(|inv| inv.as_str() == name)
+    // Only the canonical plural names are routes; `Services` or `service` are not aliases here.
+    name.parse::<Inventory>()
+        .ok()
+        .filter(|inv| inv.as_str() == name)
         .ok_or_else(|| {
-            Failure(
-                StatusCode::NOT_FOUND,
-                format!("unknown inventory `{name}`: expected services, carriers or resources"),
-            )
+            let unknown = crate::model::inventory::UnknownInventory(name.into());
+            Failure(StatusCode::NOT_FOUND, unknown.to_string())
         })
 }
 

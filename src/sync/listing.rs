@@ -158,17 +158,6 @@ impl Poller {
         })
     }
 
-    /// Lists the collection a second time, because the first listing (`first`) shifted or
-    /// missed cached items (`candidates`), and decides what the poll applies.
-    ///
-    /// - The confirming listing is *steady* when nothing moved under it either: its total
-    ///   never changed (or, without totals, it saw every key the first listing saw) and no page
-    ///   repeated the previous one. A steady full listing is the truth: it is applied and
-    ///   swept like a quiet pass, so candidates it did not return are removed, and items the
-    ///   first listing missed are recovered.
-    /// - Otherwise (or if it failed or skipped pages) the two listings are merged, first
-    ///   occurrence winning, nothing is removed by absence, and the candidates neither listing
-
     /// Judges a page's elements and adds them to the poll.
     pub(super) fn absorb(&self, pass: &mut Listing, elements: Vec<Value>) -> PageTally {
         pass.received += elements.len() as u64;

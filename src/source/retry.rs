@@ -1,0 +1,70 @@
+//! The retry policy around one page: backoff with jitter, the server's `Retry-After` (capped),
+//! up to `http.retry_attempts`; only failures that another attempt may fix are retried.
+
+use super::*;
+use crate::telemetry::events;
+use crate::time::backoff::Backoff;
+use std::time::{Duration, Instant};
+
+impl Upstream {
+    /// One page with the retry policy: retryable failures are tried again with exponential
+    /// backoff and jitter (or the server's `Retry-After`, capped) up to `http.retry_attempts`.
+    pub async fn fetch_page_with_retries(&self, req: PageRequest) -> Result<Page, PageFailure> {
+        let h = &self.cfg.http;
+        let mut backoff = Backoff::new(
+            Duration::from_millis(h.retry_initial_delay_ms),
+            Duration::from_millis(h.retry_max_delay_ms),
+        );
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let started = Instant::now();
+            let result = self.fetch_page(req).await;
+            events::UpstreamRequest {
+                inventory: req.inventory,
+                page: req.page,
+                status: &match &result {
+                    Ok(page) => page.status.to_string(),
+                    Err(e) => e.status_label(),
+                },
+                duration: started.elapsed(),
+            }
+            .emit();
+            match result {
+                Ok(page) => {
+                    events::PageFetched {
+                        inventory: req.inventory,
+                        page: req.page,
+                        items: page.elements.len(),
+                        bytes: page.bytes,
+                        duration: started.elapsed(),
+                    }
+                    .emit();
+                    return Ok(page);
+                }
+                Err(error) if error.is_retryable() && attempt < h.retry_attempts => {
+                    let jittered = backoff.next_delay();
+                    let delay = match error.retry_after() {
+                        Some(server) => server.min(Duration::from_secs(h.retry_after_max)),
+                        None => jittered,
+                    };
+                    events::PageRetry {
+                        inventory: req.inventory,
+                        page: req.page,
+                        attempt,
+                        delay,
+                        error: &error,
+                    }
+                    .emit();
+                    tokio::time::sleep(delay).await;
+                }
+                Err(error) => {
+                    return Err(PageFailure {
+                        error,
+                        attempts: attempt,
+                    });
+                }
+            }
+        }
+    }
+}
