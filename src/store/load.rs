@@ -1,0 +1,145 @@
+//! The warm start: the file's items and sync state into the cache, before any poller runs.
+
+use super::*;
+use crate::cache::{Cache, ItemMap};
+use crate::model::inventory::Inventory;
+use crate::model::item::{Item, Key};
+use crate::model::row::Row;
+use crate::model::status::{ErrorNote, Phase, SyncTimes};
+use crate::telemetry::events;
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// What a warm start loaded, per inventory.
+#[derive(Debug, Default, Clone)]
+pub struct Loaded {
+    pub items: [usize; 3],
+    pub ready: [bool; 3],
+    pub duration: Duration,
+}
+
+struct StoredState {
+    times: SyncTimes,
+    last_success: Option<DateTime<Utc>>,
+    last_error: Option<ErrorNote>,
+}
+
+impl Store {
+    /// Loads every inventory into `cache` and restores its sync state; an inventory with a
+    /// complete full pass on record is marked ready. Call before the pollers start.
+    pub fn load(&self, cache: &Cache) -> Result<Loaded, StoreError> {
+        let started = Instant::now();
+        let sqlite = |source| StoreError::Sqlite {
+            path: self.path.clone(),
+            error: source,
+        };
+        // Each inventory on its own thread with its own read connection: parsing rows is the cost.
+        let maps = std::thread::scope(|scope| {
+            let handles = Inventory::ALL.map(|inv| {
+                let path = &self.path;
+                scope.spawn(move || read_items(path, inv))
+            });
+            handles.map(|h| h.join().expect("store loader panicked"))
+        });
+        let mut loaded = Loaded::default();
+        for (inv, map) in Inventory::ALL.into_iter().zip(maps) {
+            let map = map.map_err(sqlite)?;
+            loaded.items[inv.index()] = map.len();
+            drop(cache.replace(inv, map));
+            let state = self.read_state(inv).map_err(sqlite)?;
+            if let Some(state) = state {
+                let ready = state.times.last_complete_full.is_some();
+                cache.update_status(inv, |s| {
+                    s.times = state.times;
+                    s.last_success = state.last_success;
+                    s.last_error = state.last_error.clone();
+                    if ready {
+                        s.phase = Phase::Ready;
+                    }
+                });
+                if ready {
+                    cache.mark_ready(inv);
+                }
+                loaded.ready[inv.index()] = ready;
+            }
+        }
+        loaded.duration = started.elapsed();
+        events::StoreLoaded {
+            path: &self.path,
+            items: loaded.items,
+            ready: loaded.ready,
+            duration: loaded.duration,
+        }
+        .emit();
+        Ok(loaded)
+    }
+
+    fn read_state(&self, inv: Inventory) -> rusqlite::Result<Option<StoredState>> {
+        self.conn
+            .query_row(
+                "SELECT last_complete_full, window_anchor, last_success, last_error, last_error_at
+                 FROM sync_state WHERE inventory = ?1",
+                [inv.as_str()],
+                |r| {
+                    let error: Option<String> = r.get(3)?;
+                    let error_at = parse_time(r.get(4)?);
+                    Ok(StoredState {
+                        times: SyncTimes {
+                            last_complete_full: parse_time(r.get(0)?),
+                            window_anchor: parse_time(r.get(1)?),
+                        },
+                        last_success: parse_time(r.get(2)?),
+                        last_error: error
+                            .zip(error_at)
+                            .map(|(message, at)| ErrorNote { at, message }),
+                    })
+                },
+            )
+            .optional()
+    }
+}
+
+/// Reads one inventory's items on a connection of its own (read-only).
+fn read_items(path: &Path, inv: Inventory) -> rusqlite::Result<ItemMap> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    let n: i64 = conn.query_row(
+        &format!("SELECT count(*) FROM \"{}\"", table(inv)),
+        [],
+        |r| r.get(0),
+    )?;
+    let mut map = ItemMap::with_capacity(usize::try_from(n).unwrap_or(0));
+    let mut stmt = conn.prepare(&format!(
+        "SELECT key, raw, first_seen, last_seen FROM \"{}\"",
+        table(inv)
+    ))?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        let key: String = r.get(0)?;
+        let raw: String = r.get(1)?;
+        let first_seen = parse_time(r.get(2)?).unwrap_or_default();
+        let last_seen = parse_time(r.get(3)?).unwrap_or(first_seen);
+        // The row is extracted again from the upstream JSON, so rows follow this build's rules.
+        let value: serde_json::Value =
+            serde_json::from_str(&raw).unwrap_or(serde_json::Value::Null);
+        let row = Row::extract(inv, &value);
+        drop(value);
+        let key = Key::new(&key);
+        map.insert(
+            key.clone(),
+            Arc::new(Item::new(
+                key,
+                raw.into_boxed_str(),
+                row,
+                first_seen,
+                last_seen,
+            )),
+        );
+    }
+    Ok(map)
+}

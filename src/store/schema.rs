@@ -1,0 +1,63 @@
+//! The SQL of the layout: one table per inventory with the row's columns, and `sync_state`.
+
+use super::*;
+use crate::model::inventory::Inventory;
+use crate::model::row::{ColumnKind, Row};
+
+/// The SQL column type of a row column.
+pub(super) fn sql_type(kind: ColumnKind) -> &'static str {
+    match kind {
+        ColumnKind::Text | ColumnKind::Time | ColumnKind::One | ColumnKind::Many => "TEXT",
+    }
+}
+
+pub(super) fn schema_v1() -> String {
+    let mut sql = String::new();
+    for inv in Inventory::ALL {
+        let mut cols = String::from("  key TEXT PRIMARY KEY NOT NULL,\n");
+        for c in Row::columns(inv) {
+            cols.push_str(&format!("  \"{}\" {},\n", c.name, sql_type(c.kind)));
+        }
+        cols.push_str(
+            "  raw TEXT NOT NULL,\n  first_seen TEXT NOT NULL,\n  last_seen TEXT NOT NULL\n",
+        );
+        sql.push_str(&format!("CREATE TABLE \"{}\" (\n{cols});\n", table(inv)));
+    }
+    sql.push_str(
+        "CREATE TABLE sync_state (
+  inventory TEXT PRIMARY KEY NOT NULL,
+  last_complete_full TEXT,
+  window_anchor TEXT,
+  last_success TEXT,
+  last_poll_kind TEXT,
+  last_poll_outcome TEXT,
+  last_poll_started TEXT,
+  last_poll_finished TEXT,
+  skipped_pages TEXT NOT NULL DEFAULT '[]',
+  last_error TEXT,
+  last_error_at TEXT,
+  last_report TEXT
+);\n",
+    );
+    sql
+}
+
+pub(super) fn upsert_sql(inv: Inventory) -> String {
+    let cols = Row::columns(inv);
+    let names: Vec<String> = cols.iter().map(|c| format!("\"{}\"", c.name)).collect();
+    let n = cols.len();
+    let placeholders: Vec<String> = (1..=n + 4).map(|i| format!("?{i}")).collect();
+    let updates: Vec<String> = names
+        .iter()
+        .chain(["raw".to_string(), "first_seen".into(), "last_seen".into()].iter())
+        .map(|c| format!("{c} = excluded.{c}"))
+        .collect();
+    format!(
+        "INSERT INTO \"{t}\" (key, {names}, raw, first_seen, last_seen) VALUES ({ph})
+         ON CONFLICT(key) DO UPDATE SET {updates}",
+        t = table(inv),
+        names = names.join(", "),
+        ph = placeholders.join(", "),
+        updates = updates.join(", "),
+    )
+}

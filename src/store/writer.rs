@@ -1,0 +1,243 @@
+//! The one writer: a thread that commits each applied poll — items and sync state — in one
+//! transaction.
+
+use super::*;
+use crate::cache::Cache;
+use crate::model::item::Item;
+use crate::model::row::{ColumnKind, Row};
+use crate::model::status::{FullReason, Outcome, PollKind, PollReport};
+use crate::sync::{Applied, Journal};
+use crate::telemetry::events;
+use chrono::{DateTime, Utc};
+use rusqlite::params;
+use std::time::{Duration, Instant};
+
+impl Store {
+    /// Commits one applied poll: its items and the inventory's sync state in one transaction.
+    /// `cache` is read only to rewrite a table after an earlier failed write.
+    pub fn write(&mut self, applied: &Applied, cache: &Cache) -> Result<WriteStats, StoreError> {
+        let inv = applied.inventory;
+        // After a failed write the table may lack changes that are in the cache. The next write
+        // of any kind rewrites it from the cache before its sync state moves on: an anchor
+        // committed past the lost poll would vouch for items the file does not hold.
+        let rewrite = self.dirty[inv.index()];
+        let result = self.write_tx(applied, rewrite.then_some(cache));
+        match &result {
+            Ok(_) if rewrite => self.dirty[inv.index()] = false,
+            Ok(_) => {}
+            Err(_) => self.dirty[inv.index()] = true,
+        }
+        result.map_err(|source| StoreError::Sqlite {
+            path: self.path.clone(),
+            error: source,
+        })
+    }
+
+    fn write_tx(
+        &mut self,
+        applied: &Applied,
+        rewrite_from: Option<&Cache>,
+    ) -> rusqlite::Result<WriteStats> {
+        let started = Instant::now();
+        let inv = applied.inventory;
+        let t = table(inv);
+        let report = &applied.report;
+        let mut stats = WriteStats::default();
+        let tx = self.conn.transaction()?;
+        if let Some(cache) = rewrite_from {
+            // After a failed write the table may have missed changes: take the cache's (whole
+            // polls only) as the truth. Later journal entries re-apply idempotently.
+            tx.execute(&format!("DELETE FROM \"{t}\""), [])?;
+            let items = cache.snapshot(inv);
+            let mut upsert = tx.prepare_cached(&upsert_sql(inv))?;
+            for item in &items {
+                upsert_item(&mut upsert, item)?;
+            }
+            stats.upserted = items.len();
+        } else {
+            {
+                let mut delete =
+                    tx.prepare_cached(&format!("DELETE FROM \"{t}\" WHERE key = ?1"))?;
+                for key in &applied.removed {
+                    stats.removed += delete.execute([key.as_str()])?;
+                }
+            }
+            {
+                let mut upsert = tx.prepare_cached(&upsert_sql(inv))?;
+                for item in &applied.upserts {
+                    upsert_item(&mut upsert, item)?;
+                }
+                stats.upserted = applied.upserts.len();
+            }
+            if report.outcome != Outcome::Failed && !applied.unchanged.is_empty() {
+                let seen = time_text(report.finished);
+                if report.kind == PollKind::Full && report.outcome == Outcome::Complete {
+                    // After a complete full pass and its sweep, every row left was seen by it:
+                    // one statement instead of one per key. Rows upserted by this pass already
+                    // carry a later time than its start.
+                    stats.touched = tx.execute(
+                        &format!("UPDATE \"{t}\" SET last_seen = ?1 WHERE last_seen < ?2"),
+                        params![seen, time_text(report.started)],
+                    )?;
+                } else {
+                    let mut touch = tx.prepare_cached(&format!(
+                        "UPDATE \"{t}\" SET last_seen = ?1 WHERE key = ?2 AND last_seen < ?1"
+                    ))?;
+                    for key in &applied.unchanged {
+                        stats.touched += touch.execute(params![seen, key.as_str()])?;
+                    }
+                }
+            }
+        }
+        write_state(&tx, applied)?;
+        tx.commit()?;
+        stats.duration = started.elapsed();
+        Ok(stats)
+    }
+
+    /// Consumes the journal on a dedicated thread until every sender is gone. Returns the
+    /// journal to give the pollers and the handle to wait for the last commit.
+    pub fn spawn_writer(mut self, cache: Cache) -> (Journal, Writer) {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Applied>();
+        let thread = std::thread::Builder::new()
+            .name("ses-store".into())
+            .spawn(move || {
+                while let Some(applied) = rx.blocking_recv() {
+                    match self.write(&applied, &cache) {
+                        Ok(stats) => events::StoreWritten {
+                            inventory: applied.inventory,
+                            kind: applied.report.kind,
+                            outcome: applied.report.outcome,
+                            upserted: stats.upserted,
+                            removed: stats.removed,
+                            touched: stats.touched,
+                            duration: stats.duration,
+                        }
+                        .emit(),
+                        Err(error) => events::StoreWriteFailed {
+                            inventory: applied.inventory,
+                            error: &error,
+                        }
+                        .emit(),
+                    }
+                }
+                // Fold the WAL back into the file on a clean stop.
+                let _ = self
+                    .conn
+                    .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+            })
+            .expect("the store writer thread starts");
+        (tx, Writer { thread })
+    }
+}
+
+/// What one commit did.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct WriteStats {
+    pub upserted: usize,
+    pub removed: usize,
+    pub touched: usize,
+    pub duration: Duration,
+}
+
+/// The writer thread; [`Writer::finish`] waits for the last commit once the pollers are gone.
+pub struct Writer {
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Writer {
+    /// Waits until every journalled poll is committed (call after the pollers stopped).
+    pub async fn finish(self) {
+        let thread = self.thread;
+        let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+    }
+}
+
+fn upsert_item(stmt: &mut rusqlite::CachedStatement<'_>, item: &Item) -> rusqlite::Result<()> {
+    let inv = item.row.inventory();
+    let cols = Row::columns(inv);
+    let mut values: Vec<Option<String>> = Vec::with_capacity(cols.len() + 4);
+    values.push(Some(item.key.to_string()));
+    for (i, c) in cols.iter().enumerate() {
+        let cell = item.row.cell(i);
+        values.push(match c.kind {
+            ColumnKind::Text | ColumnKind::Time => cell.to_text(),
+            ColumnKind::One if cell.is_empty() => None,
+            ColumnKind::One | ColumnKind::Many => Some(cell.to_json().to_string()),
+        });
+    }
+    values.push(Some(item.raw.to_string()));
+    values.push(Some(time_text(item.first_seen)));
+    values.push(Some(time_text(item.last_seen())));
+    stmt.execute(rusqlite::params_from_iter(values.iter()))?;
+    Ok(())
+}
+
+/// The last poll's report as the store keeps it in `sync_state.last_report` (for people
+/// reading the file; nothing loads it back). The store's own shape: fields are named here.
+fn stored_report(r: &PollReport) -> serde_json::Value {
+    serde_json::json!({
+        "kind": r.kind.as_str(),
+        "reason": r.reason.map(FullReason::as_str),
+        "days_ago": r.days_ago,
+        "started": time_text(r.started),
+        "finished": time_text(r.finished),
+        "pages": r.pages,
+        "skipped_pages": r.skipped_pages,
+        "skipped": {
+            "no_key": r.skipped.no_key,
+            "not_object": r.skipped.not_object,
+            "duplicates": r.skipped.duplicates,
+            "not_kept": r.skipped.not_kept,
+        },
+        "received": r.received,
+        "added": r.added,
+        "updated": r.updated,
+        "removed": r.removed,
+        "candidates": r.churn.candidates,
+        "recovered": r.churn.recovered,
+        "confirmed_removed": r.churn.confirmed_removed,
+        "deferred": r.churn.deferred,
+        "outcome": r.outcome.as_str(),
+        "error": r.error,
+    })
+}
+
+fn write_state(tx: &rusqlite::Transaction<'_>, applied: &Applied) -> rusqlite::Result<()> {
+    let r = &applied.report;
+    let opt = |t: Option<DateTime<Utc>>| t.map(time_text);
+    let complete = r.outcome == Outcome::Complete;
+    tx.execute(
+        "INSERT INTO sync_state (inventory, last_complete_full, window_anchor, last_success,
+            last_poll_kind, last_poll_outcome, last_poll_started, last_poll_finished,
+            skipped_pages, last_error, last_error_at, last_report)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+         ON CONFLICT(inventory) DO UPDATE SET
+            last_complete_full = excluded.last_complete_full,
+            window_anchor = excluded.window_anchor,
+            last_success = coalesce(excluded.last_success, sync_state.last_success),
+            last_poll_kind = excluded.last_poll_kind,
+            last_poll_outcome = excluded.last_poll_outcome,
+            last_poll_started = excluded.last_poll_started,
+            last_poll_finished = excluded.last_poll_finished,
+            skipped_pages = excluded.skipped_pages,
+            last_error = coalesce(excluded.last_error, sync_state.last_error),
+            last_error_at = coalesce(excluded.last_error_at, sync_state.last_error_at),
+            last_report = excluded.last_report",
+        params![
+            applied.inventory.as_str(),
+            opt(applied.times.last_complete_full),
+            opt(applied.times.window_anchor),
+            complete.then(|| time_text(r.finished)),
+            r.kind.as_str(),
+            r.outcome.as_str(),
+            time_text(r.started),
+            time_text(r.finished),
+            serde_json::to_string(&r.skipped_pages).unwrap_or_else(|_| "[]".into()),
+            r.error.as_deref(),
+            r.error.as_ref().map(|_| time_text(r.finished)),
+            stored_report(r).to_string(),
+        ],
+    )?;
+    Ok(())
+}
