@@ -17,7 +17,8 @@ fi
 
 files=("$@")
 if [ ${#files[@]} -eq 0 ]; then
-  files=(src/sync.rs src/window.rs src/item.rs src/cache.rs src/store.rs)
+  files=(src/sync/poller.rs src/sync/listing.rs src/sync/confirm.rs src/sync/apply.rs
+    src/sync/rules.rs src/sync/window.rs src/cache.rs src/store/writer.rs)
 fi
 args=()
 for f in "${files[@]}"; do
@@ -25,7 +26,7 @@ for f in "${files[@]}"; do
 done
 
 tests=(--lib)
-for t in sync churn rules window store; do
+for t in sync churn rules window store layers; do
   [ -f "tests/$t.rs" ] && tests+=(--test "$t")
 done
 
