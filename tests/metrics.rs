@@ -1,5 +1,6 @@
-//! Exact metric values after known polls. The registry is process-global, so this binary holds
-//! one test and one daemon: every value below comes from it alone.
+//! Exact metric values after known polls, and `promtool check metrics` on the same scrape. The
+//! registry is process-global, so this binary holds one test and one daemon: every value below
+//! comes from it alone.
 
 mod common;
 
@@ -10,6 +11,8 @@ use ses_inventory::serve::api::Bound;
 use ses_inventory::sync::daemon::Daemon;
 use ses_inventory::time::clock::Clock;
 use ses_inventory_sim::{Fault, FaultKind};
+use std::io::Write;
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,6 +29,37 @@ fn value(scrape: &Scrape, metric: &str, labels: &[(&str, &str)]) -> f64 {
         Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => v,
         ref other => panic!("{metric}: unexpected {other:?}"),
     }
+}
+
+/// Pipes a scrape through Prometheus' own linter: it must exit 0 and report no problem
+/// (`promtool` comes with Debian's `prometheus` package; `.ci/run` installs it).
+fn promtool_check_metrics(text: &str) {
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("cannot run promtool ({e}): install it with `apt-get install prometheus`")
+        });
+    promtool
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = promtool.wait_with_output().unwrap();
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && report.trim().is_empty(),
+        "promtool check metrics ({}):\n{report}\nscrape:\n{text}",
+        out.status
+    );
 }
 
 fn status(code: u16) -> FaultKind {
@@ -218,6 +252,9 @@ async fn metrics_count_what_the_polls_did() {
         ),
         1.0
     );
+
+    // Every family, histograms and timestamps included, as Prometheus' linter sees it.
+    promtool_check_metrics(&text);
 
     server.shutdown().await;
     daemon.shutdown().await;

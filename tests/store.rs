@@ -193,7 +193,7 @@ async fn a_restart_keeps_every_item_and_the_sync_state_and_is_ready_before_any_r
     assert_eq!(loaded.ready, [true; 3]);
     assert!(cache.all_ready(), "ready at once");
     // Monitoring sees the stored last success at once, not a gap until the next poll.
-    let scrape = ses_inventory::telemetry::metrics::render(&cache, 0.0);
+    let scrape = ses_inventory::telemetry::metrics::render(&cache);
     for (i, inv) in Inventory::ALL.into_iter().enumerate() {
         let prefix =
             format!("ses_inventory_last_success_timestamp_seconds{{inventory=\"{inv}\"}} ");

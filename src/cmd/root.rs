@@ -89,7 +89,7 @@ impl App {
             task.abort();
         }
         if let Some(notifier) = &self.notifier {
-            notifier.stopping();
+            notifier.stopping().await;
         }
         if let Some(api) = self.api {
             api.shutdown().await;

@@ -421,7 +421,6 @@ async fn readyz(State(state): State<AppState>) -> Response {
 }
 
 async fn metrics_text(State(state): State<AppState>) -> Response {
-    let started = state.started_at.timestamp_millis() as f64 / 1000.0;
-    let text = metrics::render(&state.cache, started);
+    let text = metrics::render(&state.cache);
     ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], text).into_response()
 }

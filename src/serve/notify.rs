@@ -1,55 +1,140 @@
-//! systemd's notification protocol (`sd_notify`): `READY=1` once every inventory is ready,
-//! `STATUS=` after each poll, `WATCHDOG=1` keep-alives, `STOPPING=1` on shutdown.
+//! systemd notifications. The protocol (`KEY=VALUE` datagrams to `$NOTIFY_SOCKET`, reading
+//! `$WATCHDOG_USEC`/`$WATCHDOG_PID`) is the `sd-notify` crate's; when to say what is ours:
+//! `READY=1` once every inventory is ready, `STATUS=` after each poll, `WATCHDOG=1` at half the
+//! watchdog timeout, `EXTEND_TIMEOUT_USEC=` while a first pass fetches, `STOPPING=1` on shutdown.
 //!
-//! The protocol is one datagram of `KEY=VALUE` lines sent to the Unix socket named by
-//! `$NOTIFY_SOCKET` (a path, or an abstract socket when it starts with `@`). Without the variable
-//! every call is a no-op. A notification that cannot be sent is logged once and otherwise
-//! ignored: systemd's bookkeeping must never stop the daemon.
+//! `sd_notify::notify` sends on a blocking socket: a service manager that stops draining its
+//! socket would stall the caller. So no task of the daemon calls it. [`Notifier`] hands each
+//! notification to one sender thread through a short queue, and drops it when the queue is
+//! full. Without `$NOTIFY_SOCKET` nothing is sent and no thread runs. A notification that
+//! cannot be sent or is dropped is logged — the first as a warning, later ones at debug level —
+//! and otherwise ignored: systemd's bookkeeping must never stop the daemon.
 
 use crate::cache::Cache;
 use crate::model::inventory::Inventory;
 use crate::model::status::Phase;
-use std::os::unix::net::{SocketAddr, UnixDatagram};
+use sd_notify::NotifyState;
+use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, SyncSender, TrySendError};
 use std::time::Duration;
+use tokio::sync::oneshot;
 
-/// Sends notifications to the service manager. Cheap to clone.
+/// Notifications waiting for the sender thread; more are dropped (a stuck service manager
+/// must not make the daemon queue without bound).
+const QUEUE: usize = 16;
+
+/// How long [`Notifier::stopping`] waits for `STOPPING=1` to be sent before shutdown goes on.
+const STOPPING_WAIT: Duration = Duration::from_secs(1);
+
+/// One notification, owned so that it can cross to the sender thread.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Note {
+    Status(String),
+    /// `READY=1` and a `STATUS=`.
+    Ready(String),
+    /// `EXTEND_TIMEOUT_USEC=` and a `STATUS=`.
+    Extend(Duration, String),
+    Watchdog,
+    /// `STOPPING=1` and `STATUS=Stopping.`
+    Stopping,
+}
+
+/// What sends one datagram of states: `sd_notify::notify`, or a recorder in tests.
+type Transport = Box<dyn Fn(&[NotifyState<'_>]) -> io::Result<()> + Send>;
+
+impl Note {
+    fn send(&self, transport: &Transport) -> io::Result<()> {
+        match self {
+            Note::Status(s) => transport(&[NotifyState::Status(s)]),
+            Note::Ready(s) => transport(&[NotifyState::Ready, NotifyState::Status(s)]),
+            Note::Extend(by, s) => {
+                let usec = u32::try_from(by.as_micros()).unwrap_or(u32::MAX);
+                transport(&[NotifyState::ExtendTimeoutUsec(usec), NotifyState::Status(s)])
+            }
+            Note::Watchdog => transport(&[NotifyState::Watchdog]),
+            Note::Stopping => transport(&[NotifyState::Stopping, NotifyState::Status("Stopping.")]),
+        }
+    }
+}
+
+struct Queued {
+    note: Note,
+    /// Told once the note has been sent (or failed).
+    sent: Option<oneshot::Sender<()>>,
+}
+
+/// Sends notifications to the service manager. Cheap to clone; the sender thread ends when the
+/// last clone is dropped.
 #[derive(Clone, Default)]
 pub struct Notifier {
     target: Option<Arc<Target>>,
 }
 
 struct Target {
-    socket: UnixDatagram,
-    addr: SocketAddr,
-    /// The first failure is logged as a warning, later ones at debug level.
-    warned: AtomicBool,
+    queue: SyncSender<Queued>,
+    /// Shared with the sender thread: whether a failure has been logged as a warning.
+    warned: Arc<AtomicBool>,
+}
+
+/// Logs a notification that did not reach the service manager: a warning the first time,
+/// debug after that.
+fn failed(warned: &AtomicBool, error: &dyn std::fmt::Display) {
+    if warned.swap(true, Ordering::Relaxed) {
+        tracing::debug!(message = "systemd notification failed.", error = %error);
+    } else {
+        tracing::warn!(
+            message = "systemd notification failed; the daemon goes on without it.",
+            error = %error,
+        );
+    }
 }
 
 impl Notifier {
     /// A notifier for `$NOTIFY_SOCKET`, or a silent one when it is unset or unusable.
     pub fn from_env() -> Notifier {
-        match std::env::var_os("NOTIFY_SOCKET") {
-            Some(s) if !s.is_empty() => Notifier::to_socket(&s.to_string_lossy()),
-            _ => Notifier::default(),
+        let socket = match std::env::var_os("NOTIFY_SOCKET") {
+            Some(s) if !s.is_empty() => s,
+            _ => return Notifier::default(),
+        };
+        if socket.as_encoded_bytes().starts_with(b"@") {
+            // sd-notify connects to `$NOTIFY_SOCKET` as a path; systemd itself hands services
+            // a path (`/run/systemd/notify`), only some other managers an abstract name.
+            tracing::warn!(
+                message = "NOTIFY_SOCKET is unusable; systemd will not be notified.",
+                socket = %socket.to_string_lossy(),
+                error = "abstract sockets are not supported",
+            );
+            return Notifier::default();
         }
+        Notifier::with_transport(Box::new(sd_notify::notify))
     }
 
-    /// A notifier for the socket `name` (`/path` or `@abstract`).
-    pub fn to_socket(name: &str) -> Notifier {
-        match open(name) {
-            Ok((socket, addr)) => Notifier {
-                target: Some(Arc::new(Target {
-                    socket,
-                    addr,
-                    warned: AtomicBool::new(false),
-                })),
+    /// A notifier whose sender thread sends through `transport`.
+    fn with_transport(transport: Transport) -> Notifier {
+        let (queue, notes) = mpsc::sync_channel::<Queued>(QUEUE);
+        let warned = Arc::new(AtomicBool::new(false));
+        let thread_warned = warned.clone();
+        let spawned = std::thread::Builder::new()
+            .name("sd-notify".into())
+            .spawn(move || {
+                for Queued { note, sent } in notes {
+                    if let Err(e) = note.send(&transport) {
+                        failed(&thread_warned, &e);
+                    }
+                    if let Some(sent) = sent {
+                        let _ = sent.send(());
+                    }
+                }
+            });
+        match spawned {
+            Ok(_) => Notifier {
+                target: Some(Arc::new(Target { queue, warned })),
             },
             Err(e) => {
                 tracing::warn!(
                     message = "NOTIFY_SOCKET is unusable; systemd will not be notified.",
-                    socket = name,
                     error = %e,
                 );
                 Notifier::default()
@@ -62,77 +147,45 @@ impl Notifier {
         self.target.is_some()
     }
 
-    /// Sends one message (newline-separated `KEY=VALUE` lines). Never blocks, never fails.
-    pub fn send(&self, message: &str) {
+    /// Queues `note` for the sender thread. Never blocks, never fails.
+    fn post(&self, note: Note, sent: Option<oneshot::Sender<()>>) {
         let Some(t) = &self.target else { return };
-        if let Err(e) = t.socket.send_to_addr(message.as_bytes(), &t.addr) {
-            if t.warned.swap(true, Ordering::Relaxed) {
-                tracing::debug!(message = "systemd notification failed.", error = %e);
-            } else {
-                tracing::warn!(
-                    message = "systemd notification failed; the daemon goes on without it.",
-                    error = %e,
-                );
+        match t.queue.try_send(Queued { note, sent }) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => failed(
+                &t.warned,
+                &"the notify socket is not draining; notification dropped",
+            ),
+            Err(TrySendError::Disconnected(_)) => {
+                failed(&t.warned, &"the notification thread has stopped")
             }
         }
     }
 
-    /// `STOPPING=1`: the service manager sees the stop as intended.
-    pub fn stopping(&self) {
-        self.send("STOPPING=1\nSTATUS=Stopping.");
+    fn status(&self, status: String) {
+        self.post(Note::Status(status), None);
+    }
+
+    /// `STOPPING=1`: the service manager sees the stop as intended. Waits (at most a second)
+    /// until it is sent, so that it goes out before the process exits.
+    pub async fn stopping(&self) {
+        let (sent, was_sent) = oneshot::channel();
+        self.post(Note::Stopping, Some(sent));
+        let _ = tokio::time::timeout(STOPPING_WAIT, was_sent).await;
     }
 }
 
-fn open(name: &str) -> std::io::Result<(UnixDatagram, SocketAddr)> {
-    let addr = if let Some(abstract_name) = name.strip_prefix('@') {
-        abstract_addr(abstract_name)?
-    } else {
-        SocketAddr::from_pathname(name)?
-    };
-    let socket = UnixDatagram::unbound()?;
-    // A full receive queue must drop the message, not stall a runtime thread.
-    socket.set_nonblocking(true)?;
-    Ok((socket, addr))
+/// How often to send `WATCHDOG=1`: half of the watchdog `timeout` (none when it is zero).
+pub fn watchdog_interval(timeout: Option<Duration>) -> Option<Duration> {
+    timeout
+        .filter(|t| !t.is_zero())
+        .map(|t| (t / 2).max(Duration::from_millis(1)))
 }
 
-#[cfg(any(target_os = "linux", target_os = "android"))]
-fn abstract_addr(name: &str) -> std::io::Result<SocketAddr> {
-    #[cfg(target_os = "android")]
-    use std::os::android::net::SocketAddrExt;
-    #[cfg(target_os = "linux")]
-    use std::os::linux::net::SocketAddrExt;
-    SocketAddr::from_abstract_name(name.as_bytes())
-}
-
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
-fn abstract_addr(_name: &str) -> std::io::Result<SocketAddr> {
-    Err(std::io::Error::new(
-        std::io::ErrorKind::Unsupported,
-        "abstract sockets exist on Linux only",
-    ))
-}
-
-/// How often to send `WATCHDOG=1`: half of `watchdog_usec`, when it is a positive number and
-/// `watchdog_pid` (when set) is `own_pid` — the watchdog may be meant for another process.
-pub fn watchdog_interval(
-    watchdog_usec: Option<&str>,
-    watchdog_pid: Option<&str>,
-    own_pid: u32,
-) -> Option<Duration> {
-    let usec: u64 = watchdog_usec?.trim().parse().ok().filter(|&u| u > 0)?;
-    if let Some(pid) = watchdog_pid.filter(|p| !p.trim().is_empty()) {
-        if pid.trim().parse::<u32>().ok() != Some(own_pid) {
-            return None;
-        }
-    }
-    Some(Duration::from_micros(usec / 2).max(Duration::from_millis(1)))
-}
-
-/// [`watchdog_interval`] from `$WATCHDOG_USEC` and `$WATCHDOG_PID`.
+/// [`watchdog_interval`] of the timeout systemd set for this process: `$WATCHDOG_USEC`, unless
+/// `$WATCHDOG_PID` names another process (read by `sd_notify::watchdog_enabled`).
 pub fn watchdog_interval_from_env() -> Option<Duration> {
-    let usec = std::env::var("WATCHDOG_USEC").ok();
-    let pid = std::env::var("WATCHDOG_PID").ok();
-    watchdog_interval(usec.as_deref(), pid.as_deref(), std::process::id())
+    watchdog_interval(sd_notify::watchdog_enabled())
 }
 
 /// One line about every inventory, e.g.
@@ -180,7 +233,7 @@ pub async fn run(cache: Cache, notifier: Notifier, watchdog: Option<Duration>) {
     if !notifier.is_active() {
         return;
     }
-    notifier.send(&format!("STATUS=Building the cache: {}", summary(&cache)));
+    notifier.status(format!("Building the cache: {}", summary(&cache)));
     let mut polls = cache.watch_polls();
     let ready = cache.wait_all_ready();
     tokio::pin!(ready);
@@ -195,7 +248,7 @@ pub async fn run(cache: Cache, notifier: Notifier, watchdog: Option<Duration>) {
         tokio::select! {
             () = &mut ready, if !ready_sent => {
                 ready_sent = true;
-                notifier.send(&format!("READY=1\nSTATUS={}", summary(&cache)));
+                notifier.post(Note::Ready(summary(&cache)), None);
             }
             changed = polls.changed() => {
                 if changed.is_err() {
@@ -203,22 +256,19 @@ pub async fn run(cache: Cache, notifier: Notifier, watchdog: Option<Duration>) {
                     // which is right for a daemon that lost its cache).
                     return;
                 }
-                notifier.send(&format!("STATUS={}", summary(&cache)));
+                notifier.status(summary(&cache));
             }
             _ = extend.tick(), if !ready_sent => {
                 if first_pass_running(&cache) {
-                    notifier.send(&format!(
-                        "EXTEND_TIMEOUT_USEC={}\nSTATUS=Building the cache: {}",
-                        EXTEND_BY.as_micros(),
-                        summary(&cache)
-                    ));
+                    let status = format!("Building the cache: {}", summary(&cache));
+                    notifier.post(Note::Extend(EXTEND_BY, status), None);
                 }
             }
             _ = ticker.tick(), if watchdog.is_some() => {
                 // Reading every inventory's status and size takes each lock briefly: a daemon
                 // stuck on a lock stops pinging and systemd restarts it.
                 let _ = summary(&cache);
-                notifier.send("WATCHDOG=1");
+                notifier.post(Note::Watchdog, None);
             }
         }
     }
@@ -227,56 +277,109 @@ pub async fn run(cache: Cache, notifier: Notifier, watchdog: Option<Duration>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::mpsc::{Receiver, RecvTimeoutError};
 
-    #[test]
-    fn watchdog_is_half_the_interval_and_only_for_this_process() {
-        let half = Some(Duration::from_millis(200));
-        assert_eq!(watchdog_interval(Some("400000"), None, 7), half);
-        assert_eq!(watchdog_interval(Some("400000"), Some("7"), 7), half);
-        assert_eq!(watchdog_interval(Some("400000"), Some(""), 7), half);
-        assert_eq!(watchdog_interval(Some("400000"), Some("8"), 7), None);
-        assert_eq!(watchdog_interval(Some("0"), None, 7), None);
-        assert_eq!(watchdog_interval(Some("soon"), None, 7), None);
-        assert_eq!(watchdog_interval(None, Some("7"), 7), None);
+    /// A notifier whose datagrams arrive, as text, on the returned receiver.
+    fn recording() -> (Notifier, Receiver<String>) {
+        let (tx, rx) = mpsc::channel();
+        let notifier = Notifier::with_transport(Box::new(move |states| {
+            let text: String = states.iter().map(|s| format!("{s}\n")).collect();
+            tx.send(text).map_err(io::Error::other)
+        }));
+        (notifier, rx)
+    }
+
+    fn next(rx: &Receiver<String>) -> String {
+        rx.recv_timeout(Duration::from_secs(10))
+            .expect("a datagram")
     }
 
     #[test]
-    fn without_a_socket_nothing_is_sent_and_nothing_fails() {
+    fn watchdog_is_half_the_timeout() {
+        let half = Some(Duration::from_millis(200));
+        assert_eq!(watchdog_interval(Some(Duration::from_millis(400))), half);
+        assert_eq!(watchdog_interval(Some(Duration::ZERO)), None);
+        assert_eq!(watchdog_interval(None), None);
+        assert_eq!(
+            watchdog_interval(Some(Duration::from_micros(1))),
+            Some(Duration::from_millis(1))
+        );
+    }
+
+    #[tokio::test]
+    async fn without_a_socket_nothing_is_sent_and_nothing_fails() {
         let n = Notifier::default();
         assert!(!n.is_active());
-        n.send("READY=1");
-        n.stopping();
+        n.status("ok".into());
+        n.stopping().await;
+    }
+
+    #[tokio::test]
+    async fn each_notification_is_one_datagram_of_systemd_states() {
+        let (n, rx) = recording();
+        n.post(Note::Ready("all ready".into()), None);
+        n.post(Note::Extend(EXTEND_BY, "Building".into()), None);
+        n.post(Note::Watchdog, None);
+        n.stopping().await;
+        assert_eq!(next(&rx), "READY=1\nSTATUS=all ready\n");
+        assert_eq!(next(&rx), "EXTEND_TIMEOUT_USEC=90000000\nSTATUS=Building\n");
+        assert_eq!(next(&rx), "WATCHDOG=1\n");
+        assert_eq!(
+            rx.try_recv().as_deref(),
+            Ok("STOPPING=1\nSTATUS=Stopping.\n"),
+            "sent before stopping() returned"
+        );
     }
 
     #[test]
-    fn messages_reach_a_path_socket_and_a_missing_one_is_not_an_error() {
-        let dir = std::env::temp_dir().join(format!("ses-notify-unit-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("notify.sock");
-        let _ = std::fs::remove_file(&path);
-        let rx = UnixDatagram::bind(&path).unwrap();
-        let n = Notifier::to_socket(path.to_str().unwrap());
-        n.send("READY=1\nSTATUS=ok");
-        let mut buf = [0u8; 256];
-        let len = rx.recv(&mut buf).unwrap();
-        assert_eq!(&buf[..len], b"READY=1\nSTATUS=ok");
-        drop(rx);
-        std::fs::remove_file(&path).unwrap();
-        n.send("WATCHDOG=1"); // no receiver any more: logged, not fatal
-        n.send("WATCHDOG=1");
-        std::fs::remove_dir_all(&dir).unwrap();
+    fn a_socket_that_does_not_drain_never_blocks_the_daemon() {
+        // The transport blocks until released, as a send to a full socket would.
+        let (release, released) = mpsc::channel::<()>();
+        let n = Notifier::with_transport(Box::new(move |_| {
+            let _ = released.recv();
+            Err(io::Error::from(io::ErrorKind::WouldBlock))
+        }));
+        let (done, finished) = mpsc::channel();
+        let poster = n.clone();
+        std::thread::spawn(move || {
+            for _ in 0..QUEUE * 4 {
+                poster.post(Note::Watchdog, None);
+            }
+            done.send(()).unwrap();
+        });
+        assert_ne!(
+            finished.recv_timeout(Duration::from_secs(10)),
+            Err(RecvTimeoutError::Timeout),
+            "posting blocked behind a stuck socket"
+        );
+        drop(release); // lets the sender thread fail the rest and end with the notifier
     }
 
-    #[cfg(target_os = "linux")]
-    #[test]
-    fn messages_reach_an_abstract_socket() {
-        use std::os::linux::net::SocketAddrExt;
-        let name = format!("ses-notify-unit-{}", std::process::id());
-        let rx = UnixDatagram::bind_addr(&SocketAddr::from_abstract_name(&name).unwrap()).unwrap();
-        Notifier::to_socket(&format!("@{name}")).send("STOPPING=1");
-        let mut buf = [0u8; 64];
-        let len = rx.recv(&mut buf).unwrap();
-        assert_eq!(&buf[..len], b"STOPPING=1");
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn ready_once_every_inventory_is_ready_then_a_status_per_poll() {
+        let cache = Cache::new();
+        let (n, rx) = recording();
+        let task = tokio::spawn(run(cache.clone(), n, None));
+        let rx = Arc::new(std::sync::Mutex::new(rx));
+        let recv = || {
+            let rx = rx.clone();
+            tokio::task::spawn_blocking(move || next(&rx.lock().unwrap()))
+        };
+        let starting = "services: starting, 0 items; carriers: starting, 0 items; \
+                        resources: starting, 0 items";
+        assert_eq!(
+            recv().await.unwrap(),
+            format!("STATUS=Building the cache: {starting}\n")
+        );
+        for inv in Inventory::ALL {
+            cache.update_status(inv, |s| s.phase = Phase::Ready);
+            cache.mark_ready(inv);
+        }
+        let ready = "services: ready, 0 items; carriers: ready, 0 items; resources: ready, 0 items";
+        assert_eq!(recv().await.unwrap(), format!("READY=1\nSTATUS={ready}\n"));
+        cache.poll_finished();
+        assert_eq!(recv().await.unwrap(), format!("STATUS={ready}\n"));
+        task.abort();
     }
 
     #[test]

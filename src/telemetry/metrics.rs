@@ -1,26 +1,42 @@
-//! Prometheus metrics: a small, hand-rolled registry and its text exposition (format 0.0.4).
+//! Prometheus metrics. Which families exist, their labels and what they mean are ours; the
+//! registry and the text exposition (format 0.0.4) are `prometheus-client`'s.
 //!
-//! Metrics are recorded by the `emit()` methods in [`crate::telemetry::events`], the same calls that write
-//! the log lines, so logs and metrics never disagree. Events fire deep inside the sync code, so
-//! the registry is process-global ([`global`]); everything that can be read from the cache
-//! instead (items, readiness) is read at scrape time by [`render`].
+//! Two kinds of families:
+//! - **recorded**: the counters, the request-duration histogram and the last full pass's
+//!   duration live in the process-global [`Metrics`] ([`global`]) and are written only by the
+//!   `emit()` methods in [`crate::telemetry::events`], the same calls that write the log lines,
+//!   so logs and metrics never disagree. Events fire deep inside the sync code, hence one
+//!   registry per process.
+//! - **read at scrape time** by [`render`]: items, readiness, unconfirmed items and the last
+//!   success from the cache (its record of them, which a warm start restores), the build
+//!   version, and the standard `process_*` families ([`process`], Linux only).
 //!
-//! The recording side is a handful of atomics indexed by inventory and outcome, plus one mutex
-//! around the request-duration histograms (one lock per upstream request: nothing next to the
-//! cost of the request). No lock is held while the text is written out to a client.
+//! Counters are atomics; every label set of a counter family is created up front, so a series
+//! reads 0 before its first event. The histogram takes one read lock of its family per upstream
+//! request: nothing next to the cost of the request. [`render`] writes into a `String`; no lock
+//! is held while the text goes out to a client.
+
+mod process;
 
 use crate::cache::Cache;
 use crate::model::inventory::Inventory;
-use crate::model::status::{Outcome, PollKind};
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
-use std::sync::Mutex;
-use std::sync::PoisonError;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use crate::model::status::{Outcome, PollKind, PollReport};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{
+    DescriptorEncoder, EncodeGaugeValue, EncodeLabelSet, EncodeMetric, prometheus_text,
+};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use std::sync::LazyLock;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 /// The `Content-Type` of the exposition.
-pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
 
 /// Upper bounds (seconds) of the upstream request duration buckets.
 pub const REQUEST_BUCKETS: [f64; 12] = [
@@ -54,74 +70,57 @@ const CHURN: [&str; 4] = ["candidates", "recovered", "confirmed_removed", "defer
 const KINDS: [PollKind; 2] = [PollKind::Full, PollKind::Refresh];
 const OUTCOMES: [Outcome; 3] = [Outcome::Complete, Outcome::Incomplete, Outcome::Failed];
 
-type PerInventory<T> = [T; 3];
+/// A label set of `N` fixed names and values, in the order they are written.
+type Labels<const N: usize> = [(&'static str, &'static str); N];
 
-/// Counters of one inventory's polls, indexed `[kind][outcome]`.
-type PollCounts = [[AtomicU64; 3]; 2];
+/// The request histogram's labels: the status is not a fixed set (any HTTP status).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    inventory: &'static str,
+    status: String,
+}
 
-/// Everything recorded from events. Values are plain atomics; the full-pass duration is stored as
-/// its `f64` bit pattern (`u64::MAX` = never); the last success as Unix milliseconds (0 = never).
+fn inventory(inv: Inventory) -> Labels<1> {
+    [("inventory", inv.as_str())]
+}
+
+fn with(inv: Inventory, name: &'static str, value: &'static str) -> Labels<2> {
+    [("inventory", inv.as_str()), (name, value)]
+}
+
+fn poll_labels(inv: Inventory, kind: PollKind, outcome: Outcome) -> Labels<3> {
+    [
+        ("inventory", inv.as_str()),
+        ("kind", kind.as_str()),
+        ("outcome", outcome.as_str()),
+    ]
+}
+
+fn request_histogram() -> Histogram {
+    Histogram::new(REQUEST_BUCKETS)
+}
+
+/// Everything recorded from events, registered once in `registry`.
 pub struct Metrics {
-    polls: PerInventory<PollCounts>,
-    pages: PerInventory<[AtomicU64; 3]>,
-    retries: PerInventory<AtomicU64>,
-    skipped_items: PerInventory<[AtomicU64; 4]>,
-    changes: PerInventory<[AtomicU64; 3]>,
-    churn: PerInventory<[AtomicU64; 4]>,
-    /// Confirming listings, `[not steady, steady]`.
-    confirmations: PerInventory<[AtomicU64; 2]>,
-    full_pass_seconds: PerInventory<AtomicU64>,
-    requests: Mutex<BTreeMap<(Inventory, String), Histogram>>,
+    registry: Registry,
+    polls: Family<Labels<3>, Counter>,
+    pages: Family<Labels<2>, Counter>,
+    retries: Family<Labels<1>, Counter>,
+    skipped_items: Family<Labels<2>, Counter>,
+    changes: Family<Labels<2>, Counter>,
+    churn: Family<Labels<2>, Counter>,
+    /// Confirming listings, by `steady`.
+    confirmations: Family<Labels<2>, Counter>,
+    /// Set by a complete full pass; absent before the first.
+    full_pass_seconds: Family<Labels<1>, Gauge<f64, AtomicU64>>,
+    requests: Family<RequestLabels, Histogram, fn() -> Histogram>,
 }
 
-const NEVER: u64 = u64::MAX;
-
-#[derive(Clone, Debug, Default)]
-struct Histogram {
-    /// Observations per bucket (not cumulative); the last slot is `+Inf`.
-    buckets: [u64; REQUEST_BUCKETS.len() + 1],
-    sum: f64,
-    count: u64,
-}
-
-impl Histogram {
-    fn observe(&mut self, seconds: f64) {
-        let slot = REQUEST_BUCKETS
-            .iter()
-            .position(|&le| seconds <= le)
-            .unwrap_or(REQUEST_BUCKETS.len());
-        self.buckets[slot] += 1;
-        self.sum += seconds;
-        self.count += 1;
-    }
-}
-
-static GLOBAL: Metrics = Metrics::new();
+static GLOBAL: LazyLock<Metrics> = LazyLock::new(Metrics::new);
 
 /// The process-wide registry the events record into.
 pub fn global() -> &'static Metrics {
     &GLOBAL
-}
-
-#[allow(clippy::declare_interior_mutable_const)] // used only as array initialisers below
-const ZERO: AtomicU64 = AtomicU64::new(0);
-#[allow(clippy::declare_interior_mutable_const)]
-const UNSET: AtomicU64 = AtomicU64::new(NEVER);
-#[allow(clippy::declare_interior_mutable_const)]
-const ZERO3: [AtomicU64; 3] = [ZERO; 3];
-#[allow(clippy::declare_interior_mutable_const)]
-const ZERO4: [AtomicU64; 4] = [ZERO; 4];
-#[allow(clippy::declare_interior_mutable_const)]
-const ZERO2: [AtomicU64; 2] = [ZERO; 2];
-#[allow(clippy::declare_interior_mutable_const)]
-const POLLS: PollCounts = [ZERO3; 2];
-
-fn kind_index(kind: PollKind) -> usize {
-    KINDS.iter().position(|&k| k == kind).unwrap_or(0)
-}
-
-fn outcome_index(outcome: Outcome) -> usize {
-    OUTCOMES.iter().position(|&o| o == outcome).unwrap_or(0)
 }
 
 impl Default for Metrics {
@@ -131,371 +130,274 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    pub const fn new() -> Metrics {
-        Metrics {
-            polls: [POLLS; 3],
-            pages: [ZERO3; 3],
-            retries: ZERO3,
-            skipped_items: [ZERO4; 3],
-            changes: [ZERO3; 3],
-            churn: [ZERO4; 3],
-            confirmations: [ZERO2; 3],
-            full_pass_seconds: [UNSET; 3],
-            requests: Mutex::new(BTreeMap::new()),
+    pub fn new() -> Metrics {
+        let m = Metrics {
+            registry: Registry::default(),
+            polls: Family::default(),
+            pages: Family::default(),
+            retries: Family::default(),
+            skipped_items: Family::default(),
+            changes: Family::default(),
+            churn: Family::default(),
+            confirmations: Family::default(),
+            full_pass_seconds: Family::default(),
+            requests: Family::new_with_constructor(request_histogram as fn() -> Histogram),
+        };
+        // Every counter series exists from the start, at 0.
+        for inv in Inventory::ALL {
+            for kind in KINDS {
+                for outcome in OUTCOMES {
+                    let _ = m.polls.get_or_create(&poll_labels(inv, kind, outcome));
+                }
+            }
+            for outcome in PageOutcome::ALL {
+                let _ = m
+                    .pages
+                    .get_or_create(&with(inv, "outcome", outcome.as_str()));
+            }
+            let _ = m.retries.get_or_create(&inventory(inv));
+            for reason in SKIP_REASONS {
+                let _ = m.skipped_items.get_or_create(&with(inv, "reason", reason));
+            }
+            for change in CHANGES {
+                let _ = m.changes.get_or_create(&with(inv, "change", change));
+            }
+            for kind in CHURN {
+                let _ = m.churn.get_or_create(&with(inv, "kind", kind));
+            }
+            for steady in ["false", "true"] {
+                let _ = m.confirmations.get_or_create(&with(inv, "steady", steady));
+            }
         }
+        m.register()
+    }
+
+    /// Registers the families (counters without their `_total`, which the encoder adds; help
+    /// without its final period, which the registry adds).
+    fn register(mut self) -> Metrics {
+        let r = &mut self.registry;
+        r.register(
+            "ses_inventory_polls",
+            "Finished polls, by kind (full, refresh) and outcome (complete, incomplete, failed)",
+            self.polls.clone(),
+        );
+        r.register(
+            "ses_inventory_pages",
+            "Pages by outcome: fetched, skipped (still 504 after its retries), failed (ended the poll)",
+            self.pages.clone(),
+        );
+        r.register(
+            "ses_inventory_page_retries",
+            "Page requests retried after a retryable failure",
+            self.retries.clone(),
+        );
+        r.register(
+            "ses_inventory_skipped_items",
+            "Page elements not cached, by reason (no_key, not_object, duplicate, not_kept)",
+            self.skipped_items.clone(),
+        );
+        r.register(
+            "ses_inventory_item_changes",
+            "Items added, updated and removed by applied polls",
+            self.changes.clone(),
+        );
+        r.register(
+            "ses_inventory_churn_items",
+            "Items of full passes whose listing changed under them: candidates (cached, not \
+             listed), recovered (found by the confirming listing), confirmed_removed, deferred \
+             (kept, unconfirmed)",
+            self.churn.clone(),
+        );
+        r.register(
+            "ses_inventory_confirmations",
+            "Confirming listings run, by whether they were steady (nothing moved under them)",
+            self.confirmations.clone(),
+        );
+        r.register(
+            "ses_inventory_full_pass_duration_seconds",
+            "Duration of the last complete full pass (absent before the first)",
+            self.full_pass_seconds.clone(),
+        );
+        r.register(
+            "ses_inventory_upstream_request_duration_seconds",
+            "Upstream page requests (each attempt), by inventory and HTTP status \
+             (or timeout, connect, body when there is none or it was unusable)",
+            self.requests.clone(),
+        );
+        self
     }
 
     /// One attempt at one page: `status` is the HTTP status, or a word for a failure without one.
     pub fn upstream_request(&self, inv: Inventory, status: &str, duration: Duration) {
-        let mut map = self.requests.lock().unwrap_or_else(PoisonError::into_inner);
-        let key = (inv, status.to_string());
-        map.entry(key).or_default().observe(duration.as_secs_f64());
+        let labels = RequestLabels {
+            inventory: inv.as_str(),
+            status: status.to_owned(),
+        };
+        self.requests
+            .get_or_create(&labels)
+            .observe(duration.as_secs_f64());
     }
 
     pub fn page(&self, inv: Inventory, outcome: PageOutcome) {
-        let i = PageOutcome::ALL
-            .iter()
-            .position(|&o| o == outcome)
-            .unwrap_or(0);
-        self.pages[inv.index()][i].fetch_add(1, Relaxed);
+        self.pages
+            .get_or_create(&with(inv, "outcome", outcome.as_str()))
+            .inc();
     }
 
     pub fn retry(&self, inv: Inventory) {
-        self.retries[inv.index()].fetch_add(1, Relaxed);
+        self.retries.get_or_create(&inventory(inv)).inc();
     }
 
     /// A finished poll: its outcome, what it skipped and changed; a complete full pass sets its
     /// duration. (The last success time is read from the cache at scrape time.)
-    pub fn poll(&self, inv: Inventory, report: &crate::model::status::PollReport) {
-        let i = inv.index();
-        self.polls[i][kind_index(report.kind)][outcome_index(report.outcome)].fetch_add(1, Relaxed);
+    pub fn poll(&self, inv: Inventory, report: &PollReport) {
+        self.polls
+            .get_or_create(&poll_labels(inv, report.kind, report.outcome))
+            .inc();
         let s = &report.skipped;
-        for (slot, n) in [s.no_key, s.not_object, s.duplicates, s.not_kept]
-            .into_iter()
-            .enumerate()
+        for (reason, n) in
+            SKIP_REASONS
+                .into_iter()
+                .zip([s.no_key, s.not_object, s.duplicates, s.not_kept])
         {
-            self.skipped_items[i][slot].fetch_add(n, Relaxed);
+            self.skipped_items
+                .get_or_create(&with(inv, "reason", reason))
+                .inc_by(n);
         }
-        for (slot, n) in [report.added, report.updated, report.removed]
+        for (change, n) in CHANGES
             .into_iter()
-            .enumerate()
+            .zip([report.added, report.updated, report.removed])
         {
-            self.changes[i][slot].fetch_add(n, Relaxed);
+            self.changes
+                .get_or_create(&with(inv, "change", change))
+                .inc_by(n);
         }
         let c = &report.churn;
-        for (slot, n) in [c.candidates, c.recovered, c.confirmed_removed, c.deferred]
-            .into_iter()
-            .enumerate()
+        for (kind, n) in
+            CHURN
+                .into_iter()
+                .zip([c.candidates, c.recovered, c.confirmed_removed, c.deferred])
         {
-            self.churn[i][slot].fetch_add(n, Relaxed);
+            self.churn.get_or_create(&with(inv, "kind", kind)).inc_by(n);
         }
         if report.outcome == Outcome::Complete && report.kind == PollKind::Full {
             let secs = (report.finished - report.started)
                 .to_std()
                 .unwrap_or_default()
                 .as_secs_f64();
-            self.full_pass_seconds[i].store(secs.to_bits(), Relaxed);
+            self.full_pass_seconds
+                .get_or_create(&inventory(inv))
+                .set(secs);
         }
     }
 
     /// A confirming listing ended; `steady`: nothing moved under it.
     pub fn confirmation(&self, inv: Inventory, steady: bool) {
-        self.confirmations[inv.index()][usize::from(steady)].fetch_add(1, Relaxed);
+        let steady = if steady { "true" } else { "false" };
+        self.confirmations
+            .get_or_create(&with(inv, "steady", steady))
+            .inc();
     }
 
-    /// The text exposition: this registry's series plus gauges read from `cache`, the process
-    /// start time and the build version.
-    pub fn render(&self, cache: &Cache, started_unix: f64) -> String {
-        let mut out = Exposition::default();
-        out.family(
-            "ses_inventory_build_info",
-            "gauge",
-            "Always 1; the version label says which build runs.",
-        );
-        out.sample(
-            "ses_inventory_build_info",
-            &[("version", env!("CARGO_PKG_VERSION"))],
-            1.0,
-        );
-        out.family(
-            "process_start_time_seconds",
-            "gauge",
-            "Start time of the process (when the API began serving), Unix seconds.",
-        );
-        out.sample("process_start_time_seconds", &[], started_unix);
-
-        out.family(
-            "ses_inventory_items",
-            "gauge",
-            "Items in the cache, per inventory.",
-        );
-        for inv in Inventory::ALL {
-            out.sample(
-                "ses_inventory_items",
-                &[("inventory", inv.as_str())],
-                cache.len(inv) as f64,
-            );
+    /// The text exposition: what is read at scrape time (from `cache`, the build, the process),
+    /// then this registry's series.
+    pub fn render(&self, cache: &Cache) -> String {
+        let mut at_scrape = Registry::default();
+        at_scrape.register_collector(Box::new(AtScrape(cache.clone())));
+        let mut text = String::new();
+        for registry in [&at_scrape, &self.registry] {
+            // Writing into a String cannot fail.
+            let _ = prometheus_text::encode(&mut text, registry);
         }
-        out.family(
-            "ses_inventory_ready",
-            "gauge",
-            "1 once the inventory holds data from a complete full pass.",
-        );
-        for inv in Inventory::ALL {
-            let ready = if cache.is_ready(inv) { 1.0 } else { 0.0 };
-            out.sample("ses_inventory_ready", &[("inventory", inv.as_str())], ready);
-        }
-
-        out.family(
-            "ses_inventory_polls_total",
-            "counter",
-            "Finished polls, by kind (full, refresh) and outcome (complete, incomplete, failed).",
-        );
-        for inv in Inventory::ALL {
-            for kind in KINDS {
-                for outcome in OUTCOMES {
-                    let n = self.polls[inv.index()][kind_index(kind)][outcome_index(outcome)]
-                        .load(Relaxed);
-                    out.sample(
-                        "ses_inventory_polls_total",
-                        &[
-                            ("inventory", inv.as_str()),
-                            ("kind", kind.as_str()),
-                            ("outcome", outcome.as_str()),
-                        ],
-                        n as f64,
-                    );
-                }
-            }
-        }
-        out.family(
-            "ses_inventory_pages_total",
-            "counter",
-            "Pages by outcome: fetched, skipped (still 504 after its retries), failed (ended the poll).",
-        );
-        for inv in Inventory::ALL {
-            for (slot, outcome) in PageOutcome::ALL.into_iter().enumerate() {
-                out.sample(
-                    "ses_inventory_pages_total",
-                    &[("inventory", inv.as_str()), ("outcome", outcome.as_str())],
-                    self.pages[inv.index()][slot].load(Relaxed) as f64,
-                );
-            }
-        }
-        out.family(
-            "ses_inventory_page_retries_total",
-            "counter",
-            "Page requests retried after a retryable failure.",
-        );
-        for inv in Inventory::ALL {
-            out.sample(
-                "ses_inventory_page_retries_total",
-                &[("inventory", inv.as_str())],
-                self.retries[inv.index()].load(Relaxed) as f64,
-            );
-        }
-        out.family(
-            "ses_inventory_skipped_items_total",
-            "counter",
-            "Page elements not cached, by reason (no_key, not_object, duplicate, not_kept).",
-        );
-        for inv in Inventory::ALL {
-            for (slot, reason) in SKIP_REASONS.into_iter().enumerate() {
-                out.sample(
-                    "ses_inventory_skipped_items_total",
-                    &[("inventory", inv.as_str()), ("reason", reason)],
-                    self.skipped_items[inv.index()][slot].load(Relaxed) as f64,
-                );
-            }
-        }
-        out.family(
-            "ses_inventory_item_changes_total",
-            "counter",
-            "Items added, updated and removed by applied polls.",
-        );
-        for inv in Inventory::ALL {
-            for (slot, change) in CHANGES.into_iter().enumerate() {
-                out.sample(
-                    "ses_inventory_item_changes_total",
-                    &[("inventory", inv.as_str()), ("change", change)],
-                    self.changes[inv.index()][slot].load(Relaxed) as f64,
-                );
-            }
-        }
-        out.family(
-            "ses_inventory_churn_items_total",
-            "counter",
-            "Items of full passes whose listing changed under them: candidates (cached, not \
-             listed), recovered (found by the confirming listing), confirmed_removed, deferred \
-             (kept, unconfirmed).",
-        );
-        for inv in Inventory::ALL {
-            for (slot, kind) in CHURN.into_iter().enumerate() {
-                out.sample(
-                    "ses_inventory_churn_items_total",
-                    &[("inventory", inv.as_str()), ("kind", kind)],
-                    self.churn[inv.index()][slot].load(Relaxed) as f64,
-                );
-            }
-        }
-        out.family(
-            "ses_inventory_confirmations_total",
-            "counter",
-            "Confirming listings run, by whether they were steady (nothing moved under them).",
-        );
-        for inv in Inventory::ALL {
-            for (slot, steady) in ["false", "true"].into_iter().enumerate() {
-                out.sample(
-                    "ses_inventory_confirmations_total",
-                    &[("inventory", inv.as_str()), ("steady", steady)],
-                    self.confirmations[inv.index()][slot].load(Relaxed) as f64,
-                );
-            }
-        }
-        out.family(
-            "ses_inventory_unconfirmed_items",
-            "gauge",
-            "Cached items the last full pass could not confirm gone (the next poll is a full pass).",
-        );
-        for inv in Inventory::ALL {
-            out.sample(
-                "ses_inventory_unconfirmed_items",
-                &[("inventory", inv.as_str())],
-                cache.status(inv).unconfirmed as f64,
-            );
-        }
-        out.family(
-            "ses_inventory_last_success_timestamp_seconds",
-            "gauge",
-            "End of the last complete poll since the Unix epoch (absent before the first; \
-             restored from the store after a restart).",
-        );
-        // Read from the cache's status, the one record of it (a warm start restores it).
-        for inv in Inventory::ALL {
-            if let Some(at) = cache.status(inv).last_success {
-                out.sample(
-                    "ses_inventory_last_success_timestamp_seconds",
-                    &[("inventory", inv.as_str())],
-                    at.timestamp_millis() as f64 / 1000.0,
-                );
-            }
-        }
-        out.family(
-            "ses_inventory_full_pass_duration_seconds",
-            "gauge",
-            "Duration of the last complete full pass (absent before the first).",
-        );
-        for inv in Inventory::ALL {
-            let bits = self.full_pass_seconds[inv.index()].load(Relaxed);
-            if bits != NEVER {
-                out.sample(
-                    "ses_inventory_full_pass_duration_seconds",
-                    &[("inventory", inv.as_str())],
-                    f64::from_bits(bits),
-                );
-            }
-        }
-
-        // Copy the histograms out, then format them without the lock.
-        let histograms: Vec<((Inventory, String), Histogram)> = self
-            .requests
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-            .map(|(k, h)| (k.clone(), h.clone()))
-            .collect();
-        let name = "ses_inventory_upstream_request_duration_seconds";
-        out.family(
-            name,
-            "histogram",
-            "Upstream page requests (each attempt), by inventory and HTTP status \
-             (or timeout, connect, body when there is none or it was unusable).",
-        );
-        for ((inv, status), h) in &histograms {
-            let labels = [("inventory", inv.as_str()), ("status", status.as_str())];
-            let mut cumulative = 0;
-            for (slot, le) in REQUEST_BUCKETS.iter().enumerate() {
-                cumulative += h.buckets[slot];
-                let le = format_value(*le);
-                out.sample(
-                    &format!("{name}_bucket"),
-                    &[labels[0], labels[1], ("le", &le)],
-                    cumulative as f64,
-                );
-            }
-            out.sample(
-                &format!("{name}_bucket"),
-                &[labels[0], labels[1], ("le", "+Inf")],
-                h.count as f64,
-            );
-            out.sample(&format!("{name}_sum"), &labels, h.sum);
-            out.sample(&format!("{name}_count"), &labels, h.count as f64);
-        }
-        out.text
+        text
     }
 }
 
 /// Renders the global registry (see [`Metrics::render`]).
-pub fn render(cache: &Cache, started_unix: f64) -> String {
-    global().render(cache, started_unix)
+pub fn render(cache: &Cache) -> String {
+    global().render(cache)
 }
 
-#[derive(Default)]
-struct Exposition {
-    text: String,
-}
+/// The families read when a scrape comes in.
+struct AtScrape(Cache);
 
-impl Exposition {
-    fn family(&mut self, name: &str, kind: &str, help: &str) {
-        let _ = writeln!(self.text, "# HELP {name} {}", escape_help(help));
-        let _ = writeln!(self.text, "# TYPE {name} {kind}");
+impl std::fmt::Debug for AtScrape {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AtScrape")
     }
+}
 
-    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
-        self.text.push_str(name);
-        if !labels.is_empty() {
-            self.text.push('{');
-            for (i, (k, v)) in labels.iter().enumerate() {
-                if i > 0 {
-                    self.text.push(',');
-                }
-                let _ = write!(self.text, "{k}=\"{}\"", escape_label(v));
-            }
-            self.text.push('}');
+impl Collector for AtScrape {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> std::fmt::Result {
+        let cache = &self.0;
+        {
+            let mut family = encoder.encode_descriptor(
+                "ses_inventory_build_info",
+                "Always 1; the version label says which build runs.",
+                None,
+                MetricType::Gauge,
+            )?;
+            let version = [("version", env!("CARGO_PKG_VERSION"))];
+            ConstGauge::new(1_i64).encode(family.encode_family(&version)?)?;
         }
-        let _ = writeln!(self.text, " {}", format_value(value));
+        per_inventory(
+            &mut encoder,
+            "ses_inventory_items",
+            "Items in the cache, per inventory.",
+            Inventory::ALL.map(|inv| Some(cache.len(inv) as u64)),
+        )?;
+        per_inventory(
+            &mut encoder,
+            "ses_inventory_ready",
+            "1 once the inventory holds data from a complete full pass.",
+            Inventory::ALL.map(|inv| Some(i64::from(cache.is_ready(inv)))),
+        )?;
+        // The cache's status is the one record of these (a warm start restores it).
+        let status = Inventory::ALL.map(|inv| cache.status(inv));
+        per_inventory(
+            &mut encoder,
+            "ses_inventory_unconfirmed_items",
+            "Cached items the last full pass could not confirm gone (the next poll is a full pass).",
+            status.each_ref().map(|s| Some(s.unconfirmed)),
+        )?;
+        per_inventory(
+            &mut encoder,
+            "ses_inventory_last_success_timestamp_seconds",
+            "End of the last complete poll since the Unix epoch (absent before the first; \
+             restored from the store after a restart).",
+            status.each_ref().map(|s| {
+                s.last_success
+                    .map(|at| at.timestamp_millis() as f64 / 1000.0)
+            }),
+        )?;
+        process::encode(&process::read(), &mut encoder)
     }
 }
 
-fn format_value(v: f64) -> String {
-    if v.is_nan() {
-        "NaN".into()
-    } else if v.is_infinite() {
-        if v > 0.0 {
-            "+Inf".into()
-        } else {
-            "-Inf".into()
+/// A gauge family with one series per inventory that has a value; no family at all when none
+/// has ("absent before the first").
+fn per_inventory<N: EncodeGaugeValue>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    values: [Option<N>; 3],
+) -> std::fmt::Result {
+    if values.iter().all(Option::is_none) {
+        return Ok(());
+    }
+    let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    for (inv, value) in Inventory::ALL.into_iter().zip(values) {
+        if let Some(value) = value {
+            ConstGauge::new(value).encode(family.encode_family(&inventory(inv))?)?;
         }
-    } else {
-        // Rust prints integral floats without a fraction ("3") and others in full precision.
-        format!("{v}")
     }
-}
-
-fn escape_help(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('\n', "\\n")
-}
-
-fn escape_label(s: &str) -> String {
-    s.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::status::{PollReport, SkipCounts};
+    use crate::model::status::SkipCounts;
     use chrono::{TimeZone, Utc};
 
     fn report(kind: PollKind, outcome: Outcome, secs: i64) -> PollReport {
@@ -534,6 +436,7 @@ mod tests {
         m.page(Inventory::Services, PageOutcome::Fetched);
         m.page(Inventory::Services, PageOutcome::Skipped);
         m.retry(Inventory::Carriers);
+        m.confirmation(Inventory::Carriers, true);
         let full = report(PollKind::Full, Outcome::Complete, 90);
         m.poll(Inventory::Resources, &full);
         // The last success is the poller's record in the cache, read at scrape time.
@@ -541,34 +444,69 @@ mod tests {
         cache.update_status(Inventory::Resources, |s| {
             s.last_success = Some(full.finished)
         });
-        let text = m.render(&cache, 12.5);
+        let text = m.render(&cache);
         for line in [
+            "# TYPE ses_inventory_polls_total counter",
+            "# HELP ses_inventory_item_changes_total Items added, updated and removed by applied polls.",
+            "# TYPE ses_inventory_upstream_request_duration_seconds histogram",
+            &format!(
+                "ses_inventory_build_info{{version=\"{}\"}} 1",
+                env!("CARGO_PKG_VERSION")
+            ),
             "ses_inventory_items{inventory=\"services\"} 0",
+            "ses_inventory_ready{inventory=\"carriers\"} 0",
+            "ses_inventory_unconfirmed_items{inventory=\"resources\"} 0",
             "ses_inventory_pages_total{inventory=\"services\",outcome=\"skipped\"} 1",
+            "ses_inventory_pages_total{inventory=\"resources\",outcome=\"failed\"} 0",
             "ses_inventory_page_retries_total{inventory=\"carriers\"} 1",
             "ses_inventory_polls_total{inventory=\"resources\",kind=\"full\",outcome=\"complete\"} 1",
+            "ses_inventory_polls_total{inventory=\"services\",kind=\"refresh\",outcome=\"failed\"} 0",
             "ses_inventory_skipped_items_total{inventory=\"resources\",reason=\"not_kept\"} 4",
             "ses_inventory_item_changes_total{inventory=\"resources\",change=\"removed\"} 1",
-            "ses_inventory_full_pass_duration_seconds{inventory=\"resources\"} 90",
-            "ses_inventory_last_success_timestamp_seconds{inventory=\"resources\"} 1767225690",
+            "ses_inventory_churn_items_total{inventory=\"services\",kind=\"deferred\"} 0",
+            "ses_inventory_confirmations_total{inventory=\"carriers\",steady=\"true\"} 1",
+            "ses_inventory_confirmations_total{inventory=\"carriers\",steady=\"false\"} 0",
+            "ses_inventory_full_pass_duration_seconds{inventory=\"resources\"} 90.0",
+            "ses_inventory_last_success_timestamp_seconds{inventory=\"resources\"} 1767225690.0",
             "ses_inventory_upstream_request_duration_seconds_bucket{inventory=\"services\",status=\"200\",le=\"0.05\"} 1",
             "ses_inventory_upstream_request_duration_seconds_bucket{inventory=\"services\",status=\"200\",le=\"60\"} 1",
             "ses_inventory_upstream_request_duration_seconds_bucket{inventory=\"services\",status=\"200\",le=\"+Inf\"} 2",
             "ses_inventory_upstream_request_duration_seconds_count{inventory=\"services\",status=\"504\"} 1",
-            "process_start_time_seconds 12.5",
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line}\n{text}");
         }
-        assert!(
-            !text.contains("last_success_timestamp_seconds{inventory=\"services\"}"),
-            "no success yet for services"
-        );
+        for absent in [
+            "last_success_timestamp_seconds{inventory=\"services\"}",
+            "full_pass_duration_seconds{inventory=\"carriers\"}",
+        ] {
+            assert!(!text.contains(absent), "{absent} before the first\n{text}");
+        }
+        if cfg!(target_os = "linux") {
+            for family in [
+                "process_cpu_seconds_total",
+                "process_resident_memory_bytes",
+                "process_virtual_memory_bytes",
+                "process_open_fds",
+                "process_max_fds",
+                "process_start_time_seconds",
+            ] {
+                assert!(
+                    text.contains(&format!("\n# TYPE {family} ")),
+                    "no {family}\n{text}"
+                );
+            }
+        }
     }
 
     #[test]
-    fn labels_are_escaped() {
-        assert_eq!(escape_label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
-        assert_eq!(format_value(f64::INFINITY), "+Inf");
-        assert_eq!(format_value(0.25), "0.25");
+    fn families_never_seen_are_left_out_whole() {
+        let text = Metrics::new().render(&Cache::new());
+        for family in [
+            "ses_inventory_last_success_timestamp_seconds",
+            "ses_inventory_full_pass_duration_seconds",
+            "ses_inventory_upstream_request_duration_seconds",
+        ] {
+            assert!(!text.contains(family), "{family}\n{text}");
+        }
     }
 }
