@@ -33,16 +33,25 @@ fn value(scrape: &Scrape, metric: &str, labels: &[(&str, &str)]) -> f64 {
 
 /// Pipes a scrape through Prometheus' own linter: it must exit 0 and report no problem
 /// (`promtool` comes with Debian's `prometheus` package; `.ci/run` installs it).
+/// Without promtool the lint is skipped with a note, except in CI (`CI` set), where it must run:
+/// a newcomer's `cargo test` needs no Prometheus installed.
 fn promtool_check_metrics(text: &str) {
-    let mut promtool = Command::new("promtool")
+    let spawned = Command::new("promtool")
         .args(["check", "metrics"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| {
-            panic!("cannot run promtool ({e}): install it with `apt-get install prometheus`")
-        });
+        .spawn();
+    let mut promtool = match spawned {
+        Ok(child) => child,
+        Err(e) if std::env::var_os("CI").is_none() => {
+            eprintln!(
+                "note: promtool not run ({e}); `apt-get install prometheus` to lint the scrape"
+            );
+            return;
+        }
+        Err(e) => panic!("cannot run promtool ({e}): install it with `apt-get install prometheus`"),
+    };
     promtool
         .stdin
         .take()
