@@ -35,7 +35,7 @@ impl Upstream {
                     events::PageFetched {
                         inventory: req.inventory,
                         page: req.page,
-                        items: page.elements.len(),
+                        items: page.items.elements.len(),
                         bytes: page.bytes,
                         duration: started.elapsed(),
                     }
