@@ -28,7 +28,12 @@ fn cpu_seconds() -> f64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
     let after = stat.rsplit(')').next().unwrap_or("");
     let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
     // Fields 14 and 15 of stat (utime, stime), counted from after the command name.
     (ticks(11) + ticks(12)) / 100.0
 }
@@ -105,7 +110,11 @@ async fn minimal_client(base: &str) -> usize {
                 let Ok(keys) = serde_json::from_str::<Keys<'_>>(element.get()) else {
                     continue;
                 };
-                let key = if key_field == "id" { keys.id } else { keys.external_id };
+                let key = if key_field == "id" {
+                    keys.id
+                } else {
+                    keys.external_id
+                };
                 if let Some(key) = key.filter(|k| !k.is_empty()) {
                     items
                         .entry(key.into_owned())
@@ -231,12 +240,17 @@ fn main() {
     // "simulator: tmf638 http://127.0.0.1:PORT/... tmf639 ..."
     let url = first.split_whitespace().nth(2).unwrap_or_default();
     let base = url.split("/gstm").next().unwrap_or_default().to_string();
-    println!("simulator at {base}: {services} services, {carriers} carriers, {resources} resources");
+    println!(
+        "simulator at {base}: {services} services, {carriers} carriers, {resources} resources"
+    );
 
     let mut results: HashMap<&str, Vec<(f64, u64, usize, f64)>> = HashMap::new();
     for _ in 0..rounds {
         for role in ["client", "daemon"] {
-            results.entry(role).or_default().push(run_child(role, &base));
+            results
+                .entry(role)
+                .or_default()
+                .push(run_child(role, &base));
         }
     }
     let _ = sim.kill();

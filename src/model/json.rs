@@ -4,13 +4,13 @@
 //! the cache. Three tools keep that cheap:
 //! - [`scan`] reads only the few top-level fields a decision needs (key, status, type) as
 //!   borrowed raw values: no allocation for an element whose strings carry no escapes;
-//! - [`compact`] / [`is_compact`] give the element's compact text (whitespace outside strings
+//! - [`compact`] gives the element's compact text (whitespace outside strings
 //!   removed, everything else byte for byte as the upstream wrote it), so an unchanged element
 //!   is recognised by comparing bytes with the cached text;
 //! - [`Json`] is a borrowed tree for the elements that are new or changed: strings point into
 //!   the page (unless they carry escapes), objects are small vectors. Row extraction reads it.
 
-use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Number;
@@ -184,66 +184,88 @@ impl<'de> Visitor<'de> for JsonVisitor {
 pub const MAX_SCANNED: usize = 16;
 
 /// The top-level members named in `wanted` of the JSON text `raw`, as borrowed raw values (the
-/// last one when a name repeats); `None` when `raw` is not an object. Allocates nothing unless a
-/// member name carries an escape.
+/// last one when a name repeats); `None` when `raw` is not an object. Reading stops as soon as
+/// the first `enough` names of `wanted` are all found (the rest of the element is not read, so
+/// a later repeat of a name is not seen either); `enough = 0` reads the whole element.
+/// Allocates nothing unless a member name carries an escape.
 pub fn scan<'a, W: AsRef<str>>(
     raw: &'a str,
     wanted: &[W],
+    enough: usize,
 ) -> Option<[Option<&'a RawValue>; MAX_SCANNED]> {
-    struct Scan<'w, W>(&'w [W]);
-    impl<'de, W: AsRef<str>> Visitor<'de> for Scan<'_, W> {
-        type Value = Option<[Option<&'de RawValue>; MAX_SCANNED]>;
+    /// Why the visitor stopped reading early (not an error of the input).
+    const ENOUGH: &str = "enough members found";
+    struct Scan<'a, 'w, W> {
+        wanted: &'w [W],
+        enough: usize,
+        found: [Option<&'a RawValue>; MAX_SCANNED],
+        object: bool,
+    }
+    impl<'de, W: AsRef<str>> Visitor<'de> for &mut Scan<'de, '_, W> {
+        type Value = ();
         fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             f.write_str("a JSON value")
         }
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-            let mut found = [None; MAX_SCANNED];
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            self.object = true;
             while let Some(Str(key)) = map.next_key::<Str<'de>>()? {
-                match self.0.iter().position(|w| w.as_ref() == key) {
-                    Some(i) => found[i] = Some(map.next_value::<&'de RawValue>()?),
+                match self.wanted.iter().position(|w| w.as_ref() == key) {
+                    Some(i) => {
+                        self.found[i] = Some(map.next_value::<&'de RawValue>()?);
+                        if self.enough > 0 && self.found[..self.enough].iter().all(Option::is_some)
+                        {
+                            return Err(de::Error::custom(ENOUGH));
+                        }
+                    }
                     None => {
                         map.next_value::<IgnoredAny>()?;
                     }
                 }
             }
-            Ok(Some(found))
+            Ok(())
         }
         // Anything but an object.
-        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
             while seq.next_element::<IgnoredAny>()?.is_some() {}
-            Ok(None)
+            Ok(())
         }
-        fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-            Ok(None)
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
+            Ok(())
         }
-        fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
-            Ok(None)
+        fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
+            Ok(())
         }
-        fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
-            Ok(None)
+        fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
+            Ok(())
         }
-        fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
-            Ok(None)
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
+            Ok(())
         }
-        fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
-            Ok(None)
+        fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
+            Ok(())
         }
-        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-    }
-    impl<'de, W: AsRef<str>> DeserializeSeed<'de> for Scan<'_, W> {
-        type Value = Option<[Option<&'de RawValue>; MAX_SCANNED]>;
-        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-            d.deserialize_any(self)
+        fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+            Ok(())
         }
     }
-    debug_assert!(wanted.len() <= MAX_SCANNED);
+    let wanted = &wanted[..wanted.len().min(MAX_SCANNED)];
+    let mut scan = Scan {
+        wanted,
+        enough: enough.min(wanted.len()),
+        found: [None; MAX_SCANNED],
+        object: false,
+    };
     let mut de = serde_json::Deserializer::from_str(raw);
-    Scan(&wanted[..wanted.len().min(MAX_SCANNED)])
-        .deserialize(&mut de)
-        .ok()
-        .flatten()
+    let stopped_early = |scan: &Scan<'_, '_, W>| {
+        scan.enough > 0 && scan.found[..scan.enough].iter().all(Option::is_some)
+    };
+    match de.deserialize_any(&mut scan) {
+        Ok(()) => {}
+        // All wanted found is the only way to stop with ENOUGH (reading stops right there).
+        Err(_) if scan.object && stopped_early(&scan) => {}
+        Err(_) => return None,
+    }
+    scan.object.then_some(scan.found)
 }
 
 /// A raw value as text for a rule or a key: a non-blank string (borrowed unless it carries
@@ -264,57 +286,58 @@ pub fn text(raw: &RawValue) -> Option<Cow<'_, str>> {
     }
 }
 
-/// Whether `text` has no whitespace outside strings (then it is its own compact form).
-pub fn is_compact(text: &str) -> bool {
-    let mut in_string = false;
-    let mut escaped = false;
-    for &b in text.as_bytes() {
-        if in_string {
-            match (escaped, b) {
-                (true, _) => escaped = false,
-                (false, b'\\') => escaped = true,
-                (false, b'"') => in_string = false,
-                _ => {}
-            }
-        } else {
-            match b {
-                b'"' => in_string = true,
-                b' ' | b'\n' | b'\r' | b'\t' => return false,
-                _ => {}
-            }
-        }
-    }
-    true
-}
-
-/// `text` without whitespace outside strings, into `out` (cleared first).
-pub fn compact(text: &str, out: &mut String) {
-    out.clear();
-    out.reserve(text.len());
-    let mut in_string = false;
-    let mut escaped = false;
-    let mut start = 0;
+/// `text` without whitespace outside strings: `text` itself when it has none (no copy), else
+/// the compact form written into `scratch`. Strings are skipped with a vectorised search for
+/// their closing quote, so the cost is mostly that of the few bytes between strings.
+pub fn compact<'t>(text: &'t str, scratch: &'t mut String) -> &'t str {
     let bytes = text.as_bytes();
-    for (i, &b) in bytes.iter().enumerate() {
-        if in_string {
-            match (escaped, b) {
-                (true, _) => escaped = false,
-                (false, b'\\') => escaped = true,
-                (false, b'"') => in_string = false,
-                _ => {}
-            }
-        } else {
-            match b {
-                b'"' => in_string = true,
-                b' ' | b'\n' | b'\r' | b'\t' => {
-                    out.push_str(&text[start..i]);
-                    start = i + 1;
+    let mut i = 0;
+    // Start of the part of `text` not yet copied to `scratch`, once a copy is needed.
+    let mut copied_to: Option<usize> = None;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' => {
+                // Skip the string: to the next quote that is not escaped.
+                i += 1;
+                loop {
+                    match memchr::memchr2(b'"', b'\\', &bytes[i..]) {
+                        Some(at) if bytes[i + at] == b'\\' => {
+                            i = (i + at + 2).min(bytes.len());
+                        }
+                        Some(at) => {
+                            i += at + 1;
+                            break;
+                        }
+                        None => {
+                            i = bytes.len();
+                            break;
+                        }
+                    }
                 }
-                _ => {}
             }
+            b' ' | b'\n' | b'\r' | b'\t' => {
+                let from = match copied_to {
+                    Some(from) => from,
+                    None => {
+                        scratch.clear();
+                        scratch.reserve(text.len());
+                        0
+                    }
+                };
+                scratch.push_str(&text[from..i]);
+                i += 1;
+                copied_to = Some(i);
+            }
+            _ => i += 1,
         }
     }
-    out.push_str(&text[start..]);
+    match copied_to {
+        None => text,
+        Some(from) => {
+            scratch.push_str(&text[from.min(text.len())..]);
+            scratch
+        }
+    }
 }
 
 #[cfg(test)]
@@ -349,14 +372,19 @@ mod tests {
     fn scan_reads_only_the_wanted_members() {
         let r =
             r#"{"externalId":"SVC-1","name":{"deep":[1,2]},"status":"Operational","@type":"CFS"}"#;
-        let found = scan(r, &["externalId", "status", "@type", "missing"]).unwrap();
+        let found = scan(r, &["externalId", "status", "@type", "missing"], 0).unwrap();
         assert_eq!(found[0].map(RawValue::get), Some(r#""SVC-1""#));
         assert_eq!(found[1].map(RawValue::get), Some(r#""Operational""#));
         assert_eq!(found[2].map(RawValue::get), Some(r#""CFS""#));
         assert!(found[3].is_none());
         for not_object in ["[1,2]", "42", "\"text\"", "null", "true"] {
-            assert!(scan(not_object, &["a"]).is_none(), "{not_object}");
+            assert!(scan(not_object, &["a"], 0).is_none(), "{not_object}");
         }
+        // Stopping early: once the first two are found the rest is not read, bad JSON included.
+        let early = scan(r#"{"a":1,"b":2,"c":3,"broken"#, &["a", "b", "c"], 2).unwrap();
+        assert_eq!(early[1].map(RawValue::get), Some("2"));
+        assert!(early[2].is_none());
+        assert!(scan(r#"{"a":1,"broken"#, &["a", "b"], 2).is_none());
     }
 
     #[test]
@@ -373,15 +401,15 @@ mod tests {
 
     #[test]
     fn compact_removes_whitespace_outside_strings_only() {
+        let mut scratch = String::new();
         let text = "{ \"a b\" : [ 1 ,\n\t2 ] , \"c\":\"x \\\" y\" }";
-        assert!(!is_compact(text));
-        let mut out = String::new();
-        compact(text, &mut out);
-        assert_eq!(out, r#"{"a b":[1,2],"c":"x \" y"}"#);
-        assert!(is_compact(&out));
-        // Escaped backslash before a quote ends the string.
+        assert_eq!(compact(text, &mut scratch), r#"{"a b":[1,2],"c":"x \" y"}"#);
+        // Already compact: the text itself, not a copy.
+        let tight = r#"{"a b":[1,2],"c":"x \" y"}"#;
+        assert!(std::ptr::eq(compact(tight, &mut scratch), tight));
+        // An escaped backslash before a quote ends the string.
         let tricky = r#"{"p":"C:\\" , "q":1}"#;
-        compact(tricky, &mut out);
-        assert_eq!(out, r#"{"p":"C:\\","q":1}"#);
+        assert_eq!(compact(tricky, &mut scratch), r#"{"p":"C:\\","q":1}"#);
+        assert_eq!(compact(" [ ] ", &mut scratch), "[]");
     }
 }

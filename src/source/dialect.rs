@@ -73,20 +73,33 @@ pub fn parse_items(body: Vec<u8>, cfg: &InventoryConfig, url: &str) -> Result<It
         },
     };
     let elements = {
-        let mut target: &RawValue =
-            serde_json::from_str(&text).map_err(|e| not_json(e.to_string()))?;
-        // Each token of the pointer: an object member, or an array index.
-        for token in cfg.items_pointer.split('/').skip(1) {
-            let token = token.replace("~1", "/").replace("~0", "~");
-            let next = match serde_json::from_str::<HashMap<String, &RawValue>>(target.get()) {
-                Ok(mut members) => members.remove(&token),
-                Err(_) => serde_json::from_str::<Vec<&RawValue>>(target.get())
-                    .ok()
-                    .and_then(|items| items.get(token.parse::<usize>().ok()?).copied()),
-            };
-            target = next.ok_or_else(not_array)?;
-        }
-        let items: Vec<&RawValue> = serde_json::from_str(target.get()).map_err(|_| not_array())?;
+        let items: Vec<&RawValue> = if cfg.items_pointer.is_empty() {
+            // The usual case: one pass over the body.
+            match serde_json::from_str(&text) {
+                Ok(items) => items,
+                Err(e) => {
+                    return Err(match serde_json::from_str::<&RawValue>(&text) {
+                        Ok(_) => not_array(),
+                        Err(_) => not_json(e.to_string()),
+                    });
+                }
+            }
+        } else {
+            let mut target: &RawValue =
+                serde_json::from_str(&text).map_err(|e| not_json(e.to_string()))?;
+            // Each token of the pointer: an object member, or an array index.
+            for token in cfg.items_pointer.split('/').skip(1) {
+                let token = token.replace("~1", "/").replace("~0", "~");
+                let next = match serde_json::from_str::<HashMap<String, &RawValue>>(target.get()) {
+                    Ok(mut members) => members.remove(&token),
+                    Err(_) => serde_json::from_str::<Vec<&RawValue>>(target.get())
+                        .ok()
+                        .and_then(|items| items.get(token.parse::<usize>().ok()?).copied()),
+                };
+                target = next.ok_or_else(not_array)?;
+            }
+            serde_json::from_str(target.get()).map_err(|_| not_array())?
+        };
         let base = text.as_ptr() as usize;
         items
             .iter()

@@ -19,7 +19,7 @@ use std::sync::Arc;
 /// Everything a poll accumulates before it is applied.
 pub(super) struct Listing {
     pub(super) started: DateTime<Utc>,
-    pub(super) seen: HashSet<Key>,
+    pub(super) seen: HashSet<Key, crate::cache::Hasher>,
     pub(super) upserts: ItemMap,
     /// Added or changed items (a subset of `upserts`).
     pub(super) changed: Vec<Arc<Item>>,
@@ -221,9 +221,8 @@ impl Poller {
             this_page.push((key.clone(), range.clone()));
             match verdict {
                 Verdict::Keep { .. } => {
-                    let unchanged = old
-                        .as_ref()
-                        .is_some_and(|o| same_compact(element, &o.raw, &mut pass.scratch));
+                    let compact = json::compact(element, &mut pass.scratch);
+                    let unchanged = old.as_ref().is_some_and(|o| *o.raw == *compact);
                     let item = match old {
                         Some(old) if unchanged => {
                             old.touch(now);
@@ -232,8 +231,7 @@ impl Poller {
                             old
                         }
                         old => {
-                            json::compact(element, &mut pass.scratch);
-                            let raw: Box<str> = pass.scratch.as_str().into();
+                            let raw: Box<str> = compact.into();
                             let decoded = Json::parse(element).unwrap_or(Json::Null);
                             let row = Row::from_json(self.inventory, &decoded);
                             let first_seen = match &old {
@@ -273,8 +271,8 @@ impl Listing {
     pub(super) fn new(started: DateTime<Utc>) -> Listing {
         Listing {
             started,
-            seen: HashSet::new(),
-            upserts: ItemMap::new(),
+            seen: HashSet::default(),
+            upserts: ItemMap::default(),
             changed: Vec::new(),
             unchanged: Vec::new(),
             removals: Vec::new(),
@@ -308,15 +306,4 @@ pub enum PollError {
     RepeatedPage(u32),
     #[error("more than poll.max_pages ({0}) pages without a short page")]
     TooManyPages(u32),
-}
-
-/// Whether `element`'s compact text is `cached` (the cached item's compact text), without
-/// allocating when the upstream already sends it compact.
-fn same_compact(element: &str, cached: &str, scratch: &mut String) -> bool {
-    if json::is_compact(element) {
-        element == cached
-    } else {
-        json::compact(element, scratch);
-        *scratch == cached
-    }
 }

@@ -36,8 +36,10 @@ pub struct Rules {
     inventory: Inventory,
     keep_statuses: Vec<String>,
     exclude_types: Vec<String>,
-    /// The member names read from each element (see [`json::scan`]).
+    /// The member names read from each element (see [`json::scan`]), the deciding ones first.
     wanted: Vec<String>,
+    /// How many of `wanted` decide an element when they hold usable values.
+    enough: usize,
     key: usize,
     /// With `key_field = "externalId"`: v5's `externalIdentifier`, read when the key is absent.
     external_identifier: Option<usize>,
@@ -59,15 +61,25 @@ impl Rules {
                 wanted.len() - 1
             }
         };
+        // The members that decide in the usual case come first, so that reading an element can
+        // stop as soon as they are found (`enough`); the fallbacks follow.
         let key = slot(&cfg.key_field);
+        let mut deciding = key;
+        if !cfg.keep_statuses.is_empty() {
+            deciding = deciding.max(slot(&cfg.status_field));
+        }
+        if !cfg.exclude_types.is_empty() {
+            deciding = deciding.max(slot(&cfg.type_field));
+        }
+        let enough = deciding + 1;
+        let status = slot(&cfg.status_field);
+        let type_field = slot(&cfg.type_field);
         let external_identifier =
             (cfg.key_field == "externalId").then(|| slot("externalIdentifier"));
-        let status = slot(&cfg.status_field);
         let status_fallbacks = row::status_fields(inventory)
             .iter()
             .map(|f| slot(f))
             .collect();
-        let type_field = slot(&cfg.type_field);
         let type_fallbacks = row::TYPE_FIELDS.iter().map(|f| slot(f)).collect();
         debug_assert!(wanted.len() <= json::MAX_SCANNED);
         Rules {
@@ -75,6 +87,7 @@ impl Rules {
             keep_statuses: lower(&cfg.keep_statuses),
             exclude_types: lower(&cfg.exclude_types),
             wanted,
+            enough,
             key,
             external_identifier,
             status,
@@ -87,9 +100,17 @@ impl Rules {
     /// Runs for every element of every page: it reads only the members it needs, borrowed from
     /// the page, and allocates nothing for an element whose strings carry no escapes.
     pub fn judge<'a>(&self, element: &'a str) -> Verdict<'a> {
-        let Some(found) = json::scan(element, &self.wanted) else {
+        let Some(mut found) = json::scan(element, &self.wanted, self.enough) else {
             return Verdict::NotObject;
         };
+        // A deciding member that is there but blank (or not text) sends the rules to their
+        // fallbacks, which an early stop did not read: read the whole element then.
+        let usable = |raw: Option<&RawValue>| raw.is_some_and(|r| json::text(r).is_some());
+        if found[..self.enough].iter().any(|r| !usable(*r)) {
+            if let Some(all) = json::scan(element, &self.wanted, 0) {
+                found = all;
+            }
+        }
         let key = match found[self.key].and_then(json::text) {
             Some(k) => k,
             None => match self.external_identifier {
