@@ -881,3 +881,97 @@ async fn export_writes_the_columns_the_contract_describes() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The stored `last_seen` of one service.
+fn stored_last_seen(path: &Path, key: &str) -> chrono::DateTime<chrono::Utc> {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    let text: String = conn
+        .query_row(
+            "SELECT last_seen FROM services WHERE key = ?1",
+            [key],
+            |r| r.get(0),
+        )
+        .unwrap();
+    text.parse().unwrap()
+}
+
+/// `last_seen` in the file moves only for items a poll saw: a swept full pass moves every row
+/// left, a refresh only the items it returned, and a full pass whose removals could not be
+/// confirmed (the upstream shifted under both listings) leaves the unconfirmed items alone.
+#[tokio::test]
+async fn last_seen_moves_only_for_what_a_poll_saw() {
+    use ses_inventory::sync::window::{FullReason, PollPlan};
+    use ses_inventory_sim::{Fault, FaultKind};
+    let (sim, sc) = common::empty_sim().await;
+    let cfg = common::config(&sim, &sc);
+    let dir = temp_dir("last-seen");
+    let path = dir.join("inventory.db");
+    let (mut store, _) = Store::open(&path).unwrap();
+    let cache = Cache::new();
+    let full = PollPlan::Full(FullReason::Resync);
+
+    sim.set_items(Services, common::services(400));
+    let first = journalled(&cfg, &cache, PollPlan::Full(FullReason::Initial)).await;
+    store.write(&first, &cache).unwrap();
+    let at_first = stored_last_seen(&path, "SVC-0001");
+    assert!(at_first >= first.report.started, "{at_first}");
+
+    // A quiet full pass: swept, every row was seen.
+    let quiet = journalled(&cfg, &cache, full).await;
+    assert!(quiet.swept);
+    store.write(&quiet, &cache).unwrap();
+    for key in ["SVC-0001", "SVC-0200", "SVC-0400"] {
+        assert!(
+            stored_last_seen(&path, key) >= quiet.report.started,
+            "{key}"
+        );
+    }
+
+    // A refresh that returns only SVC-0001 (the others updated long ago).
+    let mut items = sim.items(Services);
+    for item in items.iter_mut().skip(1) {
+        item["lastUpdate"] = serde_json::json!("2020-01-01T00:00:00Z");
+    }
+    sim.set_items(Services, items);
+    let refresh = journalled(&cfg, &cache, PollPlan::Refresh { days_ago: 0 }).await;
+    assert!(!refresh.swept);
+    store.write(&refresh, &cache).unwrap();
+    assert!(stored_last_seen(&path, "SVC-0001") >= refresh.report.started);
+    assert!(stored_last_seen(&path, "SVC-0400") < refresh.report.started);
+
+    // Five services are deleted between two passes (candidates of the next full pass); during
+    // that pass twenty more are deleted in front of the cursor of both its listings, so the
+    // confirming listing is not steady: nothing is removed, and the five, which neither
+    // listing returned, keep their last_seen.
+    let gone = ["SVC-0300", "SVC-0301", "SVC-0302", "SVC-0303", "SVC-0304"];
+    let items: Vec<serde_json::Value> = sim
+        .items(Services)
+        .into_iter()
+        .filter(|v| !gone.contains(&v["externalId"].as_str().unwrap()))
+        .collect();
+    sim.set_items(Services, items);
+    sim.inject(Fault {
+        inventory: Some(Services.into()),
+        page: Some(6),
+        refresh_only: false,
+        kind: FaultKind::Churn {
+            deletes: 20,
+            inserts: 0,
+        },
+        times: Some(2),
+    });
+    let unsteady = journalled(&cfg, &cache, full).await;
+    assert_eq!(unsteady.report.churn.steady, Some(false));
+    assert_eq!(unsteady.report.churn.candidates, 25);
+    assert!(!unsteady.swept);
+    store.write(&unsteady, &cache).unwrap();
+    assert_eq!(stored_keys(&path, Services).len(), 400, "nothing removed");
+    for key in gone {
+        assert!(
+            stored_last_seen(&path, key) < unsteady.report.started,
+            "{key}: not seen by this pass, yet its last_seen moved"
+        );
+    }
+    assert!(stored_last_seen(&path, "SVC-0400") >= unsteady.report.started);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -5,7 +5,7 @@ use super::*;
 use crate::cache::Cache;
 use crate::model::item::Item;
 use crate::model::row::{ColumnKind, Row};
-use crate::model::status::{FullReason, Outcome, PollKind, PollReport};
+use crate::model::status::{FullReason, Outcome, PollReport};
 use crate::sync::{Applied, Journal};
 use crate::telemetry::events;
 use chrono::{DateTime, Utc};
@@ -71,10 +71,11 @@ impl Store {
             }
             if report.outcome != Outcome::Failed && !applied.unchanged.is_empty() {
                 let seen = time_text(report.finished);
-                if report.kind == PollKind::Full && report.outcome == Outcome::Complete {
+                if applied.swept {
                     // After a complete full pass and its sweep, every row left was seen by it:
                     // one statement instead of one per key. Rows upserted by this pass already
-                    // carry a later time than its start.
+                    // carry a later time than its start. (A full pass that could not confirm
+                    // its removals kept items it did not see: those are touched one by one.)
                     stats.touched = tx.execute(
                         &format!("UPDATE \"{t}\" SET last_seen = ?1 WHERE last_seen < ?2"),
                         params![seen, time_text(report.started)],

@@ -42,6 +42,7 @@ impl Poller {
                 upserts: pass.changed,
                 unchanged: pass.unchanged,
                 removed: pass.removals,
+                swept: sweep && report.outcome != Outcome::Failed,
             });
         }
     }

@@ -20,6 +20,9 @@ pub struct Applied {
     pub unchanged: Vec<Key>,
     /// Keys removed: not kept by the rules, or swept by a complete full pass.
     pub removed: Vec<Key>,
+    /// A complete full pass replaced the inventory (every item left was seen by it). False for
+    /// refreshes, incomplete passes and full passes whose removals could not be confirmed.
+    pub swept: bool,
 }
 
 /// Where pollers send each [`Applied`] poll.
