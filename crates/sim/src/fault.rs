@@ -28,6 +28,9 @@ pub enum FaultKind {
     Churn { deletes: usize, inserts: usize },
     /// Hold the request until the test releases the [`Hold`], then answer normally.
     Hold(Hold),
+    /// Hold the request until the test releases the [`Hold`], then answer with `then`: e.g. a
+    /// burst of 429s that all arrived before the first is answered.
+    Held { hold: Hold, then: Box<FaultKind> },
 }
 
 /// One injected fault and the requests it applies to.
