@@ -50,17 +50,9 @@ impl Upstream {
             }
             .emit();
             match result {
-                Ok(page) => {
-                    events::PageFetched {
-                        inventory: req.inventory,
-                        page: req.page,
-                        items: page.elements.len(),
-                        bytes: page.bytes,
-                        duration: page.duration,
-                    }
-                    .emit();
-                    return Ok(page);
-                }
+                // `events::PageFetched` is the listing's to emit: a page requested past the end
+                // of a listing is discarded, and not counted as fetched.
+                Ok(page) => return Ok(page),
                 Err(error) if error.is_retryable() && attempt < h.retry_attempts => {
                     let jittered = backoff.next_delay();
                     let delay = match error.retry_after() {
