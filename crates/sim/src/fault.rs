@@ -22,6 +22,9 @@ pub enum FaultKind {
     Delay(Duration),
     /// 200 with a normal page plus one element that is a number: `[ ..., 42 ]`.
     ElementNotObject,
+    /// 200 with only the first `n` elements of the page (the total unchanged): a page short of
+    /// the page size although the collection goes on, as a gateway that cut a page would send.
+    Short(usize),
     /// The data changes in front of the listing's cursor just before this page is served: of
     /// the items already listed (the pages before this one), `deletes` are deleted and `inserts`
     /// new ones are inserted (see `Dataset::churn`); then the page is served normally.

@@ -173,6 +173,7 @@ async fn answer(
     }
     let mut delay = cfg.latency;
     let mut extra_element = false;
+    let mut limit = usize::MAX;
     let early = match fault {
         None => None,
         Some(FaultKind::Status { code, retry_after }) => {
@@ -204,6 +205,10 @@ async fn answer(
         }
         Some(FaultKind::ElementNotObject) => {
             extra_element = true;
+            None
+        }
+        Some(FaultKind::Short(n)) => {
+            limit = n;
             None
         }
         Some(FaultKind::Churn { deletes, inserts }) => {
@@ -250,6 +255,7 @@ async fn answer(
                     since,
                     index.unwrap_or(usize::MAX),
                     params.size,
+                    limit,
                     cfg.wrap.as_deref(),
                     extra_element,
                 )
