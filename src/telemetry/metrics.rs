@@ -2,10 +2,11 @@
 //! registry and the text exposition (format 0.0.4) are `prometheus-client`'s.
 //!
 //! Two kinds of families:
-//! - **recorded**: the counters, the request-duration histogram and the last full pass's
-//!   duration live in the process-global [`Metrics`] ([`global`]) and are written only by the
-//!   `emit()` methods in [`crate::telemetry::events`], the same calls that write the log lines,
-//!   so logs and metrics never disagree. Events fire deep inside the sync code, hence one
+//! - **recorded**: the counters, the request-duration histogram, the last full pass's
+//!   duration and the requests in flight per API (and their limit) live in the process-global
+//!   [`Metrics`] ([`global`]) and are written only by the `emit()` methods in
+//!   [`crate::telemetry::events`], the same calls that write the log lines, so logs and metrics
+//!   never disagree. Events fire deep inside the sync code, hence one
 //!   registry per process.
 //! - **read at scrape time** by [`render`]: items, readiness, unconfirmed items and the last
 //!   success from the cache (its record of them, which a warm start restores), the build
