@@ -504,6 +504,67 @@ async fn generated_data_ends_up_exactly_as_the_simulator_says() {
     }
 }
 
+/// An upstream that indents its JSON: keys, rules and rows read the same, the cache holds the
+/// compact text, and a second pass recognises every item as unchanged (nothing rewritten).
+#[tokio::test]
+async fn an_upstream_that_indents_its_json_is_read_like_a_compact_one() {
+    let start = |pretty: bool| async move {
+        let sc = ses_inventory_sim::SimConfig {
+            pretty,
+            ..ses_inventory_sim::SimConfig::default()
+        };
+        let sim = ses_inventory_sim::Simulator::start(sc.clone(), ([127, 0, 0, 1], 0).into())
+            .await
+            .unwrap();
+        (sim, sc)
+    };
+    let (compact_sim, compact_sc) = start(false).await;
+    let (pretty_sim, pretty_sc) = start(true).await;
+    let compact_cache = Cache::new();
+    let pretty_cache = Cache::new();
+    for inv in ses_inventory::Inventory::ALL {
+        poll(
+            &config(&compact_sim, &compact_sc),
+            inv,
+            &compact_cache,
+            FULL,
+        )
+        .await;
+        let cfg = config(&pretty_sim, &pretty_sc);
+        let first = poll(&cfg, inv, &pretty_cache, FULL).await;
+        let want: Vec<String> = pretty_sim.facts(inv).kept.iter().cloned().collect();
+        assert_eq!(keys(&pretty_cache, inv), want, "{inv}");
+        assert_eq!(first.added as usize, want.len(), "{inv}");
+        for key in &want {
+            let pretty = pretty_cache.get(inv, key).unwrap();
+            let compact = compact_cache.get(inv, key).unwrap();
+            assert!(!pretty.raw.contains('\n'), "{inv} {key}: stored compact");
+            // Same seed, same data; only dates differ (each simulator dates its data from
+            // its own start).
+            for (i, column) in ses_inventory::model::row::Row::columns(inv)
+                .iter()
+                .enumerate()
+            {
+                if column.kind != ses_inventory::model::row::ColumnKind::Time {
+                    let cell = |row: &ses_inventory::model::row::Row| row.cell(i).to_text();
+                    assert_eq!(
+                        cell(&pretty.row),
+                        cell(&compact.row),
+                        "{inv} {key} {}",
+                        column.name
+                    );
+                }
+            }
+        }
+        let again = poll(&cfg, inv, &pretty_cache, FULL).await;
+        assert_eq!(
+            (again.outcome, again.added, again.updated, again.removed),
+            (Outcome::Complete, 0, 0, 0),
+            "{inv}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_requested_poll_joins_a_running_one_or_starts_now() {
     use ses_inventory::model::status::Phase;

@@ -3,6 +3,7 @@
 
 pub mod inventory;
 pub mod item;
+pub mod json;
 pub mod row;
 pub mod secret;
 pub mod status;

@@ -31,6 +31,7 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::model::inventory::Inventory;
+use crate::model::json::Json;
 
 /// A text cell. Boxed strings, not `String`s: a million cached rows should not carry a million
 /// spare capacities (see the sync benchmark's bytes per item).
@@ -252,7 +253,15 @@ pub enum Cell<'a> {
 impl Row {
     /// Normalizes one upstream item of `inventory`. Never panics; an item that is not a JSON
     /// object gives an all-empty row of that inventory. See the module docs for the rules.
+    /// The row of an item given as a `serde_json::Value` (tests, tools; the sync path reads the
+    /// page's bytes with [`Row::from_json`]).
     pub fn extract(inventory: Inventory, item: &serde_json::Value) -> Row {
+        let text = item.to_string();
+        Row::from_json(inventory, &Json::parse(&text).unwrap_or(Json::Null))
+    }
+
+    /// The row of an item read from its borrowed JSON.
+    pub fn from_json(inventory: Inventory, item: &Json<'_>) -> Row {
         extract::row(inventory, item)
     }
 
@@ -419,17 +428,25 @@ fn entry_json(entry: &Entry) -> serde_json::Value {
 }
 
 /// An item's External ID column (any shape), without extracting the whole row.
-pub fn external_id_of(item: &serde_json::Value) -> Option<Box<str>> {
+pub fn external_id_of(item: &Json<'_>) -> Option<Box<str>> {
     extract::external_id_of(item)
 }
 
 /// An item's Status column (the inventory's fallback fields), without extracting the row.
-pub fn status_of(inventory: Inventory, item: &serde_json::Value) -> Option<Box<str>> {
+pub fn status_of(inventory: Inventory, item: &Json<'_>) -> Option<Box<str>> {
     extract::status_of(inventory, item)
 }
 
 /// An item's Type column (`@type`, `type`, `category`), without extracting the row.
-pub fn type_of(item: &serde_json::Value) -> Option<Box<str>> {
+/// The members the Status column is read from, in order.
+pub fn status_fields(inventory: Inventory) -> &'static [&'static str] {
+    extract::status_fields(inventory)
+}
+
+/// The members the Type column is read from, in order.
+pub const TYPE_FIELDS: &[&str] = extract::TYPE;
+
+pub fn type_of(item: &Json<'_>) -> Option<Box<str>> {
     extract::type_of(item)
 }
 

@@ -8,7 +8,6 @@ use crate::config::Config;
 use crate::model::inventory::Api;
 use crate::model::secret::Secret;
 use reqwest::StatusCode;
-use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,7 +18,7 @@ mod limit;
 mod retry;
 
 use body::read_limited;
-pub use dialect::{PageRequest, parse_items, parse_retry_after};
+pub use dialect::{Items, PageRequest, parse_items, parse_retry_after};
 use error::transport_error;
 pub use error::{ClientError, PageError, PageFailure, error_chain};
 pub use limit::GROW_AFTER;
@@ -34,7 +33,8 @@ pub fn install_crypto_provider() {
 /// One page as received.
 #[derive(Debug)]
 pub struct Page {
-    pub elements: Vec<Value>,
+    /// The body and where its elements sit in it.
+    pub items: Items,
     pub bytes: usize,
     /// The HTTP status it came with (a 2xx).
     pub status: u16,
@@ -184,10 +184,11 @@ impl Upstream {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok());
         let body = read_limited(response, self.cfg.http.max_body_bytes, &shown).await?;
-        let elements = parse_items(&body, inv_cfg, &shown)?;
+        let bytes = body.len();
+        let items = parse_items(body, inv_cfg, &shown)?;
         Ok(Page {
-            elements,
-            bytes: body.len(),
+            items,
+            bytes,
             status: status.as_u16(),
             total,
             duration: started.elapsed(),
@@ -198,6 +199,7 @@ impl Upstream {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::InventoryConfig;
     use crate::model::inventory::Inventory;
 
     #[test]
@@ -219,23 +221,42 @@ mod tests {
     #[test]
     fn items_at_a_pointer_or_the_body() {
         let mut cfg = Config::defaults().services;
-        assert_eq!(parse_items(br#"[{"a":1},2]"#, &cfg, "u").unwrap().len(), 2);
+        let elements = |body: &[u8], cfg: &InventoryConfig| -> Result<Vec<String>, PageError> {
+            let items = parse_items(body.to_vec(), cfg, "u")?;
+            Ok(items
+                .elements
+                .iter()
+                .map(|r| items.text[r.clone()].to_owned())
+                .collect())
+        };
+        assert_eq!(
+            elements(br#"[ {"a": 1}, 2 ]"#, &cfg).unwrap(),
+            [r#"{"a": 1}"#, "2"]
+        );
         assert!(matches!(
-            parse_items(br#"{"result":[]}"#, &cfg, "u"),
+            elements(br#"{"result":[]}"#, &cfg),
             Err(PageError::NotArray { .. })
         ));
         assert!(matches!(
-            parse_items(b"<html>", &cfg, "u"),
+            elements(b"<html>", &cfg),
+            Err(PageError::NotJson { .. })
+        ));
+        assert!(matches!(
+            elements(b"[1, 2", &cfg),
             Err(PageError::NotJson { .. })
         ));
         cfg.items_pointer = "/result".into();
         assert_eq!(
-            parse_items(br#"{"result":[{"a":1}]}"#, &cfg, "u")
-                .unwrap()
-                .len(),
-            1
+            elements(br#"{"result":[{"a":1}]}"#, &cfg).unwrap(),
+            [r#"{"a":1}"#]
         );
-        let err = parse_items(br#"{"other":[]}"#, &cfg, "u").unwrap_err();
+        cfg.items_pointer = "/data/1/items".into();
+        assert_eq!(
+            elements(br#"{"data":[{},{"items":[3,4]}]}"#, &cfg).unwrap(),
+            ["3", "4"]
+        );
+        cfg.items_pointer = "/result".into();
+        let err = elements(br#"{"other":[]}"#, &cfg).unwrap_err();
         assert!(err.to_string().contains("/result"), "{err}");
     }
 

@@ -113,7 +113,8 @@ fn read_items(path: &Path, inv: Inventory) -> rusqlite::Result<ItemMap> {
         [],
         |r| r.get(0),
     )?;
-    let mut map = ItemMap::with_capacity(usize::try_from(n).unwrap_or(0));
+    let mut map =
+        ItemMap::with_capacity_and_hasher(usize::try_from(n).unwrap_or(0), Default::default());
     let mut stmt = conn.prepare(&format!(
         "SELECT key, raw, first_seen, last_seen FROM \"{}\"",
         table(inv)

@@ -5,21 +5,22 @@ use super::poller::Poller;
 use crate::cache::ItemMap;
 use crate::model::inventory::Inventory;
 use crate::model::item::{Item, Key};
+use crate::model::json::{self, Json};
 use crate::model::row::Row;
 use crate::model::status::SkipCounts;
-use crate::source::{Page, PageError, PageFailure, PageRequest};
+use crate::source::{Items, Page, PageError, PageFailure, PageRequest};
 use crate::sync::rules::Verdict;
 use crate::telemetry::events;
 use chrono::{DateTime, Utc};
-use serde_json::Value;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
+use std::ops::Range;
 use std::sync::Arc;
 use tokio::task::JoinSet;
 
 /// Everything a poll accumulates before it is applied.
 pub(super) struct Listing {
     pub(super) started: DateTime<Utc>,
-    pub(super) seen: HashSet<Key>,
+    pub(super) seen: HashSet<Key, crate::cache::Hasher>,
     pub(super) upserts: ItemMap,
     /// Added or changed items (a subset of `upserts`).
     pub(super) changed: Vec<Arc<Item>>,
@@ -37,8 +38,11 @@ pub(super) struct Listing {
     pub(super) existing_removed: u64,
     /// Signs that the collection changed while this listing ran.
     pub(super) shift: Shift,
-    /// The previous page's keyed elements, to recognise a page that repeats them.
-    pub(super) previous_page: HashMap<Key, Value>,
+    /// The previous page's text and where its first occurrences sit in it, to recognise a page
+    /// that serves them again.
+    pub(super) previous_page: (Box<str>, Vec<(Key, Range<usize>)>),
+    /// Reused for compact text.
+    pub(super) scratch: String,
 }
 
 /// What one listing noticed of changes under it. Deletions in front of the cursor make later
@@ -197,7 +201,7 @@ impl Poller {
                 match requests.join_next().await {
                     Some(Ok((p, result))) => {
                         if let Ok(got) = &result
-                            && got.elements.len() < page_size
+                            && got.items.elements.len() < page_size
                         {
                             // The listing ends at or before `p`: nothing after it is needed.
                             window.ends_by(p);
@@ -214,15 +218,15 @@ impl Poller {
                     events::PageFetched {
                         inventory: self.inventory,
                         page,
-                        items: p.elements.len(),
+                        items: p.items.elements.len(),
                         bytes: p.bytes,
                         duration: p.duration,
                     }
                     .emit();
                     pass.pages += 1;
                     pass.shift.saw_total(p.total, pass.pages == 1);
-                    let n = p.elements.len();
-                    let tally = self.absorb(pass, p.elements);
+                    let n = p.items.elements.len();
+                    let tally = self.absorb(pass, p.items);
                     if n < page_size {
                         window.discard_after(page, self.inventory);
                         return Ok(());
@@ -278,23 +282,32 @@ impl Poller {
         })
     }
 
-    /// Judges a page's elements and adds them to the poll.
-    pub(super) fn absorb(&self, pass: &mut Listing, elements: Vec<Value>) -> PageTally {
-        pass.received += elements.len() as u64;
-        let judged: Vec<(Verdict, Value)> = elements
-            .into_iter()
-            .map(|e| (self.rules.judge(&e), e))
+    /// Judges a page's elements and adds them to the poll, reading them straight from the
+    /// page's text: an element whose compact text equals the cached item's costs a key lookup
+    /// and a comparison; only new and changed elements are decoded (into a borrowed tree) for
+    /// their rows.
+    pub(super) fn absorb(&self, pass: &mut Listing, page: Items) -> PageTally {
+        let text = &*page.text;
+        pass.received += page.elements.len() as u64;
+        let judged: Vec<(Verdict<'_>, &str)> = page
+            .elements
+            .iter()
+            .map(|r| {
+                let element = &text[r.clone()];
+                (self.rules.judge(element), element)
+            })
             .collect();
         let keys = judged.iter().filter_map(|(v, _)| match v {
-            Verdict::Keep { key, .. } | Verdict::NotKept { key, .. } => Some(key.as_str()),
+            Verdict::Keep { key, .. } | Verdict::NotKept { key, .. } => Some(key.as_ref()),
             _ => None,
         });
         let mut cached = self.cache.get_many(self.inventory, keys).into_iter();
         let now = self.clock.now();
         let mut tally = PageTally { keyed: 0, fresh: 0 };
-        let previous = std::mem::take(&mut pass.previous_page);
-        for (verdict, element) in judged {
-            let key = match &verdict {
+        let (previous_text, previous) = std::mem::take(&mut pass.previous_page);
+        let mut this_page = Vec::with_capacity(judged.len());
+        for ((verdict, element), range) in judged.into_iter().zip(&page.elements) {
+            let key_text = match &verdict {
                 Verdict::NotObject => {
                     pass.skipped.not_object += 1;
                     continue;
@@ -303,13 +316,20 @@ impl Poller {
                     pass.skipped.no_key += 1;
                     continue;
                 }
-                Verdict::Keep { key, .. } | Verdict::NotKept { key, .. } => key.clone(),
+                Verdict::Keep { key, .. } | Verdict::NotKept { key, .. } => key,
             };
             let old = cached.next().flatten();
             tally.keyed += 1;
+            // The cached item's key is shared, not copied.
+            let key = old
+                .as_ref()
+                .map_or_else(|| Key::new(key_text), |o| o.key.clone());
             if !pass.seen.insert(key.clone()) {
                 pass.skipped.duplicates += 1;
-                if previous.get(&key) == Some(&element) {
+                let served_again = previous
+                    .iter()
+                    .any(|(k, r)| *k == key && previous_text[r.clone()] == *element);
+                if served_again {
                     // The previous page's item served again: the collection grew in front of
                     // the cursor and the pages moved on by one.
                     pass.shift.repeated += 1;
@@ -317,44 +337,41 @@ impl Poller {
                 continue;
             }
             tally.fresh += 1;
-            // Compact text; serde_json writes no whitespace.
-            let raw = matches!(verdict, Verdict::Keep { .. }).then(|| {
-                serde_json::to_string(&element)
-                    .unwrap_or_default()
-                    .into_boxed_str()
-            });
-            pass.previous_page.insert(key.clone(), element);
-            let element = &pass.previous_page[&key];
+            this_page.push((key.clone(), range.clone()));
             match verdict {
-                Verdict::Keep { key } => {
-                    let raw = raw.unwrap_or_default();
+                Verdict::Keep { .. } => {
+                    let compact = json::compact(element, &mut pass.scratch);
+                    let unchanged = old.as_ref().is_some_and(|o| *o.raw == *compact);
                     let item = match old {
-                        Some(old) if old.raw == raw => {
+                        Some(old) if unchanged => {
                             old.touch(now);
                             pass.existing_kept += 1;
                             pass.unchanged.push(key.clone());
                             old
                         }
-                        Some(old) => {
-                            pass.existing_kept += 1;
-                            pass.updated += 1;
-                            let row = Row::extract(self.inventory, element);
-                            let item =
-                                Arc::new(Item::new(key.clone(), raw, row, old.first_seen, now));
-                            pass.changed.push(item.clone());
-                            item
-                        }
-                        None => {
-                            pass.added += 1;
-                            let row = Row::extract(self.inventory, element);
-                            let item = Arc::new(Item::new(key.clone(), raw, row, now, now));
+                        old => {
+                            let raw: Box<str> = compact.into();
+                            let decoded = Json::parse(element).unwrap_or(Json::Null);
+                            let row = Row::from_json(self.inventory, &decoded);
+                            let first_seen = match &old {
+                                Some(old) => {
+                                    pass.existing_kept += 1;
+                                    pass.updated += 1;
+                                    old.first_seen
+                                }
+                                None => {
+                                    pass.added += 1;
+                                    now
+                                }
+                            };
+                            let item = Arc::new(Item::new(key.clone(), raw, row, first_seen, now));
                             pass.changed.push(item.clone());
                             item
                         }
                     };
                     pass.upserts.insert(key, item);
                 }
-                Verdict::NotKept { key, .. } => {
+                Verdict::NotKept { .. } => {
                     pass.skipped.not_kept += 1;
                     if old.is_some() {
                         pass.existing_removed += 1;
@@ -364,6 +381,7 @@ impl Poller {
                 Verdict::NoKey | Verdict::NotObject => unreachable!("handled above"),
             }
         }
+        pass.previous_page = (page.text, this_page);
         tally
     }
 }
@@ -372,8 +390,8 @@ impl Listing {
     pub(super) fn new(started: DateTime<Utc>) -> Listing {
         Listing {
             started,
-            seen: HashSet::new(),
-            upserts: ItemMap::new(),
+            seen: HashSet::default(),
+            upserts: ItemMap::default(),
             changed: Vec::new(),
             unchanged: Vec::new(),
             removals: Vec::new(),
@@ -386,7 +404,8 @@ impl Listing {
             existing_kept: 0,
             existing_removed: 0,
             shift: Shift::default(),
-            previous_page: HashMap::new(),
+            previous_page: (Box::default(), Vec::new()),
+            scratch: String::new(),
         }
     }
 }

@@ -2,18 +2,21 @@
 
 use crate::config::InventoryConfig;
 use crate::model::inventory::Inventory;
-use crate::model::item::Key;
+use crate::model::json::{self, Json, Obj};
 use crate::model::row;
-use serde_json::Value;
+use serde_json::value::RawValue;
 use std::borrow::Cow;
 
-/// What the keep rules say about one page element.
+/// What the keep rules say about one page element. The key borrows from the page.
 #[derive(Debug)]
-pub enum Verdict {
+pub enum Verdict<'a> {
     /// Cache it under `key` (its row is extracted only if its JSON changed).
-    Keep { key: Key },
+    Keep { key: Cow<'a, str> },
     /// It exists upstream but is not kept (status or type): remove it if cached.
-    NotKept { key: Key, reason: NotKeptReason },
+    NotKept {
+        key: Cow<'a, str>,
+        reason: NotKeptReason,
+    },
     /// No usable key: skipped.
     NoKey,
     /// Not a JSON object: skipped.
@@ -26,52 +29,107 @@ pub enum NotKeptReason {
     Type,
 }
 
-/// The keep rules of one inventory, prepared once from its configuration.
+/// The keep rules of one inventory, prepared once from its configuration: which top-level
+/// members of an element they read, in which order of preference.
 #[derive(Clone, Debug)]
 pub struct Rules {
     inventory: Inventory,
-    key_field: String,
-    status_field: String,
     keep_statuses: Vec<String>,
-    type_field: String,
     exclude_types: Vec<String>,
+    /// The member names read from each element (see [`json::scan`]), the deciding ones first.
+    wanted: Vec<String>,
+    /// How many of `wanted` decide an element when they hold usable values.
+    enough: usize,
+    key: usize,
+    /// With `key_field = "externalId"`: v5's `externalIdentifier`, read when the key is absent.
+    external_identifier: Option<usize>,
+    status: usize,
+    /// The row's status members, in order, when `status_field` gives nothing.
+    status_fallbacks: Vec<usize>,
+    type_field: usize,
+    type_fallbacks: Vec<usize>,
 }
 
 impl Rules {
     pub fn new(inventory: Inventory, cfg: &InventoryConfig) -> Rules {
         let lower = |v: &[String]| v.iter().map(|s| s.trim().to_lowercase()).collect();
+        let mut wanted: Vec<String> = Vec::new();
+        let mut slot = |name: &str| match wanted.iter().position(|w| w == name) {
+            Some(i) => i,
+            None => {
+                wanted.push(name.to_owned());
+                wanted.len() - 1
+            }
+        };
+        // The members that decide in the usual case come first, so that reading an element can
+        // stop as soon as they are found (`enough`); the fallbacks follow.
+        let key = slot(&cfg.key_field);
+        let mut deciding = key;
+        if !cfg.keep_statuses.is_empty() {
+            deciding = deciding.max(slot(&cfg.status_field));
+        }
+        if !cfg.exclude_types.is_empty() {
+            deciding = deciding.max(slot(&cfg.type_field));
+        }
+        let enough = deciding + 1;
+        let status = slot(&cfg.status_field);
+        let type_field = slot(&cfg.type_field);
+        let external_identifier =
+            (cfg.key_field == "externalId").then(|| slot("externalIdentifier"));
+        let status_fallbacks = row::status_fields(inventory)
+            .iter()
+            .map(|f| slot(f))
+            .collect();
+        let type_fallbacks = row::TYPE_FIELDS.iter().map(|f| slot(f)).collect();
+        debug_assert!(wanted.len() <= json::MAX_SCANNED);
         Rules {
             inventory,
-            key_field: cfg.key_field.clone(),
-            status_field: cfg.status_field.clone(),
             keep_statuses: lower(&cfg.keep_statuses),
-            type_field: cfg.type_field.clone(),
             exclude_types: lower(&cfg.exclude_types),
+            wanted,
+            enough,
+            key,
+            external_identifier,
+            status,
+            status_fallbacks,
+            type_field,
+            type_fallbacks,
         }
     }
 
-    /// Runs for every element of every page: it borrows the element's text rather than copying
-    /// it, and allocates only the key.
-    pub fn judge(&self, element: &Value) -> Verdict {
-        let Some(obj) = element.as_object() else {
+    /// Runs for every element of every page: it reads only the members it needs, borrowed from
+    /// the page, and allocates nothing for an element whose strings carry no escapes.
+    pub fn judge<'a>(&self, element: &'a str) -> Verdict<'a> {
+        let Some(mut found) = json::scan(element, &self.wanted, self.enough) else {
             return Verdict::NotObject;
         };
-        let key = match field_text(obj.get(&self.key_field)) {
-            Some(k) => Key::new(&k),
-            // v5 shapes carry the external id as externalIdentifier[].
-            None if self.key_field == "externalId" => match row::external_id_of(element) {
-                Some(k) if !k.trim().is_empty() => Key::new(&k),
-                _ => return Verdict::NoKey,
+        // A deciding member that is there but blank (or not text) sends the rules to their
+        // fallbacks, which an early stop did not read: read the whole element then.
+        let usable = |raw: Option<&RawValue>| raw.is_some_and(|r| json::text(r).is_some());
+        if found[..self.enough].iter().any(|r| !usable(*r)) {
+            if let Some(all) = json::scan(element, &self.wanted, 0) {
+                found = all;
+            }
+        }
+        let key = match found[self.key].and_then(json::text) {
+            Some(k) => k,
+            None => match self.external_identifier {
+                // v5 shapes carry the external id as externalIdentifier[] (or externalId holds
+                // a list of identifiers): the row's reading of the External ID column.
+                Some(ident) => match v5_external_id(found[self.key], found[ident]) {
+                    Some(k) if !k.trim().is_empty() => Cow::Owned(k.into()),
+                    _ => return Verdict::NoKey,
+                },
+                None => return Verdict::NoKey,
             },
-            None => return Verdict::NoKey,
         };
         if !self.keep_statuses.is_empty() {
-            let kept = match field_text(obj.get(&self.status_field)) {
-                Some(status) => one_of(&status, &self.keep_statuses),
-                None => row::status_of(self.inventory, element)
-                    .is_some_and(|status| one_of(&status, &self.keep_statuses)),
-            };
-            if !kept {
+            let status = found[self.status].and_then(json::text).or_else(|| {
+                self.status_fallbacks
+                    .iter()
+                    .find_map(|&i| found[i].and_then(row_text))
+            });
+            if !status.is_some_and(|s| one_of(&s, &self.keep_statuses)) {
                 return Verdict::NotKept {
                     key,
                     reason: NotKeptReason::Status,
@@ -79,11 +137,12 @@ impl Rules {
             }
         }
         if !self.exclude_types.is_empty() {
-            let excluded = match field_text(obj.get(&self.type_field)) {
-                Some(ty) => one_of(&ty, &self.exclude_types),
-                None => row::type_of(element).is_some_and(|ty| one_of(&ty, &self.exclude_types)),
-            };
-            if excluded {
+            let ty = found[self.type_field].and_then(json::text).or_else(|| {
+                self.type_fallbacks
+                    .iter()
+                    .find_map(|&i| found[i].and_then(row_text))
+            });
+            if ty.is_some_and(|t| one_of(&t, &self.exclude_types)) {
                 return Verdict::NotKept {
                     key,
                     reason: NotKeptReason::Type,
@@ -92,14 +151,37 @@ impl Rules {
         }
         Verdict::Keep { key }
     }
+
+    pub fn inventory(&self) -> Inventory {
+        self.inventory
+    }
 }
 
-/// A non-blank string (borrowed) or a number (as text); anything else is absent.
-fn field_text(v: Option<&Value>) -> Option<Cow<'_, str>> {
-    match v? {
-        Value::String(s) if !s.trim().is_empty() => Some(Cow::Borrowed(s)),
-        Value::Number(n) => Some(Cow::Owned(n.to_string())),
-        _ => None,
+/// The External ID as the row reads it from `externalId` and `externalIdentifier`.
+fn v5_external_id(
+    external_id: Option<&RawValue>,
+    identifiers: Option<&RawValue>,
+) -> Option<Box<str>> {
+    fn member<'a>(
+        name: &'static str,
+        raw: Option<&'a RawValue>,
+    ) -> Option<(Cow<'a, str>, Json<'a>)> {
+        Some((Cow::Borrowed(name), Json::parse(raw?.get()).ok()?))
+    }
+    let members = [
+        member("externalId", external_id),
+        member("externalIdentifier", identifiers),
+    ];
+    let object = Json::Object(Obj(members.into_iter().flatten().collect()));
+    row::external_id_of(&object)
+}
+
+/// A member as the row reads text: a non-blank string, a number or a boolean.
+fn row_text(raw: &RawValue) -> Option<Cow<'_, str>> {
+    match raw.get() {
+        "true" => Some(Cow::Borrowed("true")),
+        "false" => Some(Cow::Borrowed("false")),
+        _ => json::text(raw),
     }
 }
 
@@ -119,10 +201,32 @@ fn one_of(value: &str, lowered: &[String]) -> bool {
 mod tests {
     use super::*;
     use crate::config::Config;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     fn rules(inv: Inventory) -> Rules {
         Rules::new(inv, Config::defaults().inventory(inv))
+    }
+
+    /// Judges `v` as the page would carry it (its JSON text).
+    trait JudgeValue {
+        fn judge_value(&self, v: &Value) -> Verdict<'static>;
+    }
+
+    impl JudgeValue for Rules {
+        fn judge_value(&self, v: &Value) -> Verdict<'static> {
+            let text = v.to_string();
+            match self.judge(&text) {
+                Verdict::Keep { key } => Verdict::Keep {
+                    key: Cow::Owned(key.into_owned()),
+                },
+                Verdict::NotKept { key, reason } => Verdict::NotKept {
+                    key: Cow::Owned(key.into_owned()),
+                    reason,
+                },
+                Verdict::NoKey => Verdict::NoKey,
+                Verdict::NotObject => Verdict::NotObject,
+            }
+        }
     }
 
     fn key_of(v: Verdict) -> Option<String> {
@@ -137,23 +241,23 @@ mod tests {
         let r = rules(Inventory::Services);
         let v4 = json!({"id": "1", "externalId": "SVC-1", "status": "Operational"});
         let v5 = json!({"id": "2", "externalIdentifier": [{"id": "SVC-2", "owner": "SES"}], "state": "Operational"});
-        assert_eq!(key_of(r.judge(&v4)).as_deref(), Some("SVC-1"));
-        assert_eq!(key_of(r.judge(&v5)).as_deref(), Some("SVC-2"));
+        assert_eq!(key_of(r.judge_value(&v4)).as_deref(), Some("SVC-1"));
+        assert_eq!(key_of(r.judge_value(&v5)).as_deref(), Some("SVC-2"));
         assert!(matches!(
-            r.judge(&json!({"externalId": "  ", "status": "Operational"})),
+            r.judge_value(&json!({"externalId": "  ", "status": "Operational"})),
             Verdict::NoKey
         ));
         assert!(matches!(
-            r.judge(&json!({"externalId": null})),
+            r.judge_value(&json!({"externalId": null})),
             Verdict::NoKey
         ));
-        assert!(matches!(r.judge(&json!(42)), Verdict::NotObject));
+        assert!(matches!(r.judge_value(&json!(42)), Verdict::NotObject));
     }
 
     #[test]
     fn services_not_operational_are_not_kept() {
         let r = rules(Inventory::Services);
-        let v = r.judge(&json!({"externalId": "S", "status": "Terminated"}));
+        let v = r.judge_value(&json!({"externalId": "S", "status": "Terminated"}));
         assert!(matches!(
             v,
             Verdict::NotKept {
@@ -161,7 +265,7 @@ mod tests {
                 ..
             }
         ));
-        let v = r.judge(&json!({"externalId": "S"}));
+        let v = r.judge_value(&json!({"externalId": "S"}));
         assert!(
             matches!(
                 v,
@@ -172,11 +276,14 @@ mod tests {
             ),
             "no status is not Operational"
         );
-        assert!(key_of(r.judge(&json!({"externalId": "S", "status": "operational"}))).is_some());
+        assert!(
+            key_of(r.judge_value(&json!({"externalId": "S", "status": "operational"}))).is_some()
+        );
         // Carriers keep every status by default.
         assert!(
             key_of(
-                rules(Inventory::Carriers).judge(&json!({"externalId": "C", "status": "Planned"}))
+                rules(Inventory::Carriers)
+                    .judge_value(&json!({"externalId": "C", "status": "Planned"}))
             )
             .is_some()
         );
@@ -186,9 +293,9 @@ mod tests {
     fn a_blank_status_field_falls_back_to_the_other_status_shapes() {
         let r = rules(Inventory::Services);
         let v5 = json!({"externalId": "S", "status": " ", "state": "Operational"});
-        assert!(key_of(r.judge(&v5)).is_some());
+        assert!(key_of(r.judge_value(&v5)).is_some());
         let v5 = json!({"externalId": "S", "status": "", "state": "Terminated"});
-        assert!(key_of(r.judge(&v5)).is_none());
+        assert!(key_of(r.judge_value(&v5)).is_none());
     }
 
     #[test]
@@ -203,7 +310,7 @@ mod tests {
             "Port",
             "Circuit",
         ] {
-            let v = r.judge(&json!({"id": "R", "@type": ty}));
+            let v = r.judge_value(&json!({"id": "R", "@type": ty}));
             assert!(
                 matches!(
                     v,
@@ -216,7 +323,7 @@ mod tests {
             );
         }
         assert_eq!(
-            key_of(r.judge(&json!({"id": 7, "@type": "Antenna"}))).as_deref(),
+            key_of(r.judge_value(&json!({"id": 7, "@type": "Antenna"}))).as_deref(),
             Some("7")
         );
     }

@@ -86,6 +86,8 @@ pub struct SimConfig {
     pub wrap: Option<String>,
     /// Added to every page response (faulted ones included), after the lock is released.
     pub latency: Duration,
+    /// Serve pages indented, with newlines (as some servers do), instead of compact.
+    pub pretty: bool,
 }
 
 impl Default for SimConfig {
@@ -106,6 +108,7 @@ impl Default for SimConfig {
             size_param: "recordsPerPage".into(),
             wrap: None,
             latency: Duration::ZERO,
+            pretty: false,
         }
     }
 }
@@ -128,6 +131,7 @@ impl std::fmt::Debug for SimConfig {
             .field("size_param", &self.size_param)
             .field("wrap", &self.wrap)
             .field("latency", &self.latency)
+            .field("pretty", &self.pretty)
             .finish()
     }
 }

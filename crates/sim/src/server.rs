@@ -261,6 +261,7 @@ async fn answer(
                 )
             };
             rec.items = count;
+            let body = if cfg.pretty { indented(body) } else { body };
             let mut r = json(StatusCode::OK, body.into());
             r.headers_mut()
                 .insert("x-total-count", HeaderValue::from(total));
@@ -273,6 +274,13 @@ async fn answer(
         tokio::time::sleep(delay).await;
     }
     resp
+}
+
+/// `body` re-written with indentation and newlines, as some servers send JSON.
+fn indented(body: String) -> String {
+    serde_json::from_str::<serde_json::Value>(&body)
+        .and_then(|v| serde_json::to_string_pretty(&v))
+        .unwrap_or(body)
 }
 
 /// The start (epoch ms) of an `updatedDaysAgo=N` window asked at `now`: the last (N+1)×24 h.

@@ -1,15 +1,15 @@
 //! Tolerant field readers: each returns `None` / an empty list for a missing or mis-shaped field.
 
+use crate::model::json::{Json as Value, Obj};
 use chrono::{DateTime, Utc};
-use serde_json::{Map, Value};
 
 use super::{CarrierRow, Entries, Entry, Field, ResourceRow, Row, ServiceRow, parse_datetime};
 use crate::model::inventory::Inventory;
 
-type Object = Map<String, Value>;
+type Object<'a> = Obj<'a>;
 
 pub(super) fn row(inventory: Inventory, item: &Value) -> Row {
-    let empty = Object::new();
+    let empty = Object::default();
     let item = item.as_object().unwrap_or(&empty);
     match inventory {
         Inventory::Services => Row::Service(service(item)),
@@ -25,11 +25,14 @@ pub(super) fn external_id_of(item: &Value) -> Field {
 
 /// The Status column alone (for the keep rule).
 pub(super) fn status_of(inventory: Inventory, item: &Value) -> Field {
-    let keys = match inventory {
+    first_text(item.as_object()?, status_fields(inventory))
+}
+
+pub(super) fn status_fields(inventory: Inventory) -> &'static [&'static str] {
+    match inventory {
         Inventory::Services | Inventory::Carriers => SERVICE_STATUS,
         Inventory::Resources => RESOURCE_STATUS,
-    };
-    first_text(item.as_object()?, keys)
+    }
 }
 
 /// The Type column alone (for the keep rule).
@@ -46,7 +49,7 @@ const RESOURCE_STATUS: &[&str] = &[
     "operatingStatus",
     "lifecycleState",
 ];
-const TYPE: &[&str] = &["@type", "type", "category"];
+pub(super) const TYPE: &[&str] = &["@type", "type", "category"];
 const LAST_UPDATE: &[&str] = &["lastUpdate", "lastUpdateDate", "lastModifiedDate"];
 const CREATION_DATE: &[&str] = &["creationDate", "createdDate", "startDate"];
 
@@ -121,12 +124,12 @@ fn first_text(object: &Object, keys: &[&str]) -> Field {
 /// The first of `keys` that holds a parseable date.
 fn first_date(object: &Object, keys: &[&str]) -> Option<DateTime<Utc>> {
     keys.iter()
-        .find_map(|key| object.get(*key)?.as_str().and_then(parse_datetime))
+        .find_map(|key| object.get(key)?.as_str().and_then(parse_datetime))
 }
 
 /// The objects of a list field: an array's object elements, or a single object on its own.
-fn objects(value: Option<&Value>) -> impl Iterator<Item = &Object> {
-    let items: &[Value] = match value {
+fn objects<'v, 'a>(value: Option<&'v Value<'a>>) -> impl Iterator<Item = &'v Object<'a>> {
+    let items: &[Value<'a>] = match value {
         Some(Value::Array(items)) => items,
         Some(value @ Value::Object(_)) => std::slice::from_ref(value),
         _ => &[],
@@ -146,10 +149,10 @@ fn external_id(item: &Object) -> Field {
 
 /// The first of `nested` keys holding an object (v5 wrappers such as `partyOrPartyRole`), else
 /// the element itself (v4 flat references).
-fn inner<'a>(element: &'a Object, nested: &[&str]) -> &'a Object {
+fn inner<'v, 'a>(element: &'v Object<'a>, nested: &[&str]) -> &'v Object<'a> {
     nested
         .iter()
-        .find_map(|key| element.get(*key)?.as_object())
+        .find_map(|key| element.get(key)?.as_object())
         .unwrap_or(element)
 }
 
@@ -225,7 +228,7 @@ fn characteristics(value: Option<&Value>) -> Entries {
         .filter_map(|element| {
             let value = match element.get("value") {
                 None | Some(Value::Null) => None,
-                Some(Value::String(s)) => Some(s.as_str().into()),
+                Some(Value::String(s)) => Some(s.as_ref().into()),
                 Some(other) => Some(other.to_string().into()),
             };
             let name = text_of(element, "name");

@@ -1,0 +1,415 @@
+//! JSON read straight from a page's bytes, without building a `serde_json::Value` per element.
+//!
+//! A page holds tens of elements of about a kilobyte each, and most of them are unchanged from
+//! the cache. Three tools keep that cheap:
+//! - [`scan`] reads only the few top-level fields a decision needs (key, status, type) as
+//!   borrowed raw values: no allocation for an element whose strings carry no escapes;
+//! - [`compact`] gives the element's compact text (whitespace outside strings
+//!   removed, everything else byte for byte as the upstream wrote it), so an unchanged element
+//!   is recognised by comparing bytes with the cached text;
+//! - [`Json`] is a borrowed tree for the elements that are new or changed: strings point into
+//!   the page (unless they carry escapes), objects are small vectors. Row extraction reads it.
+
+use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::ser::{SerializeMap, SerializeSeq};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::Number;
+use serde_json::value::RawValue;
+use std::borrow::Cow;
+use std::fmt;
+
+/// A JSON value whose strings borrow from the text it was parsed from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Json<'a> {
+    Null,
+    Bool(bool),
+    Number(Number),
+    String(Cow<'a, str>),
+    Array(Vec<Json<'a>>),
+    Object(Obj<'a>),
+}
+
+/// An object's members in document order.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Obj<'a>(pub Vec<(Cow<'a, str>, Json<'a>)>);
+
+impl<'a> Obj<'a> {
+    /// The member named `key` (the last one, when a key repeats, as a map would keep it).
+    pub fn get(&self, key: &str) -> Option<&Json<'a>> {
+        self.0.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+}
+
+impl<'a> Json<'a> {
+    /// Parses `text`; strings without escapes borrow from it.
+    pub fn parse(text: &'a str) -> Result<Json<'a>, serde_json::Error> {
+        serde_json::from_str(text)
+    }
+
+    pub fn as_object(&self) -> Option<&Obj<'a>> {
+        match self {
+            Json::Object(o) => Some(o),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Json::String(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub fn get(&self, key: &str) -> Option<&Json<'a>> {
+        self.as_object()?.get(key)
+    }
+}
+
+/// Compact JSON text, as `serde_json` writes it.
+impl fmt::Display for Json<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let text = serde_json::to_string(self).map_err(|_| fmt::Error)?;
+        f.write_str(&text)
+    }
+}
+
+impl Serialize for Json<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Json::Null => s.serialize_unit(),
+            Json::Bool(b) => s.serialize_bool(*b),
+            Json::Number(n) => n.serialize(s),
+            Json::String(t) => s.serialize_str(t),
+            Json::Array(items) => {
+                let mut seq = s.serialize_seq(Some(items.len()))?;
+                for item in items {
+                    seq.serialize_element(item)?;
+                }
+                seq.end()
+            }
+            Json::Object(Obj(members)) => {
+                let mut map = s.serialize_map(Some(members.len()))?;
+                for (k, v) in members {
+                    map.serialize_entry(k.as_ref(), v)?;
+                }
+                map.end()
+            }
+        }
+    }
+}
+
+/// A string that borrows from the input when it can (serde's own `Cow<str>` always copies).
+struct Str<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Str<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Str<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Str(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Str(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+                Ok(Str(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for Json<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(JsonVisitor)
+    }
+}
+
+struct JsonVisitor;
+
+impl<'de> Visitor<'de> for JsonVisitor {
+    type Value = Json<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Json::Null)
+    }
+    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Json::Null)
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(Json::Bool(v))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(Json::Number(v.into()))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(Json::Number(v.into()))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+        Ok(Number::from_f64(v).map_or(Json::Null, Json::Number))
+    }
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Json::String(Cow::Borrowed(v)))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Json::String(Cow::Owned(v.to_owned())))
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+        Ok(Json::String(Cow::Owned(v)))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
+        while let Some(item) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(Json::Array(items))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut members = Vec::with_capacity(map.size_hint().unwrap_or(0).min(64));
+        while let Some(Str(key)) = map.next_key::<Str<'de>>()? {
+            members.push((key, map.next_value()?));
+        }
+        Ok(Json::Object(Obj(members)))
+    }
+}
+
+/// At most this many fields can be asked of [`scan`].
+pub const MAX_SCANNED: usize = 16;
+
+/// The top-level members named in `wanted` of the JSON text `raw`, as borrowed raw values (the
+/// last one when a name repeats); `None` when `raw` is not an object. Reading stops as soon as
+/// the first `enough` names of `wanted` are all found (the rest of the element is not read, so
+/// a later repeat of a name is not seen either); `enough = 0` reads the whole element.
+/// Allocates nothing unless a member name carries an escape.
+pub fn scan<'a, W: AsRef<str>>(
+    raw: &'a str,
+    wanted: &[W],
+    enough: usize,
+) -> Option<[Option<&'a RawValue>; MAX_SCANNED]> {
+    /// Why the visitor stopped reading early (not an error of the input).
+    const ENOUGH: &str = "enough members found";
+    struct Scan<'a, 'w, W> {
+        wanted: &'w [W],
+        enough: usize,
+        found: [Option<&'a RawValue>; MAX_SCANNED],
+        object: bool,
+    }
+    impl<'de, W: AsRef<str>> Visitor<'de> for &mut Scan<'de, '_, W> {
+        type Value = ();
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a JSON value")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            self.object = true;
+            while let Some(Str(key)) = map.next_key::<Str<'de>>()? {
+                match self.wanted.iter().position(|w| w.as_ref() == key) {
+                    Some(i) => {
+                        self.found[i] = Some(map.next_value::<&'de RawValue>()?);
+                        if self.enough > 0 && self.found[..self.enough].iter().all(Option::is_some)
+                        {
+                            return Err(de::Error::custom(ENOUGH));
+                        }
+                    }
+                    None => {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+            }
+            Ok(())
+        }
+        // Anything but an object.
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            Ok(())
+        }
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+            Ok(())
+        }
+    }
+    let wanted = &wanted[..wanted.len().min(MAX_SCANNED)];
+    let mut scan = Scan {
+        wanted,
+        enough: enough.min(wanted.len()),
+        found: [None; MAX_SCANNED],
+        object: false,
+    };
+    let mut de = serde_json::Deserializer::from_str(raw);
+    let stopped_early = |scan: &Scan<'_, '_, W>| {
+        scan.enough > 0 && scan.found[..scan.enough].iter().all(Option::is_some)
+    };
+    match de.deserialize_any(&mut scan) {
+        Ok(()) => {}
+        // All wanted found is the only way to stop with ENOUGH (reading stops right there).
+        Err(_) if scan.object && stopped_early(&scan) => {}
+        Err(_) => return None,
+    }
+    scan.object.then_some(scan.found)
+}
+
+/// A raw value as text for a rule or a key: a non-blank string (borrowed unless it carries
+/// escapes) or a number's text; anything else is absent.
+pub fn text(raw: &RawValue) -> Option<Cow<'_, str>> {
+    let s = raw.get();
+    match s.as_bytes().first()? {
+        b'"' => {
+            let Str(text) = serde_json::from_str::<Str<'_>>(s).ok()?;
+            (!text.trim().is_empty()).then_some(text)
+        }
+        b'-' | b'0'..=b'9' => {
+            // Written as serde_json writes numbers, so a key reads the same as before.
+            let n: Number = serde_json::from_str(s).ok()?;
+            Some(Cow::Owned(n.to_string()))
+        }
+        _ => None,
+    }
+}
+
+/// `text` without whitespace outside strings: `text` itself when it has none (no copy), else
+/// the compact form written into `scratch`. Strings are skipped with a vectorised search for
+/// their closing quote, so the cost is mostly that of the few bytes between strings.
+pub fn compact<'t>(text: &'t str, scratch: &'t mut String) -> &'t str {
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    // Start of the part of `text` not yet copied to `scratch`, once a copy is needed.
+    let mut copied_to: Option<usize> = None;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' => {
+                // Skip the string: to the next quote that is not escaped.
+                i += 1;
+                loop {
+                    match memchr::memchr2(b'"', b'\\', &bytes[i..]) {
+                        Some(at) if bytes[i + at] == b'\\' => {
+                            i = (i + at + 2).min(bytes.len());
+                        }
+                        Some(at) => {
+                            i += at + 1;
+                            break;
+                        }
+                        None => {
+                            i = bytes.len();
+                            break;
+                        }
+                    }
+                }
+            }
+            b' ' | b'\n' | b'\r' | b'\t' => {
+                let from = match copied_to {
+                    Some(from) => from,
+                    None => {
+                        scratch.clear();
+                        scratch.reserve(text.len());
+                        0
+                    }
+                };
+                scratch.push_str(&text[from..i]);
+                i += 1;
+                copied_to = Some(i);
+            }
+            _ => i += 1,
+        }
+    }
+    match copied_to {
+        None => text,
+        Some(from) => {
+            scratch.push_str(&text[from.min(text.len())..]);
+            scratch
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(s: &str) -> &RawValue {
+        serde_json::from_str(s).unwrap()
+    }
+
+    #[test]
+    fn strings_without_escapes_borrow_and_the_tree_prints_compact() {
+        let text =
+            r#"{ "a": "plain", "b": "esc\"aped", "n": [1, 2.5, -3], "o": {"t": true, "z": null} }"#;
+        let j = Json::parse(text).unwrap();
+        let o = j.as_object().unwrap();
+        assert!(matches!(
+            o.get("a"),
+            Some(Json::String(Cow::Borrowed("plain")))
+        ));
+        assert!(matches!(o.get("b"), Some(Json::String(Cow::Owned(s))) if s == "esc\"aped"));
+        assert_eq!(
+            j.to_string(),
+            r#"{"a":"plain","b":"esc\"aped","n":[1,2.5,-3],"o":{"t":true,"z":null}}"#
+        );
+        // Like a map, a repeated key reads as its last value.
+        let j = Json::parse(r#"{"k":1,"k":2}"#).unwrap();
+        assert_eq!(j.get("k"), Some(&Json::Number(2.into())));
+    }
+
+    #[test]
+    fn scan_reads_only_the_wanted_members() {
+        let r =
+            r#"{"externalId":"SVC-1","name":{"deep":[1,2]},"status":"Operational","@type":"CFS"}"#;
+        let found = scan(r, &["externalId", "status", "@type", "missing"], 0).unwrap();
+        assert_eq!(found[0].map(RawValue::get), Some(r#""SVC-1""#));
+        assert_eq!(found[1].map(RawValue::get), Some(r#""Operational""#));
+        assert_eq!(found[2].map(RawValue::get), Some(r#""CFS""#));
+        assert!(found[3].is_none());
+        for not_object in ["[1,2]", "42", "\"text\"", "null", "true"] {
+            assert!(scan(not_object, &["a"], 0).is_none(), "{not_object}");
+        }
+        // Stopping early: once the first two are found the rest is not read, bad JSON included.
+        let early = scan(r#"{"a":1,"b":2,"c":3,"broken"#, &["a", "b", "c"], 2).unwrap();
+        assert_eq!(early[1].map(RawValue::get), Some("2"));
+        assert!(early[2].is_none());
+        assert!(scan(r#"{"a":1,"broken"#, &["a", "b"], 2).is_none());
+    }
+
+    #[test]
+    fn text_of_strings_and_numbers() {
+        assert_eq!(text(raw(r#""SVC-1""#)).as_deref(), Some("SVC-1"));
+        assert!(matches!(text(raw(r#""SVC-1""#)), Some(Cow::Borrowed(_))));
+        assert_eq!(text(raw(r#""a\u00e9""#)).as_deref(), Some("aé"));
+        assert_eq!(text(raw("42")).as_deref(), Some("42"));
+        assert_eq!(text(raw("1.50")).as_deref(), Some("1.5"));
+        for absent in [r#""  ""#, "null", "true", "[]", "{}"] {
+            assert!(text(raw(absent)).is_none(), "{absent}");
+        }
+    }
+
+    #[test]
+    fn compact_removes_whitespace_outside_strings_only() {
+        let mut scratch = String::new();
+        let text = "{ \"a b\" : [ 1 ,\n\t2 ] , \"c\":\"x \\\" y\" }";
+        assert_eq!(compact(text, &mut scratch), r#"{"a b":[1,2],"c":"x \" y"}"#);
+        // Already compact: the text itself, not a copy.
+        let tight = r#"{"a b":[1,2],"c":"x \" y"}"#;
+        assert!(std::ptr::eq(compact(tight, &mut scratch), tight));
+        // An escaped backslash before a quote ends the string.
+        let tricky = r#"{"p":"C:\\" , "q":1}"#;
+        assert_eq!(compact(tricky, &mut scratch), r#"{"p":"C:\\","q":1}"#);
+        assert_eq!(compact(" [ ] ", &mut scratch), "[]");
+    }
+}
