@@ -23,6 +23,12 @@ pub const ENV_PREFIX: &str = "SES_INVENTORY";
 /// Valid range of `poll.cache_update_frequency`, in seconds (the connector's range).
 pub const FREQUENCY_RANGE: std::ops::RangeInclusive<u64> = 3600..=432_000;
 
+/// Valid range of `poll.pages_in_flight`.
+pub const PAGES_IN_FLIGHT_RANGE: std::ops::RangeInclusive<u32> = 1..=64;
+
+/// Valid range of `http.max_in_flight_per_api`.
+pub const MAX_IN_FLIGHT_PER_API_RANGE: std::ops::RangeInclusive<u32> = 1..=256;
+
 /// Keys whose environment value is a comma-separated list.
 const LIST_KEYS: [&str; 6] = [
     "services.keep_statuses",
@@ -100,6 +106,9 @@ pub struct HttpConfig {
     pub retry_initial_delay_ms: u64,
     pub retry_max_delay_ms: u64,
     pub retry_after_max: u64,
+    /// Most page requests in flight at once to one API, across its pollers (the ceiling of the
+    /// adaptive limit).
+    pub max_in_flight_per_api: u32,
     pub user_agent: String,
 }
 
@@ -129,6 +138,8 @@ pub struct PollConfig {
     pub failure_backoff_initial: u64,
     pub failure_backoff_max: u64,
     pub max_pages: u32,
+    /// Pages of one listing requested ahead of the one being absorbed (1 = one at a time).
+    pub pages_in_flight: u32,
     pub status_interval: u64,
     pub total_count_header: String,
 }
@@ -424,6 +435,29 @@ impl Config {
                 return Err(invalid(key, "must be at least 1"));
             }
         }
+        for (key, value, range) in [
+            (
+                "poll.pages_in_flight",
+                p.pages_in_flight,
+                PAGES_IN_FLIGHT_RANGE,
+            ),
+            (
+                "http.max_in_flight_per_api",
+                h.max_in_flight_per_api,
+                MAX_IN_FLIGHT_PER_API_RANGE,
+            ),
+        ] {
+            if !range.contains(&value) {
+                return Err(invalid(
+                    key,
+                    format!(
+                        "{value} is out of range: must be {} to {}",
+                        range.start(),
+                        range.end()
+                    ),
+                ));
+            }
+        }
         if p.failure_backoff_max < p.failure_backoff_initial {
             return Err(invalid(
                 "poll.failure_backoff_max",
@@ -542,6 +576,8 @@ mod tests {
         );
         assert_eq!(c.resources.key_field, "id");
         assert_eq!(c.resources.exclude_types.len(), 7);
+        assert_eq!(c.poll.pages_in_flight, 4);
+        assert_eq!(c.http.max_in_flight_per_api, 8);
         c.validate().unwrap();
     }
 
@@ -568,7 +604,27 @@ mod tests {
 
     #[test]
     fn bad_values_name_the_key() {
-        let cases: [(&str, &str, &str); 5] = [
+        let cases: [(&str, &str, &str); 9] = [
+            (
+                "SES_INVENTORY__POLL__PAGES_IN_FLIGHT",
+                "0",
+                "poll.pages_in_flight",
+            ),
+            (
+                "SES_INVENTORY__POLL__PAGES_IN_FLIGHT",
+                "65",
+                "poll.pages_in_flight",
+            ),
+            (
+                "SES_INVENTORY__HTTP__MAX_IN_FLIGHT_PER_API",
+                "0",
+                "http.max_in_flight_per_api",
+            ),
+            (
+                "SES_INVENTORY__HTTP__MAX_IN_FLIGHT_PER_API",
+                "257",
+                "http.max_in_flight_per_api",
+            ),
             (
                 "SES_INVENTORY__POLL__CACHE_UPDATE_FREQUENCY",
                 "60",
@@ -599,6 +655,24 @@ mod tests {
             let err = build_env(&[(k, v)]).unwrap_err().to_string();
             assert!(err.contains(key), "{k}={v}: {err}");
         }
+    }
+
+    #[test]
+    fn in_flight_limits_accept_their_whole_range() {
+        for (pages, per_api) in [("1", "1"), ("64", "256")] {
+            let c = build_env(&[
+                ("SES_INVENTORY__POLL__PAGES_IN_FLIGHT", pages),
+                ("SES_INVENTORY__HTTP__MAX_IN_FLIGHT_PER_API", per_api),
+            ])
+            .unwrap();
+            assert_eq!(c.poll.pages_in_flight.to_string(), pages);
+            assert_eq!(c.http.max_in_flight_per_api.to_string(), per_api);
+        }
+        // Programmatic configurations (tests, the demo) are held to the same range.
+        let mut c = Config::defaults();
+        c.poll.pages_in_flight = 0;
+        let err = c.validate_timing().unwrap_err().to_string();
+        assert!(err.contains("poll.pages_in_flight"), "{err}");
     }
 
     #[test]

@@ -110,6 +110,10 @@ async fn metrics_count_what_the_polls_did() {
     );
     let mut cfg = config(&sim, &sc);
     cfg.api.listen = "127.0.0.1:0".into();
+    // Exact counts of requests: one page at a time (with pages in flight, pages requested past
+    // the end of a listing are counted as requests too, as many as were answered before they
+    // were abandoned).
+    cfg.poll.pages_in_flight = 1;
     let bound = Bound::bind(&cfg.api).await.unwrap();
     let daemon = Daemon::start(Arc::new(cfg), Clock::System).unwrap();
     let server = bound.serve(daemon.cache().clone(), daemon.control());
@@ -231,6 +235,41 @@ async fn metrics_count_what_the_polls_did() {
         }
         other => panic!("not a histogram: {other:?}"),
     }
+
+    // Requests in flight per API, and the adaptive limit: the 504s and the 503 to TMF 638
+    // halved it (at least once; clean pages since then are too few to win much back), TMF 639
+    // only ever had clean pages.
+    let api = |a| ("api", a);
+    assert_eq!(
+        value(
+            &scrape,
+            "ses_inventory_upstream_in_flight",
+            &[api("tmf638")]
+        ),
+        0.0
+    );
+    assert_eq!(
+        value(
+            &scrape,
+            "ses_inventory_upstream_in_flight",
+            &[api("tmf639")]
+        ),
+        0.0
+    );
+    let limit = value(
+        &scrape,
+        "ses_inventory_upstream_in_flight_limit",
+        &[api("tmf638")],
+    );
+    assert!((1.0..=4.0).contains(&limit), "{limit}");
+    assert_eq!(
+        value(
+            &scrape,
+            "ses_inventory_upstream_in_flight_limit",
+            &[api("tmf639")]
+        ),
+        8.0
+    );
 
     // Last success and full-pass duration: only for inventories with a complete pass.
     let now = chrono::Utc::now().timestamp() as f64;

@@ -43,7 +43,10 @@ fn pages_requested(sim: &ses_inventory_sim::Simulator, inv: ses_inventory::Inven
 #[tokio::test]
 async fn pagination_reads_every_page_including_an_exact_multiple() {
     let (sim, sc) = empty_sim().await;
-    let cfg = config(&sim, &sc);
+    let mut cfg = config(&sim, &sc);
+    // The exact request sequence holds one page at a time (with pages in flight, pages past the
+    // end are requested too, and answers come in any order: tests/inflight.rs).
+    cfg.poll.pages_in_flight = 1;
     let cache = Cache::new();
 
     // 85 items: pages of 40, 40, 5; the short page ends the pass.
@@ -80,6 +83,8 @@ async fn page_size_and_query_follow_the_configuration() {
     let (sim, sc) = empty_sim().await;
     let mut cfg = config(&sim, &sc);
     cfg.poll.records_per_page = 50;
+    // The exact request sequence holds one page at a time.
+    cfg.poll.pages_in_flight = 1;
     cfg.services.query.insert("customer".into(), "ACME".into());
     sim.set_items(Services, services(120));
     let cache = Cache::new();
@@ -266,7 +271,10 @@ async fn an_incomplete_first_pass_serves_what_it_got_but_is_not_ready() {
 #[tokio::test]
 async fn transient_errors_are_retried_and_other_persistent_errors_end_the_pass() {
     let (sim, sc) = empty_sim().await;
-    let cfg = config(&sim, &sc);
+    let mut cfg = config(&sim, &sc);
+    // The exact request sequence (the retries of page 2 before page 3) holds one page at a
+    // time.
+    cfg.poll.pages_in_flight = 1;
     let cache = Cache::new();
     sim.set_items(Services, services(90));
     // Two 503s, then success: retried within the attempts.
@@ -390,7 +398,10 @@ async fn an_upstream_that_ignores_the_page_parameter_does_not_loop_forever() {
         .await
         .unwrap();
     sim.set_items(Services, services(100));
-    let cfg = config(&sim, &sc); // sends `page`, which this simulator ignores
+    let mut cfg = config(&sim, &sc); // sends `page`, which this simulator ignores
+    // Exactly two requests one page at a time (with pages in flight, the ones requested ahead
+    // of page 2 are abandoned when it turns out to repeat page 1).
+    cfg.poll.pages_in_flight = 1;
     let cache = Cache::new();
     let r = poll(&cfg, Services, &cache, FULL).await;
     assert_eq!(r.outcome, Outcome::Failed);

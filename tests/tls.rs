@@ -86,6 +86,9 @@ async fn an_internal_ca_in_ca_file_is_trusted_and_nothing_else() {
     let mut cfg = config(&sim, &sc);
     cfg.tmf638.endpoint = format!("https://{front}{}", sc.base638);
     cfg.http.retry_attempts = 1;
+    // Exactly two requests (a full page, then the short one) one page at a time; with pages in
+    // flight, pages past the end are requested too.
+    cfg.poll.pages_in_flight = 1;
 
     // Without the CA the gateway's certificate is not trusted: the poll fails and says so.
     let cache = Cache::new();

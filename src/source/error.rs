@@ -42,6 +42,18 @@ impl PageError {
         }
     }
 
+    /// An answer that says the upstream is overloaded: 429, 503, 504, or no answer in time.
+    /// It halves the limit of requests in flight to that API (see `limit`).
+    pub fn is_throttling(&self) -> bool {
+        matches!(
+            self,
+            PageError::Status {
+                status: 429 | 503 | 504,
+                ..
+            } | PageError::Timeout { .. }
+        )
+    }
+
     /// The gateway's "Gateway Timeout": the one failure after which a page is skipped.
     pub fn is_gateway_timeout(&self) -> bool {
         matches!(self, PageError::Status { status: 504, .. })

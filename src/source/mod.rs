@@ -14,12 +14,15 @@ use std::time::Duration;
 mod body;
 mod dialect;
 mod error;
+mod limit;
 mod retry;
 
 use body::read_limited;
 pub use dialect::{Items, PageRequest, parse_items, parse_retry_after};
 use error::transport_error;
 pub use error::{ClientError, PageError, PageFailure, error_chain};
+pub use limit::GROW_AFTER;
+use limit::Limiter;
 
 /// reqwest is built without a default crypto provider so that only ring (no C toolchain beyond
 /// cc, no cmake) is compiled in; every HTTP client of the process calls this first. Idempotent.
@@ -38,6 +41,8 @@ pub struct Page {
     /// The collection's total as the upstream reported it with this page
     /// (`poll.total_count_header`), if it did.
     pub total: Option<u64>,
+    /// How long the request that got it took (the last attempt), body included.
+    pub duration: Duration,
 }
 
 struct ApiTarget {
@@ -46,12 +51,16 @@ struct ApiTarget {
     password: Secret,
 }
 
-/// The HTTP client with everything needed to ask for pages. Cheap to clone.
+/// The HTTP client with everything needed to ask for pages. Cheap to clone; clones share the
+/// connection pool and the limit of requests in flight per API, so every poller of a process
+/// should use clones of one `Upstream`.
 #[derive(Clone)]
 pub struct Upstream {
     client: reqwest::Client,
     cfg: Arc<Config>,
     targets: Arc<[ApiTarget; 2]>,
+    /// Per API (indexed by `Api as usize`): how many requests may be in flight to it.
+    limits: Arc<[Limiter; 2]>,
 }
 
 impl Upstream {
@@ -96,10 +105,13 @@ impl Upstream {
             }
         };
         let targets = Arc::new([target(Api::Tmf638), target(Api::Tmf639)]);
+        let limit = |api: Api| Limiter::new(api, h.max_in_flight_per_api);
+        let limits = Arc::new([limit(Api::Tmf638), limit(Api::Tmf639)]);
         Ok(Upstream {
             client,
             cfg,
             targets,
+            limits,
         })
     }
 
@@ -111,8 +123,24 @@ impl Upstream {
         &self.targets[api as usize]
     }
 
+    fn limiter(&self, api: Api) -> &Limiter {
+        &self.limits[api as usize]
+    }
+
+    /// The limit of page requests in flight to `api` now (at most
+    /// `http.max_in_flight_per_api`; lower while the upstream throttles).
+    pub fn in_flight_limit(&self, api: Api) -> u32 {
+        self.limiter(api).limit()
+    }
+
+    /// Page requests in flight to `api` now.
+    pub fn in_flight(&self, api: Api) -> u32 {
+        self.limiter(api).in_flight()
+    }
+
     /// One attempt at one page.
     pub async fn fetch_page(&self, req: PageRequest) -> Result<Page, PageError> {
+        let started = std::time::Instant::now();
         let inv_cfg = self.cfg.inventory(req.inventory);
         let api = req.inventory.api();
         let target = self.target(api);
@@ -163,6 +191,7 @@ impl Upstream {
             bytes,
             status: status.as_u16(),
             total,
+            duration: started.elapsed(),
         })
     }
 }

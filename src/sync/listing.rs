@@ -3,18 +3,19 @@
 
 use super::poller::Poller;
 use crate::cache::ItemMap;
+use crate::model::inventory::Inventory;
 use crate::model::item::{Item, Key};
 use crate::model::json::{self, Json};
 use crate::model::row::Row;
 use crate::model::status::SkipCounts;
-use crate::source::Items;
-use crate::source::{PageError, PageRequest};
+use crate::source::{Items, Page, PageError, PageFailure, PageRequest};
 use crate::sync::rules::Verdict;
 use crate::telemetry::events;
 use chrono::{DateTime, Utc};
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::ops::Range;
 use std::sync::Arc;
+use tokio::task::JoinSet;
 
 /// Everything a poll accumulates before it is applied.
 pub(super) struct Listing {
@@ -77,6 +78,69 @@ impl Shift {
     }
 }
 
+/// Which pages of one listing have been requested and which have arrived ahead of their turn.
+struct Window {
+    /// The next page to request.
+    next: u32,
+    /// Pages requested so far (never more than `max_pages`).
+    requested: u32,
+    max_pages: u32,
+    /// The lowest page known to be short: the listing ends there or earlier.
+    end: Option<u32>,
+    /// Pages that arrived before the ones in front of them were taken, by page.
+    arrived: BTreeMap<u32, Result<Page, PageFailure>>,
+}
+
+impl Window {
+    fn new(first_page: u32, max_pages: u32) -> Window {
+        Window {
+            next: first_page,
+            requested: 0,
+            max_pages,
+            end: None,
+            arrived: BTreeMap::new(),
+        }
+    }
+
+    /// The next page to request while `taking` is the page to take next and `ahead` pages
+    /// (from `taking` on) may be requested; `None` when the window is full, the listing's end
+    /// is known, or `max_pages` pages have been requested.
+    fn next_to_request(&mut self, taking: u32, ahead: u32) -> Option<u32> {
+        let page = self.next;
+        let room = page < taking.saturating_add(ahead)
+            && self.requested < self.max_pages
+            && self.end.is_none_or(|end| page <= end);
+        room.then(|| {
+            self.next = self.next.saturating_add(1);
+            self.requested += 1;
+            page
+        })
+    }
+
+    /// Page `page` is short: no page after it is requested.
+    fn ends_by(&mut self, page: u32) {
+        self.end = Some(self.end.map_or(page, |end| end.min(page)));
+    }
+
+    /// The listing ended at `page`: pages after it that already arrived are dropped unseen
+    /// (the ones still in flight are abandoned with the request set).
+    fn discard_after(&mut self, page: u32, inventory: Inventory) {
+        let discarded: Vec<u32> = self.arrived.keys().copied().filter(|&p| p > page).collect();
+        let requested_after = self.next.saturating_sub(page.saturating_add(1)) as usize;
+        let in_flight = requested_after.saturating_sub(discarded.len());
+        if !discarded.is_empty() || in_flight > 0 {
+            events::PagesDiscarded {
+                inventory,
+                last_page: page,
+                arrived: &discarded,
+                in_flight,
+            }
+            .emit();
+        }
+        self.arrived.clear();
+    }
+}
+
 /// What one page contributed, to spot an upstream that ignores the page parameter.
 pub(super) struct PageTally {
     keyed: usize,
@@ -86,6 +150,15 @@ pub(super) struct PageTally {
 impl Poller {
     /// Fetches every page of the poll into `pass`. Pages that still answer 504 after their
     /// retries are skipped; any other persistent error ends the poll.
+    ///
+    /// Once the first page is in, up to `poll.pages_in_flight` pages are requested ahead (each
+    /// with its own retries, each attempt within its API's limit of requests in flight), but
+    /// pages are taken in page order, exactly as if they had been fetched one at a time: a page
+    /// that arrives early waits for the ones before it. So the first occurrence of a key, the
+    /// churn signals (the total, a page repeating the previous one) and the end of the listing
+    /// (the first short page) mean what they meant. Pages past the end are discarded unseen,
+    /// their requests abandoned; no page beyond `poll.max_pages` is ever requested. With
+    /// `pages_in_flight = 1` the requests are exactly those of one page at a time.
     pub(super) async fn fetch_all(
         &self,
         pass: &mut Listing,
@@ -93,23 +166,69 @@ impl Poller {
     ) -> Result<(), PollError> {
         let poll = &self.cfg().poll;
         let page_size = poll.records_per_page as usize;
+        let pages_in_flight = poll.pages_in_flight.max(1);
+        let mut window = Window::new(poll.first_page, poll.max_pages);
+        // Dropping the set (at any return) aborts the requests still in flight.
+        let mut requests: JoinSet<(u32, Result<Page, PageFailure>)> = JoinSet::new();
         let mut page = poll.first_page;
         loop {
             if pass.pages + pass.skipped_pages.len() as u32 >= poll.max_pages {
                 return Err(PollError::TooManyPages(poll.max_pages));
             }
-            let req = PageRequest {
-                inventory: self.inventory,
-                page,
-                days_ago,
+            // Keep `ahead` pages requested from the one to take next; the first page goes
+            // alone: most refreshes and small collections fit in it, and a rejected password
+            // or an upstream that is down then costs one request, not `ahead`.
+            let ahead = if page == poll.first_page {
+                1
+            } else {
+                pages_in_flight
             };
-            match self.upstream.fetch_page_with_retries(req).await {
+            while let Some(ahead_page) = window.next_to_request(page, ahead) {
+                let upstream = self.upstream.clone();
+                let req = PageRequest {
+                    inventory: self.inventory,
+                    page: ahead_page,
+                    days_ago,
+                };
+                requests.spawn(
+                    async move { (ahead_page, upstream.fetch_page_with_retries(req).await) },
+                );
+            }
+            let result = loop {
+                if let Some(result) = window.arrived.remove(&page) {
+                    break result;
+                }
+                match requests.join_next().await {
+                    Some(Ok((p, result))) => {
+                        if let Ok(got) = &result
+                            && got.items.elements.len() < page_size
+                        {
+                            // The listing ends at or before `p`: nothing after it is needed.
+                            window.ends_by(p);
+                        }
+                        window.arrived.insert(p, result);
+                    }
+                    Some(Err(e)) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                    Some(Err(_)) => {}
+                    None => unreachable!("page {page} is requested and not yet taken"),
+                }
+            };
+            match result {
                 Ok(p) => {
+                    events::PageFetched {
+                        inventory: self.inventory,
+                        page,
+                        items: p.items.elements.len(),
+                        bytes: p.bytes,
+                        duration: p.duration,
+                    }
+                    .emit();
                     pass.pages += 1;
                     pass.shift.saw_total(p.total, pass.pages == 1);
                     let n = p.items.elements.len();
                     let tally = self.absorb(pass, p.items);
                     if n < page_size {
+                        window.discard_after(page, self.inventory);
                         return Ok(());
                     }
                     if tally.keyed == n && tally.fresh == 0 {

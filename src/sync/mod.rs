@@ -16,8 +16,8 @@
 //! - Within one listing the first occurrence of a key wins.
 //! - The refresh window is anchored at the start of the last poll that retrieved every page.
 //!
-//! Files: `poller` (the loop, scheduling, one poll start to end), `listing` (pages of one listing
-//! and what they add up to), `confirm` (the confirming listing), `apply` (the cache, the status,
+//! Files: `poller` (the loop, scheduling, one poll start to end), `listing` (pages of one listing,
+//! requested ahead and taken in page order, and what they add up to), `confirm` (the confirming listing), `apply` (the cache, the status,
 //! the journal), `journal` (what the store receives), `rules`, `window`, `daemon`.
 
 mod apply;

@@ -21,11 +21,14 @@ fn opt_time(t: Option<DateTime<Utc>>) -> String {
         .unwrap_or_default()
 }
 
+/// A page taken into its listing, in page order (pages requested past the end of a listing and
+/// discarded are not; `UpstreamRequest` counts every attempt).
 pub struct PageFetched {
     pub inventory: Inventory,
     pub page: u32,
     pub items: usize,
     pub bytes: usize,
+    /// The request that got it (its last attempt).
     pub duration: Duration,
 }
 
@@ -103,6 +106,106 @@ impl UpstreamRequest<'_> {
             page = self.page,
             status = self.status,
             duration_ms = ms(self.duration),
+        );
+    }
+}
+
+/// A listing ended at a short page while later pages had been requested ahead: they are not
+/// part of the listing (not counted, not absorbed); those still in flight are abandoned.
+pub struct PagesDiscarded<'a> {
+    pub inventory: Inventory,
+    /// The short page that ended the listing.
+    pub last_page: u32,
+    /// Pages after it that had already arrived.
+    pub arrived: &'a [u32],
+    /// Pages after it still in flight, abandoned.
+    pub in_flight: usize,
+}
+
+impl PagesDiscarded<'_> {
+    pub fn emit(&self) {
+        debug!(
+            message = "Pages requested past the end of the listing discarded.",
+            inventory = %self.inventory,
+            last_page = self.last_page,
+            arrived = ?self.arrived,
+            in_flight = self.in_flight,
+        );
+    }
+}
+
+/// A page request to `api` started or ended: how many are in flight to it now.
+pub struct UpstreamInFlight {
+    pub api: Api,
+    pub in_flight: u32,
+}
+
+impl UpstreamInFlight {
+    pub fn emit(&self) {
+        metrics::global().in_flight(self.api, self.in_flight);
+        trace!(
+            message = "Upstream requests in flight.",
+            api = %self.api,
+            in_flight = self.in_flight,
+        );
+    }
+}
+
+/// Why the limit of requests in flight to an API is what it is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LimitCause {
+    /// The client started: `http.max_in_flight_per_api`.
+    Start,
+    /// The upstream throttled or timed out (429, 503, 504, a timeout): halved.
+    Throttled,
+    /// A run of clean pages: one more.
+    Recovered,
+}
+
+/// The adaptive limit of page requests in flight to one API changed.
+pub struct UpstreamLimit<'a> {
+    pub api: Api,
+    pub limit: u32,
+    pub previous: u32,
+    pub cause: LimitCause,
+    /// The answer that made it shrink (`429`, `503`, `504`, `timeout`); empty otherwise.
+    pub status: &'a str,
+}
+
+impl UpstreamLimit<'_> {
+    pub fn emit(&self) {
+        metrics::global().in_flight_limit(self.api, self.limit);
+        match self.cause {
+            LimitCause::Start => {}
+            LimitCause::Throttled => info!(
+                message = "Upstream throttling; fewer requests in flight to this API.",
+                api = %self.api,
+                limit = self.limit,
+                previous = self.previous,
+                status = self.status,
+            ),
+            LimitCause::Recovered => debug!(
+                message = "Upstream keeping up; one more request in flight to this API.",
+                api = %self.api,
+                limit = self.limit,
+                previous = self.previous,
+            ),
+        }
+    }
+}
+
+/// The upstream answered with a `Retry-After`: no new request goes to `api` for `delay`.
+pub struct UpstreamPaused {
+    pub api: Api,
+    pub delay: Duration,
+}
+
+impl UpstreamPaused {
+    pub fn emit(&self) {
+        info!(
+            message = "Upstream asked to wait; new requests to this API paused.",
+            api = %self.api,
+            delay_ms = ms(self.delay),
         );
     }
 }

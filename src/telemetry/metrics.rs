@@ -2,10 +2,11 @@
 //! registry and the text exposition (format 0.0.4) are `prometheus-client`'s.
 //!
 //! Two kinds of families:
-//! - **recorded**: the counters, the request-duration histogram and the last full pass's
-//!   duration live in the process-global [`Metrics`] ([`global`]) and are written only by the
-//!   `emit()` methods in [`crate::telemetry::events`], the same calls that write the log lines,
-//!   so logs and metrics never disagree. Events fire deep inside the sync code, hence one
+//! - **recorded**: the counters, the request-duration histogram, the last full pass's
+//!   duration and the requests in flight per API (and their limit) live in the process-global
+//!   [`Metrics`] ([`global`]) and are written only by the `emit()` methods in
+//!   [`crate::telemetry::events`], the same calls that write the log lines, so logs and metrics
+//!   never disagree. Events fire deep inside the sync code, hence one
 //!   registry per process.
 //! - **read at scrape time** by [`render`]: items, readiness, unconfirmed items and the last
 //!   success from the cache (its record of them, which a warm start restores), the build
@@ -19,7 +20,7 @@
 mod process;
 
 use crate::cache::Cache;
-use crate::model::inventory::Inventory;
+use crate::model::inventory::{Api, Inventory};
 use crate::model::status::{Outcome, PollKind, PollReport};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{
@@ -84,6 +85,10 @@ fn inventory(inv: Inventory) -> Labels<1> {
     [("inventory", inv.as_str())]
 }
 
+fn api(api: Api) -> Labels<1> {
+    [("api", api.as_str())]
+}
+
 fn with(inv: Inventory, name: &'static str, value: &'static str) -> Labels<2> {
     [("inventory", inv.as_str()), (name, value)]
 }
@@ -114,6 +119,9 @@ pub struct Metrics {
     /// Set by a complete full pass; absent before the first.
     full_pass_seconds: Family<Labels<1>, Gauge<f64, AtomicU64>>,
     requests: Family<RequestLabels, Histogram, fn() -> Histogram>,
+    /// Page requests in flight per API, and the adaptive limit on them.
+    in_flight: Family<Labels<1>, Gauge>,
+    in_flight_limit: Family<Labels<1>, Gauge>,
 }
 
 static GLOBAL: LazyLock<Metrics> = LazyLock::new(Metrics::new);
@@ -142,7 +150,12 @@ impl Metrics {
             confirmations: Family::default(),
             full_pass_seconds: Family::default(),
             requests: Family::new_with_constructor(request_histogram as fn() -> Histogram),
+            in_flight: Family::default(),
+            in_flight_limit: Family::default(),
         };
+        for a in [Api::Tmf638, Api::Tmf639] {
+            let _ = m.in_flight.get_or_create(&api(a));
+        }
         // Every counter series exists from the start, at 0.
         for inv in Inventory::ALL {
             for kind in KINDS {
@@ -219,6 +232,18 @@ impl Metrics {
             self.full_pass_seconds.clone(),
         );
         r.register(
+            "ses_inventory_upstream_in_flight",
+            "Page requests in flight to the upstream now, per API (tmf638, tmf639)",
+            self.in_flight.clone(),
+        );
+        r.register(
+            "ses_inventory_upstream_in_flight_limit",
+            "The adaptive limit of page requests in flight per API: halves when the upstream \
+             throttles (429, 503, 504, a timeout), grows by one after 8 clean pages, at most \
+             http.max_in_flight_per_api (absent before the client starts)",
+            self.in_flight_limit.clone(),
+        );
+        r.register(
             "ses_inventory_upstream_request_duration_seconds",
             "Upstream page requests (each attempt), by inventory and HTTP status \
              (or timeout, connect, body when there is none or it was unusable)",
@@ -236,6 +261,18 @@ impl Metrics {
         self.requests
             .get_or_create(&labels)
             .observe(duration.as_secs_f64());
+    }
+
+    /// Page requests in flight to `api` now.
+    pub fn in_flight(&self, a: Api, n: u32) {
+        self.in_flight.get_or_create(&api(a)).set(i64::from(n));
+    }
+
+    /// The adaptive limit of page requests in flight to `api`.
+    pub fn in_flight_limit(&self, a: Api, limit: u32) {
+        self.in_flight_limit
+            .get_or_create(&api(a))
+            .set(i64::from(limit));
     }
 
     pub fn page(&self, inv: Inventory, outcome: PageOutcome) {
@@ -437,6 +474,8 @@ mod tests {
         m.page(Inventory::Services, PageOutcome::Skipped);
         m.retry(Inventory::Carriers);
         m.confirmation(Inventory::Carriers, true);
+        m.in_flight(Api::Tmf638, 3);
+        m.in_flight_limit(Api::Tmf638, 4);
         let full = report(PollKind::Full, Outcome::Complete, 90);
         m.poll(Inventory::Resources, &full);
         // The last success is the poller's record in the cache, read at scrape time.
@@ -466,6 +505,11 @@ mod tests {
             "ses_inventory_churn_items_total{inventory=\"services\",kind=\"deferred\"} 0",
             "ses_inventory_confirmations_total{inventory=\"carriers\",steady=\"true\"} 1",
             "ses_inventory_confirmations_total{inventory=\"carriers\",steady=\"false\"} 0",
+            "# TYPE ses_inventory_upstream_in_flight gauge",
+            "ses_inventory_upstream_in_flight{api=\"tmf638\"} 3",
+            "ses_inventory_upstream_in_flight{api=\"tmf639\"} 0",
+            "# TYPE ses_inventory_upstream_in_flight_limit gauge",
+            "ses_inventory_upstream_in_flight_limit{api=\"tmf638\"} 4",
             "ses_inventory_full_pass_duration_seconds{inventory=\"resources\"} 90.0",
             "ses_inventory_last_success_timestamp_seconds{inventory=\"resources\"} 1767225690.0",
             "ses_inventory_upstream_request_duration_seconds_bucket{inventory=\"services\",status=\"200\",le=\"0.05\"} 1",
@@ -505,6 +549,7 @@ mod tests {
             "ses_inventory_last_success_timestamp_seconds",
             "ses_inventory_full_pass_duration_seconds",
             "ses_inventory_upstream_request_duration_seconds",
+            "ses_inventory_upstream_in_flight_limit",
         ] {
             assert!(!text.contains(family), "{family}\n{text}");
         }

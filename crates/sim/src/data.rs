@@ -467,13 +467,15 @@ impl Dataset {
 
     /// Renders one page: `(body, total matching items, items on this page)`.
     ///
-    /// `since` (epoch ms) keeps only items updated at or after it; `extra_element` appends a
-    /// bare `42` to the array.
+    /// `since` (epoch ms) keeps only items updated at or after it; `limit` cuts the page to its
+    /// first `limit` items (a short page where the collection goes on); `extra_element` appends
+    /// a bare `42` to the array.
     pub(crate) fn render_page(
         &self,
         since: Option<i64>,
         index: usize,
         size: usize,
+        limit: usize,
         wrap: Option<&str>,
         extra_element: bool,
     ) -> (String, usize, usize) {
@@ -488,6 +490,9 @@ impl Dataset {
         body.push('[');
         let mut count = 0;
         let mut push = |body: &mut String, s: &str| {
+            if count >= limit {
+                return;
+            }
             if count > 0 {
                 body.push(',');
             }
@@ -1778,14 +1783,21 @@ pub(crate) mod tests {
                 .map(|i| json!({"externalId": format!("k{i}"), "lastUpdate": fmt_ts(ANCHOR - i * D, i as usize)}))
                 .collect(),
         );
-        let (body, total, count) = ds.render_page(None, 1, 2, None, false);
+        let (body, total, count) = ds.render_page(None, 1, 2, usize::MAX, None, false);
         assert_eq!((total, count), (5, 2));
         let v: Value = serde_json::from_str(&body).unwrap();
         assert_eq!(v[0]["externalId"], "k2");
-        let (body, _, count) = ds.render_page(None, 3, 2, Some("result"), true);
+        let (body, _, count) = ds.render_page(None, 3, 2, usize::MAX, Some("result"), true);
         assert_eq!((body.as_str(), count), ("{\"result\":[42]}", 0));
-        let (_, total, count) = ds.render_page(Some(ANCHOR - D - 1), 0, 40, None, false);
+        let (_, total, count) =
+            ds.render_page(Some(ANCHOR - D - 1), 0, 40, usize::MAX, None, false);
         assert_eq!((total, count), (2, 2));
+        // Cut short: the first item of the page only, the total unchanged.
+        let (body, total, count) = ds.render_page(None, 1, 2, 1, None, false);
+        assert_eq!((total, count), (5, 1));
+        let v: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v.as_array().unwrap().len(), 1);
+        assert_eq!(v[0]["externalId"], "k2");
         assert!(ds.facts().is_none());
     }
 

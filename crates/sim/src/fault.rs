@@ -22,12 +22,18 @@ pub enum FaultKind {
     Delay(Duration),
     /// 200 with a normal page plus one element that is a number: `[ ..., 42 ]`.
     ElementNotObject,
+    /// 200 with only the first `n` elements of the page (the total unchanged): a page short of
+    /// the page size although the collection goes on, as a gateway that cut a page would send.
+    Short(usize),
     /// The data changes in front of the listing's cursor just before this page is served: of
     /// the items already listed (the pages before this one), `deletes` are deleted and `inserts`
     /// new ones are inserted (see `Dataset::churn`); then the page is served normally.
     Churn { deletes: usize, inserts: usize },
     /// Hold the request until the test releases the [`Hold`], then answer normally.
     Hold(Hold),
+    /// Hold the request until the test releases the [`Hold`], then answer with `then`: e.g. a
+    /// burst of 429s that all arrived before the first is answered.
+    Held { hold: Hold, then: Box<FaultKind> },
 }
 
 /// One injected fault and the requests it applies to.

@@ -27,9 +27,16 @@
 //! generated (so "updated in the last day" stays meaningful) and are the only thing that
 //! differs between two simulators with the same configuration.
 //!
-//! Locking: each dataset sits behind a std `RwLock`, faults and the request log behind std
-//! `Mutex`es. They are never held across an `.await`: a page's text is copied out under the read
-//! lock, then the lock is released before any latency sleep.
+//! Locking: each dataset sits behind a std `RwLock`, faults, the request log and the
+//! concurrency counts behind std `Mutex`es. They are never held across an `.await`: a page's
+//! text is copied out under the read lock, then the lock is released before any latency sleep.
+//!
+//! Concurrency: requests are served concurrently (each connection on its own task). Faults are
+//! taken one request at a time under their lock, so `times` counts exactly however many
+//! requests arrive together; the request log and [`Simulator::subscribe`] see every request
+//! once, in the order they were answered. Per API, the simulator counts the requests in
+//! progress: each [`RequestRecord`] carries how many there were when it arrived, and
+//! [`Simulator::max_concurrent`] the most seen at once.
 
 mod data;
 mod fault;
@@ -40,7 +47,7 @@ mod server;
 pub use data::{EXCLUDED_TYPES, Facts};
 pub use fault::{Fault, FaultKind};
 pub use hold::Hold;
-pub use inventory::Inventory;
+pub use inventory::{Api, Inventory};
 
 use data::Dataset;
 use std::future::Future;
@@ -167,6 +174,12 @@ pub struct RequestRecord {
     pub status: u16,
     /// Items in the body (0 for errors and faults; a `42` from `ElementNotObject` not counted).
     pub items: usize,
+    /// Requests to the same API in progress when this one arrived, itself included (0 for a
+    /// path that is neither API's).
+    pub concurrent: usize,
+    /// When the request arrived and when its answer was ready (after any latency or hold).
+    pub received: std::time::Instant,
+    pub answered: std::time::Instant,
 }
 
 /// State shared by the handlers and the [`Simulator`] handle.
@@ -176,6 +189,29 @@ pub(crate) struct Shared {
     faults: Mutex<fault::FaultList>,
     log: Mutex<Vec<RequestRecord>>,
     events: broadcast::Sender<RequestRecord>,
+    /// Per API: requests in progress now, and the most at once so far.
+    concurrency: Mutex<[Concurrency; 2]>,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Concurrency {
+    now: usize,
+    max: usize,
+}
+
+/// A request to `api` in progress; dropping it (the answer is ready, or the client went away
+/// and the handler was dropped) ends it.
+pub(crate) struct InProgress<'a> {
+    shared: &'a Shared,
+    api: Api,
+    /// Requests to `api` in progress when this one arrived, itself included.
+    pub(crate) concurrent: usize,
+}
+
+impl Drop for InProgress<'_> {
+    fn drop(&mut self) {
+        lock(&self.shared.concurrency)[self.api.index()].now -= 1;
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -198,6 +234,20 @@ impl Shared {
             faults: Mutex::default(),
             log: Mutex::default(),
             events: broadcast::channel(4096).0,
+            concurrency: Mutex::default(),
+        }
+    }
+
+    /// Counts a request to `api` as in progress until the returned guard is dropped.
+    pub(crate) fn begin(&self, api: Api) -> InProgress<'_> {
+        let mut all = lock(&self.concurrency);
+        let c = &mut all[api.index()];
+        c.now += 1;
+        c.max = c.max.max(c.now);
+        InProgress {
+            shared: self,
+            api,
+            concurrent: c.now,
         }
     }
 
@@ -374,6 +424,25 @@ impl Simulator {
     /// Each request as it is answered, from now on (capacity 4096).
     pub fn subscribe(&self) -> broadcast::Receiver<RequestRecord> {
         self.shared.events.subscribe()
+    }
+
+    /// The most requests to `api` that were in progress at once since the start (or the last
+    /// [`Simulator::reset_max_concurrent`]). A request is in progress from its arrival until
+    /// its answer is ready, latency, delays and holds included.
+    pub fn max_concurrent(&self, api: Api) -> usize {
+        lock(&self.shared.concurrency)[api.index()].max
+    }
+
+    /// Requests to `api` in progress right now.
+    pub fn in_progress(&self, api: Api) -> usize {
+        lock(&self.shared.concurrency)[api.index()].now
+    }
+
+    /// Starts counting [`Simulator::max_concurrent`] afresh from the requests in progress now.
+    pub fn reset_max_concurrent(&self) {
+        for c in lock(&self.shared.concurrency).iter_mut() {
+            c.max = c.now;
+        }
     }
 
     /// A deterministic change step so refreshes have work: per generated inventory, updates
@@ -803,6 +872,93 @@ mod tests {
             [504, 504, 200, 200, 200, 200, 200, 200, 200, 401, 200]
         );
         assert_eq!(events.recv().await.unwrap().status, 504);
+        sim.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn concurrent_requests_are_counted_and_faults_taken_exactly() {
+        let sim = start(small()).await;
+        let mut events = sim.subscribe();
+        // Five requests held at once, then a burst of 429s that all arrived before the first
+        // was answered.
+        let hold = Hold::new();
+        sim.inject(Fault {
+            inventory: Some(Inventory::Services),
+            times: Some(5),
+            ..Fault::new(FaultKind::Held {
+                hold: hold.clone(),
+                then: Box::new(FaultKind::Status {
+                    code: 429,
+                    retry_after: Some("1".into()),
+                }),
+            })
+        });
+        let addr = sim.addr();
+        let requests: Vec<_> = (1..=5)
+            .map(|page| {
+                let target = path(&sim, Inventory::Services, &format!("page={page}"));
+                tokio::spawn(async move { get(addr, &target, SVC).await })
+            })
+            .collect();
+        hold.arrived(5).await;
+        assert_eq!(sim.in_progress(Api::Tmf638), 5);
+        assert_eq!(sim.in_progress(Api::Tmf639), 0);
+        // Another API's request is counted apart.
+        let r = get(sim.addr(), &path(&sim, Inventory::Resources, "page=1"), RES).await;
+        assert_eq!(r.status, 200);
+        assert_eq!(sim.requests()[0].concurrent, 1);
+        hold.release();
+        for r in requests {
+            let r = r.await.unwrap();
+            assert_eq!((r.status, r.header("retry-after")), (429, Some("1")));
+        }
+        assert_eq!(sim.max_concurrent(Api::Tmf638), 5);
+        assert_eq!(sim.max_concurrent(Api::Tmf639), 1);
+        assert_eq!(sim.in_progress(Api::Tmf638), 0);
+        let mut concurrent: Vec<usize> = sim
+            .requests()
+            .iter()
+            .filter(|r| r.inventory == Some(Inventory::Services))
+            .map(|r| r.concurrent)
+            .collect();
+        concurrent.sort_unstable();
+        assert_eq!(concurrent, [1, 2, 3, 4, 5]);
+        for r in sim.requests() {
+            assert!(r.answered >= r.received);
+        }
+
+        // Three 503s among eight requests that arrive together: exactly three are faulted, and
+        // the log and the subscription each see every request once.
+        sim.reset_max_concurrent();
+        assert_eq!(sim.max_concurrent(Api::Tmf638), 0);
+        sim.inject(Fault {
+            inventory: Some(Inventory::Carriers),
+            times: Some(3),
+            ..Fault::new(FaultKind::Status {
+                code: 503,
+                retry_after: None,
+            })
+        });
+        let requests: Vec<_> = (1..=8)
+            .map(|_| {
+                let target = path(&sim, Inventory::Carriers, "page=1");
+                tokio::spawn(async move { get(addr, &target, SVC).await.status })
+            })
+            .collect();
+        let mut statuses = Vec::new();
+        for r in requests {
+            statuses.push(r.await.unwrap());
+        }
+        statuses.sort_unstable();
+        assert_eq!(statuses, [200, 200, 200, 200, 200, 503, 503, 503]);
+        let log = sim.requests();
+        assert_eq!(log.len(), 5 + 1 + 8);
+        let mut seen = Vec::new();
+        while let Ok(r) = events.try_recv() {
+            seen.push(r);
+        }
+        assert_eq!(seen, log);
+        assert!((1..=8).contains(&sim.max_concurrent(Api::Tmf638)));
         sim.shutdown().await;
     }
 

@@ -4,7 +4,7 @@
 use super::data;
 use super::fault::{self, FaultKind};
 use super::{RequestRecord, Shared};
-use crate::Inventory;
+use crate::{Api, Inventory};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Query, State};
@@ -15,13 +15,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-
-/// Which of the two APIs a path belongs to (each has its own credentials).
-#[derive(Clone, Copy)]
-enum Api {
-    Tmf638,
-    Tmf639,
-}
 
 /// How long in-flight requests may finish after a shutdown before the server stops anyway.
 const GRACE: Duration = Duration::from_secs(2);
@@ -53,6 +46,10 @@ async fn handle(
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
+    let received = std::time::Instant::now();
+    let api = api_of(&shared.config, uri.path());
+    // In progress until the answer is ready (or the handler is dropped with its client).
+    let in_progress = api.map(|api| shared.begin(api));
     let query = Query::<Vec<(String, String)>>::try_from_uri(&uri).map(|q| q.0);
     let mut rec = RequestRecord {
         inventory: None,
@@ -62,11 +59,31 @@ async fn handle(
         updated_days_ago: None,
         status: 0,
         items: 0,
+        concurrent: in_progress.as_ref().map_or(0, |p| p.concurrent),
+        received,
+        answered: received,
     };
-    let resp = answer(&shared, &method, query.ok(), &headers, &mut rec).await;
+    let resp = match api {
+        Some(api) => answer(&shared, api, &method, query.ok(), &headers, &mut rec).await,
+        None => text(StatusCode::NOT_FOUND, "not found"),
+    };
+    drop(in_progress);
     rec.status = resp.status().as_u16();
+    rec.answered = std::time::Instant::now();
     shared.record(rec);
     resp
+}
+
+/// Which of the two APIs a path belongs to (each has its own credentials), if any.
+fn api_of(cfg: &crate::SimConfig, path: &str) -> Option<Api> {
+    let path = path.trim_end_matches('/');
+    if path == format!("{}/service", cfg.base638.trim_end_matches('/')) {
+        Some(Api::Tmf638)
+    } else if path == format!("{}/resource", cfg.base639.trim_end_matches('/')) {
+        Some(Api::Tmf639)
+    } else {
+        None
+    }
 }
 
 /// Page parameters of one request, in the simulator's configured dialect.
@@ -95,20 +112,13 @@ fn num<T: std::str::FromStr>(query: &[(String, String)], name: &str) -> Result<O
 
 async fn answer(
     shared: &Shared,
+    api: Api,
     method: &Method,
     query: Option<Vec<(String, String)>>,
     headers: &HeaderMap,
     rec: &mut RequestRecord,
 ) -> Response {
     let cfg = &shared.config;
-    let path = rec.path.trim_end_matches('/');
-    let api = if path == format!("{}/service", cfg.base638.trim_end_matches('/')) {
-        Api::Tmf638
-    } else if path == format!("{}/resource", cfg.base639.trim_end_matches('/')) {
-        Api::Tmf639
-    } else {
-        return text(StatusCode::NOT_FOUND, "not found");
-    };
     if method != Method::GET {
         let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "only GET is served");
         r.headers_mut()
@@ -152,12 +162,18 @@ async fn answer(
     rec.page = Some(params.page);
     rec.updated_days_ago = params.updated_days_ago;
 
-    let fault =
+    let mut fault =
         shared
             .lock_faults()
             .take(inventory, params.page, params.updated_days_ago.is_some());
+    while let Some(FaultKind::Held { hold, then }) = fault {
+        // Held first, then answered with the fault it wraps (from the data current then).
+        hold.wait().await;
+        fault = Some(*then);
+    }
     let mut delay = cfg.latency;
     let mut extra_element = false;
+    let mut limit = usize::MAX;
     let early = match fault {
         None => None,
         Some(FaultKind::Status { code, retry_after }) => {
@@ -191,6 +207,10 @@ async fn answer(
             extra_element = true;
             None
         }
+        Some(FaultKind::Short(n)) => {
+            limit = n;
+            None
+        }
         Some(FaultKind::Churn { deletes, inserts }) => {
             let now = chrono::Utc::now().timestamp_millis();
             let read = params
@@ -218,6 +238,7 @@ async fn answer(
             hold.wait().await;
             None
         }
+        Some(FaultKind::Held { .. }) => unreachable!("unwrapped above"),
     };
     let resp = match early {
         Some(r) => r,
@@ -234,6 +255,7 @@ async fn answer(
                     since,
                     index.unwrap_or(usize::MAX),
                     params.size,
+                    limit,
                     cfg.wrap.as_deref(),
                     extra_element,
                 )
