@@ -116,9 +116,10 @@ impl Rules {
             None => match self.external_identifier {
                 // v5 shapes carry the external id as externalIdentifier[] (or externalId holds
                 // a list of identifiers): the row's reading of the External ID column.
+                // (The row's text is trimmed and never blank.)
                 Some(ident) => match v5_external_id(found[self.key], found[ident]) {
-                    Some(k) if !k.trim().is_empty() => Cow::Owned(k.into()),
-                    _ => return Verdict::NoKey,
+                    Some(k) => Cow::Owned(k.into()),
+                    None => return Verdict::NoKey,
                 },
                 None => return Verdict::NoKey,
             },
@@ -296,6 +297,21 @@ mod tests {
         assert!(key_of(r.judge_value(&v5)).is_some());
         let v5 = json!({"externalId": "S", "status": "", "state": "Terminated"});
         assert!(key_of(r.judge_value(&v5)).is_none());
+    }
+
+    #[test]
+    fn fallback_members_read_booleans_as_text_like_the_row() {
+        // Odd but possible: a boolean status, with a configuration that keeps "true".
+        let mut cfg = Config::defaults().resources;
+        cfg.keep_statuses = vec!["true".into()];
+        let r = Rules::new(Inventory::Resources, &cfg);
+        assert!(key_of(r.judge_value(&json!({"id": "R1", "resourceStatus": true}))).is_some());
+        assert!(key_of(r.judge_value(&json!({"id": "R2", "resourceStatus": false}))).is_none());
+        cfg.keep_statuses = vec![];
+        cfg.exclude_types = vec!["false".into()];
+        let r = Rules::new(Inventory::Resources, &cfg);
+        assert!(key_of(r.judge_value(&json!({"id": "R3", "type": false}))).is_none());
+        assert!(key_of(r.judge_value(&json!({"id": "R4", "type": true}))).is_some());
     }
 
     #[test]

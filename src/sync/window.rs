@@ -170,6 +170,18 @@ mod tests {
             refresh_after(Duration::days(29), &c),
             PollPlan::Refresh { .. }
         ));
+        // A window of exactly 30 days (the gap plus the one-hour margin) is not past the bound.
+        assert!(matches!(
+            refresh_after(Duration::days(30) - Duration::hours(1), &c),
+            PollPlan::Refresh { .. }
+        ));
+        assert_eq!(
+            refresh_after(
+                Duration::days(30) - Duration::hours(1) + Duration::seconds(1),
+                &c
+            ),
+            PollPlan::Full(FullReason::WindowTooWide)
+        );
     }
 
     #[test]
