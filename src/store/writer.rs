@@ -22,11 +22,9 @@ impl Store {
         // committed past the lost poll would vouch for items the file does not hold.
         let rewrite = self.dirty[inv.index()];
         let result = self.write_tx(applied, rewrite.then_some(cache));
-        match &result {
-            Ok(_) if rewrite => self.dirty[inv.index()] = false,
-            Ok(_) => {}
-            Err(_) => self.dirty[inv.index()] = true,
-        }
+        // Committed: the table holds the cache's whole polls (rewritten or not). Failed: it
+        // may lack this one.
+        self.dirty[inv.index()] = result.is_err();
         result.map_err(|source| StoreError::Sqlite {
             path: self.path.clone(),
             error: source,
