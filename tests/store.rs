@@ -922,7 +922,8 @@ async fn last_seen_moves_only_for_what_a_poll_saw() {
     // A quiet full pass: swept, every row was seen.
     let quiet = journalled(&cfg, &cache, full).await;
     assert!(quiet.swept);
-    store.write(&quiet, &cache).unwrap();
+    let stats = store.write(&quiet, &cache).unwrap();
+    assert_eq!((stats.upserted, stats.removed, stats.touched), (0, 0, 400));
     for key in ["SVC-0001", "SVC-0200", "SVC-0400"] {
         assert!(
             stored_last_seen(&path, key) >= quiet.report.started,
@@ -938,7 +939,8 @@ async fn last_seen_moves_only_for_what_a_poll_saw() {
     sim.set_items(Services, items);
     let refresh = journalled(&cfg, &cache, PollPlan::Refresh { days_ago: 0 }).await;
     assert!(!refresh.swept);
-    store.write(&refresh, &cache).unwrap();
+    let stats = store.write(&refresh, &cache).unwrap();
+    assert_eq!((stats.upserted, stats.removed, stats.touched), (0, 0, 1));
     assert!(stored_last_seen(&path, "SVC-0001") >= refresh.report.started);
     assert!(stored_last_seen(&path, "SVC-0400") < refresh.report.started);
 
@@ -975,6 +977,12 @@ async fn last_seen_moves_only_for_what_a_poll_saw() {
             "{key}: not seen by this pass, yet its last_seen moved"
         );
     }
+    // The next full pass, quiet, confirms and removes the 5 and the 40 deleted during the last.
+    let settled = journalled(&cfg, &cache, full).await;
+    assert!(settled.swept);
+    let stats = store.write(&settled, &cache).unwrap();
+    assert_eq!(stats.removed, 45);
+    assert_eq!(stored_keys(&path, Services).len(), 355);
     assert!(stored_last_seen(&path, "SVC-0400") >= unsteady.report.started);
     std::fs::remove_dir_all(&dir).unwrap();
 }

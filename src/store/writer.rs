@@ -67,7 +67,8 @@ impl Store {
                 }
                 stats.upserted = applied.upserts.len();
             }
-            if report.outcome != Outcome::Failed && !applied.unchanged.is_empty() {
+            // (A failed poll journals no unchanged keys: it applied nothing.)
+            if !applied.unchanged.is_empty() {
                 let seen = time_text(report.finished);
                 if applied.swept {
                     // After a complete full pass and its sweep, every row left was seen by it:
