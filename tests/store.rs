@@ -918,6 +918,33 @@ async fn last_seen_moves_only_for_what_a_poll_saw() {
     store.write(&first, &cache).unwrap();
     let at_first = stored_last_seen(&path, "SVC-0001");
     assert!(at_first >= first.report.started, "{at_first}");
+    // An empty reference column is NULL in the file (SQL readers test it with IS NULL), and
+    // the sync state carries the last poll's report for people reading the file.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let (spec_is_null, report): (bool, String) = conn
+        .query_row(
+            "SELECT s.service_specification IS NULL, t.last_report FROM services s, sync_state t
+             WHERE s.key = 'SVC-0001' AND t.inventory = 'services'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert!(spec_is_null);
+    let report: serde_json::Value = serde_json::from_str(&report).unwrap();
+    assert_eq!(
+        (
+            &report["kind"],
+            &report["reason"],
+            &report["added"],
+            &report["outcome"]
+        ),
+        (
+            &serde_json::json!("full"),
+            &serde_json::json!("initial"),
+            &serde_json::json!(400),
+            &serde_json::json!("complete")
+        )
+    );
 
     // A quiet full pass: swept, every row was seen.
     let quiet = journalled(&cfg, &cache, full).await;
