@@ -102,8 +102,8 @@ async fn a_first_buildup_that_saw_deletions_is_confirmed_before_it_is_ready() {
     assert_eq!(cached(&cache), upstream_keys(&sim));
     assert!(cache.is_ready(Services));
     assert_eq!((r.added, r.removed), (380, 0));
-    // Two listings of 10 pages (the tenth short: 20 items).
-    assert_eq!(r.pages, 20);
+    // Two listings of 10 pages (the tenth short: 20 items), 380 elements each.
+    assert_eq!((r.pages, r.received), (20, 760));
 }
 
 /// The scenario from the field: ~2,850 services, deletions and inserts while the pass is on
@@ -435,4 +435,42 @@ async fn random_churn(total_count_header: &str, pages_in_flight: u32) {
         }
         assert_eq!(cached(&cache), after, "seed {seed}: did not converge");
     }
+}
+
+#[tokio::test]
+async fn a_confirming_listing_that_fails_removes_nothing_and_rechecks() {
+    let (sim, cfg, cache) = warm(400, 1).await;
+    // Ten services go between two passes: candidates for the next one.
+    let items: Vec<Value> = sim
+        .items(Services)
+        .into_iter()
+        .filter(|v| !v["externalId"].as_str().unwrap().starts_with("SVC-030"))
+        .collect();
+    assert_eq!(items.len(), 390);
+    sim.set_items(Services, items);
+    // The first listing's page 3 passes (the no-op fault is used up); the confirming listing's
+    // page 3 fails every attempt.
+    sim.inject(Fault {
+        times: Some(1),
+        ..churn(3, 0, 0, 1)
+    });
+    sim.inject(Fault {
+        inventory: Some(Services.into()),
+        page: Some(3),
+        refresh_only: false,
+        kind: FaultKind::Status {
+            code: 500,
+            retry_after: None,
+        },
+        times: Some(cfg.http.retry_attempts),
+    });
+    let r = poll(&cfg, Services, &cache, RESYNC).await;
+    assert_eq!(r.outcome, Outcome::Complete, "the first listing was whole");
+    assert_eq!(r.removed, 0);
+    assert_eq!(cache.len(Services), 400);
+    assert_eq!(
+        (r.churn.candidates, r.churn.steady, r.churn.deferred),
+        (10, Some(false), 10)
+    );
+    assert!(cache.status(Services).recheck);
 }

@@ -630,3 +630,22 @@ async fn a_requested_poll_joins_a_running_one_or_starts_now() {
     assert_eq!(last.updated_days_ago, Some(0));
     daemon.shutdown().await;
 }
+
+#[tokio::test]
+async fn consecutive_failures_count_until_a_poll_succeeds() {
+    let (sim, sc) = empty_sim().await;
+    let cfg = config(&sim, &sc);
+    sim.set_items(Services, services(10));
+    let cache = Cache::new();
+    let mut poller = poller(&cfg, Services, &cache);
+    sim.inject(fault(Services, Some(1), status(502), None));
+    for n in 1..=2 {
+        let r = poller.poll(FULL).await;
+        assert_eq!(r.outcome, Outcome::Failed);
+        assert_eq!(cache.status(Services).consecutive_failures, n);
+    }
+    sim.clear_faults();
+    let r = poller.poll(FULL).await;
+    assert_eq!(r.outcome, Outcome::Complete);
+    assert_eq!(cache.status(Services).consecutive_failures, 0);
+}
