@@ -321,6 +321,8 @@ async fn a_refresh_during_churn_takes_every_update_and_never_sweeps() {
         (r.churn.shifted, r.churn.confirmations, r.churn.recovered),
         (true, 1, 20)
     );
+    // Every live item was changed: 380 by the first listing, the 20 it missed by the second.
+    assert_eq!((r.added, r.updated), (0, 400));
     // A refresh cannot see deletions and removes nothing: the 20 deleted stay until a full pass.
     assert_eq!(r.removed, 0);
     assert_eq!(cache.len(Services), 400);

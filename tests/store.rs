@@ -1004,6 +1004,14 @@ async fn last_seen_moves_only_for_what_a_poll_saw() {
             "{key}: not seen by this pass, yet its last_seen moved"
         );
     }
+    // The twenty that slid past the first listing's cursor were seen by the confirming one.
+    for n in 201..=220 {
+        let key = format!("SVC-{n:04}");
+        assert!(
+            stored_last_seen(&path, &key) >= unsteady.report.started,
+            "{key}: recovered by the confirming listing, yet its last_seen did not move"
+        );
+    }
     // The next full pass, quiet, confirms and removes the 5 and the 40 deleted during the last.
     let settled = journalled(&cfg, &cache, full).await;
     assert!(settled.swept);
