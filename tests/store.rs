@@ -907,6 +907,9 @@ async fn last_seen_moves_only_for_what_a_poll_saw() {
     use ses_inventory_sim::{Fault, FaultKind};
     let (sim, sc) = common::empty_sim().await;
     let cfg = common::config(&sim, &sc);
+    let mut cfg = cfg;
+    // One page at a time, so that which items slide past the cursor is exact.
+    cfg.poll.pages_in_flight = 1;
     let dir = temp_dir("last-seen");
     let path = dir.join("inventory.db");
     let (mut store, _) = Store::open(&path).unwrap();
@@ -970,6 +973,10 @@ async fn last_seen_moves_only_for_what_a_poll_saw() {
     assert_eq!((stats.upserted, stats.removed, stats.touched), (0, 0, 1));
     assert!(stored_last_seen(&path, "SVC-0001") >= refresh.report.started);
     assert!(stored_last_seen(&path, "SVC-0400") < refresh.report.started);
+    // A full pass takes in the old dates the refresh could not see.
+    let synced = journalled(&cfg, &cache, full).await;
+    assert_eq!(synced.report.updated, 399);
+    store.write(&synced, &cache).unwrap();
 
     // Five services are deleted between two passes (candidates of the next full pass); during
     // that pass twenty more are deleted in front of the cursor of both its listings, so the
