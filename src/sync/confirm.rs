@@ -114,15 +114,14 @@ impl Listing {
             .collect();
         let unchanged: Vec<Key> = unchanged.into_iter().filter(|k| !first_seen(k)).collect();
         let removals: Vec<Key> = removals.into_iter().filter(|k| !first_seen(k)).collect();
+        // (`existing_kept` only counts a sweep's removals, and a merged poll is never swept.)
         for item in &changed {
             if cached(&item.key) {
                 self.updated += 1;
-                self.existing_kept += 1;
             } else {
                 self.added += 1;
             }
         }
-        self.existing_kept += unchanged.len() as u64;
         self.skipped.not_kept += removals.len() as u64;
         self.existing_removed += removals.iter().filter(|k| cached(k)).count() as u64;
         for key in changed.iter().map(|i| &i.key).chain(&unchanged) {
