@@ -104,10 +104,6 @@ impl Cache {
         self.read(inv).len()
     }
 
-    pub fn is_empty(&self, inv: Inventory) -> bool {
-        self.len(inv) == 0
-    }
-
     /// Runs `f` over the map under the read lock (for comparisons that must not copy it).
     pub fn with_items<R>(&self, inv: Inventory, f: impl FnOnce(&ItemMap) -> R) -> R {
         f(&self.read(inv))

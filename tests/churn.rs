@@ -476,3 +476,21 @@ async fn a_confirming_listing_that_fails_removes_nothing_and_rechecks() {
     );
     assert!(cache.status(Services).recheck);
 }
+
+#[tokio::test]
+async fn a_merged_poll_takes_what_only_the_confirming_listing_saw() {
+    let (sim, cfg, cache) = warm(400, 1).await;
+    // Two changes land where the first listing's cursor will skip (positions 200..219, once
+    // twenty earlier items are deleted under it): a new service, and one no longer Operational.
+    let mut items = sim.items(Services);
+    items[209]["status"] = "Terminated".into();
+    items.insert(205, service("SVC-NEW", "Operational"));
+    sim.set_items(Services, items);
+    // Both listings shift, so the poll merges them.
+    sim.inject(churn(6, 20, 0, 2));
+    let r = poll(&cfg, Services, &cache, RESYNC).await;
+    assert_eq!(r.churn.steady, Some(false));
+    assert_eq!((r.added, r.removed, r.skipped.not_kept), (1, 1, 1));
+    assert!(cache.get(Services, "SVC-NEW").is_some());
+    assert!(cache.get(Services, "SVC-0210").is_none());
+}

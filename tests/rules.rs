@@ -299,7 +299,7 @@ async fn max_pages_bounds_a_pass_and_applies_nothing_beyond_it() {
         Some("more than poll.max_pages (2) pages without a short page")
     );
     assert_eq!(pages(&sim, Services), [(1, None), (2, None)]);
-    assert!(cache.is_empty(Services) && !cache.is_ready(Services));
+    assert!((cache.len(Services) == 0) && !cache.is_ready(Services));
 
     cfg.poll.max_pages = 3;
     let r = poll(&cfg, Services, &cache, FULL).await;

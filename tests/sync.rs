@@ -75,7 +75,7 @@ async fn an_empty_collection_is_complete_and_ready() {
     let r = poll(&config(&sim, &sc), Resources, &cache, FULL).await;
     assert_eq!((r.outcome, r.pages), (Outcome::Complete, 1));
     assert!(cache.is_ready(Resources));
-    assert!(cache.is_empty(Resources));
+    assert!((cache.len(Resources) == 0));
 }
 
 #[tokio::test]
