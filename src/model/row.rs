@@ -432,12 +432,6 @@ pub fn external_id_of(item: &Json<'_>) -> Option<Box<str>> {
     extract::external_id_of(item)
 }
 
-/// An item's Status column (the inventory's fallback fields), without extracting the row.
-pub fn status_of(inventory: Inventory, item: &Json<'_>) -> Option<Box<str>> {
-    extract::status_of(inventory, item)
-}
-
-/// An item's Type column (`@type`, `type`, `category`), without extracting the row.
 /// The members the Status column is read from, in order.
 pub fn status_fields(inventory: Inventory) -> &'static [&'static str] {
     extract::status_fields(inventory)
@@ -445,10 +439,6 @@ pub fn status_fields(inventory: Inventory) -> &'static [&'static str] {
 
 /// The members the Type column is read from, in order.
 pub const TYPE_FIELDS: &[&str] = extract::TYPE;
-
-pub fn type_of(item: &Json<'_>) -> Option<Box<str>> {
-    extract::type_of(item)
-}
 
 /// Parses the date/time shapes seen upstream: RFC 3339 with or without fractional seconds, with
 /// `Z` or an offset; `YYYY-MM-DDTHH:MM:SS[.f]` and ServiceNow's `YYYY-MM-DD HH:MM:SS[.f]`

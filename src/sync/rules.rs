@@ -33,7 +33,6 @@ pub enum NotKeptReason {
 /// members of an element they read, in which order of preference.
 #[derive(Clone, Debug)]
 pub struct Rules {
-    inventory: Inventory,
     keep_statuses: Vec<String>,
     exclude_types: Vec<String>,
     /// The member names read from each element (see [`json::scan`]), the deciding ones first.
@@ -83,7 +82,6 @@ impl Rules {
         let type_fallbacks = row::TYPE_FIELDS.iter().map(|f| slot(f)).collect();
         debug_assert!(wanted.len() <= json::MAX_SCANNED);
         Rules {
-            inventory,
             keep_statuses: lower(&cfg.keep_statuses),
             exclude_types: lower(&cfg.exclude_types),
             wanted,
@@ -151,10 +149,6 @@ impl Rules {
             }
         }
         Verdict::Keep { key }
-    }
-
-    pub fn inventory(&self) -> Inventory {
-        self.inventory
     }
 }
 

@@ -24,20 +24,11 @@ pub(super) fn external_id_of(item: &Value) -> Field {
 }
 
 /// The Status column alone (for the keep rule).
-pub(super) fn status_of(inventory: Inventory, item: &Value) -> Field {
-    first_text(item.as_object()?, status_fields(inventory))
-}
-
 pub(super) fn status_fields(inventory: Inventory) -> &'static [&'static str] {
     match inventory {
         Inventory::Services | Inventory::Carriers => SERVICE_STATUS,
         Inventory::Resources => RESOURCE_STATUS,
     }
-}
-
-/// The Type column alone (for the keep rule).
-pub(super) fn type_of(item: &Value) -> Field {
-    first_text(item.as_object()?, TYPE)
 }
 
 const SERVICE_STATUS: &[&str] = &["status", "state", "operatingStatus"];
