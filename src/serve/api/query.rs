@@ -75,7 +75,7 @@ impl Field {
     fn json(self, item: &Item) -> Value {
         match self {
             Field::Id => Value::String(item.key.to_string()),
-            Field::Column(i) => item.row.cell(i).to_json(),
+            Field::Column(i) => item.cell(i).to_json(),
         }
     }
 }
@@ -188,7 +188,7 @@ impl ListQuery {
             // Text cells compare in place; other kinds through their text form.
             let cell = match field {
                 Field::Id => Cell::Text(Some(item.key.as_str())),
-                Field::Column(i) => item.row.cell(*i),
+                Field::Column(i) => item.cell(*i),
             };
             match cell {
                 Cell::Text(t) => {
@@ -204,7 +204,7 @@ impl ListQuery {
                     || [0, 1, 2].into_iter().any(|i| {
                         // external_id, name and description are the first three columns of every
                         // inventory.
-                        matches!(item.row.cell(i), Cell::Text(Some(t)) if contains_caseless(t, q))
+                        matches!(item.cell(i), Cell::Text(Some(t)) if contains_caseless(t, q))
                     })
             })
     }
@@ -215,7 +215,7 @@ impl ListQuery {
         for &(field, descending) in &self.sort {
             let ord = match field {
                 Field::Id => a.key.cmp(&b.key),
-                Field::Column(i) => compare_cells(a.row.cell(i), b.row.cell(i)),
+                Field::Column(i) => compare_cells(a.cell(i), b.cell(i)),
             };
             let ord = match ord {
                 Ordering::Equal => continue,
@@ -273,7 +273,7 @@ pub fn full_row(inventory: Inventory, item: &Item) -> Value {
 fn is_empty(item: &Item, field: Field) -> bool {
     match field {
         Field::Id => false,
-        Field::Column(i) => item.row.cell(i).is_empty(),
+        Field::Column(i) => item.cell(i).is_empty(),
     }
 }
 
@@ -302,11 +302,11 @@ fn compare_cells(a: Cell<'_>, b: Cell<'_>) -> Ordering {
         (false, true) => return Ordering::Less,
         _ => {}
     }
-    match (a, b) {
+    match (&a, &b) {
         (Cell::Text(Some(x)), Cell::Text(Some(y))) => {
             caseless(x).cmp(caseless(y)).then_with(|| x.cmp(y))
         }
-        (Cell::Time(x), Cell::Time(y)) => x.cmp(&y),
+        (Cell::Time(x), Cell::Time(y)) => x.cmp(y),
         _ => a.to_text().cmp(&b.to_text()),
     }
 }
@@ -323,11 +323,10 @@ mod tests {
         if let Some(n) = name {
             v["name"] = json!(n);
         }
-        let row = Row::extract(Inventory::Services, &v);
         Arc::new(Item::new(
             Key::new(id),
+            Inventory::Services,
             v.to_string().into(),
-            row,
             Utc::now(),
             Utc::now(),
         ))
