@@ -27,6 +27,7 @@ pub mod packed;
 mod tests;
 
 use std::borrow::Cow;
+use std::cmp::Ordering;
 use std::fmt;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, SecondsFormat, Utc};
@@ -523,6 +524,24 @@ fn format_time(t: &DateTime<Utc>) -> String {
 }
 
 impl Cell<'_> {
+    /// The list order of two cells of one column: empty last; text case-insensitively (then
+    /// exactly); times by value; others by their text.
+    pub fn compare(&self, other: &Cell<'_>) -> Ordering {
+        match (self.is_empty(), other.is_empty()) {
+            (true, true) => return Ordering::Equal,
+            (true, false) => return Ordering::Greater,
+            (false, true) => return Ordering::Less,
+            _ => {}
+        }
+        match (self, other) {
+            (Cell::Text(Some(x)), Cell::Text(Some(y))) => {
+                caseless(x).cmp(caseless(y)).then_with(|| x.cmp(y))
+            }
+            (Cell::Time(x), Cell::Time(y)) => x.cmp(y),
+            _ => self.to_text().cmp(&other.to_text()),
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         match self {
             Cell::Text(s) => s.is_none_or(str::is_empty),
@@ -563,6 +582,11 @@ impl Cell<'_> {
             Cell::One(e) => e.as_deref().map_or(Value::Null, entry_json),
         }
     }
+}
+
+/// Text compared case-insensitively without allocating.
+fn caseless(s: &str) -> impl Iterator<Item = char> + '_ {
+    s.chars().flat_map(char::to_lowercase)
 }
 
 fn entry_json(entry: &Entry<'_>) -> serde_json::Value {
