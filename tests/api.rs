@@ -895,3 +895,55 @@ async fn lists_carry_etags_answer_304_and_link_their_next_page() {
     assert_ne!(r.headers()["etag"], tag.as_str());
     run.stop().await;
 }
+
+/// Sends `request` as raw bytes and reads the whole answer (the server closes after it).
+async fn raw(base: &str, request: &[u8]) -> (u16, Value) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = base.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    // The server may answer and close before reading all of a huge request.
+    let _ = stream.write_all(request).await;
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer))
+        .await
+        .expect("an answer within 10 s")
+        .unwrap();
+    let text = String::from_utf8_lossy(&answer).to_string();
+    let status = text[9..12].parse().unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn requests_the_parser_refuses_get_json_errors_too() {
+    let run = Running::start(crafted, |_| {}).await;
+    let long_uri = format!(
+        "GET /api/v1/services?q={} HTTP/1.1\r\nhost: x\r\n\r\n",
+        "a".repeat(100_000)
+    );
+    let (status, body) = raw(&run.base, long_uri.as_bytes()).await;
+    assert_eq!(status, 414, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("URI"), "{body}");
+
+    let huge_headers = format!(
+        "GET /api/v1/status HTTP/1.1\r\nhost: x\r\nx-filler: {}\r\n\r\n",
+        "b".repeat(600_000)
+    );
+    let (status, body) = raw(&run.base, huge_headers.as_bytes()).await;
+    assert_eq!(status, 431, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("header"), "{body}");
+
+    let (status, body) = raw(&run.base, b"NOT HTTP AT ALL\r\n\r\n").await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["error"].is_string(), "{body}");
+
+    // A request that parses is still the router's.
+    let (status, body) = raw(
+        &run.base,
+        b"GET /nowhere HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(status, 404, "{body}");
+    assert!(body["error"].is_string(), "{body}");
+    run.stop().await;
+}

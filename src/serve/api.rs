@@ -22,6 +22,7 @@
 pub mod auth;
 pub mod body;
 pub mod etag;
+pub mod parse_errors;
 pub mod query;
 
 use crate::cache::Cache;
@@ -130,7 +131,7 @@ impl Bound {
         let app = router(state);
         let mut graceful = stop_rx;
         let task = tokio::spawn(async move {
-            let served = axum::serve(listener, app)
+            let served = axum::serve(parse_errors::Listener(listener), app)
                 .with_graceful_shutdown(async move {
                     let _ = graceful.wait_for(|s| *s).await;
                 })
