@@ -947,3 +947,58 @@ async fn requests_the_parser_refuses_get_json_errors_too() {
     assert!(body["error"].is_string(), "{body}");
     run.stop().await;
 }
+
+#[tokio::test]
+async fn answers_are_gzipped_when_asked_and_every_request_is_counted() {
+    use std::io::Read;
+    let run = Running::start(crafted, |_| {}).await;
+    run.ready().await;
+    let plain = run
+        .http
+        .get(format!("{}/api/v1/services", run.base))
+        .send()
+        .await
+        .unwrap();
+    assert!(plain.headers().get("content-encoding").is_none());
+    let plain: Value = plain.json().await.unwrap();
+    let zipped = run
+        .http
+        .get(format!("{}/api/v1/services", run.base))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(zipped.headers()["content-encoding"], "gzip");
+    let bytes = zipped.bytes().await.unwrap();
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(&bytes[..])
+        .read_to_string(&mut text)
+        .expect("a gzip body");
+    assert_eq!(serde_json::from_str::<Value>(&text).unwrap(), plain);
+
+    let _ = run.get("/api/v1/nowhere/at/all").await;
+    let (_, _, _) = run.get("/metrics").await;
+    let text = run
+        .http
+        .get(format!("{}/metrics", run.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let count = |route: &str, status: &str| -> f64 {
+        text.lines()
+            .find(|l| {
+                l.starts_with("ses_inventory_api_request_duration_seconds_count{")
+                    && l.contains(&format!("route=\"{route}\""))
+                    && l.contains(&format!("status=\"{status}\""))
+            })
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+            .unwrap_or(0.0)
+    };
+    assert!(count("/api/v1/{inventory}", "200") >= 2.0, "{text}");
+    assert!(count("unmatched", "404") >= 1.0, "{text}");
+    assert!(count("/metrics", "200") >= 1.0, "{text}");
+    run.stop().await;
+}

@@ -206,6 +206,34 @@ fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
+        // Outermost: every answer is counted and logged (401s and 404s too) and compressed
+        // when the client asks for gzip.
+        .layer(tower_http::compression::CompressionLayer::new())
+        .layer(middleware::from_fn(observe))
+}
+
+/// The access log and request metrics of every answer.
+async fn observe(request: Request, next: Next) -> Response {
+    let began = Instant::now();
+    let method = request.method().clone();
+    let target = request.uri().path_and_query().map_or_else(
+        || request.uri().path().to_string(),
+        |p| p.as_str().to_string(),
+    );
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let response = next.run(request).await;
+    events::ApiRequest {
+        method: method.as_str(),
+        route: &route,
+        target: &target,
+        status: response.status().as_u16(),
+        duration: began.elapsed(),
+    }
+    .emit();
+    response
 }
 
 /// An error answer: `{"error": message}` with a status.
