@@ -3,6 +3,7 @@
 use super::Applied;
 use super::listing::Listing;
 use super::poller::Poller;
+use crate::cache::PollPoint;
 use crate::model::status::SyncTimes;
 use crate::model::status::{ErrorNote, Outcome, Phase, PollKind, PollReport};
 use crate::telemetry::events;
@@ -34,6 +35,8 @@ impl Poller {
             self.cache.apply(inv, upserts.into_values(), &pass.removals);
         }
         let times = self.record(report);
+        let items = self.cache.len(inv);
+        self.cache.push_history(inv, PollPoint::new(report, items));
         if let Some(journal) = &self.journal {
             let _ = journal.send(Applied {
                 inventory: inv,
@@ -43,6 +46,7 @@ impl Poller {
                 unchanged: pass.unchanged,
                 removed: pass.removals,
                 swept: sweep && report.outcome != Outcome::Failed,
+                items,
             });
         }
     }
