@@ -99,6 +99,7 @@ pub async fn run(shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
         Err(_) => tokio::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0)).await?,
     };
     let api_addr = listener.local_addr()?;
+    println!("Web console at http://{api_addr}/ (open it in a browser)");
     println!(
         "Read API at http://{api_addr}, e.g.: curl -s 'http://{api_addr}/api/v1/services?limit=3&sort=-last_update' \
          (also /api/v1/status, /readyz, /metrics)"
