@@ -326,10 +326,16 @@ fn column_switches(body: &mut String, inv: Inventory, pairs: &[(String, String)]
         let href = link(inv, &with(pairs, &[("fields", value)]));
         let _ = write!(
             body,
-            "<li><a href=\"{}\" role=\"switch\" aria-checked=\"{shown}\" id=\"col-{name}\">{}{}</a></li>",
+            "<li><a href=\"{}\" id=\"col-{name}\"><span aria-hidden=\"true\">{}</span>{}\
+             <span class=\"sr-only\"> ({})</span></a></li>",
             Esc(&href),
             if shown { "✓ " } else { "+ " },
             heading(inv, name),
+            if shown {
+                "shown; hide it"
+            } else {
+                "hidden; show it"
+            },
         );
     }
     body.push_str("</ul></details>");
