@@ -504,33 +504,54 @@ async fn the_poll_history_survives_a_restart_and_old_files_gain_it() {
     cfg.store.path = path.display().to_string();
     let cfg = Arc::new(cfg);
     let start = || async {
-        let app = App::start(cfg.clone(), Clock::System, None, Notify::Off).expect("starts");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let api = Bound::from_listener(listener, Secret::default());
+        let app = App::start(cfg.clone(), Clock::System, Some(api), Notify::Off).expect("starts");
         tokio::time::timeout(Duration::from_secs(30), app.cache().wait_all_ready())
             .await
             .expect("ready within 30 s");
-        app
+        (app, base)
     };
     let history = |app: &App| Inventory::ALL.map(|inv| app.cache().history(inv));
 
-    let app = start().await;
+    let (app, _) = start().await;
     let first = history(&app);
     assert_eq!(first[0].len(), 1, "one full pass of services");
     assert_eq!(first[0][0].items, 30);
     app.stop().await;
 
     // (The warm start may refresh at once: its polls come after the stored ones.)
-    let app = start().await;
+    let (app, base) = start().await;
     let again = history(&app);
     for (inv, (a, f)) in Inventory::ALL.iter().zip(again.iter().zip(&first)) {
         assert_eq!(a[..f.len()], f[..], "{inv}: the stored history comes back");
     }
+    // The overview still tells when the last full pass ran (the live status forgot it).
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let html = http
+        .get(format!("{base}/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let full = first[1][0]
+        .finished
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let card = &html[html.find("id=\"carriers-last-full\"").unwrap()..];
+    assert!(
+        card[..card.find("</dd>").unwrap()].contains(&full),
+        "the carriers' last full pass ({full}) is not on the overview"
+    );
     app.stop().await;
 
     // A file from before the poll history: it opens, and gains the table.
     let conn = rusqlite::Connection::open(&path).unwrap();
     conn.execute_batch("DROP TABLE poll_history").unwrap();
     drop(conn);
-    let app = start().await;
+    let (app, _) = start().await;
     let fresh = history(&app);
     assert!(
         fresh
@@ -771,9 +792,10 @@ async fn the_demo_opens_with_the_consoles_url() {
     let stdout = demo.0.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line);
-        let _ = tx.send(line);
+        // Reads to the end: a closed pipe would fail the demo's next print.
+        let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stdout));
+        let _ = tx.send(lines.next().and_then(Result::ok).unwrap_or_default());
+        for _ in lines {}
     });
     let line = tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(30)))
         .await

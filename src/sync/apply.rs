@@ -34,9 +34,10 @@ impl Poller {
             let upserts = std::mem::take(&mut pass.upserts);
             self.cache.apply(inv, upserts.into_values(), &pass.removals);
         }
-        let times = self.record(report);
+        // The history first: whoever sees the status (or readiness) change sees the poll there.
         let items = self.cache.len(inv);
         self.cache.push_history(inv, PollPoint::new(report, items));
+        let times = self.record(report);
         if let Some(journal) = &self.journal {
             let _ = journal.send(Applied {
                 inventory: inv,

@@ -4,8 +4,9 @@
 use super::chart;
 use super::html::{self, Esc, Nav};
 use super::session::Session;
+use crate::cache::PollPoint;
 use crate::model::inventory::Inventory;
-use crate::model::status::{Outcome, PollReport};
+use crate::model::status::{Outcome, PollKind, PollReport};
 use crate::serve::api::AppState;
 use axum::Extension;
 use axum::extract::State;
@@ -23,9 +24,17 @@ pub fn title(inv: Inventory) -> &'static str {
     }
 }
 
+/// The last poll of `kind`: the live status's report, else (after a restart, which keeps no
+/// reports) the newest of that kind in the history.
+fn last(report: Option<&PollReport>, history: &[PollPoint], kind: PollKind) -> Option<PollPoint> {
+    report
+        .map(|r| PollPoint::new(r, 0))
+        .or_else(|| history.iter().rev().find(|p| p.kind == kind).copied())
+}
+
 /// One poll in a line: when, how long, what it changed, what it skipped, its outcome.
-pub fn poll_summary(report: Option<&PollReport>, now: DateTime<Utc>) -> String {
-    let Some(r) = report else {
+pub fn poll_summary(point: Option<PollPoint>, now: DateTime<Utc>) -> String {
+    let Some(r) = point else {
         return "<span class=\"muted\">none yet</span>".into();
     };
     let mut s = format!(
@@ -36,13 +45,12 @@ pub fn poll_summary(report: Option<&PollReport>, now: DateTime<Utc>) -> String {
         html::count(r.updated),
         html::count(r.removed),
     );
-    let items = r.skipped.no_key + r.skipped.not_object;
-    if !r.skipped_pages.is_empty() || items > 0 {
+    if r.skipped_pages > 0 || r.skipped_items > 0 {
         let _ = write!(
             s,
             "; skipped {} page(s), {} item(s)",
-            r.skipped_pages.len(),
-            html::count(items)
+            r.skipped_pages,
+            html::count(r.skipped_items)
         );
     }
     if r.outcome != Outcome::Complete {
@@ -78,6 +86,7 @@ pub async fn page(
         let status = state.cache.status(inv);
         let items = state.cache.len(inv);
         let phase = status.phase.as_str();
+        let history = state.cache.history(inv);
         let _ = write!(
             body,
             "<section class=\"card\" id=\"card-{name}\" aria-labelledby=\"h-{name}\">\
@@ -95,8 +104,14 @@ pub async fn page(
             } else {
                 "no"
             },
-            poll_summary(status.last_full.as_ref(), now),
-            poll_summary(status.last_refresh.as_ref(), now),
+            poll_summary(
+                last(status.last_full.as_ref(), &history, PollKind::Full),
+                now
+            ),
+            poll_summary(
+                last(status.last_refresh.as_ref(), &history, PollKind::Refresh),
+                now
+            ),
             html::time(status.next_poll, now),
         );
         if let Some(e) = &status.last_error {
@@ -108,7 +123,7 @@ pub async fn page(
             );
         }
         body.push_str("</dl>");
-        body.push_str(&chart::polls(title(inv), &state.cache.history(inv)));
+        body.push_str(&chart::polls(title(inv), &history));
         body.push_str("</section>");
     }
     body.push_str(
