@@ -626,7 +626,6 @@ async fn in_a_real_browser() {
             s["inventories"][inv]["items"].to_string()
         );
     }
-    b.screenshot(&shots.join("overview.png")).await;
 
     // Search, filter, sort, page, columns: every step shows exactly the API's rows.
     b.goto(&format!("{base}/ui/services?limit=5")).await;
@@ -733,6 +732,9 @@ async fn in_a_real_browser() {
     assert_eq!(ms(&started), ms(refresh["started"].as_str().unwrap()));
     assert_eq!(refresh["kind"], "refresh");
     b.screenshot(&shots.join("status.png")).await;
+    // The overview once more, its services chart with the refresh in it.
+    b.goto(&format!("{base}/")).await;
+    b.screenshot(&shots.join("overview.png")).await;
     b.quit().await;
     run.stop().await;
 

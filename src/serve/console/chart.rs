@@ -12,6 +12,8 @@ const W: f64 = 400.0;
 const TOP: f64 = 70.0;
 const BOTTOM: f64 = 40.0;
 const GAP: f64 = 14.0;
+/// The chart has room for this many polls at least; fewer fill it from the right (newest).
+const SLOTS: usize = 30;
 
 /// The chart of `points` (oldest first); a line of text when there are none. `label` names the
 /// inventory in the chart's accessible title.
@@ -20,7 +22,9 @@ pub fn polls(label: &str, points: &[PollPoint]) -> String {
         return "<p class=\"muted\">No polls yet: the chart starts with the first.</p>".into();
     }
     let n = points.len();
-    let step = W / n as f64;
+    let slots = n.max(SLOTS);
+    let step = W / slots as f64;
+    let left = (slots - n) as f64 * step;
     let min_items = points.iter().map(|p| p.items).min().unwrap_or(0);
     let max_items = points.iter().map(|p| p.items).max().unwrap_or(0);
     let max_ms = points
@@ -59,7 +63,7 @@ pub fn polls(label: &str, points: &[PollPoint]) -> String {
     );
     let mut line = String::new();
     for (i, p) in points.iter().enumerate() {
-        let x = step * (i as f64 + 0.5);
+        let x = left + step * (i as f64 + 0.5);
         let _ = write!(
             line,
             "{}{x:.1},{:.1}",
@@ -67,11 +71,13 @@ pub fn polls(label: &str, points: &[PollPoint]) -> String {
             y_items(p.items)
         );
     }
-    if n == 1 {
-        let y = y_items(last.items);
-        let _ = write!(line, " {:.1},{y:.1}", step * 0.5 + 1.0);
-    }
-    let _ = write!(svg, "<polyline class=\"items\" points=\"{line}\"/>");
+    let _ = write!(
+        svg,
+        "<polyline class=\"items\" points=\"{line}\"/><circle class=\"dot\" cx=\"{:.1}\" \
+         cy=\"{:.1}\" r=\"3\"/>",
+        left + step * (n as f64 - 0.5),
+        y_items(last.items)
+    );
     let _ = write!(
         svg,
         "<text x=\"4\" y=\"12\">{} items</text><text x=\"4\" y=\"{}\">{}</text>",
@@ -91,7 +97,7 @@ pub fn polls(label: &str, points: &[PollPoint]) -> String {
         let _ = write!(
             svg,
             "<rect class=\"{class}\" x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{h:.1}\"/>",
-            step * i as f64 + step * 0.1,
+            left + step * i as f64 + step * 0.1,
             base - h,
             (step * 0.8).max(1.0),
         );
@@ -137,14 +143,15 @@ mod tests {
         assert_eq!(svg.matches("class=\"dur").count(), 3);
         assert_eq!(svg.matches("dur full").count(), 1);
         assert_eq!(svg.matches("dur failed").count(), 1);
-        // The highest count is drawn at the top of its panel, the lowest at the bottom.
+        // The highest count is drawn at the top of its panel, the lowest at the bottom; three
+        // polls take the three rightmost of 30 slots.
         assert!(
-            svg.contains("points=\"66.7,66.0 200.0,4.0 333.3,4.0\""),
+            svg.contains("points=\"366.7,66.0 380.0,4.0 393.3,4.0\""),
             "{svg}"
         );
         assert!(svg.contains("services &lt;x&gt;"));
         assert!(!svg.contains("style="));
         assert!(polls("x", &[]).contains("No polls yet"));
-        assert!(polls("x", &points[..1]).contains("<polyline"));
+        assert!(polls("x", &points[..1]).contains("<circle"));
     }
 }

@@ -196,7 +196,7 @@ pub async fn page(
              <dt>Last complete full pass</dt><dd>{}</dd>\
              <dt>Consecutive failures</dt><dd>{}</dd>\
              <dt>Unconfirmed items</dt><dd>{}</dd>\
-             <dt>Next poll is a full pass to recheck</dt><dd>{}</dd>\
+             <dt>Recheck pending</dt><dd>{}</dd>\
              <dt>Last error</dt><dd>{}</dd></dl>",
             title(inv),
             if state.cache.is_ready(inv) {
