@@ -179,7 +179,7 @@ pub async fn page(
         }
     );
     buttons(&mut body, &session, None);
-    body.push_str("<div class=\"cards\">");
+    body.push_str("<div class=\"cards wide\">");
     for inv in Inventory::ALL {
         let name = inv.as_str();
         let s = state.cache.status(inv);
