@@ -150,10 +150,18 @@ fn no_randomness() -> Response {
     )
 }
 
-/// Where a sign-in may send the browser back to: a path of this console, nothing else.
+/// Where a sign-in may send the browser back to: a path of this console, nothing else. Only
+/// visible ASCII without `\\` (browsers drop tabs and newlines from URLs and read `\\` as `/`,
+/// which could turn `/\t/host` into `//host`); the console's own links are percent-encoded.
 fn safe_next(next: Option<&str>) -> &str {
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n,
+        Some(n)
+            if n.starts_with('/')
+                && !n.starts_with("//")
+                && n.bytes().all(|b| b.is_ascii_graphic() && b != b'\\') =>
+        {
+            n
+        }
         _ => "/",
     }
 }
@@ -364,7 +372,15 @@ mod tests {
     #[test]
     fn only_local_paths_are_followed_and_cross_site_posts_refused() {
         assert_eq!(safe_next(Some("/ui/services?q=a")), "/ui/services?q=a");
-        for bad in ["//evil.example", "https://evil.example", "/\\evil", ""] {
+        for bad in [
+            "//evil.example",
+            "https://evil.example",
+            "/\\evil",
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "/ /x",
+            "",
+        ] {
             assert_eq!(safe_next(Some(bad)), "/", "{bad}");
         }
         let headers = |pairs: &[(&'static str, &'static str)]| {
