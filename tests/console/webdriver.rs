@@ -5,6 +5,8 @@
 
 use base64::Engine;
 use serde_json::{Value, json};
+use std::io::{Read, Write};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -51,8 +53,16 @@ pub struct Driver {
 }
 
 impl Drop for Driver {
+    /// Kills chromedriver's process group: chromedriver and any browser it still runs.
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        let group = format!("-{}", self.child.id());
+        let killed = Command::new("kill")
+            .args(["-KILL", "--", &group])
+            .stderr(Stdio::null())
+            .status();
+        if !killed.is_ok_and(|s| s.success()) {
+            let _ = self.child.kill();
+        }
         let _ = self.child.wait();
     }
 }
@@ -64,7 +74,9 @@ impl Driver {
             .and_then(|l| l.local_addr())
             .expect("a free loopback port")
             .port();
+        // Its own process group, so that the browsers it starts go with it (see Drop).
         let child = Command::new(chromedriver)
+            .process_group(0)
             .arg(format!("--port={port}"))
             .arg("--allowed-ips=127.0.0.1")
             .stdin(Stdio::null())
@@ -132,14 +144,41 @@ impl Driver {
         Browser {
             http: self.http.clone(),
             url: format!("{}/session/{id}", self.base),
+            open: true,
         }
     }
 }
 
-/// One browser session (ended by [`Browser::quit`], or with the driver).
+/// One browser session, ended by [`Browser::quit`] or, when a test fails, on drop.
 pub struct Browser {
     http: reqwest::Client,
     url: String,
+    open: bool,
+}
+
+impl Drop for Browser {
+    /// A test that panicked never reached `quit`: close the browser with a plain blocking
+    /// `DELETE` (no runtime to await on while unwinding), at most 10 s.
+    fn drop(&mut self) {
+        if !self.open {
+            return;
+        }
+        let Some((host, path)) = self
+            .url
+            .strip_prefix("http://")
+            .and_then(|r| r.split_once('/'))
+        else {
+            return;
+        };
+        if let Ok(mut s) = std::net::TcpStream::connect(host) {
+            let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+            let _ = write!(
+                s,
+                "DELETE /{path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+            let _ = s.read_to_end(&mut Vec::new());
+        }
+    }
 }
 
 impl Browser {
@@ -293,7 +332,8 @@ impl Browser {
         std::fs::write(path, png).unwrap();
     }
 
-    pub async fn quit(self) {
+    pub async fn quit(mut self) {
         let _ = self.try_cmd("DELETE", "", None).await;
+        self.open = false;
     }
 }
