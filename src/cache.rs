@@ -6,8 +6,14 @@
 //! apply a whole poll at once — a complete full pass is a swap of a map built outside the lock —
 //! so readers never see half of a pass, and a failed poll leaves the cache as it was.
 //!
+//! Lists read a [`View`] instead: an immutable, key-ordered copy of the inventory's item
+//! references published after each applied poll ([`view`]), so a request neither takes the
+//! map's lock nor copies it.
+//!
 //! Beside the items, each inventory keeps a bounded history of its recent polls
 //! ([`PollPoint`], at most [`HISTORY_LEN`]), for the console's charts.
+
+pub mod view;
 
 use crate::model::inventory::Inventory;
 use crate::model::item::{Item, Key};
@@ -16,6 +22,7 @@ use chrono::{DateTime, Utc};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use tokio::sync::watch;
+pub use view::View;
 
 /// Keys hash with foldhash: several times faster than SipHash on short keys, and seeded per
 /// process, so keys chosen upstream cannot be aimed at one bucket.
@@ -32,6 +39,7 @@ pub struct Cache {
 
 struct Shard {
     items: RwLock<ItemMap>,
+    view: RwLock<Arc<View>>,
     status: Mutex<SyncStatus>,
     ready: watch::Sender<bool>,
     history: Mutex<VecDeque<PollPoint>>,
@@ -93,6 +101,7 @@ impl Cache {
     pub fn new() -> Cache {
         let shard = || Shard {
             items: RwLock::new(ItemMap::default()),
+            view: RwLock::new(Arc::new(View::empty())),
             status: Mutex::new(SyncStatus::default()),
             ready: watch::Sender::new(false),
             history: Mutex::new(VecDeque::with_capacity(HISTORY_LEN)),
@@ -158,10 +167,36 @@ impl Cache {
         f(&self.read(inv))
     }
 
+    /// The inventory as lists read it: published whole after every applied poll.
+    pub fn view(&self, inv: Inventory) -> Arc<View> {
+        self.shard(inv)
+            .view
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Publishes `view`; the one it replaces is dropped after the lock is released.
+    fn publish(&self, inv: Inventory, view: View) {
+        let view = Arc::new(view);
+        let old = std::mem::replace(
+            &mut *self
+                .shard(inv)
+                .view
+                .write()
+                .unwrap_or_else(PoisonError::into_inner),
+            view,
+        );
+        drop(old);
+    }
+
     /// Replaces the whole inventory (a complete full pass). The old map is returned so that it is
     /// dropped after the lock is released.
     pub fn replace(&self, inv: Inventory, items: ItemMap) -> ItemMap {
-        std::mem::replace(&mut *self.write(inv), items)
+        let view = View::build(self.view(inv).generation() + 1, items.values().cloned());
+        let old = std::mem::replace(&mut *self.write(inv), items);
+        self.publish(inv, view);
+        old
     }
 
     /// Upserts and removes in one step under the write lock (a refresh or an incomplete pass).
@@ -171,13 +206,20 @@ impl Cache {
         upserts: impl IntoIterator<Item = Arc<Item>>,
         removals: &[Key],
     ) {
-        let mut map = self.write(inv);
-        for key in removals {
-            map.remove(key);
+        let upserts: Vec<Arc<Item>> = upserts.into_iter().collect();
+        let current = self.view(inv);
+        let view = current.updated(current.generation() + 1, upserts.clone(), removals);
+        drop(current);
+        {
+            let mut map = self.write(inv);
+            for key in removals {
+                map.remove(key);
+            }
+            for item in upserts {
+                map.insert(item.key.clone(), item);
+            }
         }
-        for item in upserts {
-            map.insert(item.key.clone(), item);
-        }
+        self.publish(inv, view);
     }
 
     pub fn status(&self, inv: Inventory) -> SyncStatus {

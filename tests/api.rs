@@ -822,3 +822,76 @@ async fn lists_sort_by_several_columns_and_by_time() {
     }
     run.stop().await;
 }
+
+#[tokio::test]
+async fn lists_carry_etags_answer_304_and_link_their_next_page() {
+    let run = Running::start(crafted, |_| {}).await;
+    run.ready().await;
+    let cache = run.daemon.cache().clone();
+    let (status, headers, body) = run.get("/api/v1/services?limit=2").await;
+    assert_eq!(status, StatusCode::OK);
+    let tag = headers["etag"].to_str().unwrap().to_string();
+    assert_eq!(ids(&body), ["SVC-1", "SVC-2"]);
+
+    // Following `Link: rel="next"` walks every item once, in id order.
+    let mut walked: Vec<String> = ids(&body).iter().map(|s| s.to_string()).collect();
+    let mut link = headers.get("link").map(|l| l.to_str().unwrap().to_string());
+    while let Some(next) = link {
+        let path = next
+            .strip_prefix('<')
+            .and_then(|l| l.split_once(">; rel=\"next\""))
+            .map(|(path, _)| path.to_string())
+            .unwrap_or_else(|| panic!("a next link: {next}"));
+        assert!(path.contains("after="), "{path}");
+        let (status, headers, body) = run.get(&path).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {body}");
+        assert_eq!(total(&headers), 5, "the total is the whole list's");
+        walked.extend(ids(&body).iter().map(|s| s.to_string()));
+        link = headers.get("link").map(|l| l.to_str().unwrap().to_string());
+        assert!(walked.len() <= 5, "the walk ends: {walked:?}");
+    }
+    assert_eq!(walked, ["SVC-1", "SVC-2", "SVC-3", "SVC-4", "SVC-5"]);
+
+    // The same tag: 304 and no body, for the list and for an item.
+    let conditional = |path: &str, tag: &str| {
+        run.http
+            .get(format!("{}{path}", run.base))
+            .header("if-none-match", tag)
+            .send()
+    };
+    let r = conditional("/api/v1/services?limit=2", &tag).await.unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_MODIFIED);
+    assert_eq!(r.headers()["etag"], tag.as_str());
+    assert!(r.bytes().await.unwrap().is_empty());
+    let r = conditional("/api/v1/services/SVC-1", &tag).await.unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_MODIFIED);
+    let r = conditional("/api/v1/services", "W/\"something-else\"")
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    // The status's tag is its body's: 304 while the body is the same, 200 once it changed
+    // (its uptime moves by the second).
+    let (_, status_headers, first) = run.get("/api/v1/status").await;
+    let status_tag = status_headers["etag"].to_str().unwrap().to_string();
+    let r = conditional("/api/v1/status", &status_tag).await.unwrap();
+    if r.status() == StatusCode::OK {
+        let now: Value = r.json().await.unwrap();
+        assert_ne!(now, first, "a new body, hence the 200");
+    } else {
+        assert_eq!(r.status(), StatusCode::NOT_MODIFIED);
+    }
+
+    // After a poll the old tag no longer matches: the client gets the new list.
+    let mut polls = cache.watch_polls();
+    polls.mark_unchanged();
+    let (status, _) = run.post("/api/v1/refresh?inventory=services").await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    tokio::time::timeout(Duration::from_secs(30), polls.changed())
+        .await
+        .expect("a poll within 30 s")
+        .unwrap();
+    let r = conditional("/api/v1/services?limit=2", &tag).await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_ne!(r.headers()["etag"], tag.as_str());
+    run.stop().await;
+}

@@ -196,6 +196,13 @@ fn text_of(html: &str, id: &str) -> String {
     unescape(&rest[..rest.find('<').unwrap()])
 }
 
+/// The `href` of the link with `id`, if there is one.
+fn href_of(html: &str, id: &str) -> Option<String> {
+    let before = &html[..html.find(&format!("id=\"{id}\""))?];
+    let at = before.rfind("href=\"")? + "href=\"".len();
+    Some(unescape(&before[at..at + before[at..].find('"')?]))
+}
+
 fn csrf(html: &str) -> String {
     attr_values(html, "name=\"csrf\" value=\"")
         .into_iter()
@@ -254,6 +261,25 @@ async fn tables_show_the_apis_rows_and_upstream_text_stays_text() {
             assert_eq!(row_ids(&html), ids, "/ui/{inv}?{query}");
             assert_eq!(text_of(&html, "total"), total.to_string(), "{inv}?{query}");
         }
+    }
+    // The API's cursor (`after`, from its `Link: rel="next"`): the same rows, and a next page
+    // by cursor again.
+    let (first, _) = run.api_rows("services", "limit=10").await;
+    for query in [
+        format!("after={}&limit=5", first[3]),
+        format!("status=Operational&after={}&limit=4&fields=name", first[5]),
+    ] {
+        let (status, _, html) = run.page(&format!("/ui/services?{query}"), None).await;
+        assert_eq!(status, StatusCode::OK, "{query}");
+        let (ids, total) = run.api_rows("services", &query).await;
+        assert_eq!(row_ids(&html), ids, "{query}");
+        assert_eq!(text_of(&html, "total"), total.to_string(), "{query}");
+        let next = href_of(&html, "page-next");
+        let expected = format!("after={}", ids.last().unwrap());
+        assert!(
+            next.as_deref().is_some_and(|n| n.contains(&expected)),
+            "{query}: next page {next:?}"
+        );
     }
     let (_, all) = run.api_rows("services", "limit=1000").await;
     assert!(all > 100, "the default data and the planted item: {all}");

@@ -154,8 +154,8 @@ fn snapshot(cache: &Cache, inv: Inventory) -> Snapshot {
             (
                 i.key.to_string(),
                 (
-                    i.raw.to_string(),
-                    format!("{:?}", i.row),
+                    i.raw().to_string(),
+                    format!("{:?}", i.row()),
                     i.first_seen.to_rfc3339(),
                     i.last_seen().to_rfc3339(),
                 ),
@@ -514,7 +514,7 @@ async fn every_export_format_round_trips_every_row() {
             for (i, _) in cols.iter().enumerate() {
                 assert_eq!(
                     record[i + 1],
-                    item.row.cell(i).to_text().unwrap_or_default(),
+                    item.cell(i).to_text().unwrap_or_default(),
                     "{inv} {} column {i}",
                     item.key
                 );
@@ -539,7 +539,7 @@ async fn every_export_format_round_trips_every_row() {
                 for (i, c) in cols.iter().enumerate() {
                     assert_eq!(
                         o[c.name],
-                        item.row.cell(i).to_json(),
+                        item.cell(i).to_json(),
                         "{inv} {format} {}",
                         c.name
                     );

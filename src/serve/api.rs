@@ -15,12 +15,16 @@
 //! `/api` and `/metrics` need `Authorization: Bearer <api.token>` when a token is configured;
 //! the health endpoints never do. Every error is JSON `{"error": "..."}` naming what was wrong.
 //!
-//! Handlers take a snapshot of the cache (`Arc` clones under a read lock that is released at
-//! once), then filter, sort and serialize outside any lock: a slow client, or a large page,
-//! cannot stall a poller.
+//! Lists and items read the inventory's published [`crate::cache::View`] (an `Arc`, taken
+//! without holding any lock of the pollers'): a list filters through the view's postings, pages
+//! through its orders, and serializes one page; a slow client, or a large page, cannot stall a
+//! poller. Lists, items and the status carry an `ETag` and answer `If-None-Match` with 304;
+//! lists page by `offset` or by the cursor `after=<id>` (default order), and a `Link: <...>;
+//! rel="next"` header gives the next page.
 
 pub mod auth;
 pub mod body;
+pub mod etag;
 pub mod query;
 
 use crate::cache::Cache;
@@ -125,6 +129,7 @@ impl Bound {
             token,
             started: Instant::now(),
             started_at: Utc::now(),
+            boot: Utc::now().timestamp_nanos_opt().unwrap_or_default(),
             sessions: console::Sessions::default(),
         });
         let app = router(state);
@@ -185,6 +190,8 @@ pub(crate) struct ApiState {
     pub(crate) token: Option<Secret>,
     pub(crate) started: Instant,
     pub(crate) started_at: DateTime<Utc>,
+    /// The start, in nanoseconds: part of every `ETag`, so a restart never repeats one.
+    pub(crate) boot: i64,
     /// The console's signed-in browsers.
     pub(crate) sessions: console::Sessions,
 }
@@ -292,27 +299,47 @@ async fn list(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
     uri: Uri,
+    request: HeaderMap,
 ) -> Result<Response, Failure> {
     let Path(name) = path.map_err(|e| bad_request(e.body_text()))?;
     let inv = inventory(&name)?;
-    let query = ListQuery::parse(inv, &query_pairs(&uri)?).map_err(bad_request)?;
-    let snapshot = state.cache.snapshot(inv); // the only moment the lock is held
-    let page = query.run(snapshot);
+    let pairs = query_pairs(&uri)?;
+    let query = ListQuery::parse(inv, &pairs).map_err(bad_request)?;
+    let view = state.cache.view(inv); // published whole after each poll; no lock is held
+    let tag = etag::of_view(state.boot, inv, view.generation());
+    if etag::matches(&request, &tag) {
+        return Ok(etag::not_modified(tag));
+    }
+    let page = query.run(&view);
+    let shown = page.rows.len();
     let mut response = json_body(StatusCode::OK, &Value::Array(page.rows));
     let headers = response.headers_mut();
     headers.insert("x-total-count", HeaderValue::from(page.total));
-    let shown = page.total.saturating_sub(query.offset).min(query.limit);
     headers.insert("x-result-count", HeaderValue::from(shown));
+    headers.insert(header::ETAG, tag);
+    if let Some(link) = page
+        .next
+        .as_ref()
+        .and_then(|next| etag::next_link(uri.path(), &pairs, next))
+    {
+        headers.insert(header::LINK, link);
+    }
     Ok(response)
 }
 
 async fn one(
     State(state): State<AppState>,
     path: Result<Path<(String, String)>, PathRejection>,
+    request: HeaderMap,
 ) -> Result<Response, Failure> {
     let Path((name, id)) = path.map_err(|e| bad_request(e.body_text()))?;
     let inv = inventory(&name)?;
-    let item = state.cache.get(inv, &id).ok_or_else(|| {
+    let view = state.cache.view(inv);
+    let tag = etag::of_view(state.boot, inv, view.generation());
+    if etag::matches(&request, &tag) {
+        return Ok(etag::not_modified(tag));
+    }
+    let item = view.get(&id).ok_or_else(|| {
         Failure(
             StatusCode::NOT_FOUND,
             format!("no {inv} item with id `{id}`"),
@@ -321,15 +348,17 @@ async fn one(
     let body = json!({
         "id": item.key.as_str(),
         "inventory": inv,
-        "row": query::full_row(inv, &item),
+        "row": query::full_row(inv, item),
         "upstream": item.json(),
         "first_seen": time(item.first_seen),
         "last_seen": time(item.last_seen()),
     });
-    Ok(json_body(StatusCode::OK, &body))
+    let mut response = json_body(StatusCode::OK, &body);
+    response.headers_mut().insert(header::ETAG, tag);
+    Ok(response)
 }
 
-async fn status(State(state): State<AppState>) -> Response {
+async fn status(State(state): State<AppState>, request: HeaderMap) -> Response {
     let inventory = |inv: Inventory| {
         body::InventoryStatus::new(
             state.cache.status(inv),
@@ -348,7 +377,23 @@ async fn status(State(state): State<AppState>) -> Response {
             resources: inventory(Inventory::Resources),
         },
     };
-    json_body(StatusCode::OK, &status)
+    let body = serde_json::to_vec(&status).unwrap_or_default();
+    let tag = etag::of_body(&body);
+    if etag::matches(&request, &tag) {
+        return etag::not_modified(tag);
+    }
+    (
+        StatusCode::OK,
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ),
+            (header::ETAG, tag),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 async fn refresh(State(state): State<AppState>, uri: Uri) -> Result<Response, Failure> {

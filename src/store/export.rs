@@ -212,7 +212,7 @@ mod tests {
                 ..Entry::default()
             },
         ];
-        let cell = crate::model::row::Cell::Many(&entries);
+        let cell = crate::model::row::Cell::Many(entries.into());
         let stored = cell.to_json().to_string();
         assert_eq!(readable(&stored), cell.to_text());
         assert_eq!(readable("[]"), None);

@@ -7,6 +7,7 @@ use super::overview::title;
 use super::session::Session;
 use super::table::{cell_text, inventory};
 use crate::model::inventory::Inventory;
+use crate::model::item::Item;
 use crate::model::row::{Cell, Entry, Row};
 use crate::serve::api::AppState;
 use crate::serve::api::query::full_row;
@@ -41,10 +42,11 @@ const LINKS: [(Inventory, &str, Inventory); 3] = [
 /// At most this many referring items are listed.
 const MAX_REFERRERS: usize = 100;
 
-fn entries<'r>(row: &'r Row, column: &str) -> &'r [Entry] {
-    match row.cell_by_name(column) {
-        Some(Cell::Many(list)) => list,
-        _ => &[],
+/// The entries of a list column of `item` (none for another kind of column).
+fn entries<'i>(item: &'i Item, column: &str) -> Vec<Entry<'i>> {
+    match item.cell_by_name(column) {
+        Some(Cell::Many(list)) => list.into_owned(),
+        _ => Vec::new(),
     }
 }
 
@@ -96,7 +98,7 @@ pub async fn page(
             .find(|(from, c, _)| *from == inv && *c == column.name)
         {
             Some(&(_, _, to)) => {
-                let list = entries(&item.row, column.name);
+                let list = entries(&item, column.name);
                 let found = state
                     .cache
                     .get_many(to, list.iter().map(|e| e.id.as_deref().unwrap_or_default()));
@@ -138,7 +140,7 @@ pub async fn page(
          <pre><code>{}</code></pre></details>",
         Esc(&pretty)
     );
-    let name_text = item.row.cell_by_name("name").and_then(|c| c.to_text());
+    let name_text = item.cell_by_name("name").and_then(|c| c.to_text());
     let heading = match &name_text {
         Some(n) => format!("{n} ({})", title(inv)),
         None => format!("{id} ({})", title(inv)),
@@ -159,16 +161,16 @@ fn referrers(body: &mut String, state: &AppState, inv: Inventory, key: &str) {
         }
         let mut found: Vec<(String, String)> = state
             .cache
-            .snapshot(from)
+            .view(from)
+            .items()
             .iter()
             .filter(|other| {
-                entries(&other.row, column)
+                entries(other, column)
                     .iter()
                     .any(|e| e.id.as_deref() == Some(key))
             })
             .map(|other| {
                 let label = other
-                    .row
                     .cell_by_name("name")
                     .and_then(|c| c.to_text())
                     .unwrap_or_else(|| other.key.to_string());

@@ -1,35 +1,33 @@
 //! `GET /ui/{inventory}`: the table, and `GET /ui/csv/{inventory}`: its rows as CSV.
 //!
 //! The page's state is its query string, and its query string is the API's: the same
-//! parameters (`q`, column filters, `sort`, `offset`/`limit`, `fields`), parsed and run by the
-//! API's own [`ListQuery`], so the page shows exactly the rows `GET /api/v1/{inventory}` answers
-//! for the same query. Every control only writes such a query string: the search form (GET),
+//! parameters (`q`, column filters, `sort`, `offset`/`limit` or the cursor `after`, `fields`),
+//! parsed and run by the API's own [`ListQuery`] over the same published view, so the page shows
+//! exactly the rows `GET /api/v1/{inventory}` answers for the same query. Every control only writes such a query string: the search form (GET),
 //! the filter checkboxes (a repeated column = "any of"), the sort links on the headings, the
 //! column switches, the pager.
 
 use super::html::{self, Esc, Nav};
 use super::overview::title;
 use super::session::Session;
+use crate::cache::view::POSTED;
 use crate::model::inventory::Inventory;
-use crate::model::item::Item;
 use crate::model::row::{Entry, Row};
 use crate::serve::api::AppState;
-use crate::serve::api::query::{ListQuery, columns};
+use crate::serve::api::query::{ListQuery, Next, columns};
 use axum::Extension;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
-use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::sync::Arc;
 
 /// A query string's pairs, in order.
 type Pairs = Vec<(String, String)>;
 
 /// The parameters that are not column filters.
-const RESERVED: [&str; 5] = ["q", "sort", "offset", "limit", "fields"];
+const RESERVED: [&str; 6] = ["q", "sort", "offset", "limit", "fields", "after"];
 /// The page sizes offered (the API's default, 100, among them).
 const LIMITS: [usize; 6] = [20, 50, 100, 250, 500, 1000];
 
@@ -90,21 +88,6 @@ fn with(pairs: &[(String, String)], set: &[(&str, Option<String>)]) -> Vec<(Stri
 
 fn link(inv: Inventory, pairs: &[(String, String)]) -> String {
     format!("/ui/{inv}{}", html::query(pairs))
-}
-
-/// Counts of each status and type in the inventory, for the filter choices.
-fn facets(items: &[Arc<Item>]) -> [BTreeMap<String, usize>; 2] {
-    let mut status = BTreeMap::new();
-    let mut kind = BTreeMap::new();
-    for item in items {
-        *status
-            .entry(item.row.status().unwrap_or_default().to_string())
-            .or_insert(0) += 1;
-        *kind
-            .entry(item.row.item_type().unwrap_or_default().to_string())
-            .or_insert(0) += 1;
-    }
-    [status, kind]
 }
 
 fn bad_query(session: &Session, inv: Inventory, message: &str) -> Response {
@@ -175,11 +158,12 @@ pub async fn page(
         Ok(q) => q,
         Err(e) => return bad_query(&session, inv, &e.to_string()),
     };
-    let snapshot = state.cache.snapshot(inv); // the only moment the lock is held
-    let [statuses, types] = facets(&snapshot);
+    let view = state.cache.view(inv); // published after each poll; no lock is held
+    // The filter choices: status and type values with their counts (the view's postings).
+    let [statuses, types] = POSTED.map(|column| view.posting_counts(column).unwrap_or_default());
     let fields = query.field_names();
     let (offset, limit) = (query.offset, query.limit);
-    let page = query.run(snapshot);
+    let page = query.run(&view);
     let mut body = String::new();
     search_form(
         &mut body,
@@ -190,23 +174,38 @@ pub async fn page(
     );
     column_switches(&mut body, inv, &pairs, &fields);
     let shown = page.rows.len();
-    let first = if shown == 0 { 0 } else { offset + 1 };
+    let rows = match &query.after {
+        // A cursor (the API's `Link: rel="next"`): where it falls among the matches is not known.
+        Some(after) => format!(
+            "<span id=\"shown\">{shown}</span> rows after <code>{}</code>",
+            Esc(after)
+        ),
+        None => format!(
+            "Rows <span id=\"first\">{}</span>–<span id=\"last\">{}</span>",
+            if shown == 0 { 0 } else { offset + 1 },
+            offset + shown
+        ),
+    };
     let _ = write!(
         body,
-        "<p id=\"summary\" role=\"status\">Rows <span id=\"first\">{first}</span>–\
-         <span id=\"last\">{}</span> of <span id=\"total\">{}</span> · \
+        "<p id=\"summary\" role=\"status\">{rows} of <span id=\"total\">{}</span> · \
          <a id=\"csv\" href=\"{}\" download>Download CSV</a> (every matching row) · \
          <a href=\"{}\">this page as JSON (API)</a></p>",
-        offset + shown,
         page.total,
         Esc(&format!(
             "/ui/csv/{inv}{}",
-            html::query(&with(&pairs, &[("offset", None), ("limit", None)]))
+            html::query(&with(
+                &pairs,
+                &[("offset", None), ("limit", None), ("after", None)]
+            ))
         )),
         Esc(&format!("/api/v1/{inv}{}", html::query(&pairs))),
     );
     table(&mut body, inv, &pairs, &fields, &page.rows);
-    pager(&mut body, inv, &pairs, offset, limit, page.total);
+    match &query.after {
+        Some(_) => cursor_pager(&mut body, inv, &pairs, page.next.as_ref()),
+        None => pager(&mut body, inv, &pairs, offset, limit, page.total),
+    }
     html::page(StatusCode::OK, title(inv), nav(inv), Some(&session), &body)
 }
 
@@ -215,7 +214,7 @@ fn search_form(
     inv: Inventory,
     pairs: &[(String, String)],
     limit: usize,
-    facets: [(&str, &BTreeMap<String, usize>); 2],
+    facets: [(&str, &Vec<(&str, usize)>); 2],
 ) {
     let q = pairs
         .iter()
@@ -236,10 +235,10 @@ fn search_form(
             .filter(|(k, _)| k == column)
             .map(|(_, v)| v.as_str())
             .collect();
-        let mut values: Vec<(&str, usize)> = counts.iter().map(|(k, n)| (k.as_str(), *n)).collect();
+        let mut values: Vec<(&str, usize)> = counts.clone();
         // A value in the query that no item has any more stays a choice (and stays chosen).
         for c in &chosen {
-            if !counts.contains_key(*c) {
+            if !counts.iter().any(|(k, _)| k == c) {
                 values.push((c, 0));
             }
         }
@@ -369,7 +368,13 @@ fn table(
             Some((s, true)) if s == *name => ("descending", " ▼", name.to_string()),
             _ => ("none", "", name.to_string()),
         };
-        let href = link(inv, &with(pairs, &[("sort", Some(next)), ("offset", None)]));
+        let href = link(
+            inv,
+            &with(
+                pairs,
+                &[("sort", Some(next)), ("offset", None), ("after", None)],
+            ),
+        );
         let _ = write!(
             body,
             "<th scope=\"col\" aria-sort=\"{aria}\"><a href=\"{}\" id=\"sort-{name}\">{}{mark}</a></th>",
@@ -404,6 +409,33 @@ fn table(
         );
     }
     body.push_str("</tbody></table></div>");
+}
+
+/// The pager of a page reached by cursor: back to the first page, on to the next.
+fn cursor_pager(
+    body: &mut String,
+    inv: Inventory,
+    pairs: &[(String, String)],
+    next: Option<&Next>,
+) {
+    let first = link(inv, &with(pairs, &[("after", None), ("offset", None)]));
+    let _ = write!(
+        body,
+        "<nav class=\"pager\" aria-label=\"Pages\"><a href=\"{}\" id=\"page-first\">« First</a>",
+        Esc(&first)
+    );
+    if let Some(next) = next {
+        let set = match next {
+            Next::After(id) => [("after", Some(id.clone())), ("offset", None)],
+            Next::Offset(o) => [("after", None), ("offset", Some(o.to_string()))],
+        };
+        let _ = write!(
+            body,
+            "<a href=\"{}\" rel=\"next\" id=\"page-next\">Next ›</a>",
+            Esc(&link(inv, &with(pairs, &set)))
+        );
+    }
+    body.push_str("</nav>");
 }
 
 fn pager(
@@ -470,14 +502,17 @@ pub async fn csv(
         Ok(r) => r,
         Err(page) => return *page,
     };
-    let pairs = with(&pairs, &[("offset", None), ("limit", None)]);
+    let pairs = with(
+        &pairs,
+        &[("offset", None), ("limit", None), ("after", None)],
+    );
     let mut query = match ListQuery::parse(inv, &pairs) {
         Ok(q) => q,
         Err(e) => return bad_query(&session, inv, &e.to_string()),
     };
     query.limit = usize::MAX;
     let fields = query.field_names();
-    let page = query.run(state.cache.snapshot(inv));
+    let page = query.run(&state.cache.view(inv));
     let mut out: Vec<u8> = Vec::new();
     let heads: Vec<&str> = fields.iter().map(|f| heading(inv, f)).collect();
     let _ = crate::store::export::write_csv_line(&mut out, heads.iter().map(|h| Some(*h)));
