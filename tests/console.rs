@@ -296,6 +296,45 @@ async fn tables_show_the_apis_rows_and_upstream_text_stays_text() {
         );
     }
 
+    // Related items are linked both ways: a service to its supporting resource, the resource
+    // back to the service.
+    let (_, listed) = run
+        .api("/api/v1/services?fields=supporting_resources&limit=1000")
+        .await;
+    let mut linked = None;
+    for row in listed.as_array().unwrap() {
+        for r in row["supporting_resources"].as_array().unwrap() {
+            let rid = r["id"].as_str().unwrap_or_default();
+            let found = run
+                .http
+                .get(format!("{}/api/v1/resources/{rid}", run.base))
+                .send()
+                .await
+                .unwrap()
+                .status();
+            if found == StatusCode::OK && linked.is_none() {
+                linked = Some((row["id"].as_str().unwrap().to_string(), rid.to_string()));
+            }
+        }
+        if linked.is_some() {
+            break;
+        }
+    }
+    let (sid, rid) = linked.expect("a service whose supporting resource is cached");
+    let (_, _, html) = run.page(&format!("/ui/services/{sid}"), None).await;
+    assert!(
+        html.contains(&format!("href=\"/ui/resources/{rid}\"")),
+        "{sid} → {rid}"
+    );
+    let (_, _, html) = run.page(&format!("/ui/resources/{rid}"), None).await;
+    let back = &html[html
+        .find("id=\"referrers-services\"")
+        .expect("the services naming it")..];
+    assert!(
+        back.contains(&format!("href=\"/ui/services/{sid}\"")),
+        "{rid} ← {sid}"
+    );
+
     // Bad requests are pages that say what was wrong.
     let (status, _, html) = run.page("/ui/services?limit=5000", None).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);

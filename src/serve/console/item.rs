@@ -6,6 +6,7 @@ use super::html::{self, Esc, Nav};
 use super::overview::title;
 use super::session::Session;
 use super::table::{cell_text, inventory};
+use crate::cache::View;
 use crate::model::inventory::Inventory;
 use crate::model::item::Item;
 use crate::model::row::{Cell, Entry, Row};
@@ -18,6 +19,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::Utc;
 use std::fmt::Write;
+use std::sync::Arc;
 
 /// The references between inventories: an item of the first, in this column, names items of
 /// the second by their key.
@@ -132,7 +134,7 @@ pub async fn page(
         body.push_str("</dd>");
     }
     body.push_str("</dl>");
-    referrers(&mut body, &state, inv, item.key.as_str());
+    referrers(&mut body, &state, inv, item.key.as_str()).await;
     let pretty = serde_json::to_string_pretty(&item.json()).unwrap_or_default();
     let _ = write!(
         body,
@@ -153,30 +155,42 @@ pub async fn page(
     html::page(StatusCode::OK, &heading, nav, Some(&session), &body)
 }
 
-/// The items whose reference columns name `key` (a scan of their inventory's snapshot).
-fn referrers(body: &mut String, state: &AppState, inv: Inventory, key: &str) {
-    for &(from, column, to) in &LINKS {
-        if to != inv {
-            continue;
-        }
-        let mut found: Vec<(String, String)> = state
-            .cache
-            .view(from)
-            .items()
-            .iter()
-            .filter(|other| {
-                entries(other, column)
+/// The items whose reference columns name `key`: a scan of the referring inventories' views, on
+/// a blocking thread (it reads every item of them).
+async fn referrers(body: &mut String, state: &AppState, inv: Inventory, key: &str) {
+    let scans: Vec<(Inventory, &'static str, Arc<View>)> = LINKS
+        .iter()
+        .filter(|(_, _, to)| *to == inv)
+        .map(|&(from, column, _)| (from, column, state.cache.view(from)))
+        .collect();
+    let key = key.to_string();
+    let scanned = tokio::task::spawn_blocking(move || {
+        scans
+            .into_iter()
+            .map(|(from, column, view)| {
+                let found: Vec<(String, String)> = view
+                    .items()
                     .iter()
-                    .any(|e| e.id.as_deref() == Some(key))
+                    .filter(|other| {
+                        entries(other, column)
+                            .iter()
+                            .any(|e| e.id.as_deref() == Some(key.as_str()))
+                    })
+                    .map(|other| {
+                        let label = other
+                            .cell_by_name("name")
+                            .and_then(|c| c.to_text())
+                            .unwrap_or_else(|| other.key.to_string());
+                        (other.key.to_string(), label)
+                    })
+                    .collect();
+                (from, column, found)
             })
-            .map(|other| {
-                let label = other
-                    .cell_by_name("name")
-                    .and_then(|c| c.to_text())
-                    .unwrap_or_else(|| other.key.to_string());
-                (other.key.to_string(), label)
-            })
-            .collect();
+            .collect::<Vec<_>>()
+    })
+    .await
+    .unwrap_or_default();
+    for (from, column, mut found) in scanned {
         if found.is_empty() {
             continue;
         }

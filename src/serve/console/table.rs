@@ -10,18 +10,22 @@
 use super::html::{self, Esc, Nav};
 use super::overview::title;
 use super::session::Session;
-use crate::cache::view::POSTED;
+use crate::cache::view::{POSTED, View};
 use crate::model::inventory::Inventory;
 use crate::model::row::{Entry, Row};
 use crate::serve::api::AppState;
 use crate::serve::api::query::{ListQuery, Next, columns};
+use crate::store::export::write_csv_line;
 use axum::Extension;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::{StatusCode, Uri, header};
+use axum::http::{HeaderName, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 use std::fmt::Write;
+
+/// The most rows a CSV download holds (`ses-inventory export` writes a whole inventory).
+pub const CSV_MAX_ROWS: usize = 50_000;
 
 /// A query string's pairs, in order.
 type Pairs = Vec<(String, String)>;
@@ -491,7 +495,8 @@ fn defused(text: String) -> String {
 }
 
 /// `GET /ui/csv/{inventory}`: every row the page's query matches (its filters, search, sort
-/// and columns; not its paging), headings first.
+/// and columns; not its paging), up to [`CSV_MAX_ROWS`], headings first; `X-Total-Count` and
+/// `X-Result-Count` say how many matched and how many were written.
 pub async fn csv(
     State(state): State<AppState>,
     Extension(session): Extension<Session>,
@@ -510,20 +515,17 @@ pub async fn csv(
         Ok(q) => q,
         Err(e) => return bad_query(&session, inv, &e.to_string()),
     };
-    query.limit = usize::MAX;
-    let fields = query.field_names();
-    let page = query.run(&state.cache.view(inv));
-    let mut out: Vec<u8> = Vec::new();
-    let heads: Vec<&str> = fields.iter().map(|f| heading(inv, f)).collect();
-    let _ = crate::store::export::write_csv_line(&mut out, heads.iter().map(|h| Some(*h)));
-    for row in &page.rows {
-        let cells: Vec<String> = fields
-            .iter()
-            .map(|f| defused(row.get(*f).map(cell_text).unwrap_or_default()))
-            .collect();
-        let _ =
-            crate::store::export::write_csv_line(&mut out, cells.iter().map(|c| Some(c.as_str())));
-    }
+    query.limit = CSV_MAX_ROWS;
+    let view = state.cache.view(inv);
+    // Sorting and writing up to CSV_MAX_ROWS rows is work for a blocking thread, not a worker.
+    let done = tokio::task::spawn_blocking(move || csv_text(inv, &query, &view)).await;
+    let Ok((text, total, shown)) = done else {
+        return html::error_page(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Some(&session),
+            "the CSV could not be written",
+        );
+    };
     (
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
@@ -531,10 +533,30 @@ pub async fn csv(
                 header::CONTENT_DISPOSITION,
                 format!("attachment; filename=\"{inv}.csv\""),
             ),
+            (HeaderName::from_static("x-total-count"), total.to_string()),
+            (HeaderName::from_static("x-result-count"), shown.to_string()),
         ],
-        out,
+        text,
     )
         .into_response()
+}
+
+/// The CSV of `query`'s rows in `view` (its limit caps them): headings, then one line per row;
+/// with the total that matched and the rows written.
+fn csv_text(inv: Inventory, query: &ListQuery, view: &View) -> (Vec<u8>, usize, usize) {
+    let fields = query.field_names();
+    let page = query.run(view);
+    let mut out: Vec<u8> = Vec::new();
+    let heads: Vec<&str> = fields.iter().map(|f| heading(inv, f)).collect();
+    let _ = write_csv_line(&mut out, heads.iter().map(|h| Some(*h)));
+    for row in &page.rows {
+        let cells: Vec<String> = fields
+            .iter()
+            .map(|f| defused(row.get(*f).map(cell_text).unwrap_or_default()))
+            .collect();
+        let _ = write_csv_line(&mut out, cells.iter().map(|c| Some(c.as_str())));
+    }
+    (out, page.total, page.rows.len())
 }
 
 #[cfg(test)]
@@ -557,6 +579,35 @@ mod tests {
         assert_eq!(defused("=1+1".into()), "'=1+1");
         assert_eq!(defused("-2".into()), "'-2");
         assert_eq!(defused("plain".into()), "plain");
+    }
+
+    #[test]
+    fn the_csv_holds_the_query_s_rows_up_to_its_limit() {
+        use crate::model::item::{Item, Key};
+        use std::sync::Arc;
+        let items = ["b", "a", "c"].map(|k| {
+            let v = json!({"externalId": k, "name": format!("=name {k}"), "status": "Operational"});
+            Arc::new(Item::new(
+                Key::new(k),
+                Inventory::Services,
+                v.to_string().into(),
+                chrono::Utc::now(),
+                chrono::Utc::now(),
+            ))
+        });
+        let view = View::build(1, items);
+        let pairs = vec![
+            ("fields".to_string(), "name".to_string()),
+            ("sort".into(), "-name".into()),
+        ];
+        let mut query = ListQuery::parse(Inventory::Services, &pairs).unwrap();
+        query.limit = 2;
+        let (text, total, shown) = csv_text(Inventory::Services, &query, &view);
+        assert_eq!((total, shown), (3, 2));
+        assert_eq!(
+            String::from_utf8(text).unwrap(),
+            "ID,Name\r\nc,'=name c\r\nb,'=name b\r\n"
+        );
     }
 
     #[test]
