@@ -26,6 +26,15 @@ pub struct View {
     orders: [[OnceLock<Box<[u32]>>; 2]; MAX_COLUMNS],
     /// Per posted column: the positions of the items whose cell reads each text (`""`: empty).
     postings: [OnceLock<Postings>; POSTED.len()],
+    /// The searched texts of every item, lower-cased, and where each item's starts.
+    search: OnceLock<Search>,
+}
+
+/// The text `q` searches: per item, its key, external id, name and description (the first
+/// three columns of every inventory), lower-cased and separated by NUL.
+struct Search {
+    text: String,
+    starts: Vec<u32>,
 }
 
 impl View {
@@ -35,6 +44,7 @@ impl View {
             items,
             orders: Default::default(),
             postings: Default::default(),
+            search: OnceLock::new(),
         }
     }
 
@@ -174,6 +184,41 @@ impl View {
         }))
     }
 
+    /// The positions (ascending) of the items whose searched text may hold `needle` (already
+    /// lower-case): every item that does, and rarely one whose match spans two of its fields.
+    pub fn search(&self, needle: &str) -> Vec<u32> {
+        let search = self.search.get_or_init(|| {
+            let mut text = String::new();
+            let mut starts = Vec::with_capacity(self.items.len());
+            for item in self.items.iter() {
+                starts.push(text.len() as u32);
+                let fields = [0, 1, 2].map(|column| match item.cell(column) {
+                    Cell::Text(t) => t.unwrap_or_default(),
+                    _ => "",
+                });
+                for field in std::iter::once(item.key.as_str()).chain(fields) {
+                    text.push_str(&field.to_lowercase());
+                    text.push('\0');
+                }
+            }
+            text.shrink_to_fit();
+            Search { text, starts }
+        });
+        let mut found = Vec::new();
+        let finder = memchr::memmem::Finder::new(needle.as_bytes());
+        let mut from = 0;
+        while let Some(at) = finder.find(&search.text.as_bytes()[from..]) {
+            let item = search.starts.partition_point(|&s| s as usize <= from + at) - 1;
+            found.push(item as u32);
+            // One hit per item: go on from the next item's text.
+            match search.starts.get(item + 1) {
+                Some(&next) => from = next as usize,
+                None => break,
+            }
+        }
+        found
+    }
+
     /// Bytes the built indexes hold (for the benchmarks).
     pub fn index_bytes(&self) -> usize {
         let orders: usize = self
@@ -190,7 +235,11 @@ impl View {
             .flat_map(|p| p.iter())
             .map(|(text, list)| text.len() + list.len() * 4 + 48)
             .sum();
-        orders + postings + self.items.len() * std::mem::size_of::<Arc<Item>>()
+        let search = self
+            .search
+            .get()
+            .map_or(0, |s| s.text.len() + s.starts.len() * 4);
+        orders + postings + search + self.items.len() * std::mem::size_of::<Arc<Item>>()
     }
 }
 
@@ -307,5 +356,21 @@ mod tests {
         assert_eq!(view.posting_counts(4), Some(vec![("", 3)]));
         assert_eq!(view.posting_counts(1), None);
         assert!(view.index_bytes() > 0);
+    }
+
+    #[test]
+    fn search_finds_each_item_once_in_any_of_its_fields() {
+        let view = View::build(
+            1,
+            [
+                item("SES-1", "Active", Some("Astra 1N")),
+                item("SES-2", "Active", Some("astra astra")),
+                item("X-3", "Active", Some("Ku ÉTÉ")),
+            ],
+        );
+        assert_eq!(view.search("astra"), [0, 1]);
+        assert_eq!(view.search("ses-"), [0, 1]);
+        assert_eq!(view.search("été"), [2]);
+        assert_eq!(view.search("nothing"), Vec::<u32>::new());
     }
 }

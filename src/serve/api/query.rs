@@ -269,6 +269,14 @@ impl ListQuery {
                 Some(before) => intersect(&before, &union),
             });
         }
+        if let Some(q) = &self.q {
+            // The view's search text narrows `q` down to a few items; each is checked below.
+            let hits = view.search(q);
+            matched = Some(match matched {
+                None => hits,
+                Some(before) => intersect(&before, &hits),
+            });
+        }
         let keep = |at: u32| {
             let item = &items[at as usize];
             rest.iter().all(|(f, v)| matches_filter(item, *f, v)) && self.found(item)
@@ -433,10 +441,10 @@ fn is_empty(item: &Item, field: Field) -> bool {
     }
 }
 
-/// Whether `hay` contains `needle` (already lower-case), ignoring case; without allocating when
-/// the needle is ASCII (the common case: ids, names).
+/// Whether `hay` contains `needle` (already lower-case), ignoring case (Unicode lower case, as
+/// the view's search text); without allocating when both are ASCII (ids, most names).
 fn contains_caseless(hay: &str, needle: &str) -> bool {
-    if needle.is_ascii() {
+    if needle.is_ascii() && hay.is_ascii() {
         let (h, n) = (hay.as_bytes(), needle.as_bytes());
         n.is_empty() || h.windows(n.len()).any(|w| w.eq_ignore_ascii_case(n))
     } else {
