@@ -610,6 +610,20 @@ async fn the_poll_history_survives_a_restart_and_old_files_gain_it() {
         card[..card.find("</dd>").unwrap()].contains(&full),
         "the carriers' last full pass ({full}) is not on the overview"
     );
+    let html = http
+        .get(format!("{base}/ui/status"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let part = &html[html.find("id=\"carriers-last-full\"").unwrap()..];
+    let part = &part[..part.find("</p>").unwrap()];
+    assert!(
+        part.contains(&full) && part.contains("from the poll history"),
+        "status page: {part}"
+    );
     app.stop().await;
 
     // A file from before the poll history: it opens, and gains the table.

@@ -4,11 +4,13 @@
 //! requests as `POST /api/v1/refresh`.
 
 use super::html::{self, Esc, Nav};
+use super::overview::poll_summary;
 use super::overview::title;
 use super::session::{self, Session};
 use super::table::inventory;
+use crate::cache::PollPoint;
 use crate::model::inventory::Inventory;
-use crate::model::status::PollReport;
+use crate::model::status::{PollKind, PollReport};
 use crate::serve::api::AppState;
 use crate::sync::daemon::RequestOutcome;
 use axum::Extension;
@@ -54,9 +56,29 @@ fn buttons(body: &mut String, session: &Session, inv: Option<Inventory>) {
 }
 
 /// Every field of a poll report.
-fn report(body: &mut String, id: &str, r: Option<&PollReport>, now: DateTime<Utc>) {
+/// Every field of a poll report; without one (a restart keeps no reports), the summary of the
+/// newest poll of that kind in the history, if any.
+fn report(
+    body: &mut String,
+    id: &str,
+    r: Option<&PollReport>,
+    earlier: Option<PollPoint>,
+    now: DateTime<Utc>,
+) {
     let Some(r) = r else {
-        let _ = write!(body, "<p id=\"{id}\" class=\"muted\">None yet.</p>");
+        match earlier {
+            Some(p) => {
+                let _ = write!(
+                    body,
+                    "<p id=\"{id}\">{} <span class=\"muted\">(from the poll history: the \
+                     details are not kept across a restart)</span></p>",
+                    poll_summary(Some(p), now)
+                );
+            }
+            None => {
+                let _ = write!(body, "<p id=\"{id}\" class=\"muted\">None yet.</p>");
+            }
+        }
         return;
     };
     let _ = write!(body, "<dl class=\"facts\" id=\"{id}\">");
@@ -222,11 +244,14 @@ pub async fn page(
             },
         );
         buttons(&mut body, &session, Some(inv));
+        let history = state.cache.history(inv);
+        let newest = |kind| history.iter().rev().find(|p| p.kind == kind).copied();
         body.push_str("<h3>Last full pass</h3>");
         report(
             &mut body,
             &format!("{name}-last-full"),
             s.last_full.as_ref(),
+            newest(PollKind::Full),
             now,
         );
         body.push_str("<h3>Last refresh</h3>");
@@ -234,9 +259,9 @@ pub async fn page(
             &mut body,
             &format!("{name}-last-refresh"),
             s.last_refresh.as_ref(),
+            newest(PollKind::Refresh),
             now,
         );
-        let history = state.cache.history(inv);
         let _ = write!(
             body,
             "<h3>Recent polls</h3><div class=\"table-wrap\"><table id=\"history-{name}\">\
