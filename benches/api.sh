@@ -20,6 +20,11 @@ D=$!
 for i in $(seq 1 600); do [ "$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:19638/readyz)" = 200 ] && break; sleep 0.5; done
 curl -s http://127.0.0.1:19638/metrics | grep -E '^ses_inventory_(items|full_pass_duration_seconds)\{inventory="services"'
 ID=$(curl -s 'http://127.0.0.1:19638/api/v1/services?limit=1&offset=5000&fields=id' | sed 's/.*"id":"\([^"]*\)".*/\1/')
+# The first request of a kind after a poll builds its index (an order, postings, the search text).
+for path in "/api/v1/services?sort=name&limit=100" "/api/v1/services?status=Operational&limit=100" \
+  "/api/v1/services?q=astra&limit=100"; do
+  echo "first: $(curl -s -o /dev/null -w '%{time_total}' "http://127.0.0.1:19638$path")s  GET $path"
+done
 for path in "/api/v1/services?limit=100" "/api/v1/services?limit=1000" "/api/v1/services?sort=-last_update&limit=100" \
   "/api/v1/services?q=astra&limit=100" "/api/v1/services?status=Operational&type=CFS&limit=100" \
   "/api/v1/services/$ID" "/api/v1/status" "/metrics"; do

@@ -126,12 +126,19 @@ impl View {
     /// last whichever the direction), then by key.
     pub fn order(&self, column: usize, descending: bool) -> &[u32] {
         self.orders[column][usize::from(descending)].get_or_init(|| {
-            let cells: Vec<Cell<'_>> = self.items.iter().map(|item| item.cell(column)).collect();
-            let mut order: Vec<u32> = (0..cells.len() as u32).collect();
+            // Keys computed once per item, so the sort compares bytes and numbers, not cells:
+            // the same order as `Cell::compare` (empty last, text by its lower case then as
+            // written, times by value, other kinds by their text).
+            let keys: Vec<SortKey<'_>> = self
+                .items
+                .iter()
+                .map(|item| SortKey::of(item.cell(column)))
+                .collect();
+            let mut order: Vec<u32> = (0..keys.len() as u32).collect();
             // Stable: equal cells stay in key order.
             order.sort_by(|&a, &b| {
-                let (a, b) = (&cells[a as usize], &cells[b as usize]);
-                let ord = a.compare(b);
+                let (a, b) = (&keys[a as usize], &keys[b as usize]);
+                let ord = a.cmp(b);
                 if descending && !a.is_empty() && !b.is_empty() {
                     ord.reverse()
                 } else {
@@ -240,6 +247,44 @@ impl View {
             .get()
             .map_or(0, |s| s.text.len() + s.starts.len() * 4);
         orders + postings + search + self.items.len() * std::mem::size_of::<Arc<Item>>()
+    }
+}
+
+/// A cell reduced to what orders it (see [`Cell::compare`]).
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+enum SortKey<'a> {
+    /// Text: its lower case (allocated only when it differs), then the text as written.
+    Text(std::borrow::Cow<'a, str>, &'a str),
+    Time(chrono::DateTime<chrono::Utc>),
+    Other(String),
+    /// Empty cells sort last.
+    Empty,
+}
+
+impl<'a> SortKey<'a> {
+    fn of(cell: Cell<'a>) -> SortKey<'a> {
+        if cell.is_empty() {
+            return SortKey::Empty;
+        }
+        match cell {
+            Cell::Text(Some(text)) => {
+                let lower = if text
+                    .chars()
+                    .any(|c| c.to_lowercase().ne(std::iter::once(c)))
+                {
+                    std::borrow::Cow::Owned(text.chars().flat_map(char::to_lowercase).collect())
+                } else {
+                    std::borrow::Cow::Borrowed(text)
+                };
+                SortKey::Text(lower, text)
+            }
+            Cell::Time(Some(time)) => SortKey::Time(time),
+            other => SortKey::Other(other.to_text().unwrap_or_default()),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        matches!(self, SortKey::Empty)
     }
 }
 
