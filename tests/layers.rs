@@ -15,7 +15,7 @@ const LAYERS: [&str; 10] = [
     "source",    // the upstream HTTP client
     "sync",      // pollers: listings, confirmation, rules, window, the daemon's pollers
     "store",     // SQLite: schema, warm load, writer, export
-    "serve",     // read API, metrics exposition, systemd notify, status log
+    "serve",     // read API, web console, metrics exposition, systemd notify, status log
     "cmd",       // the commands and their composition root
 ];
 

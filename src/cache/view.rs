@@ -152,8 +152,25 @@ impl View {
     /// The positions (ascending) of the items whose cell of posted column `column` reads `text`
     /// (`""`: empty); `None` when `column` has no postings.
     pub fn posting(&self, column: usize, text: &str) -> Option<&[u32]> {
+        let postings = self.postings(column)?;
+        Some(postings.get(text).map_or(&[][..], |list| list))
+    }
+
+    /// Every text of posted column `column` (`""`: empty) and how many items hold it, ordered by
+    /// text; `None` when `column` has no postings. (The console's filter choices.)
+    pub fn posting_counts(&self, column: usize) -> Option<Vec<(&str, usize)>> {
+        let mut counts: Vec<(&str, usize)> = self
+            .postings(column)?
+            .iter()
+            .map(|(text, list)| (&**text, list.len()))
+            .collect();
+        counts.sort_unstable();
+        Some(counts)
+    }
+
+    fn postings(&self, column: usize) -> Option<&Postings> {
         let slot = POSTED.iter().position(|&c| c == column)?;
-        let postings = self.postings[slot].get_or_init(|| {
+        Some(self.postings[slot].get_or_init(|| {
             let mut lists: HashMap<Box<str>, Vec<u32>> = HashMap::new();
             for (at, item) in self.items.iter().enumerate() {
                 let text = match item.cell(column) {
@@ -171,8 +188,7 @@ impl View {
                 .into_iter()
                 .map(|(text, list)| (text, list.into_boxed_slice()))
                 .collect()
-        });
-        Some(postings.get(text).map_or(&[][..], |list| list))
+        }))
     }
 
     /// The positions (ascending) of the items whose searched text may hold `needle` (already
@@ -378,6 +394,12 @@ mod tests {
         );
         assert_eq!(view.posting(4, ""), Some(&[0, 1, 2][..]), "no type: empty");
         assert_eq!(view.posting(1, "x"), None, "name has no postings");
+        assert_eq!(
+            view.posting_counts(3),
+            Some(vec![("Active", 2), ("Retired", 1)])
+        );
+        assert_eq!(view.posting_counts(4), Some(vec![("", 3)]));
+        assert_eq!(view.posting_counts(1), None);
         assert!(view.index_bytes() > 0);
     }
 

@@ -9,6 +9,9 @@
 //! | `GET /healthz`, `GET /readyz` | liveness; readiness (503 until every inventory is ready) |
 //! | `GET /metrics` | Prometheus text ([`crate::telemetry::metrics`]) |
 //!
+//! The web console's pages (`/`, `/ui/...`) are [`crate::serve::console`]'s, merged into this
+//! router; they sign in with a session cookie instead of the bearer token.
+//!
 //! `/api` and `/metrics` need `Authorization: Bearer <api.token>` when a token is configured;
 //! the health endpoints never do. Every error is JSON `{"error": "..."}` naming what was wrong.
 //!
@@ -29,6 +32,7 @@ use crate::cache::Cache;
 use crate::config::{ApiServerConfig, ConfigError};
 use crate::model::inventory::Inventory;
 use crate::model::secret::Secret;
+use crate::serve::console;
 use crate::sync::daemon::{Control, RequestOutcome};
 use crate::telemetry::events;
 use crate::telemetry::metrics;
@@ -127,6 +131,7 @@ impl Bound {
             started: Instant::now(),
             started_at: Utc::now(),
             boot: Utc::now().timestamp_nanos_opt().unwrap_or_default(),
+            sessions: console::Sessions::default(),
         });
         let app = router(state);
         let mut graceful = stop_rx;
@@ -178,17 +183,21 @@ impl Drop for Server {
     }
 }
 
-struct ApiState {
-    cache: Cache,
-    control: Control,
-    token: Option<Secret>,
-    started: Instant,
-    started_at: DateTime<Utc>,
+/// What every handler of the API and the console shares.
+pub(crate) struct ApiState {
+    pub(crate) cache: Cache,
+    pub(crate) control: Control,
+    /// `api.token`, when one is configured.
+    pub(crate) token: Option<Secret>,
+    pub(crate) started: Instant,
+    pub(crate) started_at: DateTime<Utc>,
     /// The start, in nanoseconds: part of every `ETag`, so a restart never repeats one.
-    boot: i64,
+    pub(crate) boot: i64,
+    /// The console's signed-in browsers.
+    pub(crate) sessions: console::Sessions,
 }
 
-type AppState = Arc<ApiState>;
+pub(crate) type AppState = Arc<ApiState>;
 
 /// The whole router: health endpoints open, the rest behind the token when there is one.
 fn router(state: AppState) -> Router {
@@ -203,6 +212,7 @@ fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .merge(guarded)
+        .merge(console::routes(state.clone()))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)

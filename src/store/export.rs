@@ -149,8 +149,9 @@ fn readable(json: &str) -> Option<String> {
     (!text.is_empty()).then_some(text)
 }
 
-/// One CSV record (RFC 4180): fields quoted when they hold a comma, quote, CR or LF.
-fn write_csv_line<'a>(
+/// One CSV record (RFC 4180): fields quoted when they hold a comma, quote, CR or LF. (The
+/// console's CSV download writes its lines with it too.)
+pub fn write_csv_line<'a>(
     out: &mut dyn Write,
     fields: impl Iterator<Item = Option<&'a str>>,
 ) -> std::io::Result<()> {

@@ -90,6 +90,7 @@ impl Store {
             }
         }
         write_state(&tx, applied)?;
+        super::history::append(&tx, applied)?;
         tx.commit()?;
         stats.duration = started.elapsed();
         Ok(stats)

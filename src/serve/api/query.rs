@@ -379,6 +379,11 @@ impl ListQuery {
         })
     }
 
+    /// The names of the chosen fields, `id` first: the keys of every rendered row, in order.
+    pub fn field_names(&self) -> Vec<&'static str> {
+        self.fields.iter().map(|f| f.name(self.inventory)).collect()
+    }
+
     /// One row as a JSON object of the chosen fields, `id` first.
     pub fn render(&self, item: &Item) -> Value {
         let mut obj = Map::new();
