@@ -132,6 +132,8 @@ fn main() {
         cfg.poll.records_per_page = 1000;
         cfg.poll.status_interval = 0;
         cfg.poll.max_pages = 100_000;
+        // Idle means idle: no refresh during the measurement (the busy phase asks for a pass).
+        cfg.poll.cache_update_frequency = 3600;
         cfg.store.path = String::new();
         cfg.api.listen = "127.0.0.1:0".into();
         let bound = Bound::bind(&cfg.api).await.unwrap();
@@ -158,6 +160,11 @@ fn main() {
             let _ = r.bytes().await;
             println!("first {name:<12} {:.2?}", t.elapsed());
         }
+        report(
+            "idle, one client",
+            load(&base, kept, 1, seconds).await,
+            seconds,
+        );
         report("idle", load(&base, kept, clients, seconds).await, seconds);
         let http = reqwest::Client::new();
         let mut searches = Vec::new();

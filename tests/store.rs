@@ -1028,3 +1028,66 @@ async fn last_seen_moves_only_for_what_a_poll_saw() {
     assert!(stored_last_seen(&path, "SVC-0400") >= unsteady.report.started);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_file_gives_back_the_space_of_removed_items() {
+    let sim = sim_with(SimConfig {
+        services: 3000,
+        carriers: 0,
+        resources: 0,
+        ..SimConfig::empty()
+    })
+    .await;
+    let cfg = common::config(&sim, sim.config());
+    let dir = temp_dir("vacuum");
+    let path = dir.join("inventory.db");
+    let (daemon, writer) = start(&cfg, &path);
+    ready(daemon.cache()).await;
+    let mut polls = daemon.cache().watch_polls();
+    let pages = |path: &Path| -> (i64, i64, String) {
+        let conn = rusqlite::Connection::open(path).unwrap();
+        let count = conn
+            .query_row("PRAGMA page_count", [], |r| r.get(0))
+            .unwrap();
+        let free = conn
+            .query_row("PRAGMA freelist_count", [], |r| r.get(0))
+            .unwrap();
+        let mode = conn
+            .query_row("PRAGMA auto_vacuum", [], |r| r.get::<_, i64>(0))
+            .unwrap();
+        (count, free, format!("auto_vacuum={mode}"))
+    };
+    // The buildup is committed by the writer thread: wait for it.
+    let cached = daemon.cache().len(Services);
+    common::eventually(30, "the buildup is in the file", || {
+        stored_keys(&path, Services).len() == cached
+    })
+    .await;
+    let (before, _, _) = pages(&path);
+    // Most services go upstream; a full pass removes them from the cache and the file.
+    let kept: Vec<serde_json::Value> = sim.items(Services).into_iter().take(100).collect();
+    sim.set_items(Services, kept);
+    polls.mark_unchanged();
+    daemon.control().request_poll(Services, true);
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while daemon.cache().len(Services) > 100 {
+            polls.changed().await.unwrap();
+        }
+    })
+    .await
+    .expect("the full pass is applied");
+    daemon.shutdown().await;
+    writer.finish().await;
+    assert!(stored_keys(&path, Services).len() <= 100);
+    let (after, free, settings) = pages(&path);
+    assert_eq!(
+        settings, "auto_vacuum=2",
+        "a new file vacuums incrementally"
+    );
+    assert_eq!(free, 0, "no free pages are kept");
+    assert!(
+        after * 3 < before,
+        "the file shrank with its content: {before} pages, then {after}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -233,8 +233,13 @@ impl Store {
             )));
         }
         // WAL with synchronous=NORMAL: a power cut may lose the last commits, never corrupt.
-        conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = OFF;")
-            .map_err(classify)?;
+        // After a checkpoint the WAL is cut back to 64 MiB: a full pass writes hundreds of
+        // megabytes in one transaction, which would otherwise stay on disk as the WAL's size.
+        conn.execute_batch(
+            "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = OFF; \
+             PRAGMA journal_size_limit = 67108864;",
+        )
+        .map_err(classify)?;
         let mut store = Store {
             path: path.to_path_buf(),
             conn,
@@ -263,6 +268,15 @@ impl Store {
     fn migrate(&mut self, from: i64) -> rusqlite::Result<()> {
         if from == SCHEMA_VERSION {
             return Ok(());
+        }
+        if from < 1 {
+            // A new file returns the pages of removed items to the file system after each
+            // write that removed some (`incremental_vacuum`); only settable before any table
+            // exists. (Files made before keep reusing their free pages, which bounds them too.)
+            // (The empty file already has its header, written when WAL was turned on: an empty
+            // VACUUM rewrites it with the new setting, at once.)
+            self.conn
+                .execute_batch("PRAGMA auto_vacuum = INCREMENTAL; VACUUM;")?;
         }
         let tx = self.conn.transaction()?;
         if from < 1 {
