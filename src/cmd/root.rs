@@ -4,6 +4,7 @@
 
 use crate::cache::Cache;
 use crate::config::Config;
+use crate::mirror::Mirror;
 use crate::serve::{api, notify, status_log};
 use crate::store::{self, Store};
 use crate::sync::Journal;
@@ -36,6 +37,7 @@ pub struct App {
     daemon: Daemon,
     api: Option<api::Server>,
     writer: Option<store::Writer>,
+    mirror: Option<Mirror>,
     background: Vec<JoinHandle<()>>,
     notifier: Option<notify::Notifier>,
 }
@@ -51,6 +53,12 @@ impl App {
     ) -> anyhow::Result<App> {
         let cache = Cache::new();
         let (journal, writer) = open_store(&cfg, &cache)?.unzip();
+        // The mirror follows the cache through the same journal as the store, never slowing it.
+        let mirror = Mirror::start(cfg.clone(), cache.clone())?;
+        let journal = match &mirror {
+            Some(mirror) => Some(mirror.tee(journal)),
+            None => journal,
+        };
         let daemon = Daemon::start_with(cfg.clone(), clock, cache, journal)?;
         let cache = daemon.cache().clone();
         let api = api.map(|bound| bound.serve(cache.clone(), daemon.control()));
@@ -73,6 +81,7 @@ impl App {
             daemon,
             api,
             writer,
+            mirror,
             background,
             notifier,
         })
@@ -95,6 +104,9 @@ impl App {
             api.shutdown().await;
         }
         self.daemon.shutdown().await;
+        if let Some(mirror) = self.mirror {
+            mirror.finish().await;
+        }
         if let Some(writer) = self.writer {
             writer.finish().await;
         }

@@ -541,3 +541,121 @@ impl StoreMovedAside<'_> {
         );
     }
 }
+
+// NATS: the mirror, the change stream, the lease
+
+pub struct NatsConnection<'a> {
+    pub connected: bool,
+    /// The server (host:port) connected to, when known.
+    pub server: &'a str,
+}
+
+impl NatsConnection<'_> {
+    pub fn emit(&self) {
+        metrics::global().nats_connected(self.connected);
+        if self.connected {
+            info!(message = "Connected to NATS.", server = self.server);
+        } else {
+            warn!(
+                message = "NATS connection lost; polling goes on, the client reconnects.",
+                server = self.server,
+            );
+        }
+    }
+}
+
+pub struct NatsProblem<'a> {
+    pub error: &'a dyn std::fmt::Display,
+}
+
+impl NatsProblem<'_> {
+    pub fn emit(&self) {
+        warn!(message = "NATS reported a problem.", error = %self.error);
+    }
+}
+
+pub struct MirrorWritten<'a> {
+    pub inventory: Inventory,
+    pub poll_id: &'a str,
+    pub puts: u64,
+    pub deletes: u64,
+    /// Stream messages published: upserted, removed, poll.
+    pub messages: [u64; 3],
+    pub duration: Duration,
+}
+
+impl MirrorWritten<'_> {
+    pub fn emit(&self) {
+        metrics::global().mirror_written(self.inventory, self.puts, self.deletes, self.messages);
+        debug!(
+            message = "Mirror updated.",
+            inventory = %self.inventory,
+            poll_id = self.poll_id,
+            puts = self.puts,
+            deletes = self.deletes,
+            messages = self.messages.iter().sum::<u64>(),
+            duration_ms = ms(self.duration),
+        );
+    }
+}
+
+pub struct MirrorResynced<'a> {
+    pub inventory: Inventory,
+    /// Why: `start`, `catch-up` (after a failure), `lagged` (notifications were dropped).
+    pub reason: &'a str,
+    pub items: usize,
+    pub puts: u64,
+    pub deletes: u64,
+    pub duration: Duration,
+}
+
+impl MirrorResynced<'_> {
+    pub fn emit(&self) {
+        let m = metrics::global();
+        m.mirror_resynced(self.inventory);
+        m.mirror_written(
+            self.inventory,
+            self.puts,
+            self.deletes,
+            [self.puts, self.deletes, 1],
+        );
+        info!(
+            message = "Mirror level with the cache.",
+            inventory = %self.inventory,
+            reason = self.reason,
+            items = self.items,
+            puts = self.puts,
+            deletes = self.deletes,
+            duration_ms = ms(self.duration),
+        );
+    }
+}
+
+/// The mirror is behind the cache (`behind`), or level again.
+pub struct MirrorBehind<'a> {
+    pub behind: bool,
+    pub error: Option<&'a dyn std::fmt::Display>,
+    /// When it tries again (behind only).
+    pub retry_in: Duration,
+}
+
+impl MirrorBehind<'_> {
+    pub fn emit(&self) {
+        let m = metrics::global();
+        m.mirror_behind(self.behind);
+        match (self.behind, self.error) {
+            (true, Some(error)) => {
+                m.mirror_failed();
+                warn!(
+                    message = "NATS mirror behind the cache; polling goes on, the mirror catches up from the cache when NATS answers.",
+                    error = %error,
+                    retry_ms = ms(self.retry_in),
+                );
+            }
+            (true, None) => warn!(
+                message = "NATS mirror fell behind the polls (notifications dropped); catching up from the cache.",
+            ),
+            (false, _) => info!(message = "NATS mirror caught up with the cache."),
+        }
+    }
+}

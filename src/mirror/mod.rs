@@ -1,0 +1,445 @@
+//! Beyond one machine: the inventory mirrored to NATS JetStream (`[nats]`).
+//!
+//! After each applied poll the changed and removed items are written to the key-value buckets
+//! `ses_inventory_<inventory>` ([`kv`]) and published on the change stream `SES_INVENTORY`
+//! ([`stream`]), pipelined ([`pipeline`]). The pollers never wait for NATS: they hand their
+//! applied polls to the journal as always; a forwarding task passes each one on to the store
+//! and offers a copy to the mirror on a short queue. A full queue, a failed write or an
+//! unreachable server puts the mirror *behind*: it drops what is queued and, once NATS answers,
+//! compares each bucket with the cache and writes the difference (a *re-sync*), so it never
+//! needs the polls it missed.
+//!
+//! Files: `conn` (connecting, buckets, stream), `kv` (keys, values, reading a bucket), `stream`
+//! (subjects, headers, bodies), `pipeline` (publishes in flight), `mod` (the writer task).
+
+pub mod conn;
+pub mod kv;
+pub mod pipeline;
+pub mod stream;
+
+use crate::cache::Cache;
+use crate::config::Config;
+use crate::model::inventory::Inventory;
+use crate::model::item::{Item, Key};
+use crate::model::status::{Outcome, PollReport};
+use crate::sync::{Applied, Journal};
+use crate::telemetry::events;
+use crate::time::backoff::Backoff;
+use async_nats::HeaderMap;
+use async_nats::jetstream;
+use chrono::Utc;
+use pipeline::{Pipeline, WriteError};
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+/// Applied polls queued for the mirror before it counts as behind.
+const QUEUE: usize = 64;
+
+/// How long [`Mirror::finish`] waits for queued writes at shutdown.
+const FINISH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What the mirror needs of an applied poll.
+pub struct Change {
+    pub inventory: Inventory,
+    pub report: PollReport,
+    pub upserts: Vec<Arc<Item>>,
+    pub removed: Vec<Key>,
+    /// A complete full pass replaced the inventory: the bucket is reconciled with the cache.
+    pub swept: bool,
+}
+
+impl Change {
+    fn of(applied: &Applied) -> Change {
+        Change {
+            inventory: applied.inventory,
+            report: applied.report.clone(),
+            upserts: applied.upserts.clone(),
+            removed: applied.removed.clone(),
+            swept: applied.swept,
+        }
+    }
+}
+
+/// The running mirror.
+pub struct Mirror {
+    tx: mpsc::Sender<Change>,
+    lagged: Arc<AtomicBool>,
+    task: JoinHandle<()>,
+}
+
+impl Mirror {
+    /// Starts the mirror of `cache` when `nats.url` is set. Fails only on a configuration the
+    /// client cannot use (an unreadable credentials file); NATS being down is not an error.
+    pub fn start(cfg: Arc<Config>, cache: Cache) -> Result<Option<Mirror>, conn::SetupError> {
+        if !cfg.nats.enabled() {
+            return Ok(None);
+        }
+        let instance = cfg.ha.instance_name();
+        let connector = conn::Connector::new(&cfg.nats, &instance)?;
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let lagged = Arc::new(AtomicBool::new(false));
+        let writer = Writer {
+            cfg,
+            cache,
+            instance,
+            rx,
+            lagged: lagged.clone(),
+            ready: false,
+        };
+        let task = tokio::spawn(writer.run(connector));
+        Ok(Some(Mirror { tx, lagged, task }))
+    }
+
+    /// A journal for the pollers that passes every applied poll on to `next` (the store's) and
+    /// offers a copy to the mirror without ever waiting for it.
+    pub fn tee(&self, next: Option<Journal>) -> Journal {
+        let (tx, mut rx) = mpsc::unbounded_channel::<Applied>();
+        let mirror = self.tx.clone();
+        let lagged = self.lagged.clone();
+        tokio::spawn(async move {
+            while let Some(applied) = rx.recv().await {
+                if mirror.try_send(Change::of(&applied)).is_err() {
+                    lagged.store(true, Ordering::Release);
+                }
+                if let Some(next) = &next {
+                    let _ = next.send(applied);
+                }
+            }
+        });
+        tx
+    }
+
+    /// Lets the mirror write what is queued (for a few seconds at most), then stops it. Call
+    /// after the pollers have stopped.
+    pub async fn finish(self) {
+        drop(self.tx);
+        let mut task = self.task;
+        if tokio::time::timeout(FINISH_TIMEOUT, &mut task)
+            .await
+            .is_err()
+        {
+            task.abort();
+        }
+    }
+}
+
+struct Writer {
+    cfg: Arc<Config>,
+    cache: Cache,
+    instance: String,
+    rx: mpsc::Receiver<Change>,
+    lagged: Arc<AtomicBool>,
+    /// The buckets and the stream exist (created once NATS first answered).
+    ready: bool,
+}
+
+/// Why the mirror is re-synced.
+#[derive(Clone, Copy)]
+enum Why {
+    Start,
+    CatchUp,
+    Lagged,
+}
+
+impl Why {
+    fn as_str(self) -> &'static str {
+        match self {
+            Why::Start => "start",
+            Why::CatchUp => "catch-up",
+            Why::Lagged => "lagged",
+        }
+    }
+}
+
+impl Writer {
+    async fn run(mut self, connector: conn::Connector) {
+        let js = match connector.connect().await {
+            Ok(js) => js,
+            Err(e) => {
+                // Only a client that cannot even start ends here; polling goes on without it.
+                events::MirrorBehind {
+                    behind: true,
+                    error: Some(&e),
+                    retry_in: Duration::ZERO,
+                }
+                .emit();
+                return;
+            }
+        };
+        let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(10));
+        let mut behind = Some(Why::Start);
+        loop {
+            if let Some(why) = behind {
+                self.drain();
+                match self.resync_all(&js, why).await {
+                    Ok(()) => {
+                        if !matches!(why, Why::Start) {
+                            events::MirrorBehind {
+                                behind: false,
+                                error: None,
+                                retry_in: Duration::ZERO,
+                            }
+                            .emit();
+                        }
+                        behind = None;
+                        backoff.reset();
+                    }
+                    Err(e) => {
+                        let delay = backoff.next_delay();
+                        events::MirrorBehind {
+                            behind: true,
+                            error: Some(&e),
+                            retry_in: delay,
+                        }
+                        .emit();
+                        behind = Some(Why::CatchUp);
+                        if !self.sleep(delay).await {
+                            return;
+                        }
+                        continue;
+                    }
+                }
+            }
+            let Some(change) = self.rx.recv().await else {
+                return;
+            };
+            if self.lagged.swap(false, Ordering::AcqRel) {
+                events::MirrorBehind {
+                    behind: true,
+                    error: None,
+                    retry_in: Duration::ZERO,
+                }
+                .emit();
+                behind = Some(Why::Lagged);
+                continue;
+            }
+            if let Err(e) = self.write(&js, &change).await {
+                events::MirrorBehind {
+                    behind: true,
+                    error: Some(&e),
+                    retry_in: Duration::ZERO,
+                }
+                .emit();
+                behind = Some(Why::CatchUp);
+            }
+        }
+    }
+
+    /// Drops every queued change (a re-sync follows, which covers them).
+    fn drain(&mut self) {
+        while self.rx.try_recv().is_ok() {}
+        self.lagged.store(false, Ordering::Release);
+    }
+
+    /// Waits `delay`, dropping changes that arrive meanwhile; false once the pollers are gone.
+    async fn sleep(&mut self, delay: Duration) -> bool {
+        let until = tokio::time::Instant::now() + delay;
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep_until(until) => return true,
+                got = self.rx.recv() => if got.is_none() { return false },
+            }
+        }
+    }
+
+    /// Creates the buckets and the stream when missing (once).
+    async fn setup(&mut self, js: &jetstream::Context) -> Result<(), WriteError> {
+        if !self.ready {
+            let nats = &self.cfg.nats;
+            conn::item_buckets(js, nats.replicas)
+                .await
+                .map_err(|e| WriteError::new("setup", e))?;
+            conn::change_stream(js, nats)
+                .await
+                .map_err(|e| WriteError::new("setup", e))?;
+            self.ready = true;
+        }
+        Ok(())
+    }
+
+    fn headers(&self, poll_id: &str, kind: &str, key: Option<&str>, msg_id: String) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert("Nats-Msg-Id", msg_id.as_str());
+        h.insert("Ses-Poll-Id", poll_id);
+        h.insert("Ses-Kind", kind);
+        if let Some(key) = key {
+            h.insert("Ses-Key", key);
+        }
+        h.insert("Ses-Instance", self.instance.as_str());
+        h
+    }
+
+    fn pipeline(&self, js: &jetstream::Context) -> Pipeline {
+        Pipeline::new(js.clone(), self.cfg.nats.max_pending_writes as usize)
+    }
+
+    /// Puts `item` in its bucket and publishes it as upserted.
+    async fn put(
+        &self,
+        p: &mut Pipeline,
+        inv: Inventory,
+        poll_id: &str,
+        item: &Item,
+    ) -> Result<(), WriteError> {
+        let key = kv::encode_key(item.key.as_str());
+        let value = kv::encode_value(inv, item, item.last_seen());
+        let subject = format!("$KV.{}.{key}", kv::bucket(inv));
+        p.publish(subject, HeaderMap::new(), value.clone()).await?;
+        let kind = stream::Kind::Upserted.as_str();
+        let headers = self.headers(poll_id, kind, Some(&key), format!("{poll_id}:{kind}:{key}"));
+        p.publish(stream::subject(inv, stream::Kind::Upserted), headers, value)
+            .await
+    }
+
+    /// Deletes `key` from its bucket and publishes it as removed.
+    async fn delete(
+        &self,
+        p: &mut Pipeline,
+        inv: Inventory,
+        poll_id: &str,
+        key: &str,
+    ) -> Result<(), WriteError> {
+        let encoded = kv::encode_key(key);
+        let mut marker = HeaderMap::new();
+        marker.insert("KV-Operation", "DEL");
+        let subject = format!("$KV.{}.{encoded}", kv::bucket(inv));
+        p.publish(subject, marker, Vec::new()).await?;
+        let kind = stream::Kind::Removed.as_str();
+        let headers = self.headers(
+            poll_id,
+            kind,
+            Some(&encoded),
+            format!("{poll_id}:{kind}:{encoded}"),
+        );
+        p.publish(
+            stream::subject(inv, stream::Kind::Removed),
+            headers,
+            stream::removed_body(key),
+        )
+        .await
+    }
+
+    /// Writes one applied poll: its items, its removals, on a sweep the bucket's keys the
+    /// cache no longer has, then its poll message.
+    async fn write(&mut self, js: &jetstream::Context, change: &Change) -> Result<(), WriteError> {
+        let started = Instant::now();
+        let inv = change.inventory;
+        self.setup(js).await?;
+        let report = &change.report;
+        let poll_id = stream::poll_id(inv, report.started);
+        let mut p = self.pipeline(js);
+        let mut deletes = 0u64;
+        if report.outcome != Outcome::Failed {
+            for item in &change.upserts {
+                self.put(&mut p, inv, &poll_id, item).await?;
+            }
+            for key in &change.removed {
+                self.delete(&mut p, inv, &poll_id, key.as_str()).await?;
+            }
+            deletes = change.removed.len() as u64;
+            if change.swept {
+                // Whatever the bucket still holds that the cache does not (a removal written
+                // while NATS was away, an entry of an earlier leader): gone.
+                let name = kv::bucket(inv);
+                let (keys, _) = kv::read_all(js, &name, true)
+                    .await
+                    .map_err(|e| WriteError::new("reconcile", e))?;
+                let removed: HashSet<&str> = change.removed.iter().map(Key::as_str).collect();
+                let stale: Vec<String> = keys
+                    .keys()
+                    .filter_map(|k| kv::decode_key(k))
+                    .filter(|k| !removed.contains(k.as_str()) && self.cache.get(inv, k).is_none())
+                    .collect();
+                for key in &stale {
+                    self.delete(&mut p, inv, &poll_id, key).await?;
+                }
+                deletes += stale.len() as u64;
+            }
+        }
+        let headers = self.headers(&poll_id, "poll", None, format!("{poll_id}:poll"));
+        let body = stream::poll_body(inv, &poll_id, report, self.cache.len(inv));
+        p.publish(stream::subject(inv, stream::Kind::Poll), headers, body)
+            .await?;
+        p.flush().await?;
+        events::MirrorWritten {
+            inventory: inv,
+            poll_id: &poll_id,
+            puts: change.upserts.len() as u64,
+            deletes,
+            messages: [change.upserts.len() as u64, deletes, 1],
+            duration: started.elapsed(),
+        }
+        .emit();
+        Ok(())
+    }
+
+    async fn resync_all(&mut self, js: &jetstream::Context, why: Why) -> Result<(), WriteError> {
+        for inv in Inventory::ALL {
+            self.resync(js, inv, why).await?;
+        }
+        Ok(())
+    }
+
+    /// Brings `inv`'s bucket level with the cache: puts what differs or is missing; deletes
+    /// what the cache lacks, only once the inventory is ready (a cache still building up must
+    /// not empty a mirror that an earlier run filled).
+    async fn resync(
+        &mut self,
+        js: &jetstream::Context,
+        inv: Inventory,
+        why: Why,
+    ) -> Result<(), WriteError> {
+        let started = Instant::now();
+        let at = Utc::now();
+        self.setup(js).await?;
+        let (stored, _follow) = kv::read_all(js, &kv::bucket(inv), false)
+            .await
+            .map_err(|e| WriteError::new("re-sync", e))?;
+        let ready = self.cache.is_ready(inv);
+        let items = self.cache.snapshot(inv);
+        let poll_id = stream::resync_id(inv, at);
+        let mut p = self.pipeline(js);
+        let mut puts = 0u64;
+        let mut cached: HashSet<String> = HashSet::with_capacity(items.len());
+        for item in &items {
+            let key = kv::encode_key(item.key.as_str());
+            let same = stored
+                .get(&key)
+                .is_some_and(|v| kv::same_value(inv, item, v));
+            cached.insert(key);
+            if !same {
+                self.put(&mut p, inv, &poll_id, item).await?;
+                puts += 1;
+            }
+        }
+        let mut deletes = 0u64;
+        if ready {
+            for encoded in stored.keys().filter(|k| !cached.contains(*k)) {
+                // A key not written by us is left alone.
+                if let Some(key) = kv::decode_key(encoded) {
+                    self.delete(&mut p, inv, &poll_id, &key).await?;
+                    deletes += 1;
+                }
+            }
+        }
+        let headers = self.headers(&poll_id, "resync", None, format!("{poll_id}:poll"));
+        let body = stream::resync_body(inv, &poll_id, at, puts, deletes, items.len());
+        p.publish(stream::subject(inv, stream::Kind::Poll), headers, body)
+            .await?;
+        p.flush().await?;
+        events::MirrorResynced {
+            inventory: inv,
+            reason: why.as_str(),
+            items: items.len(),
+            puts,
+            deletes,
+            duration: started.elapsed(),
+        }
+        .emit();
+        Ok(())
+    }
+}

@@ -1,0 +1,96 @@
+//! Pipelined JetStream publishes: up to `max` messages in flight, their acknowledgements awaited
+//! in order, so a poll of thousands of items costs a few round trips, not thousands.
+
+use async_nats::HeaderMap;
+use async_nats::jetstream::{self, context::PublishAckFuture};
+use std::collections::VecDeque;
+use std::time::Duration;
+
+/// How long one publish may wait for the client's send buffer (full while disconnected).
+const SEND_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A publish that failed: what was being written and why (never a credential).
+#[derive(Debug, thiserror::Error)]
+#[error("{what}: {detail}")]
+pub struct WriteError {
+    pub what: String,
+    pub detail: String,
+}
+
+impl WriteError {
+    pub fn new(what: impl Into<String>, detail: impl std::fmt::Display) -> WriteError {
+        WriteError {
+            what: what.into(),
+            detail: detail.to_string(),
+        }
+    }
+}
+
+pub struct Pipeline {
+    js: jetstream::Context,
+    pending: VecDeque<(String, PublishAckFuture)>,
+    max: usize,
+    /// Messages acknowledged since the last [`Pipeline::flush`].
+    pub acked: u64,
+}
+
+impl Pipeline {
+    pub fn new(js: jetstream::Context, max: usize) -> Pipeline {
+        Pipeline {
+            js,
+            pending: VecDeque::new(),
+            max: max.max(1),
+            acked: 0,
+        }
+    }
+
+    /// Sends one message; waits only for the oldest acknowledgement when `max` are in flight.
+    pub async fn publish(
+        &mut self,
+        subject: String,
+        headers: HeaderMap,
+        payload: Vec<u8>,
+    ) -> Result<(), WriteError> {
+        while self.pending.len() >= self.max {
+            self.await_oldest().await?;
+        }
+        let send = self
+            .js
+            .publish_with_headers(subject.clone(), headers, payload.into());
+        let ack = match tokio::time::timeout(SEND_TIMEOUT, send).await {
+            Ok(Ok(ack)) => ack,
+            Ok(Err(e)) => return Err(WriteError::new(format!("publish to {subject}"), e)),
+            Err(_) => {
+                return Err(WriteError::new(
+                    format!("publish to {subject}"),
+                    "timed out: the NATS connection is not taking messages",
+                ));
+            }
+        };
+        self.pending.push_back((subject, ack));
+        Ok(())
+    }
+
+    async fn await_oldest(&mut self) -> Result<(), WriteError> {
+        if let Some((subject, ack)) = self.pending.pop_front() {
+            ack.await
+                .map_err(|e| WriteError::new(format!("acknowledgement of {subject}"), e))?;
+            self.acked += 1;
+        }
+        Ok(())
+    }
+
+    /// Waits for every acknowledgement; the first failure is returned (the rest are dropped).
+    pub async fn flush(&mut self) -> Result<u64, WriteError> {
+        let result = async {
+            while !self.pending.is_empty() {
+                self.await_oldest().await?;
+            }
+            Ok(())
+        }
+        .await;
+        self.pending.clear();
+        let acked = std::mem::take(&mut self.acked);
+        result.map(|()| acked)
+    }
+}

@@ -1,0 +1,339 @@
+//! The NATS JetStream mirror and change stream against a real `nats-server` (Debian's
+//! `nats-server` package; `.ci/run` installs it): the buckets equal the cache item for item
+//! through buildup, refreshes and full passes with removals; a NATS outage fails no poll and
+//! the mirror converges once NATS is back; a consumer of the change stream rebuilds the
+//! inventory exactly. Without nats-server the tests are skipped with a note, except in CI
+//! (`CI` set), where they fail.
+
+mod common;
+
+use async_nats::jetstream;
+use serde_json::Value;
+use ses_inventory::Inventory;
+use ses_inventory::cache::Cache;
+use ses_inventory::cmd::root::{App, Notify};
+use ses_inventory::mirror::kv;
+use ses_inventory::serve::api::Bound;
+use ses_inventory::time::clock::Clock;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A `nats-server -js` on a loopback port with its own store directory; killed and its
+/// directory removed on drop.
+struct NatsServer {
+    child: Option<Child>,
+    port: u16,
+    dir: PathBuf,
+    token: Option<String>,
+}
+
+impl NatsServer {
+    /// A running server, or `None` (after a note) when nats-server is not installed and `CI`
+    /// is unset.
+    fn start(token: Option<&str>) -> Option<NatsServer> {
+        if let Err(e) = Command::new("nats-server").arg("--version").output() {
+            if std::env::var_os("CI").is_none() {
+                eprintln!(
+                    "note: NATS tests skipped ({e}); `apt-get install nats-server` to run them"
+                );
+                return None;
+            }
+            panic!("cannot run nats-server ({e}): install it with `apt-get install nats-server`");
+        }
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        let dir = std::env::temp_dir().join(format!("ses-nats-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut server = NatsServer {
+            child: None,
+            port: 0,
+            dir,
+            token: token.map(str::to_owned),
+        };
+        // A free port can be taken by someone else before the server binds it: try a few.
+        for _ in 0..5 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            server.port = port;
+            if server.spawn() {
+                return Some(server);
+            }
+        }
+        panic!("nats-server did not start on any of 5 ports");
+    }
+
+    fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts the server on its port and directory; true once it accepts connections.
+    fn spawn(&mut self) -> bool {
+        let mut c = Command::new("nats-server");
+        c.args([
+            "-js",
+            "-a",
+            "127.0.0.1",
+            "-p",
+            &self.port.to_string(),
+            "-sd",
+        ])
+        .arg(&self.dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+        if let Some(token) = &self.token {
+            c.args(["--auth", token]);
+        }
+        let mut child = c.spawn().expect("nats-server starts");
+        for _ in 0..200 {
+            if let Ok(Some(_)) = child.try_wait() {
+                return false; // exited: the port was taken
+            }
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                self.child = Some(child);
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        false
+    }
+
+    /// Kills the server (SIGKILL): an outage, not a goodbye.
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    async fn client(&self) -> jetstream::Context {
+        let mut options = async_nats::ConnectOptions::new();
+        if let Some(token) = &self.token {
+            options = options.token(token.clone());
+        }
+        let client = options
+            .connect(self.url())
+            .await
+            .expect("test client connects");
+        jetstream::new(client)
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Bounded async wait for `cond`, every 100 ms, at most `secs` seconds.
+async fn eventually<F, Fut>(secs: u64, what: &str, mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), String>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        match cond().await {
+            Ok(()) => return,
+            Err(why) if tokio::time::Instant::now() >= deadline => {
+                panic!("timed out waiting for {what}: {why}")
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
+/// A bucket's entries by upstream key.
+async fn bucket(
+    js: &jetstream::Context,
+    inv: Inventory,
+) -> Result<BTreeMap<String, Value>, String> {
+    let (contents, _follow) = kv::read_all(js, &kv::bucket(inv), false).await?;
+    contents
+        .into_iter()
+        .map(|(k, v)| {
+            let key = kv::decode_key(&k).ok_or(format!("foreign key {k}"))?;
+            let value: Value = serde_json::from_slice(&v).map_err(|e| e.to_string())?;
+            Ok((key, value))
+        })
+        .collect()
+}
+
+/// What a read-API list row says, as a map: `id` and the columns.
+fn row_of(cache: &Cache, inv: Inventory, key: &str) -> Value {
+    let item = cache.get(inv, key).expect("cached");
+    let mut row = serde_json::Map::new();
+    row.insert("id".into(), Value::String(key.to_owned()));
+    for (i, column) in ses_inventory::model::row::Row::columns(inv)
+        .iter()
+        .enumerate()
+    {
+        row.insert(column.name.into(), item.row.cell(i).to_json());
+    }
+    row.insert("upstream".into(), item.json());
+    Value::Object(row)
+}
+
+/// Whether an entry holds `row` (every member of it, equal) and the seen times.
+fn holds(entry: &Value, row: &Value) -> bool {
+    let (Some(entry), Some(row)) = (entry.as_object(), row.as_object()) else {
+        return false;
+    };
+    row.iter().all(|(k, v)| entry.get(k) == Some(v))
+        && entry.contains_key("first_seen")
+        && entry.contains_key("last_seen")
+}
+
+/// The buckets equal `cache` item for item.
+async fn mirror_equals_cache(js: &jetstream::Context, cache: &Cache) -> Result<(), String> {
+    for inv in Inventory::ALL {
+        let entries = bucket(js, inv).await?;
+        let keys = common::keys(cache, inv);
+        let mirrored: Vec<&String> = entries.keys().collect();
+        if mirrored
+            .iter()
+            .map(|k| k.as_str())
+            .ne(keys.iter().map(String::as_str))
+        {
+            return Err(format!(
+                "{inv}: {} mirrored, {} cached",
+                mirrored.len(),
+                keys.len()
+            ));
+        }
+        for key in &keys {
+            if !holds(&entries[key], &row_of(cache, inv, key)) {
+                return Err(format!("{inv} {key}: entry differs from the cache"));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// An in-process daemon (store off) with the API on loopback, mirroring to `nats`.
+async fn start_app(
+    sim: &ses_inventory_sim::Simulator,
+    sc: &ses_inventory_sim::SimConfig,
+    nats: &NatsServer,
+) -> (App, String) {
+    let mut cfg = common::config(sim, sc);
+    cfg.api.listen = "127.0.0.1:0".into();
+    cfg.nats.url = nats.url();
+    cfg.ha.instance = "in-process".into();
+    let bound = Bound::bind(&cfg.api).await.expect("API binds");
+    let base = format!("http://{}", bound.addr().unwrap());
+    let app = App::start(Arc::new(cfg), Clock::System, Some(bound), Notify::Off).expect("starts");
+    (app, base)
+}
+
+fn http() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder().no_proxy().build().unwrap()
+}
+
+/// Asks for a poll of every inventory and waits until each has finished one after the request.
+async fn poll_all(http: &reqwest::Client, base: &str, cache: &Cache, full: bool) {
+    let before: Vec<_> = Inventory::ALL
+        .iter()
+        .map(|&inv| last_finished(cache, inv, full))
+        .collect();
+    let r = http
+        .post(format!("{base}/api/v1/refresh?full={full}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    for (i, inv) in Inventory::ALL.into_iter().enumerate() {
+        while last_finished(cache, inv, full) == before[i] {
+            assert!(tokio::time::Instant::now() < deadline, "{inv}: no poll");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+fn last_finished(
+    cache: &Cache,
+    inv: Inventory,
+    full: bool,
+) -> Option<chrono::DateTime<chrono::Utc>> {
+    let s = cache.status(inv);
+    let report = if full { s.last_full } else { s.last_refresh };
+    report.map(|r| r.finished)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_buckets_equal_the_cache_after_buildup_refresh_and_full_pass_with_removals() {
+    let Some(nats) = NatsServer::start(None) else {
+        return;
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let (sim, sc) = common::sim_with_passwords("p638", "p639").await;
+    // Keys that are not valid KV keys as they stand: dots, slashes, spaces, `=`, non-ASCII.
+    sim.set_items(
+        Inventory::Carriers,
+        ["CAR.1", "CAR/2", "CAR 3", "CAR=4", "CÄR-5", "CAR-6"]
+            .iter()
+            .map(|k| common::carrier(k))
+            .collect(),
+    );
+    let (app, base) = start_app(&sim, &sc, &nats).await;
+    let js = nats.client().await;
+    let cache = app.cache().clone();
+    tokio::time::timeout(Duration::from_secs(30), cache.wait_all_ready())
+        .await
+        .expect("ready");
+    eventually(20, "the mirror of the buildup", || {
+        mirror_equals_cache(&js, &cache)
+    })
+    .await;
+    assert_eq!(
+        bucket(&js, Inventory::Carriers).await.unwrap().len(),
+        6,
+        "every odd key mirrored"
+    );
+
+    // A refresh: ~2% of items changed and ~1% added upstream.
+    let http = http();
+    sim.mutate(1);
+    poll_all(&http, &base, &cache, false).await;
+    eventually(20, "the mirror of the refresh", || {
+        mirror_equals_cache(&js, &cache)
+    })
+    .await;
+
+    // A full pass: ~1% deleted upstream (and more changes); a carrier with an odd key goes.
+    sim.mutate(2);
+    sim.set_items(
+        Inventory::Carriers,
+        ["CAR.1", "CAR 3", "CAR=4", "CÄR-5", "CAR-6"]
+            .iter()
+            .map(|k| common::carrier(k))
+            .collect(),
+    );
+    let services_before = bucket(&js, Inventory::Services).await.unwrap().len();
+    poll_all(&http, &base, &cache, true).await;
+    let removed = cache.status(Inventory::Services).last_full.unwrap().removed;
+    assert!(removed > 0, "the full pass removed services");
+    eventually(20, "the mirror of the full pass", || {
+        mirror_equals_cache(&js, &cache)
+    })
+    .await;
+    let carriers = bucket(&js, Inventory::Carriers).await.unwrap();
+    assert!(!carriers.contains_key("CAR/2"), "removed from the bucket");
+    assert!(bucket(&js, Inventory::Services).await.unwrap().len() < services_before + 10);
+    app.stop().await;
+}
