@@ -8,17 +8,19 @@
 mod common;
 
 use async_nats::jetstream;
+use futures_util::StreamExt;
 use serde_json::Value;
 use ses_inventory::Inventory;
 use ses_inventory::cache::Cache;
 use ses_inventory::cmd::root::{App, Notify};
-use ses_inventory::mirror::kv;
+use ses_inventory::mirror::{kv, stream};
 use ses_inventory::serve::api::Bound;
 use ses_inventory::time::clock::Clock;
 use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// A `nats-server -js` on a loopback port with its own store directory; killed and its
@@ -336,4 +338,352 @@ async fn the_buckets_equal_the_cache_after_buildup_refresh_and_full_pass_with_re
     assert!(!carriers.contains_key("CAR/2"), "removed from the bucket");
     assert!(bucket(&js, Inventory::Services).await.unwrap().len() < services_before + 10);
     app.stop().await;
+}
+
+/// The daemon binary as a child process, its JSON log collected; killed on drop.
+struct Daemon {
+    child: Child,
+    api: String,
+    logs: Arc<Mutex<String>>,
+}
+
+impl Daemon {
+    fn spawn(mut c: Command) -> Daemon {
+        c.stderr(Stdio::piped()).stdout(Stdio::null());
+        let mut child = c.spawn().expect("the daemon starts");
+        let stderr = child.stderr.take().unwrap();
+        let logs = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
+        let sink = logs.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line.clone());
+                let mut logs = sink.lock().unwrap();
+                logs.push_str(&line);
+                logs.push('\n');
+            }
+        });
+        let api = loop {
+            let line = rx
+                .recv_timeout(Duration::from_secs(30))
+                .expect("the daemon logs where the API listens");
+            if line.contains("API listening.") {
+                let log: Value = serde_json::from_str(&line).unwrap();
+                break log["addr"].as_str().unwrap().to_string();
+            }
+        };
+        Daemon {
+            child,
+            api: format!("http://{api}"),
+            logs,
+        }
+    }
+
+    fn logs(&self) -> String {
+        self.logs.lock().unwrap().clone()
+    }
+
+    async fn get(&self, path: &str) -> Value {
+        http()
+            .get(format!("{}{path}", self.api))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// Every cached row of `inv` by id, as the read API lists them.
+    async fn rows(&self, inv: Inventory) -> BTreeMap<String, Value> {
+        let rows = self.get(&format!("/api/v1/{inv}?limit=1000")).await;
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .map(|r| (r["id"].as_str().unwrap().to_owned(), r.clone()))
+            .collect()
+    }
+
+    /// The value of the metric series `series` (name and labels as exposed), if present.
+    async fn metric(&self, series: &str) -> Option<f64> {
+        let text = http()
+            .get(format!("{}/metrics", self.api))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+    }
+
+    async fn ready(&self) {
+        eventually(60, "the daemon ready", || async {
+            let status = self.get("/api/v1/status").await;
+            (status["ready"] == true)
+                .then_some(())
+                .ok_or_else(|| "not ready".to_owned())
+        })
+        .await;
+    }
+
+    /// Asks for a poll of every inventory and returns each one's report once it is finished.
+    async fn poll_all(&self, full: bool) -> Vec<Value> {
+        let which = if full { "last_full" } else { "last_refresh" };
+        let finished = |status: &Value, inv: Inventory| {
+            status["inventories"][inv.as_str()][which]["finished"].clone()
+        };
+        let before = self.get("/api/v1/status").await;
+        let r = http()
+            .post(format!("{}/api/v1/refresh?full={full}", self.api))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202);
+        let mut reports = Vec::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        for inv in Inventory::ALL {
+            loop {
+                let now = self.get("/api/v1/status").await;
+                if finished(&now, inv) != finished(&before, inv) {
+                    reports.push(now["inventories"][inv.as_str()][which].clone());
+                    break;
+                }
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "no {which} poll of {inv}"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        reports
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The buckets hold exactly the rows the read API lists.
+async fn mirror_equals_api(js: &jetstream::Context, daemon: &Daemon) -> Result<(), String> {
+    for inv in Inventory::ALL {
+        let entries = bucket(js, inv).await?;
+        let rows = daemon.rows(inv).await;
+        if entries.keys().ne(rows.keys()) {
+            return Err(format!(
+                "{inv}: {} mirrored, {} listed",
+                entries.len(),
+                rows.len()
+            ));
+        }
+        if let Some(key) = rows.keys().find(|k| !holds(&entries[*k], &rows[*k])) {
+            return Err(format!("{inv} {key}: entry differs from the API's row"));
+        }
+    }
+    Ok(())
+}
+
+/// Every message of the change stream, from the first.
+async fn stream_messages(js: &jetstream::Context) -> Vec<jetstream::Message> {
+    let mut stream = js
+        .get_stream(stream::STREAM)
+        .await
+        .expect("the stream exists");
+    let total = stream.info().await.unwrap().state.messages;
+    let consumer = stream
+        .create_consumer(jetstream::consumer::pull::Config {
+            deliver_policy: jetstream::consumer::DeliverPolicy::All,
+            ack_policy: jetstream::consumer::AckPolicy::None,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut messages = consumer.messages().await.unwrap();
+    let mut out = Vec::new();
+    while (out.len() as u64) < total {
+        let m = tokio::time::timeout(Duration::from_secs(10), messages.next())
+            .await
+            .expect("the stream delivers")
+            .unwrap()
+            .unwrap();
+        out.push(m);
+    }
+    out
+}
+
+fn header<'a>(m: &'a jetstream::Message, name: &str) -> Option<&'a str> {
+    m.headers.as_ref()?.get(name).map(|v| v.as_str())
+}
+
+/// What a consumer of the change stream knows: per inventory, key → last upserted body.
+fn rebuild(messages: &[jetstream::Message]) -> BTreeMap<String, BTreeMap<String, Value>> {
+    let mut out: BTreeMap<String, BTreeMap<String, Value>> = BTreeMap::new();
+    for m in messages {
+        let parts: Vec<&str> = m.subject.as_str().split('.').collect();
+        let (inv, kind) = (parts[2], parts[3]);
+        let body: Value = serde_json::from_slice(&m.payload).unwrap();
+        let items = out.entry(inv.to_owned()).or_default();
+        match kind {
+            "upserted" => {
+                items.insert(body["id"].as_str().unwrap().to_owned(), body);
+            }
+            "removed" => {
+                items.remove(body["id"].as_str().unwrap());
+            }
+            "poll" => {}
+            other => panic!("unexpected subject kind {other}"),
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_nats_outage_fails_no_poll_and_the_mirror_and_the_stream_converge() {
+    const TOKEN: &str = "nats-T0ken-never-logged";
+    let Some(mut nats) = NatsServer::start(Some(TOKEN)) else {
+        return;
+    };
+    let (sim, sc) = common::sim_with_passwords("p638", "p639").await;
+    let token_file = nats.dir.join("token");
+    std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
+    let mut c = common::binary(&sim, &sc);
+    c.arg("run")
+        .env("SES_INVENTORY__NATS__URL", nats.url())
+        .env("SES_INVENTORY__NATS__TOKEN_FILE", &token_file)
+        .env("SES_INVENTORY__HA__INSTANCE", "outage-test");
+    let daemon = Daemon::spawn(c);
+    daemon.ready().await;
+    let js = nats.client().await;
+    eventually(20, "the mirror of the buildup", || {
+        mirror_equals_api(&js, &daemon)
+    })
+    .await;
+    assert_eq!(
+        daemon.metric("ses_inventory_nats_connected").await.unwrap(),
+        1.0
+    );
+
+    // NATS goes away. Upstream changes; a full pass and a refresh run and complete as always.
+    nats.stop();
+    sim.mutate(1);
+    let started = std::time::Instant::now();
+    for report in daemon.poll_all(true).await {
+        assert_eq!(report["outcome"], "complete", "{report}");
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "polls took {:?} without NATS",
+        started.elapsed()
+    );
+    sim.mutate(2);
+    for report in daemon.poll_all(false).await {
+        assert_eq!(report["outcome"], "complete", "{report}");
+    }
+    // ... and the mirror says it is behind.
+    eventually(20, "ses_inventory_mirror_behind 1", || async {
+        let behind = daemon.metric("ses_inventory_mirror_behind").await;
+        (behind == Some(1.0))
+            .then_some(())
+            .ok_or(format!("{behind:?}"))
+    })
+    .await;
+    assert!(daemon.logs().contains("NATS mirror behind the cache"));
+
+    // NATS is back (its store kept): the mirror catches up from the cache, and says so.
+    nats.spawn();
+    eventually(60, "the mirror after the outage", || {
+        mirror_equals_api(&js, &daemon)
+    })
+    .await;
+    eventually(20, "ses_inventory_mirror_behind 0", || async {
+        let behind = daemon.metric("ses_inventory_mirror_behind").await;
+        (behind == Some(0.0))
+            .then_some(())
+            .ok_or(format!("{behind:?}"))
+    })
+    .await;
+    assert!(
+        daemon
+            .logs()
+            .contains("NATS mirror caught up with the cache.")
+    );
+    assert!(
+        daemon
+            .metric("ses_inventory_mirror_resyncs_total{inventory=\"services\"}")
+            .await
+            .unwrap()
+            >= 2.0,
+        "a start and a catch-up"
+    );
+
+    // A consumer that followed the change stream from its start holds exactly the inventory.
+    let messages = stream_messages(&js).await;
+    let rebuilt = rebuild(&messages);
+    for inv in Inventory::ALL {
+        let rows = daemon.rows(inv).await;
+        let items = &rebuilt[inv.as_str()];
+        assert!(items.keys().eq(rows.keys()), "{inv}: keys differ");
+        for (key, row) in &rows {
+            assert!(holds(&items[key], row), "{inv} {key}: differs");
+        }
+    }
+    for m in &messages {
+        let kind = header(m, "Ses-Kind").expect("Ses-Kind");
+        let msg_id = m
+            .headers
+            .as_ref()
+            .and_then(|h| h.get(async_nats::header::NATS_MESSAGE_ID))
+            .map(|v| v.as_str().to_owned());
+        assert!(
+            msg_id.is_some_and(|id| id.starts_with(header(m, "Ses-Poll-Id").unwrap())),
+            "Nats-Msg-Id"
+        );
+        assert!(header(m, "Ses-Poll-Id").is_some(), "Ses-Poll-Id");
+        assert_eq!(header(m, "Ses-Instance"), Some("outage-test"));
+        if kind == "upserted" || kind == "removed" {
+            let body: Value = serde_json::from_slice(&m.payload).unwrap();
+            assert_eq!(
+                header(m, "Ses-Key"),
+                Some(kv::encode_key(body["id"].as_str().unwrap()).as_str())
+            );
+        }
+    }
+    // One poll message per applied poll (those of the outage aside): the buildup's full passes
+    // are there with their reports.
+    for inv in Inventory::ALL {
+        let polls: Vec<Value> = messages
+            .iter()
+            .filter(|m| m.subject.as_str() == stream::subject(inv, stream::Kind::Poll))
+            .map(|m| serde_json::from_slice(&m.payload).unwrap())
+            .collect();
+        assert!(
+            polls.iter().any(|p| p["kind"] == "full"
+                && p["outcome"] == "complete"
+                && p["items"].as_u64() > Some(0)),
+            "{inv}: {polls:?}"
+        );
+    }
+    // A message published again under the same id is dropped by JetStream.
+    let first = messages
+        .iter()
+        .find(|m| header(m, "Ses-Kind") == Some("upserted"))
+        .unwrap();
+    let ack = js
+        .publish_with_headers(
+            first.subject.clone(),
+            first.headers.clone().unwrap(),
+            first.payload.clone(),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    assert!(ack.duplicate, "Nats-Msg-Id de-duplicates");
+
+    let logs = daemon.logs();
+    assert!(!logs.contains(TOKEN), "the NATS token is in the log");
 }
