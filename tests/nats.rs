@@ -687,3 +687,69 @@ async fn a_nats_outage_fails_no_poll_and_the_mirror_and_the_stream_converge() {
     let logs = daemon.logs();
     assert!(!logs.contains(TOKEN), "the NATS token is in the log");
 }
+
+/// `check-config` (or `run`) with `envs` on top of a working configuration: exit code and stderr.
+async fn refused(command: &str, envs: &[(&str, &str)]) -> (Option<i32>, String) {
+    let (sim, sc) = common::empty_sim().await;
+    let mut c = common::binary(&sim, &sc);
+    c.arg(command);
+    for (k, v) in envs {
+        c.env(k, v);
+    }
+    let out = common::output(c).await;
+    (out.status.code(), common::text(&out.stderr))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_nats_settings_stop_the_start_naming_the_key_and_never_the_secret() {
+    let (code, err) = refused(
+        "check-config",
+        &[(
+            "SES_INVENTORY__NATS__URL",
+            "nats://user:Pw-s3cret@127.0.0.1:4222",
+        )],
+    )
+    .await;
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("nats.url"), "{err}");
+    assert!(!err.contains("Pw-s3cret"), "{err}");
+
+    let (code, err) = refused("check-config", &[("SES_INVENTORY__HA__ENABLED", "true")]).await;
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("ha.enabled") && err.contains("nats.url"),
+        "{err}"
+    );
+
+    let (code, err) = refused(
+        "check-config",
+        &[
+            ("SES_INVENTORY__NATS__URL", "nats://127.0.0.1:4222"),
+            ("SES_INVENTORY__NATS__TOKEN_FILE", "/nonexistent/nats-token"),
+        ],
+    )
+    .await;
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("nats.token_file"), "{err}");
+
+    // A credentials file that is not one: the start stops, naming it, without quoting it.
+    let dir = std::env::temp_dir().join(format!("ses-nats-creds-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let creds = dir.join("bad.creds");
+    std::fs::write(&creds, "SUAM-not-a-seed-Qx9\n").unwrap();
+    let (code, err) = refused(
+        "run",
+        &[
+            ("SES_INVENTORY__NATS__URL", "nats://127.0.0.1:4222"),
+            (
+                "SES_INVENTORY__NATS__CREDENTIALS_FILE",
+                creds.to_str().unwrap(),
+            ),
+        ],
+    )
+    .await;
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_ne!(code, Some(0), "{err}");
+    assert!(err.contains("nats.credentials_file"), "{err}");
+    assert!(!err.contains("SUAM-not-a-seed-Qx9"), "{err}");
+}
