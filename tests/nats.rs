@@ -753,3 +753,203 @@ async fn bad_nats_settings_stop_the_start_naming_the_key_and_never_the_secret() 
     assert!(err.contains("nats.credentials_file"), "{err}");
     assert!(!err.contains("SUAM-not-a-seed-Qx9"), "{err}");
 }
+
+/// A simulator of its own (the default data: every instance sees the same upstream), so that
+/// each instance's upstream requests are counted apart.
+async fn own_sim() -> (ses_inventory_sim::Simulator, ses_inventory_sim::SimConfig) {
+    common::sim_with_passwords("p638", "p639").await
+}
+
+/// An instance with `ha.enabled` and a 3 s lease.
+fn ha_instance(
+    sim: &ses_inventory_sim::Simulator,
+    sc: &ses_inventory_sim::SimConfig,
+    nats: &NatsServer,
+    name: &str,
+) -> Daemon {
+    let mut c = common::binary(sim, sc);
+    c.arg("run")
+        .env("SES_INVENTORY__NATS__URL", nats.url())
+        .env("SES_INVENTORY__HA__ENABLED", "true")
+        .env("SES_INVENTORY__HA__LEASE_SECONDS", "3")
+        .env("SES_INVENTORY__HA__INSTANCE", name);
+    Daemon::spawn(c)
+}
+
+impl Daemon {
+    async fn ha(&self) -> Value {
+        self.get("/api/v1/status").await["ha"].clone()
+    }
+
+    async fn wait_role(&self, role: &str, secs: u64) {
+        eventually(secs, &format!("role {role}"), || async {
+            let ha = self.ha().await;
+            (ha["role"] == role).then_some(()).ok_or(format!("{ha}"))
+        })
+        .await;
+    }
+
+    fn signal(&self, signal: &str) {
+        let ok = Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill {signal}");
+    }
+}
+
+/// Both instances list the same rows.
+async fn same_data(a: &Daemon, b: &Daemon) -> Result<(), String> {
+    for inv in Inventory::ALL {
+        let (ra, rb) = (a.rows(inv).await, b.rows(inv).await);
+        if ra.is_empty() || ra != rb {
+            return Err(format!("{inv}: {} rows and {} rows", ra.len(), rb.len()));
+        }
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_of_two_instances_polls_both_serve_the_same_data_and_the_standby_takes_over() {
+    let Some(nats) = NatsServer::start(None) else {
+        return;
+    };
+    let (sim_a, sc_a) = own_sim().await;
+    let (sim_b, sc_b) = own_sim().await;
+    let mut a = ha_instance(&sim_a, &sc_a, &nats, "host-a");
+    a.wait_role("leader", 20).await;
+    a.ready().await;
+    let b = ha_instance(&sim_b, &sc_b, &nats, "host-b");
+    b.wait_role("standby", 20).await;
+    // The standby is ready from the mirror alone, and serves what the leader serves.
+    b.ready().await;
+    eventually(20, "the same rows on both", || same_data(&a, &b)).await;
+    let ha = b.ha().await;
+    assert_eq!(ha["leader"], "host-a", "{ha}");
+    assert!(ha["lease_expires"].is_string(), "{ha}");
+    // Over several lease renewals only the leader polls: the standby never asked its upstream.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(a.ha().await["role"], "leader");
+    assert!(!sim_a.requests().is_empty());
+    assert_eq!(sim_b.requests().len(), 0, "the standby polled");
+    // A standby has no pollers to ask.
+    let r = http()
+        .post(format!("{}/api/v1/refresh", b.api))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    assert_eq!(
+        b.metric("ses_inventory_ha_role{role=\"standby\"}").await,
+        Some(1.0)
+    );
+    assert_eq!(
+        a.metric("ses_inventory_ha_role{role=\"leader\"}").await,
+        Some(1.0)
+    );
+
+    // The leader dies: the standby leads within the lease (3 s) and a few seconds.
+    let _ = a.child.kill();
+    let _ = a.child.wait();
+    let died = std::time::Instant::now();
+    b.wait_role("leader", 3 + 5).await;
+    assert!(died.elapsed() < Duration::from_secs(8));
+    // It carries on from the shared sync state: its first polls are refreshes, not a buildup.
+    eventually(20, "the new leader's first polls", || async {
+        let asked: Vec<_> = sim_b.requests();
+        let inventories: std::collections::BTreeSet<_> =
+            asked.iter().filter_map(|r| r.inventory).collect();
+        (inventories.len() == 3)
+            .then_some(())
+            .ok_or(format!("{} requests", asked.len()))
+    })
+    .await;
+    for r in sim_b.requests() {
+        assert!(
+            r.updated_days_ago.is_some(),
+            "a full-pass request after the takeover: {r:?}"
+        );
+    }
+    let status = b.get("/api/v1/status").await;
+    assert_eq!(status["ready"], true);
+    for inv in Inventory::ALL {
+        assert_eq!(
+            status["inventories"][inv.as_str()]["last_refresh"]["outcome"],
+            "complete",
+            "{status}"
+        );
+        assert!(status["inventories"][inv.as_str()]["items"].as_u64() > Some(0));
+    }
+    assert!(b.logs().contains("Leader lease acquired"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_paused_leader_that_wakes_up_writes_nothing_after_losing_the_lease() {
+    let Some(nats) = NatsServer::start(None) else {
+        return;
+    };
+    let (sim_a, sc_a) = own_sim().await;
+    let (sim_b, sc_b) = own_sim().await;
+    let a = ha_instance(&sim_a, &sc_a, &nats, "old-leader");
+    a.wait_role("leader", 20).await;
+    a.ready().await;
+    let b = ha_instance(&sim_b, &sc_b, &nats, "new-leader");
+    b.wait_role("standby", 20).await;
+    b.ready().await;
+
+    // The old leader is in the middle of a full pass (slow pages) when it is paused.
+    sim_a.set_items(Inventory::Services, common::services(12));
+    sim_a.inject(ses_inventory_sim::Fault {
+        inventory: Some(Inventory::Services.into()),
+        page: None,
+        refresh_only: false,
+        kind: ses_inventory_sim::FaultKind::Delay(Duration::from_millis(1500)),
+        times: None,
+    });
+    let r = http()
+        .post(format!(
+            "{}/api/v1/refresh?inventory=services&full=true",
+            a.api
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    a.signal("-STOP");
+    b.wait_role("leader", 3 + 5).await;
+    let js = nats.client().await;
+    let mut stream = js.get_stream(stream::STREAM).await.unwrap();
+    let takeover = stream.info().await.unwrap().state.last_sequence;
+
+    // It wakes up: its term is over, it stops polling and writes nothing.
+    a.signal("-CONT");
+    a.wait_role("standby", 10).await;
+    let asked = sim_a.requests().len();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(sim_a.requests().len(), asked, "the old leader still polls");
+    let after: Vec<_> = stream_messages(&js)
+        .await
+        .into_iter()
+        .filter(|m| m.info().unwrap().stream_sequence > takeover)
+        .collect();
+    for m in &after {
+        assert_eq!(
+            header(m, "Ses-Instance"),
+            Some("new-leader"),
+            "written after the takeover by {:?}",
+            header(m, "Ses-Instance")
+        );
+    }
+    let services = bucket(&js, Inventory::Services).await.unwrap();
+    assert!(
+        services.len() > 12,
+        "the old leader's pass of 12 services reached the mirror"
+    );
+    assert_eq!(a.ha().await["leader"], "new-leader");
+    assert!(a.logs().contains("Leader lease lost"), "{}", a.logs());
+    if std::env::var_os("SHOW_LOGS").is_some() {
+        eprintln!("{}", a.logs());
+    }
+}

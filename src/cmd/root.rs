@@ -4,13 +4,16 @@
 
 use crate::cache::Cache;
 use crate::config::Config;
-use crate::mirror::Mirror;
+use crate::mirror::ha::ControlSlot;
+use crate::mirror::{HaParts, Mirror};
 use crate::serve::{api, notify, status_log};
+use crate::source::Upstream;
 use crate::store::{self, Store};
 use crate::sync::Journal;
+use crate::sync::daemon::Control;
 use crate::sync::daemon::Daemon;
 use crate::time::clock::Clock;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 use tokio::task::JoinHandle;
 
@@ -34,7 +37,9 @@ pub enum Notify {
 
 /// A running daemon: everything [`App::start`] started.
 pub struct App {
-    daemon: Daemon,
+    cache: Cache,
+    /// The pollers (without `ha.enabled`; with it, the mirror's supervisor runs them).
+    daemon: Option<Daemon>,
     api: Option<api::Server>,
     writer: Option<store::Writer>,
     mirror: Option<Mirror>,
@@ -53,15 +58,38 @@ impl App {
     ) -> anyhow::Result<App> {
         let cache = Cache::new();
         let (journal, writer) = open_store(&cfg, &cache)?.unzip();
-        // The mirror follows the cache through the same journal as the store, never slowing it.
-        let mirror = Mirror::start(cfg.clone(), cache.clone())?;
-        let journal = match &mirror {
-            Some(mirror) => Some(mirror.tee(journal)),
-            None => journal,
+        let control: ControlSlot = Arc::new(RwLock::new(Control::idle(cache.clone())));
+        let (daemon, mirror) = if cfg.ha.enabled {
+            // Leader and standby: the mirror's supervisor starts the pollers while this
+            // instance holds the lease. Their client is checked now, as without HA.
+            Upstream::new(cfg.clone())?;
+            let parts = HaParts {
+                clock,
+                store: journal,
+                control: control.clone(),
+            };
+            (
+                None,
+                Mirror::start(cfg.clone(), cache.clone(), Some(parts))?,
+            )
+        } else {
+            // The mirror follows the cache through the same journal as the store, never
+            // slowing it.
+            let mirror = Mirror::start(cfg.clone(), cache.clone(), None)?;
+            let journal = match &mirror {
+                Some(mirror) => Some(mirror.tee(journal)),
+                None => journal,
+            };
+            let daemon = Daemon::start_with(cfg.clone(), clock, cache.clone(), journal)?;
+            *control.write().unwrap_or_else(PoisonError::into_inner) = daemon.control();
+            (Some(daemon), mirror)
         };
-        let daemon = Daemon::start_with(cfg.clone(), clock, cache, journal)?;
-        let cache = daemon.cache().clone();
-        let api = api.map(|bound| bound.serve(cache.clone(), daemon.control()));
+        let ha = mirror.as_ref().map(Mirror::ha);
+        let api = api.map(|bound| {
+            bound
+                .with_ha(ha.clone())
+                .serve_switchable(cache.clone(), control.clone())
+        });
         let mut background = Vec::new();
         if cfg.poll.status_interval > 0 {
             background.push(tokio::spawn(status_log::log_periodically(
@@ -72,12 +100,14 @@ impl App {
         let notifier = (notify == Notify::FromEnv).then(notify::Notifier::from_env);
         if let Some(notifier) = &notifier {
             background.push(tokio::spawn(notify::run(
-                cache,
+                cache.clone(),
                 notifier.clone(),
                 notify::watchdog_interval_from_env(),
+                ha.filter(|_| cfg.ha.enabled),
             )));
         }
         Ok(App {
+            cache,
             daemon,
             api,
             writer,
@@ -88,7 +118,7 @@ impl App {
     }
 
     pub fn cache(&self) -> &Cache {
-        self.daemon.cache()
+        &self.cache
     }
 
     /// Stops in reverse order: tells the service manager, stops serving, stops the pollers
@@ -103,7 +133,9 @@ impl App {
         if let Some(api) = self.api {
             api.shutdown().await;
         }
-        self.daemon.shutdown().await;
+        if let Some(daemon) = self.daemon {
+            daemon.shutdown().await;
+        }
         if let Some(mirror) = self.mirror {
             mirror.finish().await;
         }

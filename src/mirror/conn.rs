@@ -12,8 +12,9 @@ use std::time::Duration;
 /// How long a JetStream request (publish acknowledgement, bucket lookup) may take.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The bucket holding the leader lease and the shared sync state (`ha.enabled`).
-pub const HA_BUCKET: &str = "ses_inventory_ha";
+/// The bucket holding the shared sync state: per inventory, the window anchor, the last
+/// complete full pass and readiness, written by the leader after each applied poll.
+pub const STATE_BUCKET: &str = "ses_inventory_state";
 
 /// A configuration the client cannot use; names the key.
 #[derive(Debug, thiserror::Error)]
@@ -110,7 +111,13 @@ impl Connector {
 /// here with the settings a KV bucket has (`KV_<name>`, subjects `$KV.<name>.>`, rollups, direct
 /// get), rather than by the client's `create_key_value`, which needs an account-info reply that
 /// servers before 2.10 do not send.
-pub async fn bucket(js: &jetstream::Context, name: &str, replicas: u32) -> Result<Store, String> {
+/// `max_age`: entries are dropped that long after they were written (the lease).
+pub async fn bucket(
+    js: &jetstream::Context,
+    name: &str,
+    replicas: u32,
+    max_age: Option<Duration>,
+) -> Result<Store, String> {
     if let Ok(store) = js.get_key_value(name).await {
         return Ok(store);
     }
@@ -119,6 +126,7 @@ pub async fn bucket(js: &jetstream::Context, name: &str, replicas: u32) -> Resul
         description: Some("ses-inventory".to_owned()),
         subjects: vec![format!("$KV.{name}.>")],
         max_messages_per_subject: 1,
+        max_age: max_age.unwrap_or_default(),
         max_bytes: -1,
         max_message_size: -1,
         storage: jetstream::stream::StorageType::File,
@@ -140,7 +148,7 @@ pub async fn bucket(js: &jetstream::Context, name: &str, replicas: u32) -> Resul
 /// The three item buckets.
 pub async fn item_buckets(js: &jetstream::Context, replicas: u32) -> Result<(), String> {
     for inv in Inventory::ALL {
-        bucket(js, &kv::bucket(inv), replicas).await?;
+        bucket(js, &kv::bucket(inv), replicas, None).await?;
     }
     Ok(())
 }

@@ -13,7 +13,10 @@
 //! (subjects, headers, bodies), `pipeline` (publishes in flight), `mod` (the writer task).
 
 pub mod conn;
+pub mod follow;
+pub mod ha;
 pub mod kv;
+pub mod lease;
 pub mod pipeline;
 pub mod stream;
 
@@ -25,15 +28,17 @@ use crate::model::status::{Outcome, PollReport};
 use crate::sync::{Applied, Journal};
 use crate::telemetry::events;
 use crate::time::backoff::Backoff;
+use crate::time::clock::Clock;
 use async_nats::HeaderMap;
 use async_nats::jetstream;
 use chrono::Utc;
+use lease::HaStatus;
 use pipeline::{Pipeline, WriteError};
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 /// Applied polls queued for the mirror before it counts as behind.
@@ -69,12 +74,30 @@ pub struct Mirror {
     tx: mpsc::Sender<Change>,
     lagged: Arc<AtomicBool>,
     task: JoinHandle<()>,
+    ha: watch::Receiver<HaStatus>,
+    stop: watch::Sender<bool>,
+    /// Resolves (with an error) once the leader/standby supervisor has stopped.
+    supervisor: Option<oneshot::Receiver<()>>,
+}
+
+/// What a mirror with `ha.enabled` needs to run the pollers itself during its leader terms.
+pub struct HaParts {
+    pub clock: Clock,
+    /// The store's journal, when there is a store.
+    pub store: Option<Journal>,
+    pub control: ha::ControlSlot,
 }
 
 impl Mirror {
-    /// Starts the mirror of `cache` when `nats.url` is set. Fails only on a configuration the
-    /// client cannot use (an unreadable credentials file); NATS being down is not an error.
-    pub fn start(cfg: Arc<Config>, cache: Cache) -> Result<Option<Mirror>, conn::SetupError> {
+    /// Starts the mirror of `cache` when `nats.url` is set; with `ha` (`ha.enabled`) also the
+    /// elector and the leader/standby supervisor, which then start and stop the pollers. Fails
+    /// only on a configuration the client cannot use (an unreadable credentials file); NATS
+    /// being down is not an error.
+    pub fn start(
+        cfg: Arc<Config>,
+        cache: Cache,
+        ha_parts: Option<HaParts>,
+    ) -> Result<Option<Mirror>, conn::SetupError> {
         if !cfg.nats.enabled() {
             return Ok(None);
         }
@@ -82,40 +105,98 @@ impl Mirror {
         let connector = conn::Connector::new(&cfg.nats, &instance)?;
         let (tx, rx) = mpsc::channel(QUEUE);
         let lagged = Arc::new(AtomicBool::new(false));
-        let writer = Writer {
-            cfg,
+        let (stop, stop_rx) = watch::channel(false);
+        let (ha_tx, ha) = watch::channel(if ha_parts.is_some() {
+            HaStatus::standby_unknown()
+        } else {
+            HaStatus::off()
+        });
+        let (done_tx, done_rx) = oneshot::channel::<()>();
+        let (term_tx, term_rx) = watch::channel(0u64);
+        let terms = ha_parts.map(|parts| ha::Terms {
+            cfg: cfg.clone(),
+            clock: parts.clock,
+            cache: cache.clone(),
+            store: parts.store,
+            control: parts.control,
+            mirror: tx.clone(),
+            lagged: lagged.clone(),
+            term: term_tx,
+        });
+        let supervisor = terms.is_some().then_some(done_rx);
+        let mut writer = Writer {
+            cfg: cfg.clone(),
             cache,
-            instance,
+            instance: instance.clone(),
             rx,
             lagged: lagged.clone(),
             ready: false,
+            fence: None,
+            term: term_rx,
+            my_term: 0,
         };
-        let task = tokio::spawn(writer.run(connector));
-        Ok(Some(Mirror { tx, lagged, task }))
+        let task = tokio::spawn(async move {
+            let js = match connector.connect().await {
+                Ok(js) => js,
+                Err(e) => {
+                    // Only a client that cannot even start ends here; polling goes on.
+                    events::MirrorBehind {
+                        behind: true,
+                        error: Some(&e),
+                        retry_in: Duration::ZERO,
+                    }
+                    .emit();
+                    return;
+                }
+            };
+            let mut _elector = None;
+            if let Some(terms) = terms {
+                let lease = Duration::from_secs(cfg.ha.lease_seconds);
+                let elector =
+                    lease::Elector::start(js.clone(), instance, lease, cfg.nats.replicas, ha_tx);
+                writer.fence = Some(elector.fence());
+                let status = elector.watch();
+                _elector = Some(elector);
+                let supervised = js.clone();
+                tokio::spawn(async move {
+                    ha::supervise(supervised, terms, status, stop_rx).await;
+                    drop(done_tx);
+                });
+                writer.run(js).await;
+            } else {
+                drop(done_tx);
+                writer.run(js).await;
+            }
+        });
+        Ok(Some(Mirror {
+            tx,
+            lagged,
+            task,
+            ha,
+            stop,
+            supervisor,
+        }))
+    }
+
+    /// This instance's role, as the elector sees it (`off` without `ha.enabled`).
+    pub fn ha(&self) -> watch::Receiver<HaStatus> {
+        self.ha.clone()
     }
 
     /// A journal for the pollers that passes every applied poll on to `next` (the store's) and
     /// offers a copy to the mirror without ever waiting for it.
     pub fn tee(&self, next: Option<Journal>) -> Journal {
-        let (tx, mut rx) = mpsc::unbounded_channel::<Applied>();
-        let mirror = self.tx.clone();
-        let lagged = self.lagged.clone();
-        tokio::spawn(async move {
-            while let Some(applied) = rx.recv().await {
-                if mirror.try_send(Change::of(&applied)).is_err() {
-                    lagged.store(true, Ordering::Release);
-                }
-                if let Some(next) = &next {
-                    let _ = next.send(applied);
-                }
-            }
-        });
-        tx
+        ha::tee(self.tx.clone(), self.lagged.clone(), next)
     }
 
-    /// Lets the mirror write what is queued (for a few seconds at most), then stops it. Call
-    /// after the pollers have stopped.
-    pub async fn finish(self) {
+    /// Stops the pollers of a leader term (with `ha.enabled`), lets the mirror write what is
+    /// queued (for a few seconds at most), then stops it. Without `ha.enabled`, call after the
+    /// pollers have stopped.
+    pub async fn finish(mut self) {
+        let _ = self.stop.send(true);
+        if let Some(done) = self.supervisor.take() {
+            let _ = tokio::time::timeout(FINISH_TIMEOUT * 2, done).await;
+        }
         drop(self.tx);
         let mut task = self.task;
         if tokio::time::timeout(FINISH_TIMEOUT, &mut task)
@@ -135,6 +216,12 @@ struct Writer {
     lagged: Arc<AtomicBool>,
     /// The buckets and the stream exist (created once NATS first answered).
     ready: bool,
+    /// With `ha.enabled`: writes only while this instance holds the lease...
+    fence: Option<lease::Fence>,
+    /// ... and once the supervisor has begun the term (counts terms; 0 = none yet).
+    term: watch::Receiver<u64>,
+    /// The term the mirror was last brought level for.
+    my_term: u64,
 }
 
 /// Why the mirror is re-synced.
@@ -143,6 +230,8 @@ enum Why {
     Start,
     CatchUp,
     Lagged,
+    /// A leader term began.
+    Term,
 }
 
 impl Why {
@@ -151,33 +240,31 @@ impl Why {
             Why::Start => "start",
             Why::CatchUp => "catch-up",
             Why::Lagged => "lagged",
+            Why::Term => "leader term",
         }
     }
 }
 
 impl Writer {
-    async fn run(mut self, connector: conn::Connector) {
-        let js = match connector.connect().await {
-            Ok(js) => js,
-            Err(e) => {
-                // Only a client that cannot even start ends here; polling goes on without it.
-                events::MirrorBehind {
-                    behind: true,
-                    error: Some(&e),
-                    retry_in: Duration::ZERO,
-                }
-                .emit();
-                return;
-            }
-        };
+    async fn run(mut self, js: jetstream::Context) {
         let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(10));
         let mut behind = Some(Why::Start);
         loop {
+            if let Some(fence) = self.fence.clone() {
+                // A standby writes nothing: it waits for a term whose cache the supervisor has
+                // loaded from the mirror, then brings the mirror level with that cache.
+                if fence.revision().is_none() && !self.wait_for_term(fence).await {
+                    return;
+                }
+                if self.new_term() {
+                    behind = Some(Why::Term);
+                }
+            }
             if let Some(why) = behind {
                 self.drain();
                 match self.resync_all(&js, why).await {
                     Ok(()) => {
-                        if !matches!(why, Why::Start) {
+                        if !matches!(why, Why::Start | Why::Term) {
                             events::MirrorBehind {
                                 behind: false,
                                 error: None,
@@ -207,6 +294,11 @@ impl Writer {
             let Some(change) = self.rx.recv().await else {
                 return;
             };
+            if self.fence.is_some() && self.new_term() {
+                // The first poll of a new term: the re-sync covers it.
+                behind = Some(Why::Term);
+                continue;
+            }
             if self.lagged.swap(false, Ordering::AcqRel) {
                 events::MirrorBehind {
                     behind: true,
@@ -227,6 +319,26 @@ impl Writer {
                 behind = Some(Why::CatchUp);
             }
         }
+    }
+
+    /// Waits until this instance leads, dropping changes meanwhile; false once the pollers
+    /// and the elector are gone.
+    async fn wait_for_term(&mut self, mut fence: lease::Fence) -> bool {
+        while fence.revision().is_none() || *self.term.borrow() == 0 {
+            tokio::select! {
+                alive = fence.changed() => if !alive { return false },
+                got = self.rx.recv() => if got.is_none() { return false },
+                // The term also ends by the clock alone; and a new one may have begun.
+                () = tokio::time::sleep(Duration::from_millis(500)) => {}
+            }
+        }
+        true
+    }
+
+    /// Whether the supervisor began a term since the last call.
+    fn new_term(&mut self) -> bool {
+        let current = *self.term.borrow();
+        current != std::mem::replace(&mut self.my_term, current)
     }
 
     /// Drops every queued change (a re-sync follows, which covers them).
@@ -256,6 +368,9 @@ impl Writer {
             conn::change_stream(js, nats)
                 .await
                 .map_err(|e| WriteError::new("setup", e))?;
+            conn::bucket(js, conn::STATE_BUCKET, nats.replicas, None)
+                .await
+                .map_err(|e| WriteError::new("setup", e))?;
             self.ready = true;
         }
         Ok(())
@@ -270,11 +385,27 @@ impl Writer {
             h.insert("Ses-Key", key);
         }
         h.insert("Ses-Instance", self.instance.as_str());
+        if let Some(revision) = self.fence.as_ref().and_then(lease::Fence::revision) {
+            h.insert("Ses-Lease-Revision", revision.to_string().as_str());
+        }
         h
     }
 
     fn pipeline(&self, js: &jetstream::Context) -> Pipeline {
-        Pipeline::new(js.clone(), self.cfg.nats.max_pending_writes as usize)
+        Pipeline::new(
+            js.clone(),
+            self.cfg.nats.max_pending_writes as usize,
+            self.fence.clone(),
+        )
+    }
+
+    /// Writes the shared sync state of `inv` (after its items: it vouches for them).
+    async fn put_state(&self, p: &mut Pipeline, inv: Inventory) -> Result<(), WriteError> {
+        let status = self.cache.status(inv);
+        let value =
+            follow::state_value(status.times, self.cache.is_ready(inv), status.last_success);
+        let subject = format!("$KV.{}.{}", conn::STATE_BUCKET, inv.as_str());
+        p.publish(subject, HeaderMap::new(), value).await
     }
 
     /// Puts `item` in its bucket and publishes it as upserted.
@@ -365,6 +496,8 @@ impl Writer {
         p.publish(stream::subject(inv, stream::Kind::Poll), headers, body)
             .await?;
         p.flush().await?;
+        self.put_state(&mut p, inv).await?;
+        p.flush().await?;
         events::MirrorWritten {
             inventory: inv,
             poll_id: &poll_id,
@@ -430,6 +563,8 @@ impl Writer {
         let body = stream::resync_body(inv, &poll_id, at, puts, deletes, items.len());
         p.publish(stream::subject(inv, stream::Kind::Poll), headers, body)
             .await?;
+        p.flush().await?;
+        self.put_state(&mut p, inv).await?;
         p.flush().await?;
         events::MirrorResynced {
             inventory: inv,

@@ -1,6 +1,7 @@
 //! Pipelined JetStream publishes: up to `max` messages in flight, their acknowledgements awaited
 //! in order, so a poll of thousands of items costs a few round trips, not thousands.
 
+use super::lease::Fence;
 use async_nats::HeaderMap;
 use async_nats::jetstream::{self, context::PublishAckFuture};
 use std::collections::VecDeque;
@@ -32,15 +33,18 @@ pub struct Pipeline {
     max: usize,
     /// Messages acknowledged since the last [`Pipeline::flush`].
     pub acked: u64,
+    /// With `ha.enabled`: nothing is sent once this instance's lease term is over.
+    fence: Option<Fence>,
 }
 
 impl Pipeline {
-    pub fn new(js: jetstream::Context, max: usize) -> Pipeline {
+    pub fn new(js: jetstream::Context, max: usize, fence: Option<Fence>) -> Pipeline {
         Pipeline {
             js,
             pending: VecDeque::new(),
             max: max.max(1),
             acked: 0,
+            fence,
         }
     }
 
@@ -53,6 +57,14 @@ impl Pipeline {
     ) -> Result<(), WriteError> {
         while self.pending.len() >= self.max {
             self.await_oldest().await?;
+        }
+        // Checked right before each send: a leader paused past its term (SIGSTOP, a stalled
+        // VM) finds its term over when it wakes and sends nothing more.
+        if self.fence.as_ref().is_some_and(|f| f.revision().is_none()) {
+            return Err(WriteError::new(
+                format!("publish to {subject}"),
+                "refused: this instance no longer holds the leader lease",
+            ));
         }
         let send = self
             .js

@@ -22,6 +22,8 @@ pub mod query;
 
 use crate::cache::Cache;
 use crate::config::{ApiServerConfig, ConfigError};
+use crate::mirror::ha::ControlSlot;
+use crate::mirror::lease::HaStatus;
 use crate::model::inventory::Inventory;
 use crate::model::secret::Secret;
 use crate::sync::daemon::{Control, RequestOutcome};
@@ -38,7 +40,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use query::ListQuery;
 use serde_json::{Map, Value, json};
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -63,6 +65,7 @@ pub enum ApiError {
 pub struct Bound {
     listener: Option<TcpListener>,
     token: Secret,
+    ha: Option<watch::Receiver<HaStatus>>,
 }
 
 impl Bound {
@@ -80,6 +83,7 @@ impl Bound {
         Ok(Bound {
             listener,
             token: cfg.token.clone(),
+            ha: None,
         })
     }
 
@@ -88,6 +92,7 @@ impl Bound {
         Bound {
             listener: Some(listener),
             token,
+            ha: None,
         }
     }
 
@@ -96,8 +101,20 @@ impl Bound {
         self.listener.as_ref().and_then(|l| l.local_addr().ok())
     }
 
+    /// The leader/standby role the status reports (`ha.enabled`); `off` without it.
+    pub fn with_ha(mut self, ha: Option<watch::Receiver<HaStatus>>) -> Bound {
+        self.ha = ha;
+        self
+    }
+
     /// Starts serving on the current runtime; stop with [`Server::shutdown`].
     pub fn serve(self, cache: Cache, control: Control) -> Server {
+        self.serve_switchable(cache, Arc::new(RwLock::new(control)))
+    }
+
+    /// As [`Bound::serve`], with refresh requests going to whatever control `control` holds
+    /// at the time (a standby's pollers come and go with its leader terms).
+    pub fn serve_switchable(self, cache: Cache, control: ControlSlot) -> Server {
         let (stop, stop_rx) = watch::channel(false);
         let Some(listener) = self.listener else {
             return Server {
@@ -118,6 +135,7 @@ impl Bound {
         let state = Arc::new(ApiState {
             cache,
             control,
+            ha: self.ha,
             token,
             started: Instant::now(),
             started_at: Utc::now(),
@@ -174,7 +192,8 @@ impl Drop for Server {
 
 struct ApiState {
     cache: Cache,
-    control: Control,
+    control: ControlSlot,
+    ha: Option<watch::Receiver<HaStatus>>,
     token: Option<Secret>,
     started: Instant,
     started_at: DateTime<Utc>,
@@ -337,6 +356,12 @@ async fn status(State(state): State<AppState>) -> Response {
             carriers: inventory(Inventory::Carriers),
             resources: inventory(Inventory::Resources),
         },
+        ha: body::Ha::new(
+            &state
+                .ha
+                .as_ref()
+                .map_or_else(HaStatus::off, |ha| ha.borrow().clone()),
+        ),
     };
     json_body(StatusCode::OK, &status)
 }
@@ -370,7 +395,12 @@ async fn refresh(State(state): State<AppState>, uri: Uri) -> Result<Response, Fa
     let mut outcomes = Map::new();
     let mut any = false;
     for inv in targets {
-        let outcome = state.control.request_poll(inv, full);
+        let control = state
+            .control
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let outcome = control.request_poll(inv, full);
         any |= outcome != RequestOutcome::Unavailable;
         outcomes.insert(inv.as_str().into(), json!(outcome));
     }

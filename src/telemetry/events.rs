@@ -659,3 +659,71 @@ impl MirrorBehind<'_> {
         }
     }
 }
+
+/// This instance's part changed (`ha.enabled`).
+pub struct LeaseChanged<'a> {
+    pub instance: &'a str,
+    /// `leader` or `standby`.
+    pub role: &'a str,
+    /// Who leads now (empty when unknown).
+    pub leader: &'a str,
+    pub revision: u64,
+    /// Why: `acquired`, or why the term ended.
+    pub reason: &'a str,
+}
+
+impl LeaseChanged<'_> {
+    pub fn emit(&self) {
+        metrics::global().ha_role(self.role);
+        if self.role == "leader" {
+            info!(
+                message = "Leader lease acquired; polling the gateway.",
+                instance = self.instance,
+                revision = self.revision,
+            );
+        } else {
+            warn!(
+                message = "Leader lease lost; polling stopped, serving the mirror as a standby.",
+                instance = self.instance,
+                revision = self.revision,
+                reason = self.reason,
+                leader = self.leader,
+            );
+        }
+    }
+}
+
+/// Started as a standby (`ha.enabled`).
+pub struct StandbyStarted<'a> {
+    pub instance: &'a str,
+}
+
+impl StandbyStarted<'_> {
+    pub fn emit(&self) {
+        metrics::global().ha_role("standby");
+        info!(
+            message = "Standing by: serving the mirror until this instance holds the lease.",
+            instance = self.instance
+        );
+    }
+}
+
+/// A standby loaded the mirror of an inventory into its cache.
+pub struct MirrorLoaded {
+    pub inventory: Inventory,
+    pub items: usize,
+    pub ready: bool,
+    pub duration: Duration,
+}
+
+impl MirrorLoaded {
+    pub fn emit(&self) {
+        info!(
+            message = "Mirror loaded.",
+            inventory = %self.inventory,
+            items = self.items,
+            ready = self.ready,
+            duration_ms = ms(self.duration),
+        );
+    }
+}

@@ -72,6 +72,7 @@ const CHURN: [&str; 4] = ["candidates", "recovered", "confirmed_removed", "defer
 const MIRROR_OPS: [&str; 2] = ["put", "delete"];
 /// Change-stream messages (the `kind` label of `stream_messages_total`).
 const STREAM_KINDS: [&str; 3] = ["upserted", "removed", "poll"];
+const HA_ROLES: [&str; 3] = ["off", "standby", "leader"];
 const KINDS: [PollKind; 2] = [PollKind::Full, PollKind::Refresh];
 const OUTCOMES: [Outcome; 3] = [Outcome::Complete, Outcome::Incomplete, Outcome::Failed];
 
@@ -135,8 +136,8 @@ pub struct Metrics {
     /// 1 while the mirror lacks applied polls (NATS unreachable, or catching up).
     mirror_behind: Gauge,
     nats_connected: Gauge,
-    /// 1 on the instance that holds the lease (`ha.enabled`), else 0.
-    ha_leader: Gauge,
+    /// 1 for this instance's role (off, standby, leader), 0 for the others.
+    ha_role: Family<Labels<1>, Gauge>,
 }
 
 static GLOBAL: LazyLock<Metrics> = LazyLock::new(Metrics::new);
@@ -173,8 +174,14 @@ impl Metrics {
             mirror_failures: Counter::default(),
             mirror_behind: Gauge::default(),
             nats_connected: Gauge::default(),
-            ha_leader: Gauge::default(),
+            ha_role: Family::default(),
         };
+        for role in HA_ROLES {
+            let _ = m
+                .ha_role
+                .get_or_create(&[("role", role)])
+                .set(i64::from(role == "off"));
+        }
         for a in [Api::Tmf638, Api::Tmf639] {
             let _ = m.in_flight.get_or_create(&api(a));
         }
@@ -311,10 +318,10 @@ impl Metrics {
             self.nats_connected.clone(),
         );
         r.register(
-            "ses_inventory_ha_leader",
-            "1 on the instance that holds the leader lease and polls; 0 on a standby or without \
-             ha.enabled",
-            self.ha_leader.clone(),
+            "ses_inventory_ha_role",
+            "1 for this instance's role: leader (holds the lease and polls), standby (serves the \
+             mirror), off (ha.enabled = false); 0 for the others",
+            self.ha_role.clone(),
         );
         self
     }
@@ -349,8 +356,12 @@ impl Metrics {
         self.nats_connected.set(i64::from(connected));
     }
 
-    pub fn ha_leader(&self, leader: bool) {
-        self.ha_leader.set(i64::from(leader));
+    pub fn ha_role(&self, role: &str) {
+        for r in HA_ROLES {
+            self.ha_role
+                .get_or_create(&[("role", r)])
+                .set(i64::from(r == role));
+        }
     }
 
     /// One attempt at one page: `status` is the HTTP status, or a word for a failure without one.
