@@ -392,16 +392,18 @@ pub struct HaConfig {
 }
 
 impl HaConfig {
-    /// This instance's name: `instance`, else the host name, else `ses-inventory`.
+    /// This instance's name: `instance`, else the host name (from `/proc`, or `/etc/hostname`
+    /// where a sandbox hides `/proc/sys`), else `ses-inventory`.
     pub fn instance_name(&self) -> String {
         let name = self.instance.trim();
         if !name.is_empty() {
             return name.to_owned();
         }
-        std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .ok()
+        ["/proc/sys/kernel/hostname", "/etc/hostname"]
+            .iter()
+            .filter_map(|path| std::fs::read_to_string(path).ok())
             .map(|h| h.trim().to_owned())
-            .filter(|h| !h.is_empty())
+            .find(|h| !h.is_empty())
             .unwrap_or_else(|| "ses-inventory".to_owned())
     }
 

@@ -941,6 +941,7 @@ async fn a_paused_leader_that_wakes_up_writes_nothing_after_losing_the_lease() {
             "written after the takeover by {:?}",
             header(m, "Ses-Instance")
         );
+        assert!(header(m, "Ses-Lease-Revision").is_some_and(|r| r.parse::<u64>().is_ok()));
     }
     let services = bucket(&js, Inventory::Services).await.unwrap();
     assert!(

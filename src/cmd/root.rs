@@ -1,6 +1,8 @@
 //! The composition root: the one place that wires the parts of a running daemon together —
 //! store (warm load and writer), pollers, read API, systemd notifications, status log — in
-//! order, and takes them down in reverse. `run`, `demo` and `sync-once` all build on it.
+//! order, and takes them down in reverse. `run`, `demo` and `sync-once` all build on it. With
+//! `nats.url` the NATS mirror follows the journal; with `ha.enabled` the mirror's supervisor
+//! starts and stops the pollers as the lease decides.
 
 use crate::cache::Cache;
 use crate::config::Config;

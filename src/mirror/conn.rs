@@ -53,16 +53,8 @@ impl Connector {
             })
             .event_callback(|event| async move {
                 match event {
-                    Event::Connected => events::NatsConnection {
-                        connected: true,
-                        server: "",
-                    }
-                    .emit(),
-                    Event::Disconnected => events::NatsConnection {
-                        connected: false,
-                        server: "",
-                    }
-                    .emit(),
+                    Event::Connected => events::NatsConnection { connected: true }.emit(),
+                    Event::Disconnected => events::NatsConnection { connected: false }.emit(),
                     Event::ServerError(e) => events::NatsProblem { error: &e }.emit(),
                     Event::ClientError(e) => events::NatsProblem { error: &e }.emit(),
                     other => events::NatsProblem { error: &other }.emit(),

@@ -326,6 +326,23 @@ mod tests {
     }
 
     #[test]
+    fn with_ha_the_status_line_starts_with_the_role() {
+        let cache = Cache::new();
+        assert!(line(&None, &cache).starts_with("services: "));
+        let (tx, rx) = watch::channel(HaStatus::standby_unknown());
+        let ha = Some(rx);
+        assert!(line(&ha, &cache).starts_with("standby; services: "));
+        tx.send_modify(|s| s.leader = Some("inv-a".into()));
+        assert!(
+            line(&ha, &cache).starts_with("standby, leader inv-a; services: "),
+            "{}",
+            line(&ha, &cache)
+        );
+        tx.send_modify(|s| s.role = Role::Leader);
+        assert!(line(&ha, &cache).starts_with("leader; services: "));
+    }
+
+    #[test]
     fn watchdog_is_half_the_timeout() {
         let half = Some(Duration::from_millis(200));
         assert_eq!(watchdog_interval(Some(Duration::from_millis(400))), half);

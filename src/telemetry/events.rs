@@ -544,22 +544,17 @@ impl StoreMovedAside<'_> {
 
 // NATS: the mirror, the change stream, the lease
 
-pub struct NatsConnection<'a> {
+pub struct NatsConnection {
     pub connected: bool,
-    /// The server (host:port) connected to, when known.
-    pub server: &'a str,
 }
 
-impl NatsConnection<'_> {
+impl NatsConnection {
     pub fn emit(&self) {
         metrics::global().nats_connected(self.connected);
         if self.connected {
-            info!(message = "Connected to NATS.", server = self.server);
+            info!(message = "Connected to NATS.");
         } else {
-            warn!(
-                message = "NATS connection lost; polling goes on, the client reconnects.",
-                server = self.server,
-            );
+            warn!(message = "NATS connection lost; polling goes on, the client reconnects.");
         }
     }
 }
