@@ -566,6 +566,30 @@ async fn a_nats_outage_fails_no_poll_and_the_mirror_and_the_stream_converge() {
         daemon.metric("ses_inventory_nats_connected").await.unwrap(),
         1.0
     );
+    // Without ha.enabled: no lease, the only instance.
+    let ha = daemon.ha().await;
+    assert_eq!(
+        ha,
+        serde_json::json!({"role": "off", "leader": null, "lease_expires": null})
+    );
+    assert_eq!(
+        daemon.metric("ses_inventory_ha_role{role=\"off\"}").await,
+        Some(1.0)
+    );
+    // Every buildup's report is on the stream (the mirror has written what it had queued).
+    eventually(20, "the buildup's poll messages", || async {
+        let messages = stream_messages(&js).await;
+        let reported = Inventory::ALL.iter().all(|&inv| {
+            messages.iter().any(|m| {
+                let body: Value = serde_json::from_slice(&m.payload).unwrap_or_default();
+                m.subject.as_str() == stream::subject(inv, stream::Kind::Poll)
+                    && body["kind"] == "full"
+                    && body["outcome"] == "complete"
+            })
+        });
+        reported.then_some(()).ok_or_else(|| "not yet".to_owned())
+    })
+    .await;
 
     // NATS goes away. Upstream changes; a full pass and a refresh run and complete as always.
     nats.stop();
@@ -882,6 +906,25 @@ async fn one_of_two_instances_polls_both_serve_the_same_data_and_the_standby_tak
         assert!(status["inventories"][inv.as_str()]["items"].as_u64() > Some(0));
     }
     assert!(b.logs().contains("Leader lease acquired"));
+
+    // A leader that is stopped gives its lease up: no standby has to wait for it to run out.
+    b.signal("-TERM");
+    let mut b = b;
+    let exit = tokio::task::spawn_blocking(move || {
+        let status = b.child.wait().unwrap();
+        (status, b)
+    });
+    let (status, b) = tokio::time::timeout(Duration::from_secs(20), exit)
+        .await
+        .expect("the leader stops")
+        .unwrap();
+    assert!(status.success(), "{status}");
+    let js = nats.client().await;
+    let (lease, _) = kv::read_all(&js, ses_inventory::mirror::lease::LEASE_BUCKET, false)
+        .await
+        .unwrap();
+    assert!(lease.is_empty(), "the lease is still held");
+    assert!(b.logs().contains("Leader lease released."));
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -103,8 +103,9 @@ impl Fence {
     }
 }
 
-/// The elector: holds or seeks the lease until dropped.
+/// The elector: holds or seeks the lease until dropped (or released).
 pub struct Elector {
+    js: jetstream::Context,
     status: watch::Receiver<HaStatus>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -126,8 +127,28 @@ impl Elector {
     ) -> Elector {
         tx.send_replace(HaStatus::standby(None, None));
         let status = tx.subscribe();
-        let task = tokio::spawn(run(js, instance, lease, replicas, tx));
-        Elector { status, task }
+        let task = tokio::spawn(run(js.clone(), instance, lease, replicas, tx));
+        Elector { js, status, task }
+    }
+
+    /// Stops seeking the lease and, while this instance still holds it, gives it up (deletes
+    /// the key at the revision it holds), so that a standby need not wait for it to run out.
+    pub async fn release(self) {
+        self.task.abort();
+        let Some(revision) = self.fence().revision() else {
+            return;
+        };
+        let released = tokio::time::timeout(Duration::from_secs(2), async {
+            let store = self.js.get_key_value(LEASE_BUCKET).await.ok()?;
+            store
+                .delete_expect_revision(LEASE_KEY, Some(revision))
+                .await
+                .ok()
+        })
+        .await;
+        if matches!(released, Ok(Some(()))) {
+            events::LeaseReleased { revision }.emit();
+        }
     }
 
     pub fn watch(&self) -> watch::Receiver<HaStatus> {

@@ -149,20 +149,20 @@ impl Mirror {
                     return;
                 }
             };
-            let mut _elector = None;
             if let Some(terms) = terms {
                 let lease = Duration::from_secs(cfg.ha.lease_seconds);
                 let elector =
                     lease::Elector::start(js.clone(), instance, lease, cfg.nats.replicas, ha_tx);
                 writer.fence = Some(elector.fence());
                 let status = elector.watch();
-                _elector = Some(elector);
                 let supervised = js.clone();
                 tokio::spawn(async move {
                     ha::supervise(supervised, terms, status, stop_rx).await;
                     drop(done_tx);
                 });
                 writer.run(js).await;
+                // Stopping: the pollers are gone and their last polls written.
+                elector.release().await;
             } else {
                 drop(done_tx);
                 writer.run(js).await;
@@ -247,8 +247,19 @@ impl Why {
 
 impl Writer {
     async fn run(mut self, js: jetstream::Context) {
+        // The client connects in the background: give it a moment before the first request,
+        // rather than count a start as a failure (and drop the polls queued meanwhile).
+        let client = js.client();
+        for _ in 0..100 {
+            if client.connection_state() == async_nats::connection::State::Connected {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(10));
         let mut behind = Some(Why::Start);
+        // A change received when a term began, written after the term's re-sync.
+        let mut held: Option<Change> = None;
         loop {
             if let Some(fence) = self.fence.clone() {
                 // A standby writes nothing: it waits for a term whose cache the supervisor has
@@ -261,7 +272,14 @@ impl Writer {
                 }
             }
             if let Some(why) = behind {
-                self.drain();
+                if matches!(why, Why::CatchUp | Why::Lagged) {
+                    // Changes were lost: replaying the ones queued after them could put back
+                    // values older than the cache's. The re-sync covers them all.
+                    self.drain();
+                    held = None;
+                }
+                // At the start and at a term's start nothing was lost: the queued changes are
+                // written after the re-sync, in order (their poll messages included).
                 match self.resync_all(&js, why).await {
                     Ok(()) => {
                         if !matches!(why, Why::Start | Why::Term) {
@@ -291,11 +309,16 @@ impl Writer {
                     }
                 }
             }
-            let Some(change) = self.rx.recv().await else {
-                return;
+            let change = match held.take() {
+                Some(change) => change,
+                None => match self.rx.recv().await {
+                    Some(change) => change,
+                    None => return,
+                },
             };
             if self.fence.is_some() && self.new_term() {
-                // The first poll of a new term: the re-sync covers it.
+                // The first poll of a new term: the mirror is brought level first.
+                held = Some(change);
                 behind = Some(Why::Term);
                 continue;
             }

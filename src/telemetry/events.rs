@@ -722,3 +722,15 @@ impl MirrorLoaded {
         );
     }
 }
+
+/// A stopping leader gave its lease up.
+pub struct LeaseReleased {
+    pub revision: u64,
+}
+
+impl LeaseReleased {
+    pub fn emit(&self) {
+        metrics::global().ha_role("standby");
+        info!(message = "Leader lease released.", revision = self.revision);
+    }
+}
