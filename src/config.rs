@@ -1032,4 +1032,42 @@ mod tests {
         assert!(text.contains("***"));
         assert!(text.contains("cache_update_frequency = 3600"));
     }
+
+    #[test]
+    fn nats_and_ha_come_from_the_environment_and_bad_values_name_their_key() {
+        let cfg = build_env(&[
+            ("SES_INVENTORY__NATS__URL", "nats://a:4222, tls://b:4222"),
+            ("SES_INVENTORY__HA__ENABLED", "true"),
+            ("SES_INVENTORY__HA__LEASE_SECONDS", "30"),
+        ])
+        .unwrap();
+        assert_eq!(cfg.nats.urls(), ["nats://a:4222", "tls://b:4222"]);
+        assert!(cfg.ha.enabled && cfg.ha.lease_seconds == 30);
+        assert!(!Config::defaults().nats.enabled() && !Config::defaults().ha.enabled);
+        let key_of = |pairs: &[(&str, &str)]| match build_env(pairs) {
+            Err(ConfigError::Invalid { key, .. }) => key,
+            other => panic!("{other:?}"),
+        };
+        let url = ("SES_INVENTORY__NATS__URL", "nats://127.0.0.1:4222");
+        assert_eq!(
+            key_of(&[
+                url,
+                ("SES_INVENTORY__HA__ENABLED", "true"),
+                ("SES_INVENTORY__HA__LEASE_SECONDS", "2")
+            ]),
+            "ha.lease_seconds"
+        );
+        assert_eq!(
+            key_of(&[url, ("SES_INVENTORY__NATS__REPLICAS", "6")]),
+            "nats.replicas"
+        );
+        assert_eq!(
+            key_of(&[("SES_INVENTORY__NATS__URL", "http://x:4222")]),
+            "nats.url"
+        );
+        assert_eq!(
+            key_of(&[url, ("SES_INVENTORY__NATS__CA_FILE", "/nonexistent/ca.pem")]),
+            "nats.ca_file"
+        );
+    }
 }

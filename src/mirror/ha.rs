@@ -141,3 +141,63 @@ pub(super) async fn supervise(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::inventory::Inventory;
+    use crate::model::status::{Churn, Outcome, PollKind, PollReport, SkipCounts, SyncTimes};
+
+    fn applied() -> Applied {
+        let now = chrono::Utc::now();
+        Applied {
+            inventory: Inventory::Services,
+            report: PollReport {
+                kind: PollKind::Refresh,
+                reason: None,
+                days_ago: Some(0),
+                started: now,
+                finished: now,
+                pages: 1,
+                skipped_pages: Vec::new(),
+                skipped: SkipCounts::default(),
+                received: 0,
+                added: 0,
+                updated: 0,
+                removed: 0,
+                churn: Churn::default(),
+                outcome: Outcome::Complete,
+                credentials_rejected: false,
+                error: None,
+            },
+            times: SyncTimes::default(),
+            upserts: Vec::new(),
+            unchanged: Vec::new(),
+            removed: Vec::new(),
+            swept: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn the_tee_never_waits_for_the_mirror_and_the_store_gets_every_poll() {
+        // A mirror that takes nothing: its queue (one slot) fills at once.
+        let (mirror, mut mirror_rx) = mpsc::channel(1);
+        let lagged = Arc::new(AtomicBool::new(false));
+        let (store, mut store_rx) = mpsc::unbounded_channel();
+        let journal = tee(mirror, lagged.clone(), Some(store));
+        for _ in 0..5 {
+            journal.send(applied()).unwrap();
+        }
+        drop(journal);
+        for _ in 0..5 {
+            let got = tokio::time::timeout(Duration::from_secs(5), store_rx.recv()).await;
+            assert!(matches!(got, Ok(Some(_))), "the store got every poll");
+        }
+        assert!(
+            lagged.load(Ordering::Acquire),
+            "the mirror knows it missed polls"
+        );
+        assert!(mirror_rx.try_recv().is_ok(), "the mirror got the first");
+        assert!(mirror_rx.try_recv().is_err(), "and no more");
+    }
+}
