@@ -813,6 +813,19 @@ impl Daemon {
         .await;
     }
 
+    /// SIGTERM, then waits (at most 20 s) for the exit; returns the exit status and the log.
+    async fn terminate(mut self) -> (std::process::ExitStatus, String) {
+        self.signal("-TERM");
+        let exit = tokio::task::spawn_blocking(move || {
+            let status = self.child.wait().unwrap();
+            (status, self.logs())
+        });
+        tokio::time::timeout(Duration::from_secs(20), exit)
+            .await
+            .expect("the daemon stops")
+            .unwrap()
+    }
+
     fn signal(&self, signal: &str) {
         let ok = Command::new("kill")
             .args([signal, &self.child.id().to_string()])
@@ -908,23 +921,14 @@ async fn one_of_two_instances_polls_both_serve_the_same_data_and_the_standby_tak
     assert!(b.logs().contains("Leader lease acquired"));
 
     // A leader that is stopped gives its lease up: no standby has to wait for it to run out.
-    b.signal("-TERM");
-    let mut b = b;
-    let exit = tokio::task::spawn_blocking(move || {
-        let status = b.child.wait().unwrap();
-        (status, b)
-    });
-    let (status, b) = tokio::time::timeout(Duration::from_secs(20), exit)
-        .await
-        .expect("the leader stops")
-        .unwrap();
+    let (status, logs) = b.terminate().await;
     assert!(status.success(), "{status}");
     let js = nats.client().await;
     let (lease, _) = kv::read_all(&js, ses_inventory::mirror::lease::LEASE_BUCKET, false)
         .await
         .unwrap();
     assert!(lease.is_empty(), "the lease is still held");
-    assert!(b.logs().contains("Leader lease released."));
+    assert!(logs.contains("Leader lease released."));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -995,5 +999,64 @@ async fn a_paused_leader_that_wakes_up_writes_nothing_after_losing_the_lease() {
     assert!(a.logs().contains("Leader lease lost"), "{}", a.logs());
     if std::env::var_os("SHOW_LOGS").is_some() {
         eprintln!("{}", a.logs());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_first_leader_with_a_warm_store_keeps_it_and_fills_an_empty_mirror() {
+    let Some(nats) = NatsServer::start(None) else {
+        return;
+    };
+    let (sim, sc) = own_sim().await;
+    let db = nats.dir.join("inventory.db");
+    // A first run without NATS leaves a store behind.
+    let mut c = common::binary(&sim, &sc);
+    c.arg("run").env("SES_INVENTORY__STORE__PATH", &db);
+    let first = Daemon::spawn(c);
+    first.ready().await;
+    let (status, _) = first.terminate().await;
+    assert!(status.success(), "{status}");
+    let before = sim.requests().len();
+
+    // With HA and an empty mirror: it leads, serves the store's items at once, polls a refresh
+    // (not a buildup), and the mirror gets the whole inventory.
+    let mut c = common::binary(&sim, &sc);
+    c.arg("run")
+        .env("SES_INVENTORY__STORE__PATH", &db)
+        .env("SES_INVENTORY__NATS__URL", nats.url())
+        .env("SES_INVENTORY__HA__ENABLED", "true")
+        .env("SES_INVENTORY__HA__LEASE_SECONDS", "3")
+        .env("SES_INVENTORY__HA__INSTANCE", "warm");
+    let leader = Daemon::spawn(c);
+    leader.wait_role("leader", 20).await;
+    leader.ready().await;
+    let js = nats.client().await;
+    eventually(20, "the mirror of the warm cache", || {
+        mirror_equals_api(&js, &leader)
+    })
+    .await;
+    eventually(20, "the leader's first polls", || async {
+        let n = sim.requests()[before..]
+            .iter()
+            .filter_map(|r| r.inventory)
+            .collect::<std::collections::BTreeSet<_>>()
+            .len();
+        (n == 3)
+            .then_some(())
+            .ok_or(format!("{n} inventories polled"))
+    })
+    .await;
+    for r in &sim.requests()[before..] {
+        assert!(
+            r.updated_days_ago.is_some(),
+            "a buildup after a warm start: {r:?}"
+        );
+    }
+    for inv in Inventory::ALL {
+        assert_eq!(
+            leader.rows(inv).await.len(),
+            sim.facts(inv).kept.len(),
+            "{inv}"
+        );
     }
 }

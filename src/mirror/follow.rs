@@ -65,17 +65,22 @@ async fn buckets(js: &jetstream::Context, replicas: u32) -> Result<(), String> {
 pub struct Loaded {
     items: Vec<(Inventory, kv::Follow)>,
     state: kv::Follow,
+    /// Inventories that had no state when loaded.
+    unstated: Vec<Inventory>,
 }
 
 /// Replaces the cache with the mirror: the state first, then every item bucket (items are
 /// written before the state that vouches for them, so the items read are at least as new).
+/// An inventory without state (never written by a leader) is left as the cache holds it.
 pub async fn load(js: &jetstream::Context, cache: &Cache, replicas: u32) -> Result<Loaded, String> {
     buckets(js, replicas).await?;
     let (states, state) = kv::read_all(js, conn::STATE_BUCKET, false).await?;
     let mut items = Vec::with_capacity(3);
+    let mut unstated = Vec::new();
     for inv in Inventory::ALL {
         let started = Instant::now();
         let (contents, follow) = kv::read_all(js, &kv::bucket(inv), false).await?;
+        items.push((inv, follow));
         let mut map = ItemMap::default();
         for value in contents.values() {
             if let Some(item) = kv::decode_item(inv, value) {
@@ -83,9 +88,18 @@ pub async fn load(js: &jetstream::Context, cache: &Cache, replicas: u32) -> Resu
             }
         }
         let n = map.len();
-        drop(cache.replace(inv, map));
-        if let Some(state) = states.get(inv.as_str()) {
-            apply_state(cache, inv, state);
+        match states.get(inv.as_str()) {
+            Some(state) => {
+                drop(cache.replace(inv, map));
+                apply_state(cache, inv, state);
+            }
+            None => {
+                // No leader has finished a poll of this inventory yet: the cache keeps what it
+                // has (a warm start from the store) and takes what the bucket holds; the first
+                // state to arrive reloads it whole.
+                cache.apply(inv, map.into_values(), &[]);
+                unstated.push(inv);
+            }
         }
         events::MirrorLoaded {
             inventory: inv,
@@ -94,23 +108,38 @@ pub async fn load(js: &jetstream::Context, cache: &Cache, replicas: u32) -> Resu
             duration: started.elapsed(),
         }
         .emit();
-        items.push((inv, follow));
     }
     cache.poll_finished();
-    Ok(Loaded { items, state })
+    Ok(Loaded {
+        items,
+        state,
+        unstated,
+    })
 }
 
-/// Applies every later change of the mirror to the cache; returns when a follower fails.
-pub async fn follow(cache: &Cache, loaded: Loaded) -> String {
-    let Loaded { items, mut state } = loaded;
+/// Why following stopped.
+pub enum Stopped {
+    /// An inventory's first state arrived: load the mirror again.
+    Reload,
+    Failed(String),
+}
+
+/// Applies every later change of the mirror to the cache, until a follower fails or a reload
+/// is due.
+pub async fn follow(cache: &Cache, loaded: Loaded) -> Stopped {
+    let Loaded {
+        items,
+        mut state,
+        unstated,
+    } = loaded;
     let mut tasks = tokio::task::JoinSet::new();
     for (inv, mut follow) in items {
         let cache = cache.clone();
         tasks.spawn(async move {
             loop {
                 match follow.next().await {
-                    None => return "the mirror's consumer ended".to_owned(),
-                    Some(Err(e)) => return e,
+                    None => return Stopped::Failed("the mirror's consumer ended".to_owned()),
+                    Some(Err(e)) => return Stopped::Failed(e),
                     Some(Ok(update)) => {
                         let Some(key) = kv::decode_key(&update.key) else {
                             continue;
@@ -129,11 +158,14 @@ pub async fn follow(cache: &Cache, loaded: Loaded) -> String {
     tasks.spawn(async move {
         loop {
             match state.next().await {
-                None => return "the state's consumer ended".to_owned(),
-                Some(Err(e)) => return e,
+                None => return Stopped::Failed("the state's consumer ended".to_owned()),
+                Some(Err(e)) => return Stopped::Failed(e),
                 Some(Ok(update)) => {
                     if let (Ok(inv), Some(value)) = (update.key.parse::<Inventory>(), update.value)
                     {
+                        if unstated.contains(&inv) {
+                            return Stopped::Reload;
+                        }
                         apply_state(&cache, inv, &value);
                     }
                 }
@@ -144,7 +176,7 @@ pub async fn follow(cache: &Cache, loaded: Loaded) -> String {
         .join_next()
         .await
         .and_then(Result::ok)
-        .unwrap_or_else(|| "a follower stopped".to_owned());
+        .unwrap_or_else(|| Stopped::Failed("a follower stopped".to_owned()));
     tasks.shutdown().await;
     why
 }
@@ -154,10 +186,10 @@ pub async fn follow(cache: &Cache, loaded: Loaded) -> String {
 pub async fn standby(js: jetstream::Context, cache: Cache, replicas: u32) {
     loop {
         match load(&js, &cache, replicas).await {
-            Ok(loaded) => {
-                let why = follow(&cache, loaded).await;
-                events::NatsProblem { error: &why }.emit();
-            }
+            Ok(loaded) => match follow(&cache, loaded).await {
+                Stopped::Reload => continue,
+                Stopped::Failed(why) => events::NatsProblem { error: &why }.emit(),
+            },
             Err(e) => events::NatsProblem { error: &e }.emit(),
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
