@@ -9,8 +9,14 @@
 //! compares each bucket with the cache and writes the difference (a *re-sync*), so it never
 //! needs the polls it missed.
 //!
-//! Files: `conn` (connecting, buckets, stream), `kv` (keys, values, reading a bucket), `stream`
-//! (subjects, headers, bodies), `pipeline` (publishes in flight), `mod` (the writer task).
+//! With `ha.enabled`, the writer writes only while this instance holds the leader lease
+//! ([`lease`]), and the supervisor ([`ha`]) runs standby terms (the cache follows the buckets,
+//! [`follow`]) and leader terms (the pollers run).
+//!
+//! Files: `conn` (connecting, buckets, stream), `kv` (keys, values, reading and following a
+//! bucket), `stream` (subjects, headers, bodies), `pipeline` (publishes in flight, fenced),
+//! `lease` (the elector, the fence), `follow` (a standby's cache, the shared sync state), `ha`
+//! (the supervisor, the tee), `mod` (the writer task).
 
 pub mod conn;
 pub mod follow;
