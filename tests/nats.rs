@@ -550,10 +550,23 @@ async fn a_nats_outage_fails_no_poll_and_the_mirror_and_the_stream_converge() {
     let (sim, sc) = common::sim_with_passwords("p638", "p639").await;
     let token_file = nats.dir.join("token");
     std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
+    // A stream left by an earlier configuration: the daemon's retention settings replace its.
+    nats.client()
+        .await
+        .create_stream(jetstream::stream::Config {
+            name: stream::STREAM.to_owned(),
+            subjects: vec![stream::SUBJECTS.to_owned()],
+            max_age: Duration::from_secs(60),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     let mut c = common::binary(&sim, &sc);
     c.arg("run")
         .env("SES_INVENTORY__NATS__URL", nats.url())
         .env("SES_INVENTORY__NATS__TOKEN_FILE", &token_file)
+        .env("SES_INVENTORY__NATS__STREAM_MAX_AGE", "7200")
+        .env("SES_INVENTORY__NATS__STREAM_MAX_BYTES", "50000000")
         .env("SES_INVENTORY__HA__INSTANCE", "outage-test");
     let daemon = Daemon::spawn(c);
     daemon.ready().await;
@@ -576,6 +589,19 @@ async fn a_nats_outage_fails_no_poll_and_the_mirror_and_the_stream_converge() {
         daemon.metric("ses_inventory_ha_role{role=\"off\"}").await,
         Some(1.0)
     );
+    // The stream's retention is bounded as configured (the earlier stream's updated).
+    let config = js
+        .get_stream(stream::STREAM)
+        .await
+        .unwrap()
+        .info()
+        .await
+        .unwrap()
+        .config
+        .clone();
+    assert_eq!(config.max_age, Duration::from_secs(7200));
+    assert_eq!(config.max_bytes, 50_000_000);
+    assert_eq!(config.subjects, ["ses.inventory.>"]);
     // Every buildup's report is on the stream (the mirror has written what it had queued).
     eventually(20, "the buildup's poll messages", || async {
         let messages = stream_messages(&js).await;

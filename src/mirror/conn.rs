@@ -145,9 +145,11 @@ pub async fn item_buckets(js: &jetstream::Context, replicas: u32) -> Result<(), 
     Ok(())
 }
 
-/// The change stream, created when missing.
+/// The change stream, created when missing; its retention follows `nats.stream_max_age` and
+/// `nats.stream_max_bytes` when they changed since.
 pub async fn change_stream(js: &jetstream::Context, cfg: &NatsConfig) -> Result<(), String> {
-    js.get_or_create_stream(jetstream::stream::Config {
+    let fail = |e: &dyn std::fmt::Display| format!("NATS stream {}: {e}", stream::STREAM);
+    let wanted = jetstream::stream::Config {
         name: stream::STREAM.to_owned(),
         description: Some("ses-inventory: item changes and poll reports".to_owned()),
         subjects: vec![stream::SUBJECTS.to_owned()],
@@ -158,8 +160,17 @@ pub async fn change_stream(js: &jetstream::Context, cfg: &NatsConfig) -> Result<
         discard: jetstream::stream::DiscardPolicy::Old,
         duplicate_window: Duration::from_secs(120),
         ..Default::default()
-    })
-    .await
-    .map(|_| ())
-    .map_err(|e| format!("NATS stream {}: {e}", stream::STREAM))
+    };
+    let mut existing = js
+        .get_or_create_stream(wanted.clone())
+        .await
+        .map_err(|e| fail(&e))?;
+    let config = &existing.info().await.map_err(|e| fail(&e))?.config;
+    if config.max_age != wanted.max_age || config.max_bytes != wanted.max_bytes {
+        let mut updated = config.clone();
+        updated.max_age = wanted.max_age;
+        updated.max_bytes = wanted.max_bytes;
+        js.update_stream(updated).await.map_err(|e| fail(&e))?;
+    }
+    Ok(())
 }
