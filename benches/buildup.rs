@@ -6,8 +6,8 @@
 //! `BUILDUP_RESOURCES`, default 20 000 / 5 000 / 40 000; `BUILDUP_ROUNDS`, default 3).
 //!
 //! The minimal client does what any client must: reqwest with keep-alive, pages of 40 one after
-//! the other, each page parsed into borrowed raw elements, each element's key read and its bytes
-//! kept in a map. The daemon does everything it does in production but the store: keep rules,
+//! the other, each page parsed into borrowed raw elements, each element's key read (`externalId`,
+//! else v5's `externalIdentifier[0].id`; `id` for resources) and its bytes kept in a map. The daemon does everything it does in production but the store: keep rules,
 //! rows, churn signals, the cache. Both run in a child process started from this binary; the
 //! simulator runs in a third (`ses-inventory sim`). Prints medians and the ratio; asserts
 //! nothing (results are written down in README.md).
@@ -86,6 +86,14 @@ async fn minimal_client(base: &str) -> usize {
     struct Keys<'a> {
         #[serde(borrow, rename = "externalId")]
         external_id: Option<Cow<'a, str>>,
+        /// v5 services and carriers: `externalIdentifier[0].id`.
+        #[serde(borrow, rename = "externalIdentifier")]
+        external_identifier: Option<Vec<Ident<'a>>>,
+        #[serde(borrow)]
+        id: Option<Cow<'a, str>>,
+    }
+    #[derive(Deserialize)]
+    struct Ident<'a> {
         #[serde(borrow)]
         id: Option<Cow<'a, str>>,
     }
@@ -113,7 +121,12 @@ async fn minimal_client(base: &str) -> usize {
                 let key = if key_field == "id" {
                     keys.id
                 } else {
-                    keys.external_id
+                    keys.external_id.or_else(|| {
+                        keys.external_identifier?
+                            .into_iter()
+                            .next()
+                            .and_then(|i| i.id)
+                    })
                 };
                 if let Some(key) = key.filter(|k| !k.is_empty()) {
                     items
@@ -264,9 +277,14 @@ fn main() {
             "{role:>7}: {} items kept, CPU {cpu:.2} s, wall {wall:.2} s, peak RSS {peak:.0} MiB (median of {rounds})",
             r[0].2
         );
-        cpu
+        (cpu, peak, r[0].2 as f64)
     };
     let client = summary("client");
     let daemon = summary("daemon");
-    println!("daemon CPU / minimal client CPU = {:.2}", daemon / client);
+    println!(
+        "daemon / minimal client: CPU {:.2}, CPU per item kept {:.2}, peak RSS {:.2}",
+        daemon.0 / client.0,
+        (daemon.0 / daemon.2) / (client.0 / client.2),
+        daemon.1 / client.1
+    );
 }

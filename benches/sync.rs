@@ -89,7 +89,7 @@ fn main() {
             let grown = rss().saturating_sub(before);
             let held = (live() - live_before).max(0) as u64;
             let kept = cache.len(inv);
-            let raw: usize = cache.snapshot(inv).iter().map(|i| i.raw.len()).sum();
+            let raw: usize = cache.snapshot(inv).iter().map(|i| i.raw().len()).sum();
             let t = Instant::now();
             let again = poller.poll(PollPlan::Full(FullReason::Resync)).await;
             let second = t.elapsed();

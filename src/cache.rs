@@ -5,13 +5,24 @@
 //! the read lock and let go at once; nothing is serialized or sent while a lock is held. Writers
 //! apply a whole poll at once — a complete full pass is a swap of a map built outside the lock —
 //! so readers never see half of a pass, and a failed poll leaves the cache as it was.
+//!
+//! Lists read a [`View`] instead: an immutable, key-ordered copy of the inventory's item
+//! references published after each applied poll ([`view`]), so a request neither takes the
+//! map's lock nor copies it.
+//!
+//! Beside the items, each inventory keeps a bounded history of its recent polls
+//! ([`PollPoint`], at most [`HISTORY_LEN`]), for the console's charts.
+
+pub mod view;
 
 use crate::model::inventory::Inventory;
 use crate::model::item::{Item, Key};
-use crate::model::status::SyncStatus;
-use std::collections::HashMap;
+use crate::model::status::{Outcome, PollKind, PollReport, SyncStatus};
+use chrono::{DateTime, Utc};
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use tokio::sync::watch;
+pub use view::View;
 
 /// Keys hash with foldhash: several times faster than SipHash on short keys, and seeded per
 /// process, so keys chosen upstream cannot be aimed at one bucket.
@@ -28,8 +39,53 @@ pub struct Cache {
 
 struct Shard {
     items: RwLock<ItemMap>,
+    view: RwLock<Arc<View>>,
     status: Mutex<SyncStatus>,
     ready: watch::Sender<bool>,
+    history: Mutex<VecDeque<PollPoint>>,
+}
+
+/// Polls kept per inventory in the history.
+pub const HISTORY_LEN: usize = 100;
+
+/// One finished poll, summed up for the history (charts and the recent-polls table).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PollPoint {
+    pub kind: PollKind,
+    pub outcome: Outcome,
+    pub started: DateTime<Utc>,
+    pub finished: DateTime<Utc>,
+    /// Items in the inventory once the poll was applied.
+    pub items: u64,
+    pub added: u64,
+    pub updated: u64,
+    pub removed: u64,
+    pub skipped_pages: u64,
+    /// Elements skipped for having no key or not being an object.
+    pub skipped_items: u64,
+}
+
+impl PollPoint {
+    /// The point of `report`, with `items` in the inventory after it.
+    pub fn new(report: &PollReport, items: usize) -> PollPoint {
+        PollPoint {
+            kind: report.kind,
+            outcome: report.outcome,
+            started: report.started,
+            finished: report.finished,
+            items: items as u64,
+            added: report.added,
+            updated: report.updated,
+            removed: report.removed,
+            skipped_pages: report.skipped_pages.len() as u64,
+            skipped_items: report.skipped.no_key + report.skipped.not_object,
+        }
+    }
+
+    /// How long the poll took.
+    pub fn duration(&self) -> chrono::TimeDelta {
+        self.finished - self.started
+    }
 }
 
 /// Counts finished polls of every inventory, so watchers (sd-notify, tests) wake on each one.
@@ -45,8 +101,10 @@ impl Cache {
     pub fn new() -> Cache {
         let shard = || Shard {
             items: RwLock::new(ItemMap::default()),
+            view: RwLock::new(Arc::new(View::empty())),
             status: Mutex::new(SyncStatus::default()),
             ready: watch::Sender::new(false),
+            history: Mutex::new(VecDeque::with_capacity(HISTORY_LEN)),
         };
         Cache {
             shards: Arc::new([shard(), shard(), shard()]),
@@ -109,10 +167,36 @@ impl Cache {
         f(&self.read(inv))
     }
 
+    /// The inventory as lists read it: published whole after every applied poll.
+    pub fn view(&self, inv: Inventory) -> Arc<View> {
+        self.shard(inv)
+            .view
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Publishes `view`; the one it replaces is dropped after the lock is released.
+    fn publish(&self, inv: Inventory, view: View) {
+        let view = Arc::new(view);
+        let old = std::mem::replace(
+            &mut *self
+                .shard(inv)
+                .view
+                .write()
+                .unwrap_or_else(PoisonError::into_inner),
+            view,
+        );
+        drop(old);
+    }
+
     /// Replaces the whole inventory (a complete full pass). The old map is returned so that it is
     /// dropped after the lock is released.
     pub fn replace(&self, inv: Inventory, items: ItemMap) -> ItemMap {
-        std::mem::replace(&mut *self.write(inv), items)
+        let view = View::build(self.view(inv).generation() + 1, items.values().cloned());
+        let old = std::mem::replace(&mut *self.write(inv), items);
+        self.publish(inv, view);
+        old
     }
 
     /// Upserts and removes in one step under the write lock (a refresh or an incomplete pass).
@@ -122,13 +206,20 @@ impl Cache {
         upserts: impl IntoIterator<Item = Arc<Item>>,
         removals: &[Key],
     ) {
-        let mut map = self.write(inv);
-        for key in removals {
-            map.remove(key);
+        let upserts: Vec<Arc<Item>> = upserts.into_iter().collect();
+        let current = self.view(inv);
+        let view = current.updated(current.generation() + 1, upserts.clone(), removals);
+        drop(current);
+        {
+            let mut map = self.write(inv);
+            for key in removals {
+                map.remove(key);
+            }
+            for item in upserts {
+                map.insert(item.key.clone(), item);
+            }
         }
-        for item in upserts {
-            map.insert(item.key.clone(), item);
-        }
+        self.publish(inv, view);
     }
 
     pub fn status(&self, inv: Inventory) -> SyncStatus {
@@ -137,6 +228,33 @@ impl Cache {
 
     pub fn update_status<R>(&self, inv: Inventory, f: impl FnOnce(&mut SyncStatus) -> R) -> R {
         f(&mut self.status_lock(inv))
+    }
+
+    fn history_lock(&self, inv: Inventory) -> MutexGuard<'_, VecDeque<PollPoint>> {
+        self.shard(inv)
+            .history
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Adds a finished poll to the history, dropping the oldest beyond [`HISTORY_LEN`].
+    pub fn push_history(&self, inv: Inventory, point: PollPoint) {
+        let mut history = self.history_lock(inv);
+        if history.len() == HISTORY_LEN {
+            history.pop_front();
+        }
+        history.push_back(point);
+    }
+
+    /// The recent polls, oldest first.
+    pub fn history(&self, inv: Inventory) -> Vec<PollPoint> {
+        self.history_lock(inv).iter().copied().collect()
+    }
+
+    /// Replaces the history (a warm start), keeping the newest [`HISTORY_LEN`].
+    pub fn restore_history(&self, inv: Inventory, points: Vec<PollPoint>) {
+        let skip = points.len().saturating_sub(HISTORY_LEN);
+        *self.history_lock(inv) = points.into_iter().skip(skip).collect();
     }
 
     pub fn is_ready(&self, inv: Inventory) -> bool {
@@ -176,5 +294,47 @@ impl Cache {
         for inv in Inventory::ALL {
             self.wait_ready(inv).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeDelta;
+
+    fn point(i: u64) -> PollPoint {
+        let t = DateTime::<Utc>::UNIX_EPOCH + TimeDelta::seconds(i as i64);
+        PollPoint {
+            kind: PollKind::Refresh,
+            outcome: Outcome::Complete,
+            started: t,
+            finished: t + TimeDelta::milliseconds(250),
+            items: i,
+            added: 0,
+            updated: 0,
+            removed: 0,
+            skipped_pages: 0,
+            skipped_items: 0,
+        }
+    }
+
+    #[test]
+    fn the_history_keeps_the_newest_polls_oldest_first() {
+        let cache = Cache::new();
+        let n = HISTORY_LEN as u64 + 5;
+        for i in 0..n {
+            cache.push_history(Inventory::Carriers, point(i));
+        }
+        let items: Vec<u64> = cache
+            .history(Inventory::Carriers)
+            .iter()
+            .map(|p| p.items)
+            .collect();
+        assert_eq!(items, (5..n).collect::<Vec<_>>());
+        assert!(cache.history(Inventory::Services).is_empty());
+        cache.restore_history(Inventory::Services, (0..n).map(point).collect());
+        assert_eq!(cache.history(Inventory::Services).len(), HISTORY_LEN);
+        assert_eq!(cache.history(Inventory::Services)[0].items, 5);
+        assert_eq!(point(1).duration(), TimeDelta::milliseconds(250));
     }
 }

@@ -822,3 +822,183 @@ async fn lists_sort_by_several_columns_and_by_time() {
     }
     run.stop().await;
 }
+
+#[tokio::test]
+async fn lists_carry_etags_answer_304_and_link_their_next_page() {
+    let run = Running::start(crafted, |_| {}).await;
+    run.ready().await;
+    let cache = run.daemon.cache().clone();
+    let (status, headers, body) = run.get("/api/v1/services?limit=2").await;
+    assert_eq!(status, StatusCode::OK);
+    let tag = headers["etag"].to_str().unwrap().to_string();
+    assert_eq!(ids(&body), ["SVC-1", "SVC-2"]);
+
+    // Following `Link: rel="next"` walks every item once, in id order.
+    let mut walked: Vec<String> = ids(&body).iter().map(|s| s.to_string()).collect();
+    let mut link = headers.get("link").map(|l| l.to_str().unwrap().to_string());
+    while let Some(next) = link {
+        let path = next
+            .strip_prefix('<')
+            .and_then(|l| l.split_once(">; rel=\"next\""))
+            .map(|(path, _)| path.to_string())
+            .unwrap_or_else(|| panic!("a next link: {next}"));
+        assert!(path.contains("after="), "{path}");
+        let (status, headers, body) = run.get(&path).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {body}");
+        assert_eq!(total(&headers), 5, "the total is the whole list's");
+        walked.extend(ids(&body).iter().map(|s| s.to_string()));
+        link = headers.get("link").map(|l| l.to_str().unwrap().to_string());
+        assert!(walked.len() <= 5, "the walk ends: {walked:?}");
+    }
+    assert_eq!(walked, ["SVC-1", "SVC-2", "SVC-3", "SVC-4", "SVC-5"]);
+
+    // The same tag: 304 and no body, for the list and for an item.
+    let conditional = |path: &str, tag: &str| {
+        run.http
+            .get(format!("{}{path}", run.base))
+            .header("if-none-match", tag)
+            .send()
+    };
+    let r = conditional("/api/v1/services?limit=2", &tag).await.unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_MODIFIED);
+    assert_eq!(r.headers()["etag"], tag.as_str());
+    assert!(r.bytes().await.unwrap().is_empty());
+    let r = conditional("/api/v1/services/SVC-1", &tag).await.unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_MODIFIED);
+    let r = conditional("/api/v1/services", "W/\"something-else\"")
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    // The status's tag is its body's: 304 while the body is the same, 200 once it changed
+    // (its uptime moves by the second).
+    let (_, status_headers, first) = run.get("/api/v1/status").await;
+    let status_tag = status_headers["etag"].to_str().unwrap().to_string();
+    let r = conditional("/api/v1/status", &status_tag).await.unwrap();
+    if r.status() == StatusCode::OK {
+        let now: Value = r.json().await.unwrap();
+        assert_ne!(now, first, "a new body, hence the 200");
+    } else {
+        assert_eq!(r.status(), StatusCode::NOT_MODIFIED);
+    }
+
+    // After a poll the old tag no longer matches: the client gets the new list.
+    let mut polls = cache.watch_polls();
+    polls.mark_unchanged();
+    let (status, _) = run.post("/api/v1/refresh?inventory=services").await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    tokio::time::timeout(Duration::from_secs(30), polls.changed())
+        .await
+        .expect("a poll within 30 s")
+        .unwrap();
+    let r = conditional("/api/v1/services?limit=2", &tag).await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_ne!(r.headers()["etag"], tag.as_str());
+    run.stop().await;
+}
+
+/// Sends `request` as raw bytes and reads the whole answer (the server closes after it).
+async fn raw(base: &str, request: &[u8]) -> (u16, Value) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = base.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    // The server may answer and close before reading all of a huge request.
+    let _ = stream.write_all(request).await;
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer))
+        .await
+        .expect("an answer within 10 s")
+        .unwrap();
+    let text = String::from_utf8_lossy(&answer).to_string();
+    let status = text[9..12].parse().unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn requests_the_parser_refuses_get_json_errors_too() {
+    let run = Running::start(crafted, |_| {}).await;
+    let long_uri = format!(
+        "GET /api/v1/services?q={} HTTP/1.1\r\nhost: x\r\n\r\n",
+        "a".repeat(100_000)
+    );
+    let (status, body) = raw(&run.base, long_uri.as_bytes()).await;
+    assert_eq!(status, 414, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("URI"), "{body}");
+
+    let huge_headers = format!(
+        "GET /api/v1/status HTTP/1.1\r\nhost: x\r\nx-filler: {}\r\n\r\n",
+        "b".repeat(600_000)
+    );
+    let (status, body) = raw(&run.base, huge_headers.as_bytes()).await;
+    assert_eq!(status, 431, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("header"), "{body}");
+
+    let (status, body) = raw(&run.base, b"NOT HTTP AT ALL\r\n\r\n").await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["error"].is_string(), "{body}");
+
+    // A request that parses is still the router's.
+    let (status, body) = raw(
+        &run.base,
+        b"GET /nowhere HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(status, 404, "{body}");
+    assert!(body["error"].is_string(), "{body}");
+    run.stop().await;
+}
+
+#[tokio::test]
+async fn answers_are_gzipped_when_asked_and_every_request_is_counted() {
+    use std::io::Read;
+    let run = Running::start(crafted, |_| {}).await;
+    run.ready().await;
+    let plain = run
+        .http
+        .get(format!("{}/api/v1/services", run.base))
+        .send()
+        .await
+        .unwrap();
+    assert!(plain.headers().get("content-encoding").is_none());
+    let plain: Value = plain.json().await.unwrap();
+    let zipped = run
+        .http
+        .get(format!("{}/api/v1/services", run.base))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(zipped.headers()["content-encoding"], "gzip");
+    let bytes = zipped.bytes().await.unwrap();
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(&bytes[..])
+        .read_to_string(&mut text)
+        .expect("a gzip body");
+    assert_eq!(serde_json::from_str::<Value>(&text).unwrap(), plain);
+
+    let _ = run.get("/api/v1/nowhere/at/all").await;
+    let (_, _, _) = run.get("/metrics").await;
+    let text = run
+        .http
+        .get(format!("{}/metrics", run.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let count = |route: &str, status: &str| -> f64 {
+        text.lines()
+            .find(|l| {
+                l.starts_with("ses_inventory_api_request_duration_seconds_count{")
+                    && l.contains(&format!("route=\"{route}\""))
+                    && l.contains(&format!("status=\"{status}\""))
+            })
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+            .unwrap_or(0.0)
+    };
+    assert!(count("/api/v1/{inventory}", "200") >= 2.0, "{text}");
+    assert!(count("unmatched", "404") >= 1.0, "{text}");
+    assert!(count("/metrics", "200") >= 1.0, "{text}");
+    run.stop().await;
+}

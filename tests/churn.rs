@@ -329,7 +329,7 @@ async fn a_refresh_during_churn_takes_every_update_and_never_sweeps() {
     // Every live item carries its update, the 20 that slid past the first listing included.
     for key in upstream_keys(&sim) {
         let item = cache.get(Services, &key).unwrap();
-        let name = item.row.cell_by_name("name").and_then(|c| c.to_text());
+        let name = item.cell_by_name("name").and_then(|c| c.to_text());
         let name = name.unwrap_or_default();
         assert_eq!(name, format!("Service {key} v2"));
     }

@@ -101,7 +101,7 @@ fn spawn_poll(
 fn name_of(cache: &Cache, key: &str) -> Option<String> {
     cache
         .get(Services, key)?
-        .row
+        .row()
         .cell_by_name("name")?
         .to_text()
 }

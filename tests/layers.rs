@@ -16,7 +16,7 @@ const LAYERS: [&str; 11] = [
     "sync",      // pollers: listings, confirmation, rules, window, the daemon's pollers
     "store",     // SQLite: schema, warm load, writer, export
     "mirror",    // NATS JetStream: key-value mirror, change stream, leader lease
-    "serve",     // read API, metrics exposition, systemd notify, status log
+    "serve",     // read API, web console, metrics exposition, systemd notify, status log
     "cmd",       // the commands and their composition root
 ];
 

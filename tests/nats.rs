@@ -180,7 +180,7 @@ fn row_of(cache: &Cache, inv: Inventory, key: &str) -> Value {
         .iter()
         .enumerate()
     {
-        row.insert(column.name.into(), item.row.cell(i).to_json());
+        row.insert(column.name.into(), item.cell(i).to_json());
     }
     row.insert("upstream".into(), item.json());
     Value::Object(row)

@@ -53,7 +53,7 @@ fn aged(id: &str, days: i64) -> Value {
 fn name_of(cache: &Cache, key: &str) -> Option<String> {
     cache
         .get(Services, key)?
-        .row
+        .row()
         .cell_by_name("name")?
         .to_text()
 }

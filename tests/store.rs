@@ -154,8 +154,8 @@ fn snapshot(cache: &Cache, inv: Inventory) -> Snapshot {
             (
                 i.key.to_string(),
                 (
-                    i.raw.to_string(),
-                    format!("{:?}", i.row),
+                    i.raw().to_string(),
+                    format!("{:?}", i.row()),
                     i.first_seen.to_rfc3339(),
                     i.last_seen().to_rfc3339(),
                 ),
@@ -504,7 +504,7 @@ async fn every_export_format_round_trips_every_row() {
         let out = output(c).await;
         assert!(out.status.success(), "{}", text(&out.stderr));
         let records = parse_csv(&std::fs::read_to_string(&file).unwrap());
-        let mut heading = vec!["Key".to_string()];
+        let mut heading = vec!["ID".to_string()];
         heading.extend(cols.iter().map(|c| c.heading.to_string()));
         heading.extend(["First Seen".into(), "Last Seen".into()]);
         assert_eq!(records[0], heading, "{inv}: the connector's headings");
@@ -514,7 +514,7 @@ async fn every_export_format_round_trips_every_row() {
             for (i, _) in cols.iter().enumerate() {
                 assert_eq!(
                     record[i + 1],
-                    item.row.cell(i).to_text().unwrap_or_default(),
+                    item.cell(i).to_text().unwrap_or_default(),
                     "{inv} {} column {i}",
                     item.key
                 );
@@ -535,11 +535,11 @@ async fn every_export_format_round_trips_every_row() {
             };
             assert_eq!(objects.len(), items.len(), "{inv} {format}");
             for o in &objects {
-                let item = &items[o["key"].as_str().unwrap()];
+                let item = &items[o["id"].as_str().unwrap()];
                 for (i, c) in cols.iter().enumerate() {
                     assert_eq!(
                         o[c.name],
-                        item.row.cell(i).to_json(),
+                        item.cell(i).to_json(),
                         "{inv} {format} {}",
                         c.name
                     );
@@ -788,7 +788,7 @@ async fn export_writes_the_columns_the_contract_describes() {
     assert_eq!(
         records[0],
         [
-            "Key",
+            "ID",
             "External ID",
             "Name",
             "Description",
@@ -867,7 +867,7 @@ async fn export_writes_the_columns_the_contract_describes() {
     assert_eq!(
         first,
         serde_json::json!({
-            "key": "SVC-1",
+            "id": "SVC-1",
             "external_id": "SVC-1",
             "name": "Alpha, \"A\"",
             "description": "two\nlines",

@@ -137,7 +137,7 @@ async fn keys_duplicates_and_empty_keys() {
         cache
             .get(Services, "SVC-1")
             .unwrap()
-            .row
+            .row()
             .cell_by_name("name")
             .unwrap()
             .to_text()
@@ -158,7 +158,7 @@ async fn keys_duplicates_and_empty_keys() {
     let r = poll(&cfg, Resources, &cache, FULL).await;
     assert_eq!(keys(&cache, Resources), ["R1"]);
     assert_eq!(
-        cache.get(Resources, "R1").unwrap().row.item_type(),
+        cache.get(Resources, "R1").unwrap().row().item_type(),
         Some("Antenna")
     );
     assert_eq!((r.skipped.no_key, r.skipped.duplicates), (1, 1));
@@ -432,7 +432,7 @@ async fn refreshes_upsert_changes_and_keep_first_seen() {
     assert_eq!((r.added, r.updated, r.removed), (1, 1, 0));
     let after = cache.get(Services, "SVC-0002").unwrap();
     assert_eq!(
-        after.row.cell_by_name("name").unwrap().to_text().as_deref(),
+        after.cell_by_name("name").unwrap().to_text().as_deref(),
         Some("renamed")
     );
     assert_eq!(after.first_seen, before.first_seen);
@@ -441,7 +441,7 @@ async fn refreshes_upsert_changes_and_keep_first_seen() {
         std::sync::Arc::ptr_eq(&unchanged, &cache.get(Services, "SVC-0001").unwrap()),
         "unchanged items are shared, not copied"
     );
-    let raw: serde_json::Value = serde_json::from_str(&after.raw).unwrap();
+    let raw: serde_json::Value = serde_json::from_str(after.raw()).unwrap();
     assert_eq!(raw["name"], "renamed", "the upstream JSON is kept whole");
     assert!(sim.requests().last().unwrap().updated_days_ago == Some(0));
 }
@@ -538,7 +538,7 @@ async fn an_upstream_that_indents_its_json_is_read_like_a_compact_one() {
         for key in &want {
             let pretty = pretty_cache.get(inv, key).unwrap();
             let compact = compact_cache.get(inv, key).unwrap();
-            assert!(!pretty.raw.contains('\n'), "{inv} {key}: stored compact");
+            assert!(!pretty.raw().contains('\n'), "{inv} {key}: stored compact");
             // Same seed, same data; only dates differ (each simulator dates its data from
             // its own start).
             for (i, column) in ses_inventory::model::row::Row::columns(inv)
@@ -548,8 +548,8 @@ async fn an_upstream_that_indents_its_json_is_read_like_a_compact_one() {
                 if column.kind != ses_inventory::model::row::ColumnKind::Time {
                     let cell = |row: &ses_inventory::model::row::Row| row.cell(i).to_text();
                     assert_eq!(
-                        cell(&pretty.row),
-                        cell(&compact.row),
+                        cell(&pretty.row()),
+                        cell(&compact.row()),
                         "{inv} {key} {}",
                         column.name
                     );

@@ -85,20 +85,21 @@ pub async fn run(shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     cfg.store.path = DEMO_STORE.into();
     cfg.validate_timing()?;
     logging::init(&cfg.log);
-    println!(
-        "ses-inventory demo: simulator at http://{} ({} services, {} carriers, {} resources); \
-         refresh every {DEMO_FREQUENCY} s; data changes every 10 s; store {DEMO_STORE}. Ctrl-C to stop.",
-        sim.addr(),
-        sim_cfg.services,
-        sim_cfg.carriers,
-        sim_cfg.resources,
-    );
     let listener = match tokio::net::TcpListener::bind(DEMO_API).await {
         Ok(l) => l,
         // Busy (another demo?): any free port will do.
         Err(_) => tokio::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0)).await?,
     };
     let api_addr = listener.local_addr()?;
+    println!(
+        "ses-inventory demo: web console at http://{api_addr}/ — simulator at http://{} \
+         ({} services, {} carriers, {} resources); refresh every {DEMO_FREQUENCY} s; data changes \
+         every 10 s; store {DEMO_STORE}. Ctrl-C to stop.",
+        sim.addr(),
+        sim_cfg.services,
+        sim_cfg.carriers,
+        sim_cfg.resources,
+    );
     println!(
         "Read API at http://{api_addr}, e.g.: curl -s 'http://{api_addr}/api/v1/services?limit=3&sort=-last_update' \
          (also /api/v1/status, /readyz, /metrics)"

@@ -26,6 +26,11 @@ pub fn open_store(cfg: &Config, cache: &Cache) -> anyhow::Result<Option<(Journal
     };
     let (store, _opened) = Store::open(&path)?;
     store.load(cache)?;
+    // The poll history only feeds the console's charts: a file that cannot give it back
+    // starts the daemon with an empty one.
+    if let Err(error) = store.load_history(cache) {
+        tracing::warn!(message = "Poll history not loaded.", %error);
+    }
     Ok(Some(store.spawn_writer(cache.clone())))
 }
 

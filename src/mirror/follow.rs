@@ -117,6 +117,33 @@ pub async fn load(js: &jetstream::Context, cache: &Cache, replicas: u32) -> Resu
     })
 }
 
+/// Most changes applied to the cache at once.
+const BATCH: usize = 5_000;
+
+/// How long a batch waits for the next change of a burst.
+const BATCH_WAIT: Duration = Duration::from_millis(20);
+
+/// Applies followed changes, in order (the last change of a key wins), in one step.
+fn apply_batch(cache: &Cache, inv: Inventory, batch: Vec<kv::Update>) {
+    let mut last: std::collections::HashMap<String, Option<bytes::Bytes>> =
+        std::collections::HashMap::with_capacity(batch.len());
+    for update in batch {
+        if let Some(key) = kv::decode_key(&update.key) {
+            last.insert(key, update.value);
+        }
+    }
+    let mut upserts = Vec::new();
+    let mut removals = Vec::new();
+    for (key, value) in last {
+        match value.and_then(|v| kv::decode_item(inv, &v)) {
+            Some(item) => upserts.push(Arc::new(item)),
+            None => removals.push(Key::new(&key)),
+        }
+    }
+    cache.apply(inv, upserts, &removals);
+    cache.poll_finished();
+}
+
 /// Why following stopped.
 pub enum Stopped {
     /// An inventory's first state arrived: load the mirror again.
@@ -137,20 +164,26 @@ pub async fn follow(cache: &Cache, loaded: Loaded) -> Stopped {
         let cache = cache.clone();
         tasks.spawn(async move {
             loop {
-                match follow.next().await {
-                    None => return Stopped::Failed("the mirror's consumer ended".to_owned()),
-                    Some(Err(e)) => return Stopped::Failed(e),
-                    Some(Ok(update)) => {
-                        let Some(key) = kv::decode_key(&update.key) else {
-                            continue;
-                        };
-                        match update.value.and_then(|v| kv::decode_item(inv, &v)) {
-                            Some(item) => cache.apply(inv, [Arc::new(item)], &[]),
-                            None => cache.apply(inv, std::iter::empty(), &[Key::new(&key)]),
+                // A leader's poll arrives as a burst of changes: they are applied together
+                // (one new published view per batch, not per item).
+                let mut batch = Vec::new();
+                let mut wait = None;
+                while batch.len() < BATCH {
+                    let next = match wait {
+                        None => Some(follow.next().await),
+                        Some(d) => tokio::time::timeout(d, follow.next()).await.ok(),
+                    };
+                    match next {
+                        None => break,
+                        Some(None) => {
+                            return Stopped::Failed("the mirror's consumer ended".to_owned());
                         }
-                        cache.poll_finished();
+                        Some(Some(Err(e))) => return Stopped::Failed(e),
+                        Some(Some(Ok(update))) => batch.push(update),
                     }
+                    wait = Some(BATCH_WAIT);
                 }
+                apply_batch(&cache, inv, batch);
             }
         });
     }

@@ -175,6 +175,7 @@ mod tests {
             unchanged: Vec::new(),
             removed: Vec::new(),
             swept: false,
+            items: 0,
         }
     }
 

@@ -15,7 +15,6 @@
 
 use crate::model::inventory::Inventory;
 use crate::model::item::{Item, Key};
-use crate::model::json::Json;
 use crate::model::row::Row;
 use async_nats::jetstream::{
     self,
@@ -99,7 +98,7 @@ fn value_without_last_seen(inv: Inventory, item: &Item) -> Map<String, Value> {
     let mut map = Map::new();
     map.insert("id".into(), Value::String(item.key.as_str().to_owned()));
     for (i, column) in Row::columns(inv).iter().enumerate() {
-        map.insert(column.name.into(), item.row.cell(i).to_json());
+        map.insert(column.name.into(), item.cell(i).to_json());
     }
     map.insert("first_seen".into(), Value::String(time(item.first_seen)));
     map.insert("upstream".into(), item.json());
@@ -135,7 +134,6 @@ pub fn decode_item(inv: Inventory, value: &[u8]) -> Option<Item> {
     let key = map.get("id")?.as_str()?;
     let upstream = map.get("upstream")?;
     let raw = serde_json::to_string(upstream).ok()?;
-    let row = Row::from_json(inv, &Json::parse(&raw).unwrap_or(Json::Null));
     let seen = |name: &str| {
         map.get(name)
             .and_then(Value::as_str)
@@ -146,8 +144,8 @@ pub fn decode_item(inv: Inventory, value: &[u8]) -> Option<Item> {
     let last_seen = seen("last_seen").unwrap_or(first_seen);
     Some(Item::new(
         Key::new(key),
+        inv,
         raw.into_boxed_str(),
-        row,
         first_seen,
         last_seen,
     ))
@@ -298,14 +296,13 @@ mod tests {
         let json = serde_json::json!({"externalId": "S-1", "name": "One", "status": "Operational",
             "@type": "CFS", "lastUpdate": "2026-01-02T03:04:05Z"});
         let raw = json.to_string();
-        let row = Row::extract(Inventory::Services, &json);
         let first = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
             .unwrap()
             .with_timezone(&Utc);
         let item = Item::new(
             Key::new("S-1"),
+            Inventory::Services,
             raw.clone().into(),
-            row.clone(),
             first,
             first,
         );
@@ -313,8 +310,8 @@ mod tests {
         let value = encode_value(Inventory::Services, &item, written);
         let back = decode_item(Inventory::Services, &value).unwrap();
         assert_eq!(back.key.as_str(), "S-1");
-        assert_eq!(back.row, row);
-        assert_eq!(&*back.raw, raw.as_str());
+        assert_eq!(back.row(), item.row());
+        assert_eq!(back.raw(), raw.as_str());
         assert_eq!(back.first_seen, first);
         assert_eq!(back.last_seen(), written);
         assert!(same_value(Inventory::Services, &item, &value));
@@ -323,7 +320,13 @@ mod tests {
         assert_eq!(v["name"], "One");
         assert_eq!(v["last_update"], "2026-01-02T03:04:05Z");
         assert_eq!(v["first_seen"], "2026-01-01T00:00:00.000Z");
-        let other = Item::new(Key::new("S-1"), "{}".into(), row, first, first);
+        let other = Item::new(
+            Key::new("S-1"),
+            Inventory::Services,
+            "{}".into(),
+            first,
+            first,
+        );
         assert!(!same_value(Inventory::Services, &other, &value));
     }
 }

@@ -1,6 +1,8 @@
 //! Items: what one upstream element becomes in the cache (its key, its compact JSON, its row).
 
-use crate::model::row::Row;
+use crate::model::inventory::Inventory;
+use crate::model::row::packed::Packed;
+use crate::model::row::{Cell, Row};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use std::borrow::Borrow;
@@ -44,28 +46,60 @@ impl fmt::Display for Key {
 /// that finds it unchanged keeps the same allocation.
 pub struct Item {
     pub key: Key,
-    /// The upstream JSON, compact. Kept as text, not a `Value` tree: about a third of the memory.
-    pub raw: Box<str>,
-    pub row: Row,
+    /// The upstream JSON, compact, and the row's cells located in it.
+    packed: Packed,
     pub first_seen: DateTime<Utc>,
     last_seen_ms: AtomicI64,
 }
 
 impl Item {
+    /// The item of `inventory` whose compact upstream JSON is `raw`; its row is extracted here.
     pub fn new(
         key: Key,
+        inventory: Inventory,
         raw: Box<str>,
-        row: Row,
         first_seen: DateTime<Utc>,
         last_seen: DateTime<Utc>,
     ) -> Item {
         Item {
             key,
-            raw,
-            row,
+            packed: Packed::new(inventory, raw),
             first_seen,
             last_seen_ms: AtomicI64::new(last_seen.timestamp_millis()),
         }
+    }
+
+    /// The upstream JSON, compact.
+    pub fn raw(&self) -> &str {
+        self.packed.raw()
+    }
+
+    pub fn inventory(&self) -> Inventory {
+        self.packed.inventory()
+    }
+
+    /// The cell of column `index` of the inventory's [`Row::columns`].
+    pub fn cell(&self, index: usize) -> Cell<'_> {
+        self.packed.cell(index)
+    }
+
+    /// The cell of the column named `name` (snake_case); `None` for an unknown column.
+    pub fn cell_by_name(&self, name: &str) -> Option<Cell<'_>> {
+        Row::columns(self.inventory())
+            .iter()
+            .position(|c| c.name == name)
+            .map(|i| self.cell(i))
+    }
+
+    /// The item's row, its texts borrowed from the item.
+    pub fn row(&self) -> Row<'_> {
+        self.packed.row()
+    }
+
+    /// Bytes the item holds outside its own struct: JSON text and cell words (the key is
+    /// shared with the cache's map).
+    pub fn heap_bytes(&self) -> usize {
+        self.packed.heap_bytes()
     }
 
     pub fn last_seen(&self) -> DateTime<Utc> {
@@ -81,7 +115,7 @@ impl Item {
 
     /// The upstream JSON as a value (parsed on demand, for readers that serve it).
     pub fn json(&self) -> Value {
-        serde_json::from_str(&self.raw).unwrap_or(Value::Null)
+        serde_json::from_str(self.raw()).unwrap_or(Value::Null)
     }
 }
 
@@ -89,7 +123,7 @@ impl fmt::Debug for Item {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Item")
             .field("key", &self.key)
-            .field("row", &self.row)
+            .field("row", &self.row())
             .finish_non_exhaustive()
     }
 }

@@ -22,9 +22,12 @@
 //! rest of the daemon (API, CSV, SQL) one uniform view of the three row types.
 
 mod extract;
+pub mod packed;
 #[cfg(test)]
 mod tests;
 
+use std::borrow::Cow;
+use std::cmp::Ordering;
 use std::fmt;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, SecondsFormat, Utc};
@@ -33,43 +36,60 @@ use serde::{Deserialize, Serialize};
 use crate::model::inventory::Inventory;
 use crate::model::json::Json;
 
-/// A text cell. Boxed strings, not `String`s: a million cached rows should not carry a million
-/// spare capacities (see the sync benchmark's bytes per item).
-pub type Field = Option<Box<str>>;
+/// A text cell: borrowed from the item's JSON text where the upstream wrote it verbatim, owned
+/// otherwise (escapes, numbers, booleans). Rows are transient: a cached item keeps its cells
+/// packed against its own JSON ([`packed`]), and gives rows and cells back on demand.
+pub type Field<'a> = Option<Cow<'a, str>>;
 
-/// A list cell, sized exactly (no spare capacity).
-pub type Entries = Box<[Entry]>;
+/// A list cell.
+pub type Entries<'a> = Box<[Entry<'a>]>;
 
 /// One element of a list column or a reference column. Unused fields are `None` and are
 /// skipped when serialized.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Entry {
+pub struct Entry<'a> {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub id: Field,
+    pub id: Field<'a>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Field,
+    pub name: Field<'a>,
     /// Parties and places: the role played (e.g. `customer`, `installationAddress`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub role: Field,
+    pub role: Field<'a>,
     /// Characteristics: a string value as is, any other JSON value as compact JSON text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub value: Field,
+    pub value: Field<'a>,
     /// Characteristics: `valueType`, else the v5 `@type` (e.g. `StringCharacteristic`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub value_type: Field,
+    pub value_type: Field<'a>,
     /// Relationships: `relationshipType` (e.g. `contains`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub relationship_type: Field,
+    pub relationship_type: Field<'a>,
 }
 
-impl Entry {
+fn own(field: Field<'_>) -> Field<'static> {
+    field.map(|text| Cow::Owned(text.into_owned()))
+}
+
+impl Entry<'_> {
+    /// The same entry, owning its texts.
+    pub fn into_owned(self) -> Entry<'static> {
+        Entry {
+            id: own(self.id),
+            name: own(self.name),
+            role: own(self.role),
+            value: own(self.value),
+            value_type: own(self.value_type),
+            relationship_type: own(self.relationship_type),
+        }
+    }
+
     /// True when no field is set.
     pub fn is_empty(&self) -> bool {
         *self == Entry::default()
     }
 }
 
-impl fmt::Display for Entry {
+impl fmt::Display for Entry<'_> {
     /// A readable one-liner: the label is the name, else the id; `label=value` for a
     /// characteristic, `label (role)` with a role, `relationship_type: label` for a relationship.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -109,63 +129,63 @@ impl fmt::Display for Entry {
 /// A row of the Services table (TMF 638 services).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
-pub struct ServiceRow {
-    pub external_id: Field,
-    pub name: Field,
-    pub description: Field,
-    pub status: Field,
+pub struct ServiceRow<'a> {
+    pub external_id: Field<'a>,
+    pub name: Field<'a>,
+    pub description: Field<'a>,
+    pub status: Field<'a>,
     #[serde(rename = "type")]
-    pub r#type: Field,
+    pub r#type: Field<'a>,
     pub start_date: Option<DateTime<Utc>>,
     pub end_date: Option<DateTime<Utc>>,
     pub last_update: Option<DateTime<Utc>>,
     /// The customer party, else the first related party.
-    pub related_party: Option<Box<Entry>>,
-    pub location: Entries,
-    pub service_specification: Option<Box<Entry>>,
-    pub supporting_resources: Entries,
+    pub related_party: Option<Box<Entry<'a>>>,
+    pub location: Entries<'a>,
+    pub service_specification: Option<Box<Entry<'a>>>,
+    pub supporting_resources: Entries<'a>,
 }
 
 /// A row of the Carriers table (TMF 638 services with `@type=element`).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
-pub struct CarrierRow {
-    pub external_id: Field,
-    pub name: Field,
-    pub description: Field,
-    pub status: Field,
+pub struct CarrierRow<'a> {
+    pub external_id: Field<'a>,
+    pub name: Field<'a>,
+    pub description: Field<'a>,
+    pub status: Field<'a>,
     #[serde(rename = "type")]
-    pub r#type: Field,
+    pub r#type: Field<'a>,
     pub creation_date: Option<DateTime<Utc>>,
     pub last_update: Option<DateTime<Utc>>,
-    pub service_characteristics: Entries,
-    pub supporting_services: Entries,
+    pub service_characteristics: Entries<'a>,
+    pub supporting_services: Entries<'a>,
 }
 
 /// A row of the Resources table (TMF 639 resources).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
-pub struct ResourceRow {
-    pub external_id: Field,
-    pub name: Field,
-    pub description: Field,
-    pub status: Field,
+pub struct ResourceRow<'a> {
+    pub external_id: Field<'a>,
+    pub name: Field<'a>,
+    pub description: Field<'a>,
+    pub status: Field<'a>,
     #[serde(rename = "type")]
-    pub r#type: Field,
-    pub resource_specification: Option<Box<Entry>>,
-    pub resource_characteristics: Entries,
-    pub related_parties: Entries,
-    pub locations: Entries,
-    pub resource_relationships: Entries,
+    pub r#type: Field<'a>,
+    pub resource_specification: Option<Box<Entry<'a>>>,
+    pub resource_characteristics: Entries<'a>,
+    pub related_parties: Entries<'a>,
+    pub locations: Entries<'a>,
+    pub resource_relationships: Entries<'a>,
 }
 
 /// The normalized row of one item. Serializes as just the row's fields.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(untagged)]
-pub enum Row {
-    Service(ServiceRow),
-    Carrier(CarrierRow),
-    Resource(ResourceRow),
+pub enum Row<'a> {
+    Service(ServiceRow<'a>),
+    Carrier(CarrierRow<'a>),
+    Resource(ResourceRow<'a>),
 }
 
 /// How a column's cells are shaped.
@@ -241,28 +261,149 @@ static RESOURCE_COLUMNS: [Column; 10] = [
     col("resource_relationships", "Resource Relationships", Many),
 ];
 
-/// A borrowed view of one cell.
-#[derive(Clone, Copy, Debug, PartialEq)]
+/// A view of one cell: text borrowed from the row or the item; entries borrowed from a row, or
+/// unpacked (their texts still borrowed) from a cached item.
+#[derive(Clone, Debug, PartialEq)]
 pub enum Cell<'a> {
     Text(Option<&'a str>),
     Time(Option<DateTime<Utc>>),
-    One(Option<&'a Entry>),
-    Many(&'a [Entry]),
+    One(Option<Cow<'a, Entry<'a>>>),
+    Many(Cow<'a, [Entry<'a>]>),
 }
 
-impl Row {
+impl<'a> Row<'a> {
     /// Normalizes one upstream item of `inventory`. Never panics; an item that is not a JSON
     /// object gives an all-empty row of that inventory. See the module docs for the rules.
     /// The row of an item given as a `serde_json::Value` (tests, tools; the sync path reads the
     /// page's bytes with [`Row::from_json`]).
-    pub fn extract(inventory: Inventory, item: &serde_json::Value) -> Row {
+    pub fn extract(inventory: Inventory, item: &serde_json::Value) -> Row<'static> {
         let text = item.to_string();
-        Row::from_json(inventory, &Json::parse(&text).unwrap_or(Json::Null))
+        Row::from_json(inventory, &Json::parse(&text).unwrap_or(Json::Null)).into_owned()
     }
 
-    /// The row of an item read from its borrowed JSON.
-    pub fn from_json(inventory: Inventory, item: &Json<'_>) -> Row {
+    /// The row of an item read from its borrowed JSON: texts borrow from the JSON's text.
+    pub fn from_json(inventory: Inventory, item: &Json<'a>) -> Row<'a> {
         extract::row(inventory, item)
+    }
+
+    /// The same row, owning its texts.
+    pub fn into_owned(self) -> Row<'static> {
+        fn one(e: Option<Box<Entry<'_>>>) -> Option<Box<Entry<'static>>> {
+            e.map(|e| Box::new(e.into_owned()))
+        }
+        fn many(list: Entries<'_>) -> Entries<'static> {
+            list.into_iter().map(Entry::into_owned).collect()
+        }
+        match self {
+            Row::Service(r) => Row::Service(ServiceRow {
+                external_id: own(r.external_id),
+                name: own(r.name),
+                description: own(r.description),
+                status: own(r.status),
+                r#type: own(r.r#type),
+                start_date: r.start_date,
+                end_date: r.end_date,
+                last_update: r.last_update,
+                related_party: one(r.related_party),
+                location: many(r.location),
+                service_specification: one(r.service_specification),
+                supporting_resources: many(r.supporting_resources),
+            }),
+            Row::Carrier(r) => Row::Carrier(CarrierRow {
+                external_id: own(r.external_id),
+                name: own(r.name),
+                description: own(r.description),
+                status: own(r.status),
+                r#type: own(r.r#type),
+                creation_date: r.creation_date,
+                last_update: r.last_update,
+                service_characteristics: many(r.service_characteristics),
+                supporting_services: many(r.supporting_services),
+            }),
+            Row::Resource(r) => Row::Resource(ResourceRow {
+                external_id: own(r.external_id),
+                name: own(r.name),
+                description: own(r.description),
+                status: own(r.status),
+                r#type: own(r.r#type),
+                resource_specification: one(r.resource_specification),
+                resource_characteristics: many(r.resource_characteristics),
+                related_parties: many(r.related_parties),
+                locations: many(r.locations),
+                resource_relationships: many(r.resource_relationships),
+            }),
+        }
+    }
+
+    /// The row of `inventory` made of its cells in column order (the inverse of [`Row::cell`]).
+    /// A cell of the wrong kind, or a missing one, leaves its column empty.
+    pub fn from_cells(inventory: Inventory, cells: impl IntoIterator<Item = Cell<'a>>) -> Row<'a> {
+        fn text<'a>(cell: Option<Cell<'a>>) -> Field<'a> {
+            match cell {
+                Some(Cell::Text(t)) => t.map(Cow::Borrowed),
+                _ => None,
+            }
+        }
+        fn time(cell: Option<Cell<'_>>) -> Option<DateTime<Utc>> {
+            match cell {
+                Some(Cell::Time(t)) => t,
+                _ => None,
+            }
+        }
+        fn one<'a>(cell: Option<Cell<'a>>) -> Option<Box<Entry<'a>>> {
+            match cell {
+                Some(Cell::One(Some(e))) => Some(Box::new(e.into_owned())),
+                _ => None,
+            }
+        }
+        fn many<'a>(cell: Option<Cell<'a>>) -> Entries<'a> {
+            match cell {
+                Some(Cell::Many(list)) => list.into_owned().into_boxed_slice(),
+                _ => Box::default(),
+            }
+        }
+        let mut cells = cells.into_iter();
+        let mut c = || cells.next();
+        // Fields are evaluated in the order written: the columns' order.
+        match inventory {
+            Inventory::Services => Row::Service(ServiceRow {
+                external_id: text(c()),
+                name: text(c()),
+                description: text(c()),
+                status: text(c()),
+                r#type: text(c()),
+                start_date: time(c()),
+                end_date: time(c()),
+                last_update: time(c()),
+                related_party: one(c()),
+                location: many(c()),
+                service_specification: one(c()),
+                supporting_resources: many(c()),
+            }),
+            Inventory::Carriers => Row::Carrier(CarrierRow {
+                external_id: text(c()),
+                name: text(c()),
+                description: text(c()),
+                status: text(c()),
+                r#type: text(c()),
+                creation_date: time(c()),
+                last_update: time(c()),
+                service_characteristics: many(c()),
+                supporting_services: many(c()),
+            }),
+            Inventory::Resources => Row::Resource(ResourceRow {
+                external_id: text(c()),
+                name: text(c()),
+                description: text(c()),
+                status: text(c()),
+                r#type: text(c()),
+                resource_specification: one(c()),
+                resource_characteristics: many(c()),
+                related_parties: many(c()),
+                locations: many(c()),
+                resource_relationships: many(c()),
+            }),
+        }
     }
 
     pub fn inventory(&self) -> Inventory {
@@ -284,11 +425,14 @@ impl Row {
 
     /// The cell of column `index` of [`Row::columns`]. Panics only on an out-of-range index.
     pub fn cell(&self, index: usize) -> Cell<'_> {
-        fn text(s: &Field) -> Cell<'_> {
+        fn text<'r>(s: &'r Field<'_>) -> Cell<'r> {
             Cell::Text(s.as_deref())
         }
-        fn one(e: &Option<Box<Entry>>) -> Cell<'_> {
-            Cell::One(e.as_deref())
+        fn one<'r>(e: &'r Option<Box<Entry<'r>>>) -> Cell<'r> {
+            Cell::One(e.as_deref().map(Cow::Borrowed))
+        }
+        fn many<'r>(list: &'r [Entry<'r>]) -> Cell<'r> {
+            Cell::Many(Cow::Borrowed(list))
         }
         match self {
             Row::Service(r) => match index {
@@ -301,9 +445,9 @@ impl Row {
                 6 => Cell::Time(r.end_date),
                 7 => Cell::Time(r.last_update),
                 8 => one(&r.related_party),
-                9 => Cell::Many(&r.location),
+                9 => many(&r.location),
                 10 => one(&r.service_specification),
-                11 => Cell::Many(&r.supporting_resources),
+                11 => many(&r.supporting_resources),
                 _ => out_of_range(self.inventory(), index),
             },
             Row::Carrier(r) => match index {
@@ -314,8 +458,8 @@ impl Row {
                 4 => text(&r.r#type),
                 5 => Cell::Time(r.creation_date),
                 6 => Cell::Time(r.last_update),
-                7 => Cell::Many(&r.service_characteristics),
-                8 => Cell::Many(&r.supporting_services),
+                7 => many(&r.service_characteristics),
+                8 => many(&r.supporting_services),
                 _ => out_of_range(self.inventory(), index),
             },
             Row::Resource(r) => match index {
@@ -325,10 +469,10 @@ impl Row {
                 3 => text(&r.status),
                 4 => text(&r.r#type),
                 5 => one(&r.resource_specification),
-                6 => Cell::Many(&r.resource_characteristics),
-                7 => Cell::Many(&r.related_parties),
-                8 => Cell::Many(&r.locations),
-                9 => Cell::Many(&r.resource_relationships),
+                6 => many(&r.resource_characteristics),
+                7 => many(&r.related_parties),
+                8 => many(&r.locations),
+                9 => many(&r.resource_relationships),
                 _ => out_of_range(self.inventory(), index),
             },
         }
@@ -380,11 +524,29 @@ fn format_time(t: &DateTime<Utc>) -> String {
 }
 
 impl Cell<'_> {
+    /// The list order of two cells of one column: empty last; text case-insensitively (then
+    /// exactly); times by value; others by their text.
+    pub fn compare(&self, other: &Cell<'_>) -> Ordering {
+        match (self.is_empty(), other.is_empty()) {
+            (true, true) => return Ordering::Equal,
+            (true, false) => return Ordering::Greater,
+            (false, true) => return Ordering::Less,
+            _ => {}
+        }
+        match (self, other) {
+            (Cell::Text(Some(x)), Cell::Text(Some(y))) => {
+                caseless(x).cmp(caseless(y)).then_with(|| x.cmp(y))
+            }
+            (Cell::Time(x), Cell::Time(y)) => x.cmp(y),
+            _ => self.to_text().cmp(&other.to_text()),
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         match self {
             Cell::Text(s) => s.is_none_or(str::is_empty),
             Cell::Time(t) => t.is_none(),
-            Cell::One(e) => e.is_none_or(Entry::is_empty),
+            Cell::One(e) => e.as_deref().is_none_or(Entry::is_empty),
             Cell::Many(list) => list.is_empty(),
         }
     }
@@ -398,7 +560,7 @@ impl Cell<'_> {
         match self {
             Cell::Text(s) => s.map(str::to_string),
             Cell::Time(t) => t.as_ref().map(format_time),
-            Cell::One(e) => e.map(Entry::to_string),
+            Cell::One(e) => e.as_deref().map(Entry::to_string),
             Cell::Many(list) => Some(
                 list.iter()
                     .map(Entry::to_string)
@@ -417,19 +579,24 @@ impl Cell<'_> {
             _ if self.is_empty() => Value::Null,
             Cell::Text(s) => s.map_or(Value::Null, |s| Value::String(s.to_string())),
             Cell::Time(t) => t.map_or(Value::Null, |t| Value::String(format_time(&t))),
-            Cell::One(e) => e.map_or(Value::Null, entry_json),
+            Cell::One(e) => e.as_deref().map_or(Value::Null, entry_json),
         }
     }
 }
 
-fn entry_json(entry: &Entry) -> serde_json::Value {
+/// Text compared case-insensitively without allocating.
+fn caseless(s: &str) -> impl Iterator<Item = char> + '_ {
+    s.chars().flat_map(char::to_lowercase)
+}
+
+fn entry_json(entry: &Entry<'_>) -> serde_json::Value {
     // Serializing a struct of optional strings cannot fail.
     serde_json::to_value(entry).unwrap_or(serde_json::Value::Null)
 }
 
 /// An item's External ID column (any shape), without extracting the whole row.
 pub fn external_id_of(item: &Json<'_>) -> Option<Box<str>> {
-    extract::external_id_of(item)
+    extract::external_id_of(item).map(Into::into)
 }
 
 /// The members the Status column is read from, in order.

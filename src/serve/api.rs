@@ -9,15 +9,23 @@
 //! | `GET /healthz`, `GET /readyz` | liveness; readiness (503 until every inventory is ready) |
 //! | `GET /metrics` | Prometheus text ([`crate::telemetry::metrics`]) |
 //!
+//! The web console's pages (`/`, `/ui/...`) are [`crate::serve::console`]'s, merged into this
+//! router; they sign in with a session cookie instead of the bearer token.
+//!
 //! `/api` and `/metrics` need `Authorization: Bearer <api.token>` when a token is configured;
 //! the health endpoints never do. Every error is JSON `{"error": "..."}` naming what was wrong.
 //!
-//! Handlers take a snapshot of the cache (`Arc` clones under a read lock that is released at
-//! once), then filter, sort and serialize outside any lock: a slow client, or a large page,
-//! cannot stall a poller.
+//! Lists and items read the inventory's published [`crate::cache::View`] (an `Arc`, taken
+//! without holding any lock of the pollers'): a list filters through the view's postings, pages
+//! through its orders, and serializes one page; a slow client, or a large page, cannot stall a
+//! poller. Lists, items and the status carry an `ETag` and answer `If-None-Match` with 304;
+//! lists page by `offset` or by the cursor `after=<id>` (default order), and a `Link: <...>;
+//! rel="next"` header gives the next page.
 
 pub mod auth;
 pub mod body;
+pub mod etag;
+pub mod parse_errors;
 pub mod query;
 
 use crate::cache::Cache;
@@ -26,6 +34,7 @@ use crate::mirror::ha::ControlSlot;
 use crate::mirror::lease::HaStatus;
 use crate::model::inventory::Inventory;
 use crate::model::secret::Secret;
+use crate::serve::console;
 use crate::sync::daemon::{Control, RequestOutcome};
 use crate::telemetry::events;
 use crate::telemetry::metrics;
@@ -139,11 +148,13 @@ impl Bound {
             token,
             started: Instant::now(),
             started_at: Utc::now(),
+            boot: Utc::now().timestamp_nanos_opt().unwrap_or_default(),
+            sessions: console::Sessions::default(),
         });
         let app = router(state);
         let mut graceful = stop_rx;
         let task = tokio::spawn(async move {
-            let served = axum::serve(listener, app)
+            let served = axum::serve(parse_errors::Listener(listener), app)
                 .with_graceful_shutdown(async move {
                     let _ = graceful.wait_for(|s| *s).await;
                 })
@@ -190,16 +201,34 @@ impl Drop for Server {
     }
 }
 
-struct ApiState {
-    cache: Cache,
-    control: ControlSlot,
-    ha: Option<watch::Receiver<HaStatus>>,
-    token: Option<Secret>,
-    started: Instant,
-    started_at: DateTime<Utc>,
+/// What every handler of the API and the console shares.
+pub(crate) struct ApiState {
+    pub(crate) cache: Cache,
+    /// The pollers' control; a standby's comes and goes with its leader terms.
+    pub(crate) control: ControlSlot,
+    /// The leader/standby role (`ha.enabled`).
+    pub(crate) ha: Option<watch::Receiver<HaStatus>>,
+    /// `api.token`, when one is configured.
+    pub(crate) token: Option<Secret>,
+    pub(crate) started: Instant,
+    pub(crate) started_at: DateTime<Utc>,
+    /// The start, in nanoseconds: part of every `ETag`, so a restart never repeats one.
+    pub(crate) boot: i64,
+    /// The console's signed-in browsers.
+    pub(crate) sessions: console::Sessions,
 }
 
-type AppState = Arc<ApiState>;
+impl ApiState {
+    /// The control of the pollers running now (none on a standby: every request is refused).
+    pub(crate) fn control(&self) -> Control {
+        self.control
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+pub(crate) type AppState = Arc<ApiState>;
 
 /// The whole router: health endpoints open, the rest behind the token when there is one.
 fn router(state: AppState) -> Router {
@@ -214,9 +243,38 @@ fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .merge(guarded)
+        .merge(console::routes(state.clone()))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
+        // Outermost: every answer is counted and logged (401s and 404s too) and compressed
+        // when the client asks for gzip.
+        .layer(tower_http::compression::CompressionLayer::new())
+        .layer(middleware::from_fn(observe))
+}
+
+/// The access log and request metrics of every answer.
+async fn observe(request: Request, next: Next) -> Response {
+    let began = Instant::now();
+    let method = request.method().clone();
+    let target = request.uri().path_and_query().map_or_else(
+        || request.uri().path().to_string(),
+        |p| p.as_str().to_string(),
+    );
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let response = next.run(request).await;
+    events::ApiRequest {
+        method: method.as_str(),
+        route: &route,
+        target: &target,
+        status: response.status().as_u16(),
+        duration: began.elapsed(),
+    }
+    .emit();
+    response
 }
 
 /// An error answer: `{"error": message}` with a status.
@@ -301,27 +359,47 @@ async fn list(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
     uri: Uri,
+    request: HeaderMap,
 ) -> Result<Response, Failure> {
     let Path(name) = path.map_err(|e| bad_request(e.body_text()))?;
     let inv = inventory(&name)?;
-    let query = ListQuery::parse(inv, &query_pairs(&uri)?).map_err(bad_request)?;
-    let snapshot = state.cache.snapshot(inv); // the only moment the lock is held
-    let page = query.run(snapshot);
+    let pairs = query_pairs(&uri)?;
+    let query = ListQuery::parse(inv, &pairs).map_err(bad_request)?;
+    let view = state.cache.view(inv); // published whole after each poll; no lock is held
+    let tag = etag::of_view(state.boot, inv, view.generation());
+    if etag::matches(&request, &tag) {
+        return Ok(etag::not_modified(tag));
+    }
+    let page = query.run(&view);
+    let shown = page.rows.len();
     let mut response = json_body(StatusCode::OK, &Value::Array(page.rows));
     let headers = response.headers_mut();
     headers.insert("x-total-count", HeaderValue::from(page.total));
-    let shown = page.total.saturating_sub(query.offset).min(query.limit);
     headers.insert("x-result-count", HeaderValue::from(shown));
+    headers.insert(header::ETAG, tag);
+    if let Some(link) = page
+        .next
+        .as_ref()
+        .and_then(|next| etag::next_link(uri.path(), &pairs, next))
+    {
+        headers.insert(header::LINK, link);
+    }
     Ok(response)
 }
 
 async fn one(
     State(state): State<AppState>,
     path: Result<Path<(String, String)>, PathRejection>,
+    request: HeaderMap,
 ) -> Result<Response, Failure> {
     let Path((name, id)) = path.map_err(|e| bad_request(e.body_text()))?;
     let inv = inventory(&name)?;
-    let item = state.cache.get(inv, &id).ok_or_else(|| {
+    let view = state.cache.view(inv);
+    let tag = etag::of_view(state.boot, inv, view.generation());
+    if etag::matches(&request, &tag) {
+        return Ok(etag::not_modified(tag));
+    }
+    let item = view.get(&id).ok_or_else(|| {
         Failure(
             StatusCode::NOT_FOUND,
             format!("no {inv} item with id `{id}`"),
@@ -330,15 +408,17 @@ async fn one(
     let body = json!({
         "id": item.key.as_str(),
         "inventory": inv,
-        "row": query::full_row(inv, &item),
+        "row": query::full_row(inv, item),
         "upstream": item.json(),
         "first_seen": time(item.first_seen),
         "last_seen": time(item.last_seen()),
     });
-    Ok(json_body(StatusCode::OK, &body))
+    let mut response = json_body(StatusCode::OK, &body);
+    response.headers_mut().insert(header::ETAG, tag);
+    Ok(response)
 }
 
-async fn status(State(state): State<AppState>) -> Response {
+async fn status(State(state): State<AppState>, request: HeaderMap) -> Response {
     let inventory = |inv: Inventory| {
         body::InventoryStatus::new(
             state.cache.status(inv),
@@ -363,7 +443,23 @@ async fn status(State(state): State<AppState>) -> Response {
                 .map_or_else(HaStatus::off, |ha| ha.borrow().clone()),
         ),
     };
-    json_body(StatusCode::OK, &status)
+    let body = serde_json::to_vec(&status).unwrap_or_default();
+    let tag = etag::of_body(&body);
+    if etag::matches(&request, &tag) {
+        return etag::not_modified(tag);
+    }
+    (
+        StatusCode::OK,
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ),
+            (header::ETAG, tag),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 async fn refresh(State(state): State<AppState>, uri: Uri) -> Result<Response, Failure> {
@@ -395,12 +491,7 @@ async fn refresh(State(state): State<AppState>, uri: Uri) -> Result<Response, Fa
     let mut outcomes = Map::new();
     let mut any = false;
     for inv in targets {
-        let control = state
-            .control
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
-        let outcome = control.request_poll(inv, full);
+        let outcome = state.control().request_poll(inv, full);
         any |= outcome != RequestOutcome::Unavailable;
         outcomes.insert(inv.as_str().into(), json!(outcome));
     }

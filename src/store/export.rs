@@ -3,10 +3,10 @@
 //! Reads the SQLite file read-only (safe while the daemon writes: WAL gives the export one
 //! consistent snapshot), row by row, so memory stays flat however large the inventory.
 //!
-//! - CSV: a heading line with the connector's headings (`Key` first, `First Seen` and
+//! - CSV: a heading line with the connector's headings (`ID` first, `First Seen` and
 //!   `Last Seen` last), one line per item, RFC 4180 quoting; lists joined with `"; "` as
 //!   [`crate::model::row::Cell::to_text`] shows them.
-//! - JSON: one array of objects; NDJSON: one object per line. Each object holds `key`, every
+//! - JSON: one array of objects; NDJSON: one object per line. Each object holds `id`, every
 //!   column by its snake_case name ([`crate::model::row::Cell::to_json`] values: lists as arrays of
 //!   entries, dates as RFC 3339 text), `first_seen` and `last_seen`.
 
@@ -66,7 +66,7 @@ pub fn export(
     let mut count = 0u64;
     match format {
         Format::Csv => {
-            let mut heading = vec!["Key"];
+            let mut heading = vec!["ID"];
             heading.extend(cols.iter().map(|c| c.heading));
             heading.extend(["First Seen", "Last Seen"]);
             write_csv_line(out, heading.iter().map(|s| Some(*s)))?;
@@ -95,7 +95,7 @@ pub fn export(
             Format::Json | Format::Ndjson => {
                 let mut obj = Map::new();
                 let mut it = values.into_iter();
-                obj.insert("key".into(), it.next().flatten().into());
+                obj.insert("id".into(), it.next().flatten().into());
                 for c in cols {
                     let v = it.next().flatten();
                     let json = match c.kind {
@@ -149,8 +149,9 @@ fn readable(json: &str) -> Option<String> {
     (!text.is_empty()).then_some(text)
 }
 
-/// One CSV record (RFC 4180): fields quoted when they hold a comma, quote, CR or LF.
-fn write_csv_line<'a>(
+/// One CSV record (RFC 4180): fields quoted when they hold a comma, quote, CR or LF. (The
+/// console's CSV download writes its lines with it too.)
+pub fn write_csv_line<'a>(
     out: &mut dyn Write,
     fields: impl Iterator<Item = Option<&'a str>>,
 ) -> std::io::Result<()> {
@@ -211,7 +212,7 @@ mod tests {
                 ..Entry::default()
             },
         ];
-        let cell = crate::model::row::Cell::Many(&entries);
+        let cell = crate::model::row::Cell::Many(entries.into());
         let stored = cell.to_json().to_string();
         assert_eq!(readable(&stored), cell.to_text());
         assert_eq!(readable("[]"), None);

@@ -4,7 +4,6 @@ use super::*;
 use crate::cache::{Cache, ItemMap};
 use crate::model::inventory::Inventory;
 use crate::model::item::{Item, Key};
-use crate::model::row::Row;
 use crate::model::status::{ErrorNote, Phase, SyncTimes};
 use crate::telemetry::events;
 use chrono::{DateTime, Utc};
@@ -126,17 +125,13 @@ fn read_items(path: &Path, inv: Inventory) -> rusqlite::Result<ItemMap> {
         let first_seen = parse_time(r.get(2)?).unwrap_or_default();
         let last_seen = parse_time(r.get(3)?).unwrap_or(first_seen);
         // The row is extracted again from the upstream JSON, so rows follow this build's rules.
-        let value: serde_json::Value =
-            serde_json::from_str(&raw).unwrap_or(serde_json::Value::Null);
-        let row = Row::extract(inv, &value);
-        drop(value);
         let key = Key::new(&key);
         map.insert(
             key.clone(),
             Arc::new(Item::new(
                 key,
+                inv,
                 raw.into_boxed_str(),
-                row,
                 first_seen,
                 last_seen,
             )),

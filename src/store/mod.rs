@@ -5,7 +5,9 @@
 //!   inventory (`services`, `carriers`, `resources`) whose columns are the row's columns
 //!   ([`Row::columns`]: text; dates as RFC 3339 UTC text; single entries and lists as JSON
 //!   text), plus `key` (primary key), `raw` (the upstream JSON), `first_seen` and `last_seen`;
-//!   and `sync_state`, one row per inventory with the refresh window's timestamps. Timestamps
+//!   and `sync_state`, one row per inventory with the refresh window's timestamps; and
+//!   `poll_history`, the recent polls of each inventory (`history`: created when missing, no
+//!   schema version of its own). Timestamps
 //!   the store itself writes (`first_seen`, `last_seen`, `sync_state`) carry nanoseconds, fixed
 //!   width, so that comparing them as text compares them as times.
 //! - **One writer**: a dedicated thread consumes the pollers' journal ([`Applied`]) and commits
@@ -21,6 +23,7 @@
 //!   follows from the stored timestamps (see `window::plan`).
 
 pub mod export;
+mod history;
 mod load;
 mod schema;
 mod writer;
@@ -238,6 +241,10 @@ impl Store {
             dirty: [false; 3],
         };
         store.migrate(version).map_err(classify)?;
+        store
+            .conn
+            .execute_batch(schema::POLL_HISTORY)
+            .map_err(classify)?;
         // A light integrity probe: every table is readable. (A full `integrity_check` would
         // read the whole file at each start.)
         for inv in Inventory::ALL {

@@ -61,3 +61,21 @@ pub(super) fn upsert_sql(inv: Inventory) -> String {
         updates = updates.join(", "),
     )
 }
+
+/// The recent polls of each inventory (the console's charts), at most
+/// [`crate::cache::HISTORY_LEN`] per inventory. Created when missing, on every open: an additive
+/// table that needs no schema version (older builds ignore it, so a file stays usable by them).
+pub(super) const POLL_HISTORY: &str = "CREATE TABLE IF NOT EXISTS poll_history (
+  inventory TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  outcome TEXT NOT NULL,
+  started TEXT NOT NULL,
+  finished TEXT NOT NULL,
+  items INTEGER NOT NULL,
+  added INTEGER NOT NULL,
+  updated INTEGER NOT NULL,
+  removed INTEGER NOT NULL,
+  skipped_pages INTEGER NOT NULL,
+  skipped_items INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS poll_history_by_inventory ON poll_history (inventory, finished);\n";

@@ -90,6 +90,7 @@ impl Store {
             }
         }
         write_state(&tx, applied)?;
+        super::history::append(&tx, applied)?;
         tx.commit()?;
         stats.duration = started.elapsed();
         Ok(stats)
@@ -154,19 +155,19 @@ impl Writer {
 }
 
 fn upsert_item(stmt: &mut rusqlite::CachedStatement<'_>, item: &Item) -> rusqlite::Result<()> {
-    let inv = item.row.inventory();
+    let inv = item.inventory();
     let cols = Row::columns(inv);
     let mut values: Vec<Option<String>> = Vec::with_capacity(cols.len() + 4);
     values.push(Some(item.key.to_string()));
     for (i, c) in cols.iter().enumerate() {
-        let cell = item.row.cell(i);
+        let cell = item.cell(i);
         values.push(match c.kind {
             ColumnKind::Text | ColumnKind::Time => cell.to_text(),
             ColumnKind::One if cell.is_empty() => None,
             ColumnKind::One | ColumnKind::Many => Some(cell.to_json().to_string()),
         });
     }
-    values.push(Some(item.raw.to_string()));
+    values.push(Some(item.raw().to_string()));
     values.push(Some(time_text(item.first_seen)));
     values.push(Some(time_text(item.last_seen())));
     stmt.execute(rusqlite::params_from_iter(values.iter()))?;

@@ -3,6 +3,7 @@
 use super::Applied;
 use super::listing::Listing;
 use super::poller::Poller;
+use crate::cache::PollPoint;
 use crate::model::status::SyncTimes;
 use crate::model::status::{ErrorNote, Outcome, Phase, PollKind, PollReport};
 use crate::telemetry::events;
@@ -33,6 +34,9 @@ impl Poller {
             let upserts = std::mem::take(&mut pass.upserts);
             self.cache.apply(inv, upserts.into_values(), &pass.removals);
         }
+        // The history first: whoever sees the status (or readiness) change sees the poll there.
+        let items = self.cache.len(inv);
+        self.cache.push_history(inv, PollPoint::new(report, items));
         let times = self.record(report);
         if let Some(journal) = &self.journal {
             let _ = journal.send(Applied {
@@ -43,6 +47,7 @@ impl Poller {
                 unchanged: pass.unchanged,
                 removed: pass.removals,
                 swept: sweep && report.outcome != Outcome::Failed,
+                items,
             });
         }
     }

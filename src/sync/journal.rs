@@ -23,6 +23,8 @@ pub struct Applied {
     /// A complete full pass replaced the inventory (every item left was seen by it). False for
     /// refreshes, incomplete passes and full passes whose removals could not be confirmed.
     pub swept: bool,
+    /// Items in the inventory once this poll was applied (for the stored poll history).
+    pub items: usize,
 }
 
 /// Where pollers send each [`Applied`] poll.

@@ -5,8 +5,7 @@ use super::poller::Poller;
 use crate::cache::ItemMap;
 use crate::model::inventory::Inventory;
 use crate::model::item::{Item, Key};
-use crate::model::json::{self, Json};
-use crate::model::row::Row;
+use crate::model::json;
 use crate::model::status::SkipCounts;
 use crate::source::{Items, Page, PageError, PageFailure, PageRequest};
 use crate::sync::rules::Verdict;
@@ -341,7 +340,7 @@ impl Poller {
             match verdict {
                 Verdict::Keep { .. } => {
                     let compact = json::compact(element, &mut pass.scratch);
-                    let unchanged = old.as_ref().is_some_and(|o| *o.raw == *compact);
+                    let unchanged = old.as_ref().is_some_and(|o| o.raw() == compact);
                     let item = match old {
                         Some(old) if unchanged => {
                             old.touch(now);
@@ -351,8 +350,6 @@ impl Poller {
                         }
                         old => {
                             let raw: Box<str> = compact.into();
-                            let decoded = Json::parse(element).unwrap_or(Json::Null);
-                            let row = Row::from_json(self.inventory, &decoded);
                             let first_seen = match &old {
                                 Some(old) => {
                                     pass.existing_kept += 1;
@@ -364,7 +361,13 @@ impl Poller {
                                     now
                                 }
                             };
-                            let item = Arc::new(Item::new(key.clone(), raw, row, first_seen, now));
+                            let item = Arc::new(Item::new(
+                                key.clone(),
+                                self.inventory,
+                                raw,
+                                first_seen,
+                                now,
+                            ));
                             pass.changed.push(item.clone());
                             item
                         }

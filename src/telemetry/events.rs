@@ -110,6 +110,32 @@ impl UpstreamRequest<'_> {
     }
 }
 
+/// One request answered by the daemon's HTTP server: the access log (debug level) and the
+/// request metrics.
+pub struct ApiRequest<'a> {
+    pub method: &'a str,
+    /// The route as the router knows it (`/api/v1/{inventory}`), or `unmatched`.
+    pub route: &'a str,
+    /// The path and query as asked.
+    pub target: &'a str,
+    pub status: u16,
+    pub duration: Duration,
+}
+
+impl ApiRequest<'_> {
+    pub fn emit(&self) {
+        metrics::global().api_request(self.route, self.method, self.status, self.duration);
+        debug!(
+            message = "API request.",
+            method = self.method,
+            route = self.route,
+            target = self.target,
+            status = self.status,
+            duration_ms = ms(self.duration),
+        );
+    }
+}
+
 /// A listing ended at a short page while later pages had been requested ahead: they are not
 /// part of the listing (not counted, not absorbed); those still in flight are abandoned.
 pub struct PagesDiscarded<'a> {

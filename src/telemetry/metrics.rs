@@ -79,6 +79,20 @@ const OUTCOMES: [Outcome; 3] = [Outcome::Complete, Outcome::Incomplete, Outcome:
 /// A label set of `N` fixed names and values, in the order they are written.
 type Labels<const N: usize> = [(&'static str, &'static str); N];
 
+/// Upper bounds (seconds) of the read API's request duration buckets.
+pub const API_BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+];
+
+/// The API histogram's labels: the route as the router knows it (`/api/v1/{inventory}`, or
+/// `unmatched`), the method and the status.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ApiLabels {
+    route: String,
+    method: String,
+    status: String,
+}
+
 /// The request histogram's labels: the status is not a fixed set (any HTTP status).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
@@ -110,6 +124,10 @@ fn request_histogram() -> Histogram {
     Histogram::new(REQUEST_BUCKETS)
 }
 
+fn api_histogram() -> Histogram {
+    Histogram::new(API_BUCKETS)
+}
+
 /// Everything recorded from events, registered once in `registry`.
 pub struct Metrics {
     registry: Registry,
@@ -138,6 +156,8 @@ pub struct Metrics {
     nats_connected: Gauge,
     /// 1 for this instance's role (off, standby, leader), 0 for the others.
     ha_role: Family<Labels<1>, Gauge>,
+    /// Requests the daemon's own HTTP server answered.
+    api_requests: Family<ApiLabels, Histogram, fn() -> Histogram>,
 }
 
 static GLOBAL: LazyLock<Metrics> = LazyLock::new(Metrics::new);
@@ -175,6 +195,7 @@ impl Metrics {
             mirror_behind: Gauge::default(),
             nats_connected: Gauge::default(),
             ha_role: Family::default(),
+            api_requests: Family::new_with_constructor(api_histogram as fn() -> Histogram),
         };
         for role in HA_ROLES {
             let _ = m
@@ -323,7 +344,25 @@ impl Metrics {
              mirror), off (ha.enabled = false); 0 for the others",
             self.ha_role.clone(),
         );
+        r.register(
+            "ses_inventory_api_request_duration_seconds",
+            "Requests answered by the daemon's HTTP server (API, health, metrics), by route, \
+             method and status",
+            self.api_requests.clone(),
+        );
         self
+    }
+
+    /// One request answered by the daemon's HTTP server.
+    pub fn api_request(&self, route: &str, method: &str, status: u16, duration: Duration) {
+        let labels = ApiLabels {
+            route: route.to_owned(),
+            method: method.to_owned(),
+            status: status.to_string(),
+        };
+        self.api_requests
+            .get_or_create(&labels)
+            .observe(duration.as_secs_f64());
     }
 
     /// One mirror write of `inv`: entries put and deleted, stream messages by kind.

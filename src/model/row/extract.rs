@@ -2,13 +2,14 @@
 
 use crate::model::json::{Json as Value, Obj};
 use chrono::{DateTime, Utc};
+use std::borrow::Cow;
 
 use super::{CarrierRow, Entries, Entry, Field, ResourceRow, Row, ServiceRow, parse_datetime};
 use crate::model::inventory::Inventory;
 
 type Object<'a> = Obj<'a>;
 
-pub(super) fn row(inventory: Inventory, item: &Value) -> Row {
+pub(super) fn row<'a>(inventory: Inventory, item: &Value<'a>) -> Row<'a> {
     let empty = Object::default();
     let item = item.as_object().unwrap_or(&empty);
     match inventory {
@@ -19,7 +20,7 @@ pub(super) fn row(inventory: Inventory, item: &Value) -> Row {
 }
 
 /// The External ID column alone (for keys), without extracting the whole row.
-pub(super) fn external_id_of(item: &Value) -> Field {
+pub(super) fn external_id_of<'a>(item: &Value<'a>) -> Field<'a> {
     external_id(item.as_object()?)
 }
 
@@ -44,7 +45,7 @@ pub(super) const TYPE: &[&str] = &["@type", "type", "category"];
 const LAST_UPDATE: &[&str] = &["lastUpdate", "lastUpdateDate", "lastModifiedDate"];
 const CREATION_DATE: &[&str] = &["creationDate", "createdDate", "startDate"];
 
-fn service(item: &Object) -> ServiceRow {
+fn service<'a>(item: &Object<'a>) -> ServiceRow<'a> {
     ServiceRow {
         external_id: external_id(item),
         name: text_of(item, "name"),
@@ -61,7 +62,7 @@ fn service(item: &Object) -> ServiceRow {
     }
 }
 
-fn carrier(item: &Object) -> CarrierRow {
+fn carrier<'a>(item: &Object<'a>) -> CarrierRow<'a> {
     CarrierRow {
         external_id: external_id(item),
         name: text_of(item, "name"),
@@ -75,7 +76,7 @@ fn carrier(item: &Object) -> CarrierRow {
     }
 }
 
-fn resource(item: &Object) -> ResourceRow {
+fn resource<'a>(item: &Object<'a>) -> ResourceRow<'a> {
     ResourceRow {
         external_id: external_id(item),
         name: text_of(item, "name"),
@@ -91,24 +92,28 @@ fn resource(item: &Object) -> ResourceRow {
 }
 
 /// A JSON string (trimmed; empty => None), or a number or bool as its text.
-pub(super) fn text(value: Option<&Value>) -> Field {
+pub(super) fn text<'a>(value: Option<&Value<'a>>) -> Field<'a> {
     match value? {
-        Value::String(s) => {
+        Value::String(Cow::Borrowed(s)) => {
             let s = s.trim();
-            (!s.is_empty()).then(|| s.into())
+            (!s.is_empty()).then_some(Cow::Borrowed(s))
         }
-        Value::Number(n) => Some(n.to_string().into()),
-        Value::Bool(b) => Some(b.to_string().into()),
+        Value::String(Cow::Owned(s)) => {
+            let s = s.trim();
+            (!s.is_empty()).then(|| Cow::Owned(s.to_owned()))
+        }
+        Value::Number(n) => Some(Cow::Owned(n.to_string())),
+        Value::Bool(b) => Some(Cow::Borrowed(if *b { "true" } else { "false" })),
         _ => None,
     }
 }
 
-fn text_of(object: &Object, key: &str) -> Field {
+fn text_of<'a>(object: &Object<'a>, key: &str) -> Field<'a> {
     text(object.get(key))
 }
 
 /// The first of `keys` that holds usable text.
-fn first_text(object: &Object, keys: &[&str]) -> Field {
+fn first_text<'a>(object: &Object<'a>, keys: &[&str]) -> Field<'a> {
     keys.iter().find_map(|key| text_of(object, key))
 }
 
@@ -130,7 +135,7 @@ fn objects<'v, 'a>(value: Option<&'v Value<'a>>) -> impl Iterator<Item = &'v Obj
 
 /// `externalId` as text; else (or when `externalId` is itself a list/object of identifiers)
 /// the first non-empty `id` of v5's `externalIdentifier: [{id, owner}]`.
-fn external_id(item: &Object) -> Field {
+fn external_id<'a>(item: &Object<'a>) -> Field<'a> {
     let identifiers = |value| objects(value).find_map(|identifier| text_of(identifier, "id"));
     let external = item.get("externalId");
     text(external)
@@ -148,7 +153,7 @@ fn inner<'v, 'a>(element: &'v Object<'a>, nested: &[&str]) -> &'v Object<'a> {
 }
 
 /// `{id, name}` of `target`, falling back to the wrapping `element` for missing fields.
-fn id_and_name(target: &Object, element: &Object) -> Entry {
+fn id_and_name<'a>(target: &Object<'a>, element: &Object<'a>) -> Entry<'a> {
     Entry {
         id: text_of(target, "id").or_else(|| text_of(element, "id")),
         name: text_of(target, "name").or_else(|| text_of(element, "name")),
@@ -157,7 +162,7 @@ fn id_and_name(target: &Object, element: &Object) -> Entry {
 }
 
 /// A single reference: an object `{id, name}`, or a bare string taken as the name.
-fn reference(value: Option<&Value>) -> Option<Box<Entry>> {
+fn reference<'a>(value: Option<&Value<'a>>) -> Option<Box<Entry<'a>>> {
     let entry = match value? {
         Value::Object(object) => id_and_name(object, object),
         other => Entry {
@@ -169,7 +174,7 @@ fn reference(value: Option<&Value>) -> Option<Box<Entry>> {
 }
 
 /// A list of references `[{id, name}]`, also accepting `[{<nested>: {id, name}}]`.
-fn references(value: Option<&Value>, nested: &str) -> Entries {
+fn references<'a>(value: Option<&Value<'a>>, nested: &str) -> Entries<'a> {
     objects(value)
         .map(|element| id_and_name(inner(element, &[nested]), element))
         .filter(|entry| !entry.is_empty())
@@ -177,7 +182,7 @@ fn references(value: Option<&Value>, nested: &str) -> Entries {
 }
 
 /// A list of role-bearing references: v4 `[{id, name, role}]`, v5 `[{role, <nested>: {id, name}}]`.
-fn roled_references(value: Option<&Value>, nested: &[&str]) -> Entries {
+fn roled_references<'a>(value: Option<&Value<'a>>, nested: &[&str]) -> Entries<'a> {
     objects(value)
         .map(|element| Entry {
             role: text_of(element, "role"),
@@ -187,13 +192,13 @@ fn roled_references(value: Option<&Value>, nested: &[&str]) -> Entries {
         .collect()
 }
 
-fn related_parties(item: &Object) -> Entries {
+fn related_parties<'a>(item: &Object<'a>) -> Entries<'a> {
     roled_references(item.get("relatedParty"), &["partyOrPartyRole", "party"])
 }
 
 /// The party whose role is "customer" (any case), else the first party.
-fn customer(parties: Entries) -> Option<Box<Entry>> {
-    let is_customer = |party: &Entry| {
+fn customer(parties: Entries<'_>) -> Option<Box<Entry<'_>>> {
+    let is_customer = |party: &Entry<'_>| {
         party
             .role
             .as_deref()
@@ -204,7 +209,7 @@ fn customer(parties: Entries) -> Option<Box<Entry>> {
 }
 
 /// `place` (else `location` when `place` is absent) as one object or a list, v4 or v5 shaped.
-fn places(item: &Object) -> Entries {
+fn places<'a>(item: &Object<'a>) -> Entries<'a> {
     let value = match item.get("place") {
         None | Some(Value::Null) => item.get("location"),
         place => place,
@@ -214,13 +219,13 @@ fn places(item: &Object) -> Entries {
 
 /// `[{name, value, valueType}]`; value any JSON; v5 `@type` as the value type when `valueType`
 /// is absent. Elements with neither name nor value are skipped.
-fn characteristics(value: Option<&Value>) -> Entries {
+fn characteristics<'a>(value: Option<&Value<'a>>) -> Entries<'a> {
     objects(value)
         .filter_map(|element| {
             let value = match element.get("value") {
                 None | Some(Value::Null) => None,
-                Some(Value::String(s)) => Some(s.as_ref().into()),
-                Some(other) => Some(other.to_string().into()),
+                Some(Value::String(s)) => Some(s.clone()),
+                Some(other) => Some(Cow::Owned(other.to_string())),
             };
             let name = text_of(element, "name");
             if name.is_none() && value.as_deref().is_none_or(str::is_empty) {
@@ -238,7 +243,7 @@ fn characteristics(value: Option<&Value>) -> Entries {
 }
 
 /// v4 `[{relationshipType, id, name?}]` and v5 `[{relationshipType, resource: {id, name}}]`.
-fn relationships(value: Option<&Value>) -> Entries {
+fn relationships<'a>(value: Option<&Value<'a>>) -> Entries<'a> {
     objects(value)
         .map(|element| Entry {
             relationship_type: text_of(element, "relationshipType"),

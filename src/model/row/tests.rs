@@ -5,28 +5,28 @@ use serde_json::json;
 
 use super::*;
 
-fn service(item: serde_json::Value) -> ServiceRow {
+fn service(item: serde_json::Value) -> ServiceRow<'static> {
     match Row::extract(Inventory::Services, &item) {
         Row::Service(row) => row,
         other => panic!("expected a service row, got {other:?}"),
     }
 }
 
-fn carrier(item: serde_json::Value) -> CarrierRow {
+fn carrier(item: serde_json::Value) -> CarrierRow<'static> {
     match Row::extract(Inventory::Carriers, &item) {
         Row::Carrier(row) => row,
         other => panic!("expected a carrier row, got {other:?}"),
     }
 }
 
-fn resource(item: serde_json::Value) -> ResourceRow {
+fn resource(item: serde_json::Value) -> ResourceRow<'static> {
     match Row::extract(Inventory::Resources, &item) {
         Row::Resource(row) => row,
         other => panic!("expected a resource row, got {other:?}"),
     }
 }
 
-fn entry(id: Option<&str>, name: Option<&str>) -> Entry {
+fn entry<'a>(id: Option<&'a str>, name: Option<&'a str>) -> Entry<'a> {
     Entry {
         id: id.map(Into::into),
         name: name.map(Into::into),
@@ -34,7 +34,7 @@ fn entry(id: Option<&str>, name: Option<&str>) -> Entry {
     }
 }
 
-fn with_role(mut entry: Entry, role: &str) -> Entry {
+fn with_role<'a>(mut entry: Entry<'a>, role: &'a str) -> Entry<'a> {
     entry.role = Some(role.into());
     entry
 }
@@ -768,7 +768,7 @@ fn columns_are_in_connector_order() {
     );
 }
 
-fn kind_of(cell: Cell<'_>) -> ColumnKind {
+fn kind_of(cell: &Cell<'_>) -> ColumnKind {
     match cell {
         Cell::Text(_) => ColumnKind::Text,
         Cell::Time(_) => ColumnKind::Time,
@@ -798,7 +798,7 @@ fn cells_match_column_kinds_and_names() {
         let row = Row::extract(inventory, &full_item());
         for (i, column) in Row::columns(inventory).iter().enumerate() {
             let cell = row.cell(i);
-            assert_eq!(kind_of(cell), column.kind, "{inventory}.{}", column.name);
+            assert_eq!(kind_of(&cell), column.kind, "{inventory}.{}", column.name);
             assert!(
                 !cell.is_empty(),
                 "{inventory}.{} should be filled",
@@ -849,24 +849,27 @@ fn cell_text_and_json() {
     assert_eq!(Cell::Time(None).to_json(), json!(null));
 
     assert_eq!(
-        Cell::One(Some(&party)).to_text().as_deref(),
+        Cell::One(Some(Cow::Borrowed(&party))).to_text().as_deref(),
         Some("ACME (customer)")
     );
     assert_eq!(
-        Cell::One(Some(&party)).to_json(),
+        Cell::One(Some(Cow::Borrowed(&party))).to_json(),
         json!({"id": "1", "name": "ACME", "role": "customer"})
     );
     assert_eq!(Cell::One(None).to_text(), None);
     assert_eq!(Cell::One(None).to_json(), json!(null));
 
-    assert_eq!(Cell::Many(&list).to_text().as_deref(), Some("a; B"));
     assert_eq!(
-        Cell::Many(&list).to_json(),
+        Cell::Many(Cow::Borrowed(&list)).to_text().as_deref(),
+        Some("a; B")
+    );
+    assert_eq!(
+        Cell::Many(Cow::Borrowed(&list)).to_json(),
         json!([{"id": "a"}, {"name": "B"}])
     );
-    assert_eq!(Cell::Many(&[]).to_text(), None);
-    assert_eq!(Cell::Many(&[]).to_json(), json!([]));
-    assert!(Cell::Many(&[]).is_empty());
+    assert_eq!(Cell::Many(Cow::Borrowed(&[])).to_text(), None);
+    assert_eq!(Cell::Many(Cow::Borrowed(&[])).to_json(), json!([]));
+    assert!(Cell::Many(Cow::Borrowed(&[])).is_empty());
 }
 
 #[test]

@@ -1,12 +1,12 @@
 //! The list query: filters, `q`, `sort`, paging and `fields`, parsed once from the query string
 //! and then applied to a snapshot of items (never under the cache lock).
 
+use crate::cache::view::{POSTED, View};
 use crate::model::inventory::Inventory;
 use crate::model::item::Item;
 use crate::model::row::{Cell, Row};
 use serde_json::{Map, Value};
 use std::cmp::Ordering;
-use std::sync::Arc;
 
 /// Rows per page when `limit` is not given.
 pub const DEFAULT_LIMIT: usize = 100;
@@ -75,7 +75,7 @@ impl Field {
     fn json(self, item: &Item) -> Value {
         match self {
             Field::Id => Value::String(item.key.to_string()),
-            Field::Column(i) => item.row.cell(i).to_json(),
+            Field::Column(i) => item.cell(i).to_json(),
         }
     }
 }
@@ -92,6 +92,8 @@ pub struct ListQuery {
     sort: Vec<(Field, bool)>,
     pub offset: usize,
     pub limit: usize,
+    /// The cursor: rows after this id, in the default order.
+    pub after: Option<String>,
     fields: Vec<Field>,
 }
 
@@ -99,6 +101,15 @@ pub struct ListQuery {
 pub struct ListPage {
     pub total: usize,
     pub rows: Vec<Value>,
+    /// Where the next page starts, when there are rows after this one.
+    pub next: Option<Next>,
+}
+
+/// The next page of a list: by cursor in the default order, else by offset.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Next {
+    After(String),
+    Offset(usize),
 }
 
 fn number(param: &str, value: &str, max: usize) -> Result<usize, QueryError> {
@@ -127,11 +138,15 @@ impl ListQuery {
             sort: Vec::new(),
             offset: 0,
             limit: DEFAULT_LIMIT,
+            after: None,
             fields: Vec::new(),
         };
         let mut seen: Vec<&str> = Vec::new();
         for (key, value) in pairs {
-            let reserved = matches!(key.as_str(), "q" | "sort" | "offset" | "limit" | "fields");
+            let reserved = matches!(
+                key.as_str(),
+                "q" | "sort" | "offset" | "limit" | "fields" | "after"
+            );
             if reserved {
                 if seen.contains(&key.as_str()) {
                     return Err(QueryError::Repeated(key.clone()));
@@ -145,6 +160,7 @@ impl ListQuery {
                 }
                 "offset" => query.offset = number("offset", value, usize::MAX)?,
                 "limit" => query.limit = number("limit", value, MAX_LIMIT)?,
+                "after" => query.after = Some(value.clone()),
                 "sort" => {
                     for part in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
                         let (name, descending) = match part.strip_prefix('-') {
@@ -174,6 +190,18 @@ impl ListQuery {
                 }
             }
         }
+        if let Some(after) = &query.after {
+            let by_id = query.sort.is_empty() || query.sort == [(Field::Id, false)];
+            if !by_id || seen.contains(&"offset") {
+                return Err(QueryError::BadValue {
+                    param: "after".into(),
+                    value: after.clone(),
+                    expected: "a cursor for the default order (by id), without `offset` or \
+                               another `sort`"
+                        .into(),
+                });
+            }
+        }
         if query.fields.is_empty() {
             query.fields.push(Field::Id);
             query
@@ -183,30 +211,13 @@ impl ListQuery {
         Ok(query)
     }
 
+    /// Whether `item` passes every filter and `q` (the reference the view's indexes agree with).
+    #[cfg(test)]
     fn matches(&self, item: &Item) -> bool {
-        let filtered = self.filters.iter().all(|(field, values)| {
-            // Text cells compare in place; other kinds through their text form.
-            let cell = match field {
-                Field::Id => Cell::Text(Some(item.key.as_str())),
-                Field::Column(i) => item.row.cell(*i),
-            };
-            match cell {
-                Cell::Text(t) => {
-                    let t = t.unwrap_or_default();
-                    values.iter().any(|v| v == t)
-                }
-                _ => values.contains(&cell.to_text().unwrap_or_default()),
-            }
-        });
-        filtered
-            && self.q.as_ref().is_none_or(|q| {
-                contains_caseless(item.key.as_str(), q)
-                    || [0, 1, 2].into_iter().any(|i| {
-                        // external_id, name and description are the first three columns of every
-                        // inventory.
-                        matches!(item.row.cell(i), Cell::Text(Some(t)) if contains_caseless(t, q))
-                    })
-            })
+        self.filters
+            .iter()
+            .all(|(field, values)| matches_filter(item, *field, values))
+            && self.found(item)
     }
 
     /// Orders two items: the sort keys in turn (empty cells last, either direction), then the id
@@ -215,7 +226,7 @@ impl ListQuery {
         for &(field, descending) in &self.sort {
             let ord = match field {
                 Field::Id => a.key.cmp(&b.key),
-                Field::Column(i) => compare_cells(a.row.cell(i), b.row.cell(i)),
+                Field::Column(i) => a.cell(i).compare(&b.cell(i)),
             };
             let ord = match ord {
                 Ordering::Equal => continue,
@@ -229,28 +240,148 @@ impl ListQuery {
         a.key.cmp(&b.key)
     }
 
-    /// Filters, sorts and pages `items` (a snapshot), and renders the page's rows.
-    pub fn run(&self, mut items: Vec<Arc<Item>>) -> ListPage {
-        items.retain(|item| self.matches(item));
-        let total = items.len();
-        let end = self.offset.saturating_add(self.limit).min(total);
-        if self.offset >= end {
-            return ListPage {
-                total,
-                rows: Vec::new(),
+    /// Filters, sorts and pages the inventory `view`, and renders the page's rows. Equality
+    /// filters on status and type start from the view's postings, a sort by one column reads
+    /// the view's order for it, the default order is the view's own: only a sort by several
+    /// columns sorts the matching items here.
+    pub fn run(&self, view: &View) -> ListPage {
+        let items = view.items();
+        // Positions (ascending, so in key order) of the matching items; `None`: all of them.
+        let mut matched: Option<Vec<u32>> = None;
+        let mut rest = Vec::new();
+        for filter @ (field, values) in &self.filters {
+            let column = match field {
+                Field::Column(c) if POSTED.contains(c) => *c,
+                _ => {
+                    rest.push(filter);
+                    continue;
+                }
             };
+            let mut union: Vec<u32> = values
+                .iter()
+                .flat_map(|v| view.posting(column, v).unwrap_or_default())
+                .copied()
+                .collect();
+            union.sort_unstable();
+            union.dedup();
+            matched = Some(match matched {
+                None => union,
+                Some(before) => intersect(&before, &union),
+            });
         }
-        // Only the first `end` items need a full sort.
-        if end < total {
-            items.select_nth_unstable_by(end, |a, b| self.compare(a, b));
-            items.truncate(end);
+        if let Some(q) = &self.q {
+            // The view's search text narrows `q` down to a few items; each is checked below.
+            let hits = view.search(q);
+            matched = Some(match matched {
+                None => hits,
+                Some(before) => intersect(&before, &hits),
+            });
         }
-        items.sort_unstable_by(|a, b| self.compare(a, b));
-        let rows = items[self.offset..end]
+        let keep = |at: u32| {
+            let item = &items[at as usize];
+            rest.iter().all(|(f, v)| matches_filter(item, *f, v)) && self.found(item)
+        };
+        if !rest.is_empty() || self.q.is_some() {
+            matched = Some(match matched {
+                Some(list) => list.into_iter().filter(|&at| keep(at)).collect(),
+                None => (0..items.len() as u32).filter(|&at| keep(at)).collect(),
+            });
+        }
+        let total = matched.as_ref().map_or(items.len(), Vec::len);
+        // Where the page starts among the matching items in their order: the offset, or (the
+        // default order only) the number of matches up to the cursor.
+        let from = match &self.after {
+            None => self.offset.min(total),
+            Some(after) => {
+                let start = view.position_after(after) as u32;
+                match &matched {
+                    Some(list) => list.partition_point(|&at| at < start),
+                    None => start as usize,
+                }
+            }
+        };
+        let end = from.saturating_add(self.limit).min(total);
+        let page: Vec<u32> = if from >= end {
+            Vec::new()
+        } else {
+            match self.sort.as_slice() {
+                [] | [(Field::Id, false)] => match &matched {
+                    Some(list) => list[from..end].to_vec(),
+                    None => (from as u32..end as u32).collect(),
+                },
+                [(Field::Id, true)] => {
+                    let (low, high) = (total - end, total - from);
+                    let mut page: Vec<u32> = match &matched {
+                        Some(list) => list[low..high].to_vec(),
+                        None => (low as u32..high as u32).collect(),
+                    };
+                    page.reverse();
+                    page
+                }
+                [(Field::Column(c), descending)] => {
+                    let order = view.order(*c, *descending);
+                    match &matched {
+                        None => order[from..end].to_vec(),
+                        Some(list) => {
+                            let mut member = vec![false; items.len()];
+                            for &at in list {
+                                member[at as usize] = true;
+                            }
+                            order
+                                .iter()
+                                .copied()
+                                .filter(|&at| member[at as usize])
+                                .skip(from)
+                                .take(end - from)
+                                .collect()
+                        }
+                    }
+                }
+                _ => {
+                    let mut list: Vec<u32> =
+                        matched.unwrap_or_else(|| (0..items.len() as u32).collect());
+                    let compare =
+                        |a: &u32, b: &u32| self.compare(&items[*a as usize], &items[*b as usize]);
+                    // Only the first `end` items need a full sort.
+                    if end < list.len() {
+                        list.select_nth_unstable_by(end, compare);
+                        list.truncate(end);
+                    }
+                    list.sort_unstable_by(compare);
+                    list[from..end].to_vec()
+                }
+            }
+        };
+        let rows: Vec<Value> = page
             .iter()
-            .map(|item| self.render(item))
+            .map(|&at| self.render(&items[at as usize]))
             .collect();
-        ListPage { total, rows }
+        let next = (end < total).then(|| match (&self.sort[..], page.last()) {
+            // A cursor in the default order, unless the client pages by offset.
+            ([] | [(Field::Id, false)], Some(&last)) if self.offset == 0 => {
+                Next::After(items[last as usize].key.to_string())
+            }
+            _ => Next::Offset(end),
+        });
+        ListPage { total, rows, next }
+    }
+
+    /// Whether `item` holds the `q` text (case-insensitively) in its id, external id, name or
+    /// description; true without `q`.
+    fn found(&self, item: &Item) -> bool {
+        self.q.as_ref().is_none_or(|q| {
+            contains_caseless(item.key.as_str(), q)
+                || [0, 1, 2].into_iter().any(|i| {
+                    // external_id, name and description are the first three columns of every
+                    // inventory.
+                    matches!(item.cell(i), Cell::Text(Some(t)) if contains_caseless(t, q))
+                })
+        })
+    }
+
+    /// The names of the chosen fields, `id` first: the keys of every rendered row, in order.
+    pub fn field_names(&self) -> Vec<&'static str> {
+        self.fields.iter().map(|f| f.name(self.inventory)).collect()
     }
 
     /// One row as a JSON object of the chosen fields, `id` first.
@@ -263,6 +394,39 @@ impl ListQuery {
     }
 }
 
+/// Whether `item`'s `field` reads one of `values` (an empty value matches an empty cell). Text
+/// cells compare in place; other kinds through their text form.
+fn matches_filter(item: &Item, field: Field, values: &[String]) -> bool {
+    let cell = match field {
+        Field::Id => Cell::Text(Some(item.key.as_str())),
+        Field::Column(i) => item.cell(i),
+    };
+    match cell {
+        Cell::Text(t) => {
+            let t = t.unwrap_or_default();
+            values.iter().any(|v| v == t)
+        }
+        _ => values.contains(&cell.to_text().unwrap_or_default()),
+    }
+}
+
+/// The positions in both ascending lists.
+fn intersect(a: &[u32], b: &[u32]) -> Vec<u32> {
+    let (mut i, mut j, mut out) = (0, 0, Vec::new());
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            Ordering::Less => i += 1,
+            Ordering::Greater => j += 1,
+            Ordering::Equal => {
+                out.push(a[i]);
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    out
+}
+
 /// The full row of an item (every column, `id` first).
 pub fn full_row(inventory: Inventory, item: &Item) -> Value {
     ListQuery::parse(inventory, &[])
@@ -273,41 +437,18 @@ pub fn full_row(inventory: Inventory, item: &Item) -> Value {
 fn is_empty(item: &Item, field: Field) -> bool {
     match field {
         Field::Id => false,
-        Field::Column(i) => item.row.cell(i).is_empty(),
+        Field::Column(i) => item.cell(i).is_empty(),
     }
 }
 
-/// Whether `hay` contains `needle` (already lower-case), ignoring case; without allocating when
-/// the needle is ASCII (the common case: ids, names).
+/// Whether `hay` contains `needle` (already lower-case), ignoring case (Unicode lower case, as
+/// the view's search text); without allocating when both are ASCII (ids, most names).
 fn contains_caseless(hay: &str, needle: &str) -> bool {
-    if needle.is_ascii() {
+    if needle.is_ascii() && hay.is_ascii() {
         let (h, n) = (hay.as_bytes(), needle.as_bytes());
         n.is_empty() || h.windows(n.len()).any(|w| w.eq_ignore_ascii_case(n))
     } else {
         hay.to_lowercase().contains(needle)
-    }
-}
-
-/// Text compared case-insensitively without allocating.
-fn caseless(s: &str) -> impl Iterator<Item = char> + '_ {
-    s.chars().flat_map(char::to_lowercase)
-}
-
-/// Compares two cells of one column: empty last; text case-insensitively (then exactly); times
-/// by value; others by their text.
-fn compare_cells(a: Cell<'_>, b: Cell<'_>) -> Ordering {
-    match (a.is_empty(), b.is_empty()) {
-        (true, true) => return Ordering::Equal,
-        (true, false) => return Ordering::Greater,
-        (false, true) => return Ordering::Less,
-        _ => {}
-    }
-    match (a, b) {
-        (Cell::Text(Some(x)), Cell::Text(Some(y))) => {
-            caseless(x).cmp(caseless(y)).then_with(|| x.cmp(y))
-        }
-        (Cell::Time(x), Cell::Time(y)) => x.cmp(&y),
-        _ => a.to_text().cmp(&b.to_text()),
     }
 }
 
@@ -317,17 +458,17 @@ mod tests {
     use crate::model::item::Key;
     use chrono::Utc;
     use serde_json::json;
+    use std::sync::Arc;
 
     fn item(id: &str, name: Option<&str>, status: &str) -> Arc<Item> {
         let mut v = json!({"externalId": id, "status": status, "@type": "CFS"});
         if let Some(n) = name {
             v["name"] = json!(n);
         }
-        let row = Row::extract(Inventory::Services, &v);
         Arc::new(Item::new(
             Key::new(id),
+            Inventory::Services,
             v.to_string().into(),
-            row,
             Utc::now(),
             Utc::now(),
         ))
@@ -358,7 +499,7 @@ mod tests {
     fn run(s: &[(&str, &str)]) -> ListPage {
         ListQuery::parse(Inventory::Services, &pairs(s))
             .unwrap()
-            .run(items())
+            .run(&View::build(1, items()))
     }
 
     #[test]
@@ -415,5 +556,179 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("limit"), "{err}");
+    }
+
+    /// The list by hand: every item tested, all of them sorted, the page cut out.
+    fn naive(query: &ListQuery, items: &[Arc<Item>]) -> (usize, Vec<String>) {
+        let mut matched: Vec<&Arc<Item>> = items.iter().filter(|i| query.matches(i)).collect();
+        matched.sort_by(|a, b| query.compare(a, b));
+        let total = matched.len();
+        let from = match &query.after {
+            Some(after) => matched
+                .iter()
+                .filter(|i| i.key.as_str() <= after.as_str())
+                .count(),
+            None => query.offset.min(total),
+        };
+        let end = from.saturating_add(query.limit).min(total);
+        let ids = matched[from.min(end)..end]
+            .iter()
+            .map(|i| i.key.to_string())
+            .collect();
+        (total, ids)
+    }
+
+    #[test]
+    fn every_query_on_the_view_equals_filtering_and_sorting_by_hand() {
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        let pick =
+            |next: &mut dyn FnMut(usize) -> usize, from: &[&'static str]| from[next(from.len())];
+        for round in 0..60 {
+            let n = next(40);
+            let items: Vec<Arc<Item>> = (0..n)
+                .map(|i| {
+                    let mut v = json!({"externalId": format!("K{:02}", next(60))});
+                    for (field, values) in [
+                        ("name", &["alpha", "Alpha", "beta", "", "Gamma"][..]),
+                        ("status", &["Operational", "Planned", "Retired"][..]),
+                        ("@type", &["CFS", "RFS"][..]),
+                        (
+                            "lastUpdate",
+                            &["2024-01-01", "2023-05-05T10:00:00Z", "bad"][..],
+                        ),
+                    ] {
+                        if next(5) > 0 {
+                            v[field] = json!(pick(&mut next, values));
+                        }
+                    }
+                    v["description"] = json!(format!("item {i}"));
+                    v
+                })
+                .map(|v| {
+                    Arc::new(Item::new(
+                        Key::new(v["externalId"].as_str().unwrap()),
+                        Inventory::Services,
+                        v.to_string().into(),
+                        Utc::now(),
+                        Utc::now(),
+                    ))
+                })
+                .collect();
+            // The map keeps one item per key: the view gets the same.
+            let view = View::build(1, {
+                let mut by_key = std::collections::BTreeMap::new();
+                for item in &items {
+                    by_key.insert(item.key.clone(), item.clone());
+                }
+                by_key.into_values().collect::<Vec<_>>()
+            });
+            let items: Vec<Arc<Item>> = view.items().to_vec();
+            for _ in 0..40 {
+                let mut q: Vec<(&str, String)> = Vec::new();
+                for _ in 0..next(3) {
+                    let (field, values) = [
+                        ("status", &["Operational", "Planned", "Retired", ""][..]),
+                        ("type", &["CFS", "RFS"][..]),
+                        ("name", &["alpha", "Alpha", ""][..]),
+                        ("id", &["K01", "K02"][..]),
+                    ][next(4)];
+                    q.push((field, pick(&mut next, values).to_string()));
+                }
+                if next(4) == 0 {
+                    q.push(("q", pick(&mut next, &["ALP", "item 1", "k0", "zz"]).into()));
+                }
+                let by_cursor = next(4) == 0;
+                if by_cursor {
+                    q.push(("after", format!("K{:02}", next(60))));
+                } else {
+                    let sorts = [
+                        "name",
+                        "-name",
+                        "id",
+                        "-id",
+                        "last_update",
+                        "-status,name",
+                        "type,-last_update",
+                    ];
+                    if next(3) > 0 {
+                        q.push(("sort", pick(&mut next, &sorts).into()));
+                    }
+                    q.push(("offset", next(12).to_string()));
+                }
+                q.push(("limit", (1 + next(10)).to_string()));
+                let pairs: Vec<(String, String)> =
+                    q.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+                let query = ListQuery::parse(Inventory::Services, &pairs).unwrap();
+                let page = query.run(&view);
+                let got: Vec<String> = page
+                    .rows
+                    .iter()
+                    .map(|r| r["id"].as_str().unwrap().to_string())
+                    .collect();
+                let (total, expected) = naive(&query, &items);
+                assert_eq!((page.total, got), (total, expected), "round {round}: {q:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_cursor_walk_across_a_poll_neither_skips_nor_repeats_an_unchanged_item() {
+        let all: Vec<Arc<Item>> = (0..30)
+            .map(|i| item(&format!("K{i:02}"), Some("n"), "Operational"))
+            .collect();
+        let mut view = View::build(1, all.clone());
+        let mut seen = Vec::new();
+        let mut after: Option<String> = None;
+        for step in 0.. {
+            let mut p = vec![("limit".to_string(), "7".to_string())];
+            if let Some(a) = &after {
+                p.push(("after".to_string(), a.clone()));
+            }
+            let page = ListQuery::parse(Inventory::Services, &p)
+                .unwrap()
+                .run(&view);
+            seen.extend(ids(&page).into_iter().map(str::to_string));
+            if step == 1 {
+                // A poll lands mid-walk: two items before the cursor and one after it go,
+                // one is added before it and one after.
+                view = view.updated(
+                    2,
+                    vec![item("K00a", None, "Planned"), item("K99", None, "Planned")],
+                    &[Key::new("K01"), Key::new("K05"), Key::new("K20")],
+                );
+            }
+            match page.next {
+                Some(Next::After(a)) => after = Some(a),
+                None => break,
+                Some(other) => panic!("default order pages by cursor, got {other:?}"),
+            }
+            assert!(step < 20, "the walk ends");
+        }
+        let unchanged: Vec<String> = all
+            .iter()
+            .map(|i| i.key.to_string())
+            .filter(|k| !["K01", "K05", "K20"].contains(&k.as_str()))
+            .collect();
+        for key in &unchanged {
+            assert_eq!(
+                seen.iter().filter(|s| *s == key).count(),
+                1,
+                "{key} once: {seen:?}"
+            );
+        }
+        assert!(
+            seen.contains(&"K99".to_string()),
+            "an item added ahead is reached"
+        );
+        assert!(
+            !seen.contains(&"K20".to_string()),
+            "an item removed ahead is not shown"
+        );
     }
 }

@@ -1,0 +1,421 @@
+//! What readers see of one inventory: an immutable [`View`], published whole after every applied
+//! poll. It holds the items in key order, and indexes that are built the first time a request
+//! needs them and then kept for the life of the view: the list order by each column (ascending
+//! and descending) and, for the few-valued columns (status and type), the items holding each
+//! value. A request therefore never copies or sorts the inventory; the first request after a
+//! poll that sorts by a column pays for that column's order, once.
+
+use crate::model::item::{Item, Key};
+use crate::model::row::Cell;
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+
+/// The columns with postings (status and type: columns 3 and 4 of every inventory).
+pub const POSTED: [usize; 2] = [3, 4];
+
+/// The most columns a table has.
+const MAX_COLUMNS: usize = 12;
+
+type Postings = HashMap<Box<str>, Box<[u32]>>;
+
+/// One published state of an inventory.
+pub struct View {
+    generation: u64,
+    items: Box<[Arc<Item>]>,
+    /// Per row column: positions in ascending (`[0]`) and descending (`[1]`) list order.
+    orders: [[OnceLock<Box<[u32]>>; 2]; MAX_COLUMNS],
+    /// Per posted column: the positions of the items whose cell reads each text (`""`: empty).
+    postings: [OnceLock<Postings>; POSTED.len()],
+    /// The searched texts of every item, lower-cased, and where each item's starts.
+    search: OnceLock<Search>,
+}
+
+/// The text `q` searches: per item, its key, external id, name and description (the first
+/// three columns of every inventory), lower-cased and separated by NUL.
+struct Search {
+    text: String,
+    starts: Vec<u32>,
+}
+
+impl View {
+    fn with_items(generation: u64, items: Box<[Arc<Item>]>) -> View {
+        View {
+            generation,
+            items,
+            orders: Default::default(),
+            postings: Default::default(),
+            search: OnceLock::new(),
+        }
+    }
+
+    /// An empty inventory.
+    pub fn empty() -> View {
+        View::with_items(0, Box::default())
+    }
+
+    /// The view of a whole inventory (a complete pass, or a load).
+    pub fn build(generation: u64, items: impl IntoIterator<Item = Arc<Item>>) -> View {
+        let mut items: Vec<Arc<Item>> = items.into_iter().collect();
+        items.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+        View::with_items(generation, items.into_boxed_slice())
+    }
+
+    /// This view with `upserts` put in (replacing items of the same key) and `removals` taken
+    /// out; an upsert wins over a removal of its key. Linear: a merge of sorted lists.
+    pub fn updated(&self, generation: u64, mut upserts: Vec<Arc<Item>>, removals: &[Key]) -> View {
+        upserts.sort_by(|a, b| a.key.cmp(&b.key));
+        // The last upsert of a key wins, as in the map.
+        upserts.reverse();
+        upserts.dedup_by(|later, earlier| later.key == earlier.key);
+        upserts.reverse();
+        let mut removals: Vec<&Key> = removals.iter().collect();
+        removals.sort_unstable();
+        let mut merged = Vec::with_capacity(self.items.len() + upserts.len());
+        let mut new = upserts.into_iter().peekable();
+        let mut gone = removals.into_iter().peekable();
+        for old in self.items.iter() {
+            while let Some(item) = new.next_if(|item| item.key < old.key) {
+                merged.push(item);
+            }
+            if let Some(item) = new.next_if(|item| item.key == old.key) {
+                merged.push(item);
+                continue;
+            }
+            while gone.next_if(|key| **key < old.key).is_some() {}
+            if gone.next_if(|key| **key == old.key).is_some() {
+                continue;
+            }
+            merged.push(old.clone());
+        }
+        merged.extend(new);
+        View::with_items(generation, merged.into_boxed_slice())
+    }
+
+    /// Counts the polls applied to the inventory since the daemon started.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// The items, in key order.
+    pub fn items(&self) -> &[Arc<Item>] {
+        &self.items
+    }
+
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// The item of `key` (a binary search).
+    pub fn get(&self, key: &str) -> Option<&Arc<Item>> {
+        self.items
+            .binary_search_by(|item| item.key.as_str().cmp(key))
+            .ok()
+            .map(|at| &self.items[at])
+    }
+
+    /// The position of the first item whose key sorts after `key`.
+    pub fn position_after(&self, key: &str) -> usize {
+        self.items.partition_point(|item| item.key.as_str() <= key)
+    }
+
+    /// The positions of the items in the list order of row column `column`: by its cells (empty
+    /// last whichever the direction), then by key.
+    pub fn order(&self, column: usize, descending: bool) -> &[u32] {
+        self.orders[column][usize::from(descending)].get_or_init(|| {
+            // Keys computed once per item, so the sort compares bytes and numbers, not cells:
+            // the same order as `Cell::compare` (empty last, text by its lower case then as
+            // written, times by value, other kinds by their text).
+            let keys: Vec<SortKey<'_>> = self
+                .items
+                .iter()
+                .map(|item| SortKey::of(item.cell(column)))
+                .collect();
+            let mut order: Vec<u32> = (0..keys.len() as u32).collect();
+            // Stable: equal cells stay in key order.
+            order.sort_by(|&a, &b| {
+                let (a, b) = (&keys[a as usize], &keys[b as usize]);
+                let ord = a.cmp(b);
+                if descending && !a.is_empty() && !b.is_empty() {
+                    ord.reverse()
+                } else {
+                    ord
+                }
+            });
+            order.into_boxed_slice()
+        })
+    }
+
+    /// The positions (ascending) of the items whose cell of posted column `column` reads `text`
+    /// (`""`: empty); `None` when `column` has no postings.
+    pub fn posting(&self, column: usize, text: &str) -> Option<&[u32]> {
+        let postings = self.postings(column)?;
+        Some(postings.get(text).map_or(&[][..], |list| list))
+    }
+
+    /// Every text of posted column `column` (`""`: empty) and how many items hold it, ordered by
+    /// text; `None` when `column` has no postings. (The console's filter choices.)
+    pub fn posting_counts(&self, column: usize) -> Option<Vec<(&str, usize)>> {
+        let mut counts: Vec<(&str, usize)> = self
+            .postings(column)?
+            .iter()
+            .map(|(text, list)| (&**text, list.len()))
+            .collect();
+        counts.sort_unstable();
+        Some(counts)
+    }
+
+    fn postings(&self, column: usize) -> Option<&Postings> {
+        let slot = POSTED.iter().position(|&c| c == column)?;
+        Some(self.postings[slot].get_or_init(|| {
+            let mut lists: HashMap<Box<str>, Vec<u32>> = HashMap::new();
+            for (at, item) in self.items.iter().enumerate() {
+                let text = match item.cell(column) {
+                    Cell::Text(t) => t.unwrap_or_default(),
+                    _ => "",
+                };
+                match lists.get_mut(text) {
+                    Some(list) => list.push(at as u32),
+                    None => {
+                        lists.insert(text.into(), vec![at as u32]);
+                    }
+                }
+            }
+            lists
+                .into_iter()
+                .map(|(text, list)| (text, list.into_boxed_slice()))
+                .collect()
+        }))
+    }
+
+    /// The positions (ascending) of the items whose searched text may hold `needle` (already
+    /// lower-case): every item that does, and rarely one whose match spans two of its fields.
+    pub fn search(&self, needle: &str) -> Vec<u32> {
+        let search = self.search.get_or_init(|| {
+            let mut text = String::new();
+            let mut starts = Vec::with_capacity(self.items.len());
+            for item in self.items.iter() {
+                starts.push(text.len() as u32);
+                let fields = [0, 1, 2].map(|column| match item.cell(column) {
+                    Cell::Text(t) => t.unwrap_or_default(),
+                    _ => "",
+                });
+                for field in std::iter::once(item.key.as_str()).chain(fields) {
+                    text.push_str(&field.to_lowercase());
+                    text.push('\0');
+                }
+            }
+            text.shrink_to_fit();
+            Search { text, starts }
+        });
+        let mut found = Vec::new();
+        let finder = memchr::memmem::Finder::new(needle.as_bytes());
+        let mut from = 0;
+        while let Some(at) = finder.find(&search.text.as_bytes()[from..]) {
+            let item = search.starts.partition_point(|&s| s as usize <= from + at) - 1;
+            found.push(item as u32);
+            // One hit per item: go on from the next item's text.
+            match search.starts.get(item + 1) {
+                Some(&next) => from = next as usize,
+                None => break,
+            }
+        }
+        found
+    }
+
+    /// Bytes the built indexes hold (for the benchmarks).
+    pub fn index_bytes(&self) -> usize {
+        let orders: usize = self
+            .orders
+            .iter()
+            .flatten()
+            .filter_map(OnceLock::get)
+            .map(|order| order.len() * 4)
+            .sum();
+        let postings: usize = self
+            .postings
+            .iter()
+            .filter_map(OnceLock::get)
+            .flat_map(|p| p.iter())
+            .map(|(text, list)| text.len() + list.len() * 4 + 48)
+            .sum();
+        let search = self
+            .search
+            .get()
+            .map_or(0, |s| s.text.len() + s.starts.len() * 4);
+        orders + postings + search + self.items.len() * std::mem::size_of::<Arc<Item>>()
+    }
+}
+
+/// A cell reduced to what orders it (see [`Cell::compare`]).
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+enum SortKey<'a> {
+    /// Text: its lower case (allocated only when it differs), then the text as written.
+    Text(std::borrow::Cow<'a, str>, &'a str),
+    Time(chrono::DateTime<chrono::Utc>),
+    Other(String),
+    /// Empty cells sort last.
+    Empty,
+}
+
+impl<'a> SortKey<'a> {
+    fn of(cell: Cell<'a>) -> SortKey<'a> {
+        if cell.is_empty() {
+            return SortKey::Empty;
+        }
+        match cell {
+            Cell::Text(Some(text)) => {
+                let lower = if text
+                    .chars()
+                    .any(|c| c.to_lowercase().ne(std::iter::once(c)))
+                {
+                    std::borrow::Cow::Owned(text.chars().flat_map(char::to_lowercase).collect())
+                } else {
+                    std::borrow::Cow::Borrowed(text)
+                };
+                SortKey::Text(lower, text)
+            }
+            Cell::Time(Some(time)) => SortKey::Time(time),
+            other => SortKey::Other(other.to_text().unwrap_or_default()),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        matches!(self, SortKey::Empty)
+    }
+}
+
+/// Whether the view's order and the column agree (for tests of the module).
+#[cfg(test)]
+fn sorted_by(view: &View, column: usize, descending: bool) -> bool {
+    view.order(column, descending).windows(2).all(|w| {
+        let (a, b) = (&view.items[w[0] as usize], &view.items[w[1] as usize]);
+        let (ca, cb) = (a.cell(column), b.cell(column));
+        let ord = match ca.compare(&cb) {
+            o if descending && !ca.is_empty() && !cb.is_empty() => o.reverse(),
+            o => o,
+        };
+        ord.then_with(|| a.key.cmp(&b.key)) != std::cmp::Ordering::Greater
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::inventory::Inventory;
+    use chrono::Utc;
+    use serde_json::json;
+
+    fn item(key: &str, status: &str, name: Option<&str>) -> Arc<Item> {
+        let mut v = json!({"externalId": key, "status": status});
+        if let Some(name) = name {
+            v["name"] = json!(name);
+        }
+        Arc::new(Item::new(
+            Key::new(key),
+            Inventory::Services,
+            v.to_string().into(),
+            Utc::now(),
+            Utc::now(),
+        ))
+    }
+
+    fn keys(view: &View) -> Vec<&str> {
+        view.items().iter().map(|i| i.key.as_str()).collect()
+    }
+
+    #[test]
+    fn updates_merge_in_key_order_and_an_upsert_beats_a_removal() {
+        let view = View::build(1, ["c", "a", "e"].map(|k| item(k, "Active", None)));
+        assert_eq!(keys(&view), ["a", "c", "e"]);
+        let changed = item("c", "Retired", None);
+        let next = view.updated(
+            2,
+            vec![
+                item("b", "Active", None),
+                changed.clone(),
+                item("f", "x", None),
+            ],
+            &[Key::new("a"), Key::new("b"), Key::new("zz")],
+        );
+        assert_eq!(keys(&next), ["b", "c", "e", "f"]);
+        assert!(Arc::ptr_eq(&next.items()[1], &changed));
+        assert_eq!(next.generation(), 2);
+        assert_eq!(keys(&view), ["a", "c", "e"], "the old view is unchanged");
+        assert_eq!(next.position_after("c"), 2);
+        assert!(Arc::ptr_eq(next.get("c").unwrap(), &changed));
+        assert!(next.get("a").is_none() && next.get("zz").is_none());
+        assert_eq!(next.position_after(""), 0);
+        assert_eq!(next.position_after("zzz"), 4);
+    }
+
+    #[test]
+    fn orders_put_empty_cells_last_both_ways_and_ties_in_key_order() {
+        let view = View::build(
+            1,
+            [
+                item("1", "s", Some("beta")),
+                item("2", "s", None),
+                item("3", "s", Some("Alpha")),
+                item("4", "s", Some("beta")),
+                item("5", "s", Some("gamma")),
+            ],
+        );
+        let name = 1;
+        let by = |descending| -> Vec<&str> {
+            view.order(name, descending)
+                .iter()
+                .map(|&at| view.items()[at as usize].key.as_str())
+                .collect()
+        };
+        assert_eq!(by(false), ["3", "1", "4", "5", "2"]);
+        assert_eq!(by(true), ["5", "1", "4", "3", "2"]);
+        assert!(sorted_by(&view, name, false) && sorted_by(&view, name, true));
+    }
+
+    #[test]
+    fn postings_list_the_items_of_each_status() {
+        let view = View::build(
+            1,
+            [
+                item("a", "Active", None),
+                item("b", "Retired", None),
+                item("c", "Active", None),
+            ],
+        );
+        assert_eq!(view.posting(3, "Active"), Some(&[0, 2][..]));
+        assert_eq!(
+            view.posting(3, "active"),
+            Some(&[][..]),
+            "exact, like the filter"
+        );
+        assert_eq!(view.posting(4, ""), Some(&[0, 1, 2][..]), "no type: empty");
+        assert_eq!(view.posting(1, "x"), None, "name has no postings");
+        assert_eq!(
+            view.posting_counts(3),
+            Some(vec![("Active", 2), ("Retired", 1)])
+        );
+        assert_eq!(view.posting_counts(4), Some(vec![("", 3)]));
+        assert_eq!(view.posting_counts(1), None);
+        assert!(view.index_bytes() > 0);
+    }
+
+    #[test]
+    fn search_finds_each_item_once_in_any_of_its_fields() {
+        let view = View::build(
+            1,
+            [
+                item("SES-1", "Active", Some("Astra 1N")),
+                item("SES-2", "Active", Some("astra astra")),
+                item("X-3", "Active", Some("Ku ÉTÉ")),
+            ],
+        );
+        assert_eq!(view.search("astra"), [0, 1]);
+        assert_eq!(view.search("ses-"), [0, 1]);
+        assert_eq!(view.search("été"), [2]);
+        assert_eq!(view.search("nothing"), Vec::<u32>::new());
+    }
+}

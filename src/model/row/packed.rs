@@ -1,0 +1,359 @@
+//! A cached item's row, packed against the item's own JSON text.
+//!
+//! A row's texts are nearly always written verbatim in the item's compact JSON (a name, a
+//! status, an id). Copying each into its own allocation made the cache hold every item about
+//! twice, in some forty small allocations. A [`Packed`] row holds the JSON text once, followed by
+//! the few texts that are not verbatim in it (strings with escapes, numbers and booleans read as
+//! text, trimmed copies are still verbatim), and one array of `u32` words that locates every
+//! cell in that text:
+//!
+//! | column kind | words |
+//! |---|---|
+//! | Text | `start, len` (absent: `NONE, 0`) |
+//! | Time | seconds (low, high), nanoseconds (absent: nanoseconds `NONE`) |
+//! | One, Many | the number of entries, then each entry |
+//! | entry | a mask of its set fields (bit i = field i of `id, name, role, value, value_type, relationship_type`), then `start, len` per set field |
+//!
+//! Columns follow [`Row::columns`]; a cell is found by walking the columns before it (at most a
+//! dozen). Reading a text cell allocates nothing; an entry cell allocates its list only.
+
+use std::borrow::Cow;
+
+use chrono::{DateTime, Utc};
+
+use super::{Cell, Entry, Row};
+use crate::model::inventory::Inventory;
+use crate::model::json::Json;
+
+/// An absent text's start, an absent time's nanoseconds.
+const NONE: u32 = u32::MAX;
+/// The entry fields, in mask-bit order.
+const ENTRY_FIELDS: usize = 6;
+
+/// An item's JSON text and its row's cells.
+pub struct Packed {
+    /// The compact upstream JSON, then the texts that are not verbatim in it.
+    text: Box<str>,
+    raw_len: u32,
+    inventory: Inventory,
+    words: Box<[u32]>,
+}
+
+impl Packed {
+    /// Extracts the row of `raw` (an item's compact JSON) and packs it. JSON that does not parse
+    /// gives an all-empty row, as [`Row::from_json`] does for a non-object.
+    pub fn new(inventory: Inventory, raw: Box<str>) -> Packed {
+        let raw_len = u32::try_from(raw.len()).expect("an item's JSON is under 4 GiB");
+        let mut extras = String::new();
+        let words = {
+            let json = Json::parse(&raw).unwrap_or(Json::Null);
+            let row = Row::from_json(inventory, &json);
+            Encoder {
+                raw: &raw,
+                extras: &mut extras,
+                words: Vec::with_capacity(48),
+            }
+            .row(&row)
+        };
+        let text = if extras.is_empty() {
+            raw
+        } else {
+            let mut text = String::with_capacity(raw.len() + extras.len());
+            text.push_str(&raw);
+            text.push_str(&extras);
+            text.into_boxed_str()
+        };
+        Packed {
+            text,
+            raw_len,
+            inventory,
+            words,
+        }
+    }
+
+    /// The item's compact upstream JSON.
+    pub fn raw(&self) -> &str {
+        &self.text[..self.raw_len as usize]
+    }
+
+    pub fn inventory(&self) -> Inventory {
+        self.inventory
+    }
+
+    /// The cell of column `index` of [`Row::columns`]. Panics on an out-of-range index.
+    pub fn cell(&self, index: usize) -> Cell<'_> {
+        let columns = Row::columns(self.inventory);
+        assert!(
+            index < columns.len(),
+            "column index {index} out of range for {} ({} columns)",
+            self.inventory,
+            columns.len()
+        );
+        let mut at = 0;
+        for column in &columns[..index] {
+            at = self.skip(column.kind, at);
+        }
+        self.decode(columns[index].kind, at).0
+    }
+
+    /// Every cell, in column order.
+    pub fn cells(&self) -> impl Iterator<Item = Cell<'_>> {
+        let mut at = 0;
+        Row::columns(self.inventory).iter().map(move |column| {
+            let (cell, next) = self.decode(column.kind, at);
+            at = next;
+            cell
+        })
+    }
+
+    /// The whole row (its texts borrowed from the item).
+    pub fn row(&self) -> Row<'_> {
+        Row::from_cells(self.inventory, self.cells())
+    }
+
+    /// Bytes held: the text and the words (for the benchmarks' bytes per item).
+    pub fn heap_bytes(&self) -> usize {
+        self.text.len() + self.words.len() * 4
+    }
+
+    fn skip(&self, kind: super::ColumnKind, at: usize) -> usize {
+        use super::ColumnKind::*;
+        match kind {
+            Text => at + 2,
+            Time => at + 3,
+            One | Many => {
+                let mut next = at + 1;
+                for _ in 0..self.words[at] {
+                    next += 1 + 2 * self.words[next].count_ones() as usize;
+                }
+                next
+            }
+        }
+    }
+
+    fn text_at(&self, at: usize) -> Option<&str> {
+        let start = self.words[at];
+        (start != NONE).then(|| {
+            let start = start as usize;
+            &self.text[start..start + self.words[at + 1] as usize]
+        })
+    }
+
+    /// The entry at `at`, and where the next word is.
+    fn entry_at(&self, at: usize) -> (Entry<'_>, usize) {
+        let mask = self.words[at];
+        let mut next = at + 1;
+        let mut fields: [Option<Cow<'_, str>>; ENTRY_FIELDS] = Default::default();
+        for (bit, field) in fields.iter_mut().enumerate() {
+            if mask & (1 << bit) != 0 {
+                *field = self.text_at(next).map(Cow::Borrowed);
+                next += 2;
+            }
+        }
+        let [id, name, role, value, value_type, relationship_type] = fields;
+        let entry = Entry {
+            id,
+            name,
+            role,
+            value,
+            value_type,
+            relationship_type,
+        };
+        (entry, next)
+    }
+
+    /// The cell of `kind` at `at`, and where the next column starts.
+    fn decode(&self, kind: super::ColumnKind, at: usize) -> (Cell<'_>, usize) {
+        use super::ColumnKind::*;
+        match kind {
+            Text => (Cell::Text(self.text_at(at)), at + 2),
+            Time => {
+                let nanos = self.words[at + 2];
+                let seconds = i64::from(self.words[at]) | (i64::from(self.words[at + 1]) << 32);
+                let time = (nanos != NONE)
+                    .then(|| DateTime::<Utc>::from_timestamp(seconds, nanos))
+                    .flatten();
+                (Cell::Time(time), at + 3)
+            }
+            One | Many => {
+                let count = self.words[at] as usize;
+                let mut next = at + 1;
+                let mut entries = Vec::with_capacity(count);
+                for _ in 0..count {
+                    let (entry, after) = self.entry_at(next);
+                    entries.push(entry);
+                    next = after;
+                }
+                let cell = if kind == One {
+                    Cell::One(entries.pop().map(Cow::Owned))
+                } else {
+                    Cell::Many(Cow::Owned(entries))
+                };
+                (cell, next)
+            }
+        }
+    }
+}
+
+/// Writes a row's words; texts not found in `raw` go to `extras`.
+struct Encoder<'r> {
+    raw: &'r str,
+    extras: &'r mut String,
+    words: Vec<u32>,
+}
+
+impl Encoder<'_> {
+    fn row(mut self, row: &Row<'_>) -> Box<[u32]> {
+        for index in 0..Row::columns(row.inventory()).len() {
+            match row.cell(index) {
+                Cell::Text(text) => self.text(text),
+                Cell::Time(None) => self.words.extend([0, 0, NONE]),
+                Cell::Time(Some(time)) => {
+                    let seconds = time.timestamp();
+                    self.words.extend([
+                        seconds as u32,
+                        (seconds >> 32) as u32,
+                        time.timestamp_subsec_nanos(),
+                    ]);
+                }
+                Cell::One(entry) => {
+                    self.words.push(u32::from(entry.is_some()));
+                    if let Some(entry) = entry {
+                        self.entry(&entry);
+                    }
+                }
+                Cell::Many(list) => {
+                    self.words.push(list.len() as u32);
+                    for entry in list.iter() {
+                        self.entry(entry);
+                    }
+                }
+            }
+        }
+        self.words.into_boxed_slice()
+    }
+
+    fn entry(&mut self, entry: &Entry<'_>) {
+        let fields = [
+            &entry.id,
+            &entry.name,
+            &entry.role,
+            &entry.value,
+            &entry.value_type,
+            &entry.relationship_type,
+        ];
+        let mask = fields
+            .iter()
+            .enumerate()
+            .filter(|(_, field)| field.is_some())
+            .fold(0u32, |mask, (bit, _)| mask | 1 << bit);
+        self.words.push(mask);
+        for field in fields.into_iter().flatten() {
+            self.text(Some(field));
+        }
+    }
+
+    fn text(&mut self, text: Option<&str>) {
+        let Some(text) = text else {
+            self.words.extend([NONE, 0]);
+            return;
+        };
+        let base = self.raw.as_ptr() as usize;
+        let at = text.as_ptr() as usize;
+        let start = if at >= base && at + text.len() <= base + self.raw.len() {
+            at - base
+        } else {
+            let start = self.raw.len() + self.extras.len();
+            self.extras.push_str(text);
+            start
+        };
+        self.words.extend([start as u32, text.len() as u32]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// Packing then unpacking gives the row extracted from the same JSON, cell for cell.
+    fn round_trip(inventory: Inventory, item: serde_json::Value) -> Packed {
+        let raw = item.to_string();
+        let packed = Packed::new(inventory, raw.clone().into_boxed_str());
+        let expected = Row::extract(inventory, &item);
+        assert_eq!(packed.raw(), raw, "the JSON text comes back as given");
+        assert_eq!(packed.row(), expected, "{inventory}: {raw}");
+        for (i, column) in Row::columns(inventory).iter().enumerate() {
+            assert_eq!(
+                packed.cell(i),
+                expected.cell(i),
+                "{inventory}.{}",
+                column.name
+            );
+        }
+        assert_eq!(packed.cells().count(), Row::columns(inventory).len());
+        packed
+    }
+
+    fn every_column() -> serde_json::Value {
+        json!({
+            "externalId": "X-1", "name": "  padded name  ", "description": "tab\there \"quoted\"",
+            "status": true, "@type": 42, "startDate": "1969-07-20T20:17:40.123456789Z",
+            "endDate": "9999-12-31", "lastUpdate": "2024-03-01 10:20:30",
+            "creationDate": "2023-12-31T23:59:59+01:00",
+            "relatedParty": [{"id": "p1", "name": "Other", "role": "user"},
+                             {"partyOrPartyRole": {"id": "p2", "name": "ACME é"}, "role": "Customer"}],
+            "place": [{"id": "l", "role": "site"}, "not an object", {}],
+            "serviceSpecification": "bare name", "resourceSpecification": {"id": "rs"},
+            "supportingResource": [{"resource": {"id": "r", "name": "R"}}],
+            "supportingService": {"id": "s"},
+            "serviceCharacteristic": [{"name": "n", "value": {"a": [1, 2]}}, {"name": "e", "value": ""},
+                                      {"name": "s", "value": "text", "valueType": "string"}],
+            "resourceCharacteristic": [{"id": "c", "name": "c", "value": 2.5, "@type": "Num"}],
+            "resourceRelationship": [{"relationshipType": "contains", "resource": {"id": "rr"}}]
+        })
+    }
+
+    #[test]
+    fn every_column_of_every_inventory_round_trips() {
+        for inventory in Inventory::ALL {
+            round_trip(inventory, every_column());
+            round_trip(inventory, json!({}));
+            round_trip(inventory, json!({"externalId": "only"}));
+        }
+    }
+
+    #[test]
+    fn verbatim_texts_are_not_copied() {
+        let item = json!({"externalId": "SES-1", "name": "plain", "status": "active"});
+        let packed = round_trip(Inventory::Services, item.clone());
+        assert_eq!(
+            packed.text.len(),
+            item.to_string().len(),
+            "nothing appended"
+        );
+        // An escaped string, a number and a boolean are not verbatim: they follow the JSON.
+        let item = json!({"externalId": 7, "name": "a\"b", "status": false});
+        let packed = round_trip(Inventory::Services, item.clone());
+        assert_eq!(
+            &packed.text[item.to_string().len()..],
+            "7a\"bfalse",
+            "the unescaped texts follow the JSON"
+        );
+    }
+
+    #[test]
+    fn json_that_is_not_an_object_gives_an_empty_row() {
+        for raw in ["[1,2]", "\"text\"", "not json"] {
+            let packed = Packed::new(Inventory::Resources, raw.into());
+            assert_eq!(packed.raw(), raw);
+            assert!(packed.cells().all(|cell| cell.is_empty()), "{raw}");
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "out of range")]
+    fn a_cell_past_the_last_column_panics() {
+        Packed::new(Inventory::Carriers, "{}".into()).cell(9);
+    }
+}
