@@ -370,7 +370,18 @@ async fn list(
     if etag::matches(&request, &tag) {
         return Ok(etag::not_modified(tag));
     }
-    let page = query.run(&view);
+    // What may take long (a scan for `q` or an unindexed filter, a sort by several columns, the
+    // first build of a column's order) runs off the async workers, so that cheap requests
+    // are not held up behind it.
+    let query = Arc::new(query);
+    let page = if query.may_be_slow() {
+        let (query, view) = (query.clone(), view.clone());
+        tokio::task::spawn_blocking(move || query.run(&view))
+            .await
+            .map_err(|e| Failure(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+    } else {
+        query.run(&view)
+    };
     let shown = page.rows.len();
     let mut response = json_body(StatusCode::OK, &Value::Array(page.rows));
     let headers = response.headers_mut();

@@ -6,6 +6,7 @@ use crate::model::inventory::Inventory;
 use crate::model::item::Item;
 use crate::model::row::{Cell, Row};
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 use std::cmp::Ordering;
 
 /// Rows per page when `limit` is not given.
@@ -247,7 +248,7 @@ impl ListQuery {
     pub fn run(&self, view: &View) -> ListPage {
         let items = view.items();
         // Positions (ascending, so in key order) of the matching items; `None`: all of them.
-        let mut matched: Option<Vec<u32>> = None;
+        let mut matched: Option<Cow<'_, [u32]>> = None;
         let mut rest = Vec::new();
         for filter @ (field, values) in &self.filters {
             let column = match field {
@@ -257,37 +258,43 @@ impl ListQuery {
                     continue;
                 }
             };
-            let mut union: Vec<u32> = values
-                .iter()
-                .flat_map(|v| view.posting(column, v).unwrap_or_default())
-                .copied()
-                .collect();
-            union.sort_unstable();
-            union.dedup();
+            let posting = |v: &str| view.posting(column, v).unwrap_or_default();
+            let list = match values.as_slice() {
+                [one] => Cow::Borrowed(posting(one)),
+                _ => {
+                    let mut union: Vec<u32> =
+                        values.iter().flat_map(|v| posting(v)).copied().collect();
+                    union.sort_unstable();
+                    union.dedup();
+                    Cow::Owned(union)
+                }
+            };
             matched = Some(match matched {
-                None => union,
-                Some(before) => intersect(&before, &union),
+                None => list,
+                Some(before) => Cow::Owned(intersect(&before, &list)),
             });
         }
+        // The view's search text finds `q` exactly unless `q` holds the NUL that separates an
+        // item's fields there (then a hit may span two fields, and each is checked below).
+        let exact = self.q.as_ref().is_none_or(|q| !q.contains('\0'));
         if let Some(q) = &self.q {
-            // The view's search text narrows `q` down to a few items; each is checked below.
             let hits = view.search(q);
             matched = Some(match matched {
-                None => hits,
-                Some(before) => intersect(&before, &hits),
+                None => Cow::Owned(hits),
+                Some(before) => Cow::Owned(intersect(&before, &hits)),
             });
         }
-        let keep = |at: u32| {
-            let item = &items[at as usize];
-            rest.iter().all(|(f, v)| matches_filter(item, *f, v)) && self.found(item)
+        let keep = |at: &u32| {
+            let item = &items[*at as usize];
+            rest.iter().all(|(f, v)| matches_filter(item, *f, v)) && (exact || self.found(item))
         };
-        if !rest.is_empty() || self.q.is_some() {
-            matched = Some(match matched {
-                Some(list) => list.into_iter().filter(|&at| keep(at)).collect(),
-                None => (0..items.len() as u32).filter(|&at| keep(at)).collect(),
-            });
+        if !rest.is_empty() || !exact {
+            matched = Some(Cow::Owned(match matched {
+                Some(list) => list.iter().copied().filter(keep).collect(),
+                None => (0..items.len() as u32).filter(keep).collect(),
+            }));
         }
-        let total = matched.as_ref().map_or(items.len(), Vec::len);
+        let total = matched.as_ref().map_or(items.len(), |list| list.len());
         // Where the page starts among the matching items in their order: the offset, or (the
         // default order only) the number of matches up to the cursor.
         let from = match &self.after {
@@ -324,7 +331,7 @@ impl ListQuery {
                         None => order[from..end].to_vec(),
                         Some(list) => {
                             let mut member = vec![false; items.len()];
-                            for &at in list {
+                            for &at in list.iter() {
                                 member[at as usize] = true;
                             }
                             order
@@ -338,8 +345,9 @@ impl ListQuery {
                     }
                 }
                 _ => {
-                    let mut list: Vec<u32> =
-                        matched.unwrap_or_else(|| (0..items.len() as u32).collect());
+                    let mut list: Vec<u32> = matched
+                        .map(Cow::into_owned)
+                        .unwrap_or_else(|| (0..items.len() as u32).collect());
                     let compare =
                         |a: &u32, b: &u32| self.compare(&items[*a as usize], &items[*b as usize]);
                     // Only the first `end` items need a full sort.
@@ -364,6 +372,17 @@ impl ListQuery {
             _ => Next::Offset(end),
         });
         ListPage { total, rows, next }
+    }
+
+    /// Whether running the query may take more than a moment: a search, a filter without
+    /// postings, a sort by a column (whose order may still have to be built) or by several.
+    pub fn may_be_slow(&self) -> bool {
+        self.q.is_some()
+            || self
+                .filters
+                .iter()
+                .any(|(field, _)| !matches!(field, Field::Column(c) if POSTED.contains(c)))
+            || !matches!(self.sort.as_slice(), [] | [(Field::Id, _)])
     }
 
     /// Whether `item` holds the `q` text (case-insensitively) in its id, external id, name or

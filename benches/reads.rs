@@ -1,0 +1,213 @@
+//! Benchmark: the read API under load on a large inventory, idle and while a full pass is
+//! being fetched and applied.
+//!
+//! `cargo bench --bench reads` (`READS_ITEMS` simulator services, default 1 000 000;
+//! `READS_CLIENTS`, default 20; `READS_SECONDS` per phase, default 10).
+//!
+//! The daemon (pollers, cache, API) runs in this process against the simulator on loopback;
+//! `READS_CLIENTS` tasks with keep-alive connections each send one request after the other,
+//! cycling through three kinds: a page of 100 by id at a random offset, a page sorted by
+//! `-last_update`, two equality filters (status and type); `q` (a substring search) is timed
+//! alone, one request at a time. Prints per kind the count,
+//! median and p99 latency, the requests per second, and the memory of the view's indexes next
+//! to the items'. Asserts nothing (results are written down in README.md).
+
+use ses_inventory::Inventory;
+use ses_inventory::serve::api::Bound;
+use ses_inventory::sync::daemon::Daemon;
+use ses_inventory::time::clock::Clock;
+use ses_inventory_sim::{SimConfig, Simulator};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+const KINDS: [&str; 4] = ["page by id", "sorted", "two filters", "q"];
+
+fn path(kind: usize, n: usize, salt: u64) -> String {
+    let offset = (salt.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 20) as usize % n.max(1);
+    match kind {
+        0 => format!("/api/v1/services?limit=100&offset={offset}"),
+        1 => format!(
+            "/api/v1/services?sort=-last_update&limit=100&offset={}",
+            offset % 10_000
+        ),
+        2 => "/api/v1/services?status=Operational&type=CFS&limit=100".to_string(),
+        _ => {
+            let words = [
+                "astra",
+                "ku-band",
+                "betzdorf",
+                "government",
+                "ses-svc-00012",
+            ];
+            format!(
+                "/api/v1/services?q={}&limit=100",
+                words[salt as usize % words.len()]
+            )
+        }
+    }
+}
+
+/// `clients` tasks for `seconds`: latencies per kind, and the requests answered.
+async fn load(base: &str, n: usize, clients: usize, seconds: u64) -> (Vec<Vec<Duration>>, usize) {
+    let until = Instant::now() + Duration::from_secs(seconds);
+    let mut tasks = Vec::new();
+    for client in 0..clients {
+        let base = base.to_string();
+        tasks.push(tokio::spawn(async move {
+            let http = reqwest::Client::builder().no_proxy().build().unwrap();
+            let mut seen: Vec<Vec<Duration>> = vec![Vec::new(); KINDS.len()];
+            let mut i = client as u64;
+            while Instant::now() < until {
+                // The load mixes the three indexed kinds; `q` is timed on its own.
+                let kind = i as usize % (KINDS.len() - 1);
+                let t = Instant::now();
+                let r = http
+                    .get(format!("{base}{}", path(kind, n, i)))
+                    .send()
+                    .await
+                    .unwrap();
+                assert!(r.status().is_success(), "{}", r.status());
+                let _ = r.bytes().await.unwrap();
+                seen[kind].push(t.elapsed());
+                i += clients as u64;
+            }
+            seen
+        }));
+    }
+    let mut all: Vec<Vec<Duration>> = vec![Vec::new(); KINDS.len()];
+    for task in tasks {
+        for (kind, seen) in task.await.unwrap().into_iter().enumerate() {
+            all[kind].extend(seen);
+        }
+    }
+    let total = all.iter().map(Vec::len).sum();
+    (all, total)
+}
+
+fn report(phase: &str, (mut all, total): (Vec<Vec<Duration>>, usize), seconds: u64) {
+    println!(
+        "{phase}: {total} requests in {seconds} s = {:.0} requests/s",
+        total as f64 / seconds as f64
+    );
+    for (kind, seen) in all.iter_mut().enumerate() {
+        seen.sort();
+        let at =
+            |q: f64| seen.get(((seen.len() as f64 * q) as usize).min(seen.len().saturating_sub(1)));
+        println!(
+            "  {:<12} {:>6} requests, median {:>8.2?}, p99 {:>8.2?}",
+            KINDS[kind],
+            seen.len(),
+            at(0.5).copied().unwrap_or_default(),
+            at(0.99).copied().unwrap_or_default()
+        );
+    }
+}
+
+fn main() {
+    let n = env_usize("READS_ITEMS", 1_000_000);
+    let clients = env_usize("READS_CLIENTS", 20);
+    let seconds = env_usize("READS_SECONDS", 10) as u64;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let sc = SimConfig {
+            services: n,
+            carriers: 0,
+            resources: 0,
+            ..SimConfig::empty()
+        };
+        let sim = Simulator::start(sc.clone(), ([127, 0, 0, 1], 0).into())
+            .await
+            .unwrap();
+        let mut cfg = ses_inventory::cmd::demo::config_for(&sim, &sc);
+        cfg.poll.records_per_page = 1000;
+        cfg.poll.status_interval = 0;
+        cfg.poll.max_pages = 100_000;
+        cfg.store.path = String::new();
+        cfg.api.listen = "127.0.0.1:0".into();
+        let bound = Bound::bind(&cfg.api).await.unwrap();
+        let t = Instant::now();
+        let daemon = Daemon::start(Arc::new(cfg), Clock::System).unwrap();
+        daemon.cache().wait_all_ready().await;
+        let cache = daemon.cache().clone();
+        let kept = cache.len(Inventory::Services);
+        println!(
+            "{kept} services kept after the first full pass ({:.1?})",
+            t.elapsed()
+        );
+        let server = bound.serve(cache.clone(), daemon.control());
+        let base = format!("http://{}", server.addr().unwrap());
+
+        // The first request of each kind builds its index; then the load.
+        for (kind, name) in KINDS.iter().enumerate() {
+            let t = Instant::now();
+            let r = reqwest::Client::new()
+                .get(format!("{base}{}", path(kind, kept, 1)))
+                .send()
+                .await
+                .unwrap();
+            let _ = r.bytes().await;
+            println!("first {name:<12} {:.2?}", t.elapsed());
+        }
+        report("idle", load(&base, kept, clients, seconds).await, seconds);
+        let http = reqwest::Client::new();
+        let mut searches = Vec::new();
+        for salt in 0..20 {
+            let t = Instant::now();
+            let r = http
+                .get(format!("{base}{}", path(3, kept, salt)))
+                .send()
+                .await
+                .unwrap();
+            let _ = r.bytes().await;
+            searches.push(t.elapsed());
+        }
+        searches.sort();
+        println!(
+            "q alone, one at a time: median {:.2?}, slowest of 20 {:.2?}",
+            searches[10], searches[19]
+        );
+
+        // A full pass fetched and applied while the clients read.
+        let mut polls = cache.watch_polls();
+        polls.mark_unchanged();
+        daemon.control().request_poll(Inventory::Services, true);
+        let busy = load(&base, kept, clients, seconds).await;
+        report("during a full pass", busy, seconds);
+        let _ = tokio::time::timeout(Duration::from_secs(300), polls.changed()).await;
+        // Every kind once on the new view, so that all its indexes are built.
+        for kind in 0..KINDS.len() {
+            let r = reqwest::Client::new()
+                .get(format!("{base}{}", path(kind, kept, 2)))
+                .send()
+                .await
+                .unwrap();
+            let _ = r.bytes().await;
+        }
+
+        let view = cache.view(Inventory::Services);
+        let items: usize = view
+            .items()
+            .iter()
+            .map(|i| i.heap_bytes() + std::mem::size_of::<ses_inventory::model::item::Item>() + 32)
+            .sum();
+        println!(
+            "indexes {} bytes/item, items {} bytes/item: {:.1} %",
+            view.index_bytes() / view.len().max(1),
+            items / view.len().max(1),
+            100.0 * view.index_bytes() as f64 / items.max(1) as f64
+        );
+        server.shutdown().await;
+        daemon.shutdown().await;
+        sim.shutdown().await;
+    });
+}
