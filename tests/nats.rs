@@ -30,12 +30,20 @@ struct NatsServer {
     port: u16,
     dir: PathBuf,
     token: Option<String>,
+    /// With TLS: the CA's PEM file (the server's certificate and key are in `dir`).
+    ca: Option<PathBuf>,
 }
 
 impl NatsServer {
     /// A running server, or `None` (after a note) when nats-server is not installed and `CI`
     /// is unset.
     fn start(token: Option<&str>) -> Option<NatsServer> {
+        Self::start_with(token, false)
+    }
+
+    /// As [`NatsServer::start`]; with `tls`, the server speaks TLS only, with a certificate
+    /// for 127.0.0.1 from a CA of its own.
+    fn start_with(token: Option<&str>, tls: bool) -> Option<NatsServer> {
         if let Err(e) = Command::new("nats-server").arg("--version").output() {
             if std::env::var_os("CI").is_none() {
                 eprintln!(
@@ -51,11 +59,19 @@ impl NatsServer {
             .subsec_nanos();
         let dir = std::env::temp_dir().join(format!("ses-nats-{}-{nanos}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
+        let ca = tls.then(|| {
+            let (ca, cert, key) = internal_ca();
+            std::fs::write(dir.join("ca.pem"), ca).unwrap();
+            std::fs::write(dir.join("server.pem"), cert).unwrap();
+            std::fs::write(dir.join("server.key"), key).unwrap();
+            dir.join("ca.pem")
+        });
         let mut server = NatsServer {
             child: None,
             port: 0,
             dir,
             token: token.map(str::to_owned),
+            ca,
         };
         // A free port can be taken by someone else before the server binds it: try a few.
         for _ in 0..5 {
@@ -73,7 +89,8 @@ impl NatsServer {
     }
 
     fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
+        let scheme = if self.ca.is_some() { "tls" } else { "nats" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
     /// Starts the server on its port and directory; true once it accepts connections.
@@ -92,6 +109,13 @@ impl NatsServer {
         .stderr(Stdio::null());
         if let Some(token) = &self.token {
             c.args(["--auth", token]);
+        }
+        if self.ca.is_some() {
+            c.arg("--tls")
+                .arg("--tlscert")
+                .arg(self.dir.join("server.pem"))
+                .arg("--tlskey")
+                .arg(self.dir.join("server.key"));
         }
         let mut child = c.spawn().expect("nats-server starts");
         for _ in 0..200 {
@@ -122,6 +146,9 @@ impl NatsServer {
         if let Some(token) = &self.token {
             options = options.token(token.clone());
         }
+        if let Some(ca) = &self.ca {
+            options = options.add_root_certificates(ca.clone()).require_tls(true);
+        }
         let client = options
             .connect(self.url())
             .await
@@ -135,6 +162,28 @@ impl Drop for NatsServer {
         self.stop();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// A CA (PEM) and a certificate for 127.0.0.1 it signed, with its key (PEM).
+fn internal_ca() -> (String, String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, "SES test NATS CA");
+    let ca_key = KeyPair::generate().unwrap();
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca, ca_key);
+    let mut server = CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
+    server.use_authority_key_identifier_extension = true;
+    server.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+    let server_key = KeyPair::generate().unwrap();
+    let server_cert = server.signed_by(&server_key, &issuer).unwrap();
+    (ca_cert.pem(), server_cert.pem(), server_key.serialize_pem())
 }
 
 /// Bounded async wait for `cond`, every 100 ms, at most `secs` seconds.
@@ -1085,4 +1134,28 @@ async fn a_first_leader_with_a_warm_store_keeps_it_and_fills_an_empty_mirror() {
             "{inv}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_mirror_reaches_a_tls_server_through_the_configured_ca() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let Some(nats) = NatsServer::start_with(None, true) else {
+        return;
+    };
+    let (sim, sc) = own_sim().await;
+    let mut c = common::binary(&sim, &sc);
+    c.arg("run")
+        .env("SES_INVENTORY__NATS__URL", nats.url())
+        .env("SES_INVENTORY__NATS__CA_FILE", nats.ca.as_ref().unwrap());
+    let daemon = Daemon::spawn(c);
+    daemon.ready().await;
+    let js = nats.client().await;
+    eventually(30, "the mirror over TLS", || {
+        mirror_equals_api(&js, &daemon)
+    })
+    .await;
+    assert_eq!(
+        daemon.metric("ses_inventory_nats_connected").await,
+        Some(1.0)
+    );
 }
