@@ -994,11 +994,15 @@ async fn one_of_two_instances_polls_both_serve_the_same_data_and_the_standby_tak
         assert!(status["inventories"][inv.as_str()]["items"].as_u64() > Some(0));
     }
     assert!(b.logs().contains("Leader lease acquired"));
+    // Its writes (each expecting the entry's last revision) are taken: the mirror follows it,
+    // and nothing was refused on the way.
+    let js = nats.client().await;
+    eventually(20, "the new leader's mirror", || mirror_equals_api(&js, &b)).await;
+    assert!(!b.logs().contains("NATS mirror behind"), "{}", b.logs());
 
     // A leader that is stopped gives its lease up: no standby has to wait for it to run out.
     let (status, logs) = b.terminate().await;
     assert!(status.success(), "{status}");
-    let js = nats.client().await;
     let (lease, _) = kv::read_all(&js, ses_inventory::mirror::lease::LEASE_BUCKET, false)
         .await
         .unwrap();
@@ -1158,4 +1162,52 @@ async fn the_mirror_reaches_a_tls_server_through_the_configured_ca() {
         daemon.metric("ses_inventory_nats_connected").await,
         Some(1.0)
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_leader_write_over_an_entry_changed_since_it_read_it_is_refused_by_the_server() {
+    let Some(nats) = NatsServer::start(None) else {
+        return;
+    };
+    let (sim, sc) = own_sim().await;
+    sim.set_items(Inventory::Services, common::services(5));
+    let leader = ha_instance(&sim, &sc, &nats, "cas");
+    leader.wait_role("leader", 20).await;
+    leader.ready().await;
+    let js = nats.client().await;
+    eventually(20, "the mirror", || mirror_equals_api(&js, &leader)).await;
+
+    // Someone else writes an entry (as a successor would) ...
+    let bucket_store = js
+        .get_key_value(kv::bucket(Inventory::Services))
+        .await
+        .unwrap();
+    bucket_store
+        .put(
+            "SVC-0001",
+            r#"{"id":"SVC-0001","name":"written by another"}"#.into(),
+        )
+        .await
+        .unwrap();
+    // ... and the leader then has a change of that item to write: the server refuses it (the
+    // entry is not at the revision the leader last saw); the leader catches up from its cache.
+    let mut changed = common::services(5);
+    changed[0]["name"] = "Renamed upstream".into();
+    sim.set_items(Inventory::Services, changed);
+    let r = http()
+        .post(format!("{}/api/v1/refresh?inventory=services", leader.api))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    eventually(20, "the refused write", || async {
+        let logs = leader.logs();
+        (logs.contains("NATS mirror behind") && logs.contains("wrong last sequence"))
+            .then_some(())
+            .ok_or_else(|| "not yet".to_owned())
+    })
+    .await;
+    eventually(20, "the catch-up", || mirror_equals_api(&js, &leader)).await;
+    let services = bucket(&js, Inventory::Services).await.unwrap();
+    assert_eq!(services["SVC-0001"]["name"], "Renamed upstream");
 }

@@ -200,6 +200,9 @@ impl Follow {
     }
 }
 
+/// The revision (stream sequence) of every key's last write, deletions included.
+pub type Revisions = HashMap<String, u64>;
+
 /// Reads every live entry of bucket `name` (keys only when `keys_only`: values are then
 /// empty), and returns what follows it.
 pub async fn read_all(
@@ -207,6 +210,17 @@ pub async fn read_all(
     name: &str,
     keys_only: bool,
 ) -> Result<(Contents, Follow), String> {
+    read_with_revisions(js, name, keys_only)
+        .await
+        .map(|(contents, _, follow)| (contents, follow))
+}
+
+/// As [`read_all`], with the revision of every key's last write.
+pub async fn read_with_revisions(
+    js: &jetstream::Context,
+    name: &str,
+    keys_only: bool,
+) -> Result<(Contents, Revisions, Follow), String> {
     let fail = |e: &dyn std::fmt::Display| format!("NATS bucket {name}: {e}");
     let mut stream = js
         .get_stream(format!("KV_{name}"))
@@ -229,8 +243,9 @@ pub async fn read_all(
         messages: consumer.messages().await.map_err(|e| fail(&e))?,
     };
     let mut contents = Contents::new();
+    let mut revisions = Revisions::new();
     if messages == 0 {
-        return Ok((contents, follow));
+        return Ok((contents, revisions, follow));
     }
     loop {
         let message = match tokio::time::timeout(READ_IDLE, follow.messages.next()).await {
@@ -239,14 +254,18 @@ pub async fn read_all(
             Ok(Some(Err(e))) => return Err(fail(&e)),
             Ok(Some(Ok(m))) => m,
         };
-        let pending = message.info().map(|i| i.pending).unwrap_or(0);
+        let (pending, sequence) = message
+            .info()
+            .map(|i| (i.pending, i.stream_sequence))
+            .unwrap_or((0, 0));
         let update = follow.update(&message);
+        revisions.insert(update.key.clone(), sequence);
         match update.value {
             Some(value) => contents.insert(update.key, value),
             None => contents.remove(&update.key),
         };
         if pending == 0 {
-            return Ok((contents, follow));
+            return Ok((contents, revisions, follow));
         }
     }
 }

@@ -140,6 +140,7 @@ impl Mirror {
             fence: None,
             term: term_rx,
             my_term: 0,
+            revisions: None,
         };
         let task = tokio::spawn(async move {
             let js = match connector.connect().await {
@@ -160,6 +161,7 @@ impl Mirror {
                 let elector =
                     lease::Elector::start(js.clone(), instance, lease, cfg.nats.replicas, ha_tx);
                 writer.fence = Some(elector.fence());
+                writer.revisions = Some(Default::default());
                 let status = elector.watch();
                 let supervised = js.clone();
                 tokio::spawn(async move {
@@ -228,6 +230,11 @@ struct Writer {
     term: watch::Receiver<u64>,
     /// The term the mirror was last brought level for.
     my_term: u64,
+    /// With `ha.enabled`: the revision of each key's last write, per inventory. Every write
+    /// expects it (`Nats-Expected-Last-Subject-Sequence`), so the server refuses a write over an
+    /// entry someone else wrote since: a leader that slept through its term cannot overwrite
+    /// its successor's entries.
+    revisions: Option<[kv::Revisions; 3]>,
 }
 
 /// Why the mirror is re-synced.
@@ -437,6 +444,35 @@ impl Writer {
         p.publish(subject, HeaderMap::new(), value).await
     }
 
+    /// With `ha.enabled`, `headers` plus the revision the entry `key` must still have, and the
+    /// tag under which its new revision is recorded.
+    fn expect(
+        &self,
+        inv: Inventory,
+        key: &str,
+        mut headers: HeaderMap,
+    ) -> (HeaderMap, Option<pipeline::Tag>) {
+        let Some(revisions) = &self.revisions else {
+            return (headers, None);
+        };
+        let expected = revisions[inv.index()].get(key).copied().unwrap_or(0);
+        headers.insert(
+            "Nats-Expected-Last-Subject-Sequence",
+            expected.to_string().as_str(),
+        );
+        (headers, Some((inv.index(), key.to_owned())))
+    }
+
+    /// Records the revisions of the entries `p` wrote.
+    fn record(&mut self, p: &mut Pipeline) {
+        let written = p.take_revisions();
+        if let Some(revisions) = &mut self.revisions {
+            for ((index, key), revision) in written {
+                revisions[index].insert(key, revision);
+            }
+        }
+    }
+
     /// Puts `item` in its bucket and publishes it as upserted.
     async fn put(
         &self,
@@ -448,7 +484,9 @@ impl Writer {
         let key = kv::encode_key(item.key.as_str());
         let value = kv::encode_value(inv, item, item.last_seen());
         let subject = format!("$KV.{}.{key}", kv::bucket(inv));
-        p.publish(subject, HeaderMap::new(), value.clone()).await?;
+        let (headers, tag) = self.expect(inv, &key, HeaderMap::new());
+        p.publish_tagged(subject, headers, value.clone(), tag)
+            .await?;
         let kind = stream::Kind::Upserted.as_str();
         let headers = self.headers(poll_id, kind, Some(&key), format!("{poll_id}:{kind}:{key}"));
         p.publish(stream::subject(inv, stream::Kind::Upserted), headers, value)
@@ -467,7 +505,8 @@ impl Writer {
         let mut marker = HeaderMap::new();
         marker.insert("KV-Operation", "DEL");
         let subject = format!("$KV.{}.{encoded}", kv::bucket(inv));
-        p.publish(subject, marker, Vec::new()).await?;
+        let (marker, tag) = self.expect(inv, &encoded, marker);
+        p.publish_tagged(subject, marker, Vec::new(), tag).await?;
         let kind = stream::Kind::Removed.as_str();
         let headers = self.headers(
             poll_id,
@@ -524,9 +563,13 @@ impl Writer {
         let body = stream::poll_body(inv, &poll_id, report, self.cache.len(inv));
         p.publish(stream::subject(inv, stream::Kind::Poll), headers, body)
             .await?;
-        p.flush().await?;
+        let flushed = p.flush().await;
+        self.record(&mut p);
+        flushed?;
         self.put_state(&mut p, inv).await?;
-        p.flush().await?;
+        let flushed = p.flush().await;
+        self.record(&mut p);
+        flushed?;
         events::MirrorWritten {
             inventory: inv,
             poll_id: &poll_id,
@@ -558,9 +601,12 @@ impl Writer {
         let started = Instant::now();
         let at = Utc::now();
         self.setup(js).await?;
-        let (stored, _follow) = kv::read_all(js, &kv::bucket(inv), false)
+        let (stored, revisions, _follow) = kv::read_with_revisions(js, &kv::bucket(inv), false)
             .await
             .map_err(|e| WriteError::new("re-sync", e))?;
+        if let Some(all) = &mut self.revisions {
+            all[inv.index()] = revisions;
+        }
         let ready = self.cache.is_ready(inv);
         let items = self.cache.snapshot(inv);
         let poll_id = stream::resync_id(inv, at);
@@ -592,9 +638,13 @@ impl Writer {
         let body = stream::resync_body(inv, &poll_id, at, puts, deletes, items.len());
         p.publish(stream::subject(inv, stream::Kind::Poll), headers, body)
             .await?;
-        p.flush().await?;
+        let flushed = p.flush().await;
+        self.record(&mut p);
+        flushed?;
         self.put_state(&mut p, inv).await?;
-        p.flush().await?;
+        let flushed = p.flush().await;
+        self.record(&mut p);
+        flushed?;
         events::MirrorResynced {
             inventory: inv,
             reason: why.as_str(),

@@ -27,9 +27,14 @@ impl WriteError {
     }
 }
 
+/// What a tagged message was: the index of its inventory and its KV key.
+pub type Tag = (usize, String);
+
 pub struct Pipeline {
     js: jetstream::Context,
-    pending: VecDeque<(String, PublishAckFuture)>,
+    pending: VecDeque<(String, PublishAckFuture, Option<Tag>)>,
+    /// The revisions of tagged messages acknowledged since the last [`Pipeline::take_revisions`].
+    revisions: Vec<(Tag, u64)>,
     max: usize,
     /// Messages acknowledged since the last [`Pipeline::flush`].
     pub acked: u64,
@@ -42,6 +47,7 @@ impl Pipeline {
         Pipeline {
             js,
             pending: VecDeque::new(),
+            revisions: Vec::new(),
             max: max.max(1),
             acked: 0,
             fence,
@@ -54,6 +60,17 @@ impl Pipeline {
         subject: String,
         headers: HeaderMap,
         payload: Vec<u8>,
+    ) -> Result<(), WriteError> {
+        self.publish_tagged(subject, headers, payload, None).await
+    }
+
+    /// As [`Pipeline::publish`]; the revision the message gets is kept under `tag`.
+    pub async fn publish_tagged(
+        &mut self,
+        subject: String,
+        headers: HeaderMap,
+        payload: Vec<u8>,
+        tag: Option<Tag>,
     ) -> Result<(), WriteError> {
         while self.pending.len() >= self.max {
             self.await_oldest().await?;
@@ -79,17 +96,26 @@ impl Pipeline {
                 ));
             }
         };
-        self.pending.push_back((subject, ack));
+        self.pending.push_back((subject, ack, tag));
         Ok(())
     }
 
     async fn await_oldest(&mut self) -> Result<(), WriteError> {
-        if let Some((subject, ack)) = self.pending.pop_front() {
-            ack.await
+        if let Some((subject, ack, tag)) = self.pending.pop_front() {
+            let ack = ack
+                .await
                 .map_err(|e| WriteError::new(format!("acknowledgement of {subject}"), e))?;
+            if let Some(tag) = tag {
+                self.revisions.push((tag, ack.sequence));
+            }
             self.acked += 1;
         }
         Ok(())
+    }
+
+    /// The revisions of the tagged messages acknowledged so far.
+    pub fn take_revisions(&mut self) -> Vec<(Tag, u64)> {
+        std::mem::take(&mut self.revisions)
     }
 
     /// Waits for every acknowledgement; the first failure is returned (the rest are dropped).
