@@ -193,7 +193,9 @@ impl Cache {
     /// Replaces the whole inventory (a complete full pass). The old map is returned so that it is
     /// dropped after the lock is released.
     pub fn replace(&self, inv: Inventory, items: ItemMap) -> ItemMap {
-        let view = View::build(self.view(inv).generation() + 1, items.values().cloned());
+        let current = self.view(inv);
+        let view = current.rebuilt(current.generation() + 1, &items);
+        drop(current);
         let old = std::mem::replace(&mut *self.write(inv), items);
         self.publish(inv, view);
         old

@@ -7,6 +7,8 @@
 
 use crate::model::item::{Item, Key};
 use crate::model::row::Cell;
+#[cfg(test)]
+use crate::model::row::Row;
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
@@ -61,7 +63,10 @@ impl View {
     }
 
     /// This view with `upserts` put in (replacing items of the same key) and `removals` taken
-    /// out; an upsert wins over a removal of its key. Linear: a merge of sorted lists.
+    /// out; an upsert wins over a removal of its key. Linear: a merge of sorted lists. The
+    /// indexes this view has built are carried over (the items that stayed keep their places
+    /// relative to each other; the new ones are inserted), so a poll does not make the next
+    /// request rebuild them.
     pub fn updated(&self, generation: u64, mut upserts: Vec<Arc<Item>>, removals: &[Key]) -> View {
         upserts.sort_by(|a, b| a.key.cmp(&b.key));
         // The last upsert of a key wins, as in the map.
@@ -71,13 +76,18 @@ impl View {
         let mut removals: Vec<&Key> = removals.iter().collect();
         removals.sort_unstable();
         let mut merged = Vec::with_capacity(self.items.len() + upserts.len());
+        // Where each old item went (`GONE`: removed or replaced), and where the upserts are.
+        let mut moved = vec![GONE; self.items.len()];
+        let mut fresh = Vec::with_capacity(upserts.len());
         let mut new = upserts.into_iter().peekable();
         let mut gone = removals.into_iter().peekable();
-        for old in self.items.iter() {
+        for (at, old) in self.items.iter().enumerate() {
             while let Some(item) = new.next_if(|item| item.key < old.key) {
+                fresh.push(merged.len() as u32);
                 merged.push(item);
             }
             if let Some(item) = new.next_if(|item| item.key == old.key) {
+                fresh.push(merged.len() as u32);
                 merged.push(item);
                 continue;
             }
@@ -85,10 +95,124 @@ impl View {
             if gone.next_if(|key| **key == old.key).is_some() {
                 continue;
             }
+            moved[at] = merged.len() as u32;
             merged.push(old.clone());
         }
-        merged.extend(new);
-        View::with_items(generation, merged.into_boxed_slice())
+        for item in new {
+            fresh.push(merged.len() as u32);
+            merged.push(item);
+        }
+        let view = View::with_items(generation, merged.into_boxed_slice());
+        for (column, orders) in self.orders.iter().enumerate() {
+            for (direction, order) in orders.iter().enumerate() {
+                if let Some(order) = order.get() {
+                    let carried = view.carry_order(order, &moved, &fresh, column, direction == 1);
+                    let _ = view.orders[column][direction].set(carried);
+                }
+            }
+        }
+        for (slot, postings) in self.postings.iter().enumerate() {
+            if let Some(postings) = postings.get() {
+                let carried = view.carry_postings(postings, &moved, &fresh, POSTED[slot]);
+                let _ = view.postings[slot].set(carried);
+            }
+        }
+        view
+    }
+
+    /// The view of `items` (a complete pass), made from this one: the items that are the same
+    /// (the same allocation: a pass keeps an unchanged item's) stay, the others are put in or
+    /// taken out, and the indexes are carried over as by [`View::updated`].
+    pub fn rebuilt(&self, generation: u64, items: &crate::cache::ItemMap) -> View {
+        let same: std::collections::HashSet<*const Item> = self
+            .items
+            .iter()
+            .filter(|old| items.get(&old.key).is_some_and(|new| Arc::ptr_eq(old, new)))
+            .map(Arc::as_ptr)
+            .collect();
+        let upserts: Vec<Arc<Item>> = items
+            .values()
+            .filter(|item| !same.contains(&Arc::as_ptr(item)))
+            .cloned()
+            .collect();
+        let removals: Vec<Key> = self
+            .items
+            .iter()
+            .filter(|old| !items.contains_key(&old.key))
+            .map(|old| old.key.clone())
+            .collect();
+        self.updated(generation, upserts, &removals)
+    }
+
+    /// `order` (of the view this one was made from) with the items that stayed moved to their
+    /// new places and the fresh ones inserted where they sort.
+    fn carry_order(
+        &self,
+        order: &[u32],
+        moved: &[u32],
+        fresh: &[u32],
+        column: usize,
+        descending: bool,
+    ) -> Box<[u32]> {
+        let carried: Vec<u32> = order
+            .iter()
+            .map(|&at| moved[at as usize])
+            .filter(|&at| at != GONE)
+            .collect();
+        if fresh.is_empty() {
+            return carried.into_boxed_slice();
+        }
+        let key = |at: u32| SortKey::of(self.items[at as usize].cell(column));
+        let cmp = |a: &(SortKey<'_>, u32), b: &(SortKey<'_>, u32)| {
+            in_order(&a.0, &b.0, descending).then(a.1.cmp(&b.1))
+        };
+        let mut inserts: Vec<(SortKey<'_>, u32)> = fresh.iter().map(|&at| (key(at), at)).collect();
+        inserts.sort_by(cmp);
+        let mut out = Vec::with_capacity(carried.len() + inserts.len());
+        let mut from = 0;
+        for insert in &inserts {
+            let upto =
+                from + carried[from..].partition_point(|&at| cmp(&(key(at), at), insert).is_lt());
+            out.extend_from_slice(&carried[from..upto]);
+            out.push(insert.1);
+            from = upto;
+        }
+        out.extend_from_slice(&carried[from..]);
+        out.into_boxed_slice()
+    }
+
+    /// `postings` (of the view this one was made from) with the items moved and the fresh ones
+    /// added to the list of their text.
+    fn carry_postings(
+        &self,
+        postings: &Postings,
+        moved: &[u32],
+        fresh: &[u32],
+        column: usize,
+    ) -> Postings {
+        let mut added: HashMap<&str, Vec<u32>> = HashMap::new();
+        for &at in fresh {
+            added
+                .entry(posted_text(&self.items[at as usize], column))
+                .or_default()
+                .push(at);
+        }
+        let mut out: Postings = HashMap::with_capacity(postings.len() + added.len());
+        for (text, list) in postings {
+            let kept = list
+                .iter()
+                .map(|&at| moved[at as usize])
+                .filter(|&at| at != GONE);
+            let new = added.remove(&**text).unwrap_or_default();
+            let merged = merge_ascending(kept, new);
+            if !merged.is_empty() {
+                out.insert(text.clone(), merged.into_boxed_slice());
+            }
+        }
+        for (text, list) in added {
+            out.insert(text.into(), list.into_boxed_slice());
+        }
+        out
     }
 
     /// Counts the polls applied to the inventory since the daemon started.
@@ -136,15 +260,7 @@ impl View {
                 .collect();
             let mut order: Vec<u32> = (0..keys.len() as u32).collect();
             // Stable: equal cells stay in key order.
-            order.sort_by(|&a, &b| {
-                let (a, b) = (&keys[a as usize], &keys[b as usize]);
-                let ord = a.cmp(b);
-                if descending && !a.is_empty() && !b.is_empty() {
-                    ord.reverse()
-                } else {
-                    ord
-                }
-            });
+            order.sort_by(|&a, &b| in_order(&keys[a as usize], &keys[b as usize], descending));
             order.into_boxed_slice()
         })
     }
@@ -173,10 +289,7 @@ impl View {
         Some(self.postings[slot].get_or_init(|| {
             let mut lists: HashMap<Box<str>, Vec<u32>> = HashMap::new();
             for (at, item) in self.items.iter().enumerate() {
-                let text = match item.cell(column) {
-                    Cell::Text(t) => t.unwrap_or_default(),
-                    _ => "",
-                };
+                let text = posted_text(item, column);
                 match lists.get_mut(text) {
                     Some(list) => list.push(at as u32),
                     None => {
@@ -248,6 +361,41 @@ impl View {
             .map_or(0, |s| s.text.len() + s.starts.len() * 4);
         orders + postings + search + self.items.len() * std::mem::size_of::<Arc<Item>>()
     }
+}
+
+/// Marks an old item that is not in the new view.
+const GONE: u32 = u32::MAX;
+
+/// The text a posting files an item under: its cell's text, `""` when empty.
+fn posted_text(item: &Item, column: usize) -> &str {
+    match item.cell(column) {
+        Cell::Text(t) => t.unwrap_or_default(),
+        _ => "",
+    }
+}
+
+/// Two sort keys in list order: ascending, or descending with empty cells still last.
+fn in_order(a: &SortKey<'_>, b: &SortKey<'_>, descending: bool) -> std::cmp::Ordering {
+    let ord = a.cmp(b);
+    if descending && !a.is_empty() && !b.is_empty() {
+        ord.reverse()
+    } else {
+        ord
+    }
+}
+
+/// Two ascending lists as one.
+fn merge_ascending(a: impl Iterator<Item = u32>, b: Vec<u32>) -> Vec<u32> {
+    let mut out = Vec::with_capacity(b.len());
+    let mut b = b.into_iter().peekable();
+    for x in a {
+        while let Some(y) = b.next_if(|y| *y < x) {
+            out.push(y);
+        }
+        out.push(x);
+    }
+    out.extend(b);
+    out
 }
 
 /// A cell reduced to what orders it (see [`Cell::compare`]).
@@ -417,5 +565,98 @@ mod tests {
         assert_eq!(view.search("ses-"), [0, 1]);
         assert_eq!(view.search("été"), [2]);
         assert_eq!(view.search("nothing"), Vec::<u32>::new());
+    }
+
+    /// A posted column's lists, sorted by text.
+    type Lists<'v> = Vec<(&'v str, Vec<u32>)>;
+
+    /// Every order and posting a view would build, read out.
+    fn indexes(view: &View) -> (Vec<Vec<u32>>, Vec<Lists<'_>>) {
+        let mut orders = Vec::new();
+        for column in 0..Row::columns(Inventory::Services).len() {
+            for descending in [false, true] {
+                orders.push(view.order(column, descending).to_vec());
+            }
+        }
+        let postings = POSTED
+            .iter()
+            .map(|&column| {
+                let mut lists: Lists<'_> = view
+                    .postings(column)
+                    .unwrap()
+                    .iter()
+                    .map(|(text, list)| (&**text, list.to_vec()))
+                    .collect();
+                lists.sort();
+                lists
+            })
+            .collect();
+        (orders, postings)
+    }
+
+    #[test]
+    fn carried_indexes_equal_indexes_built_anew() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let random_item = |key: u64, next: &mut dyn FnMut(u64) -> u64| {
+            let names = ["alpha", "Alpha", "beta", "Gamma", "gamma"];
+            let statuses = ["Operational", "Planned", "Retired"];
+            let ty = ["CFS", "RFS"][next(2) as usize];
+            let mut v = json!({"externalId": format!("K{key:03}"), "@type": ty});
+            if next(4) > 0 {
+                v["name"] = json!(names[next(5) as usize]);
+            }
+            if next(4) > 0 {
+                v["status"] = json!(statuses[next(3) as usize]);
+            }
+            if next(3) > 0 {
+                v["lastUpdate"] = json!(format!("2024-01-{:02}", 1 + next(28)));
+            }
+            Arc::new(Item::new(
+                Key::new(&format!("K{key:03}")),
+                Inventory::Services,
+                v.to_string().into(),
+                Utc::now(),
+                Utc::now(),
+            ))
+        };
+        let mut map = crate::cache::ItemMap::default();
+        for _ in 0..60 {
+            let item = random_item(next(200), &mut next);
+            map.insert(item.key.clone(), item);
+        }
+        let mut view = View::build(1, map.values().cloned());
+        let _ = indexes(&view);
+        for round in 0..40 {
+            // A refresh: a few upserts (new keys and changed items) and removals.
+            let upserts: Vec<Arc<Item>> = (0..next(8))
+                .map(|_| random_item(next(200), &mut next))
+                .collect();
+            let removals: Vec<Key> = (0..next(5))
+                .map(|_| Key::new(&format!("K{:03}", next(200))))
+                .collect();
+            for key in &removals {
+                map.remove(key);
+            }
+            for item in &upserts {
+                map.insert(item.key.clone(), item.clone());
+            }
+            let next_view = if round % 3 == 2 {
+                view.rebuilt(round + 2, &map)
+            } else {
+                view.updated(round + 2, upserts, &removals)
+            };
+            let fresh = View::build(0, map.values().cloned());
+            assert_eq!(keys(&next_view), keys(&fresh), "round {round}");
+            // Carried (built from the old view's), then compared with built from nothing.
+            assert!(next_view.orders.iter().flatten().all(|o| o.get().is_some()));
+            assert_eq!(indexes(&next_view), indexes(&fresh), "round {round}");
+            view = next_view;
+        }
     }
 }
