@@ -81,6 +81,8 @@ pub struct Config {
     pub store: StoreConfig,
     pub api: ApiServerConfig,
     pub log: LogConfig,
+    pub nats: NatsConfig,
+    pub ha: HaConfig,
 }
 
 /// One upstream API: where it is and how to authenticate.
@@ -245,6 +247,197 @@ impl ApiServerConfig {
     }
 }
 
+/// The NATS JetStream mirror and change stream (`src/mirror`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NatsConfig {
+    pub url: String,
+    pub credentials_file: String,
+    pub token: Secret,
+    pub token_file: String,
+    pub ca_file: String,
+    pub replicas: u32,
+    pub stream_max_age: u64,
+    pub stream_max_bytes: i64,
+    pub max_pending_writes: u32,
+}
+
+/// Valid range of `ha.lease_seconds`.
+pub const LEASE_SECONDS_RANGE: std::ops::RangeInclusive<u64> = 3..=3600;
+
+/// Valid range of `nats.replicas` (JetStream allows 1 to 5).
+pub const REPLICAS_RANGE: std::ops::RangeInclusive<u32> = 1..=5;
+
+impl NatsConfig {
+    /// Whether the mirror is on.
+    pub fn enabled(&self) -> bool {
+        !self.url.trim().is_empty()
+    }
+
+    /// The server URLs, as given (comma-separated in `url`).
+    pub fn urls(&self) -> Vec<&str> {
+        self.url
+            .split(',')
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .collect()
+    }
+
+    /// Fills `token` from `token_file`, or `token`/`credentials_file` from
+    /// `$CREDENTIALS_DIRECTORY/nats-token` / `nats-creds` when nothing is configured.
+    fn resolve_secrets(&mut self, credentials_dir: Option<&Path>) -> Result<(), ConfigError> {
+        if !self.token_file.is_empty() {
+            if !self.token.is_empty() {
+                return Err(invalid(
+                    "nats.token_file",
+                    "set either token or token_file, not both",
+                ));
+            }
+            self.token = read_secret_file(Path::new(&self.token_file))
+                .map_err(|m| invalid("nats.token_file", m))?;
+            if self.token.is_empty() {
+                return Err(invalid(
+                    "nats.token_file",
+                    format!("{} is empty", self.token_file),
+                ));
+            }
+        } else if self.token.is_empty()
+            && self.credentials_file.is_empty()
+            && let Some(dir) = credentials_dir
+        {
+            let token = dir.join("nats-token");
+            let creds = dir.join("nats-creds");
+            if token.exists() {
+                self.token =
+                    read_secret_file(&token).map_err(|m| invalid("nats.token (credential)", m))?;
+            } else if creds.exists() {
+                self.credentials_file = creds.display().to_string();
+            }
+        }
+        Ok(())
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !self.enabled() {
+            return Ok(());
+        }
+        for url in self.urls() {
+            validate_nats_url(url).map_err(|m| invalid("nats.url", m))?;
+        }
+        if !self.token.is_empty() && !self.credentials_file.is_empty() {
+            return Err(invalid(
+                "nats.credentials_file",
+                "set either a credentials file or a token, not both",
+            ));
+        }
+        for (key, path) in [
+            ("nats.credentials_file", &self.credentials_file),
+            ("nats.ca_file", &self.ca_file),
+        ] {
+            if !path.is_empty() && std::fs::File::open(path).is_err() {
+                return Err(invalid(key, format!("{path} is not a readable file")));
+            }
+        }
+        if !REPLICAS_RANGE.contains(&self.replicas) {
+            return Err(invalid(
+                "nats.replicas",
+                format!("{} is out of range: must be 1 to 5", self.replicas),
+            ));
+        }
+        if self.max_pending_writes == 0 {
+            return Err(invalid("nats.max_pending_writes", "must be at least 1"));
+        }
+        if self.stream_max_bytes == 0 || self.stream_max_bytes < -1 {
+            return Err(invalid(
+                "nats.stream_max_bytes",
+                "must be a number of bytes, or -1 for no size limit",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A NATS server URL: nats://, tls://, ws:// or a bare host:port; never with credentials.
+fn validate_nats_url(url: &str) -> Result<(), String> {
+    let with_scheme = if url.contains("://") {
+        url.to_owned()
+    } else {
+        format!("nats://{url}")
+    };
+    let parsed = reqwest::Url::parse(&with_scheme).map_err(|e| {
+        // The URL may hold a credential: name the problem, not the text.
+        format!("a server URL is not a URL ({e})")
+    })?;
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(
+            "must not contain credentials; use nats.token_file or nats.credentials_file".into(),
+        );
+    }
+    if !matches!(parsed.scheme(), "nats" | "tls") {
+        return Err(format!("`{url}` must use nats:// or tls://"));
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err(format!("`{url}` has no host"));
+    }
+    Ok(())
+}
+
+/// Leader election among instances sharing a NATS cluster.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HaConfig {
+    pub enabled: bool,
+    pub lease_seconds: u64,
+    pub instance: String,
+}
+
+impl HaConfig {
+    /// This instance's name: `instance`, else the host name (from `/proc`, or `/etc/hostname`
+    /// where a sandbox hides `/proc/sys`), else `ses-inventory`.
+    pub fn instance_name(&self) -> String {
+        let name = self.instance.trim();
+        if !name.is_empty() {
+            return name.to_owned();
+        }
+        ["/proc/sys/kernel/hostname", "/etc/hostname"]
+            .iter()
+            .filter_map(|path| std::fs::read_to_string(path).ok())
+            .map(|h| h.trim().to_owned())
+            .find(|h| !h.is_empty())
+            .unwrap_or_else(|| "ses-inventory".to_owned())
+    }
+
+    pub fn validate(&self, nats: &NatsConfig) -> Result<(), ConfigError> {
+        if !self.enabled {
+            return Ok(());
+        }
+        if !nats.enabled() {
+            return Err(invalid(
+                "ha.enabled",
+                "needs nats.url: the lease and the mirror live in NATS JetStream",
+            ));
+        }
+        if !LEASE_SECONDS_RANGE.contains(&self.lease_seconds) {
+            return Err(invalid(
+                "ha.lease_seconds",
+                format!(
+                    "{} is out of range: must be {} to {} seconds",
+                    self.lease_seconds,
+                    LEASE_SECONDS_RANGE.start(),
+                    LEASE_SECONDS_RANGE.end()
+                ),
+            ));
+        }
+        if self.instance.chars().any(|c| c.is_control()) {
+            return Err(invalid(
+                "ha.instance",
+                "must not contain control characters",
+            ));
+        }
+        Ok(())
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -356,7 +549,8 @@ impl Config {
                 }
             }
         }
-        self.api.resolve_token(credentials_dir.as_deref())
+        self.api.resolve_token(credentials_dir.as_deref())?;
+        self.nats.resolve_secrets(credentials_dir.as_deref())
     }
 
     /// Checks every value whose range or form is constrained; the error names the key.
@@ -412,6 +606,8 @@ impl Config {
         tracing_subscriber::EnvFilter::try_new(&self.log.level)
             .map_err(|e| invalid("log.level", e.to_string()))?;
         self.api.validate()?;
+        self.nats.validate()?;
+        self.ha.validate(&self.nats)?;
         Ok(())
     }
 
@@ -835,5 +1031,43 @@ mod tests {
         assert!(!text.contains("topsecret"));
         assert!(text.contains("***"));
         assert!(text.contains("cache_update_frequency = 3600"));
+    }
+
+    #[test]
+    fn nats_and_ha_come_from_the_environment_and_bad_values_name_their_key() {
+        let cfg = build_env(&[
+            ("SES_INVENTORY__NATS__URL", "nats://a:4222, tls://b:4222"),
+            ("SES_INVENTORY__HA__ENABLED", "true"),
+            ("SES_INVENTORY__HA__LEASE_SECONDS", "30"),
+        ])
+        .unwrap();
+        assert_eq!(cfg.nats.urls(), ["nats://a:4222", "tls://b:4222"]);
+        assert!(cfg.ha.enabled && cfg.ha.lease_seconds == 30);
+        assert!(!Config::defaults().nats.enabled() && !Config::defaults().ha.enabled);
+        let key_of = |pairs: &[(&str, &str)]| match build_env(pairs) {
+            Err(ConfigError::Invalid { key, .. }) => key,
+            other => panic!("{other:?}"),
+        };
+        let url = ("SES_INVENTORY__NATS__URL", "nats://127.0.0.1:4222");
+        assert_eq!(
+            key_of(&[
+                url,
+                ("SES_INVENTORY__HA__ENABLED", "true"),
+                ("SES_INVENTORY__HA__LEASE_SECONDS", "2")
+            ]),
+            "ha.lease_seconds"
+        );
+        assert_eq!(
+            key_of(&[url, ("SES_INVENTORY__NATS__REPLICAS", "6")]),
+            "nats.replicas"
+        );
+        assert_eq!(
+            key_of(&[("SES_INVENTORY__NATS__URL", "http://x:4222")]),
+            "nats.url"
+        );
+        assert_eq!(
+            key_of(&[url, ("SES_INVENTORY__NATS__CA_FILE", "/nonexistent/ca.pem")]),
+            "nats.ca_file"
+        );
     }
 }

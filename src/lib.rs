@@ -8,6 +8,7 @@
 pub mod cache;
 pub mod cmd;
 pub mod config;
+pub mod mirror;
 pub mod model;
 pub mod serve;
 pub mod source;

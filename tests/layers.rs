@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 /// Lowest first.
-const LAYERS: [&str; 10] = [
+const LAYERS: [&str; 11] = [
     "model",     // the shared vocabulary: inventories, items, rows, poll reports, secrets
     "time",      // clock, backoff
     "config",    // layered configuration
@@ -15,6 +15,7 @@ const LAYERS: [&str; 10] = [
     "source",    // the upstream HTTP client
     "sync",      // pollers: listings, confirmation, rules, window, the daemon's pollers
     "store",     // SQLite: schema, warm load, writer, export
+    "mirror",    // NATS JetStream: key-value mirror, change stream, leader lease
     "serve",     // read API, web console, metrics exposition, systemd notify, status log
     "cmd",       // the commands and their composition root
 ];

@@ -1,15 +1,21 @@
 //! The composition root: the one place that wires the parts of a running daemon together —
 //! store (warm load and writer), pollers, read API, systemd notifications, status log — in
-//! order, and takes them down in reverse. `run`, `demo` and `sync-once` all build on it.
+//! order, and takes them down in reverse. `run`, `demo` and `sync-once` all build on it. With
+//! `nats.url` the NATS mirror follows the journal; with `ha.enabled` the mirror's supervisor
+//! starts and stops the pollers as the lease decides.
 
 use crate::cache::Cache;
 use crate::config::Config;
+use crate::mirror::ha::ControlSlot;
+use crate::mirror::{HaParts, Mirror};
 use crate::serve::{api, notify, status_log};
+use crate::source::Upstream;
 use crate::store::{self, Store};
 use crate::sync::Journal;
+use crate::sync::daemon::Control;
 use crate::sync::daemon::Daemon;
 use crate::time::clock::Clock;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 use tokio::task::JoinHandle;
 
@@ -38,9 +44,12 @@ pub enum Notify {
 
 /// A running daemon: everything [`App::start`] started.
 pub struct App {
-    daemon: Daemon,
+    cache: Cache,
+    /// The pollers (without `ha.enabled`; with it, the mirror's supervisor runs them).
+    daemon: Option<Daemon>,
     api: Option<api::Server>,
     writer: Option<store::Writer>,
+    mirror: Option<Mirror>,
     background: Vec<JoinHandle<()>>,
     notifier: Option<notify::Notifier>,
 }
@@ -56,9 +65,38 @@ impl App {
     ) -> anyhow::Result<App> {
         let cache = Cache::new();
         let (journal, writer) = open_store(&cfg, &cache)?.unzip();
-        let daemon = Daemon::start_with(cfg.clone(), clock, cache, journal)?;
-        let cache = daemon.cache().clone();
-        let api = api.map(|bound| bound.serve(cache.clone(), daemon.control()));
+        let control: ControlSlot = Arc::new(RwLock::new(Control::idle(cache.clone())));
+        let (daemon, mirror) = if cfg.ha.enabled {
+            // Leader and standby: the mirror's supervisor starts the pollers while this
+            // instance holds the lease. Their client is checked now, as without HA.
+            Upstream::new(cfg.clone())?;
+            let parts = HaParts {
+                clock,
+                store: journal,
+                control: control.clone(),
+            };
+            (
+                None,
+                Mirror::start(cfg.clone(), cache.clone(), Some(parts))?,
+            )
+        } else {
+            // The mirror follows the cache through the same journal as the store, never
+            // slowing it.
+            let mirror = Mirror::start(cfg.clone(), cache.clone(), None)?;
+            let journal = match &mirror {
+                Some(mirror) => Some(mirror.tee(journal)),
+                None => journal,
+            };
+            let daemon = Daemon::start_with(cfg.clone(), clock, cache.clone(), journal)?;
+            *control.write().unwrap_or_else(PoisonError::into_inner) = daemon.control();
+            (Some(daemon), mirror)
+        };
+        let ha = mirror.as_ref().map(Mirror::ha);
+        let api = api.map(|bound| {
+            bound
+                .with_ha(ha.clone())
+                .serve_switchable(cache.clone(), control.clone())
+        });
         let mut background = Vec::new();
         if cfg.poll.status_interval > 0 {
             background.push(tokio::spawn(status_log::log_periodically(
@@ -69,22 +107,25 @@ impl App {
         let notifier = (notify == Notify::FromEnv).then(notify::Notifier::from_env);
         if let Some(notifier) = &notifier {
             background.push(tokio::spawn(notify::run(
-                cache,
+                cache.clone(),
                 notifier.clone(),
                 notify::watchdog_interval_from_env(),
+                ha.filter(|_| cfg.ha.enabled),
             )));
         }
         Ok(App {
+            cache,
             daemon,
             api,
             writer,
+            mirror,
             background,
             notifier,
         })
     }
 
     pub fn cache(&self) -> &Cache {
-        self.daemon.cache()
+        &self.cache
     }
 
     /// Stops in reverse order: tells the service manager, stops serving, stops the pollers
@@ -99,7 +140,12 @@ impl App {
         if let Some(api) = self.api {
             api.shutdown().await;
         }
-        self.daemon.shutdown().await;
+        if let Some(daemon) = self.daemon {
+            daemon.shutdown().await;
+        }
+        if let Some(mirror) = self.mirror {
+            mirror.finish().await;
+        }
         if let Some(writer) = self.writer {
             writer.finish().await;
         }

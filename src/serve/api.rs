@@ -30,6 +30,8 @@ pub mod query;
 
 use crate::cache::Cache;
 use crate::config::{ApiServerConfig, ConfigError};
+use crate::mirror::ha::ControlSlot;
+use crate::mirror::lease::HaStatus;
 use crate::model::inventory::Inventory;
 use crate::model::secret::Secret;
 use crate::serve::console;
@@ -47,7 +49,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use query::ListQuery;
 use serde_json::{Map, Value, json};
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -72,6 +74,7 @@ pub enum ApiError {
 pub struct Bound {
     listener: Option<TcpListener>,
     token: Secret,
+    ha: Option<watch::Receiver<HaStatus>>,
 }
 
 impl Bound {
@@ -89,6 +92,7 @@ impl Bound {
         Ok(Bound {
             listener,
             token: cfg.token.clone(),
+            ha: None,
         })
     }
 
@@ -97,6 +101,7 @@ impl Bound {
         Bound {
             listener: Some(listener),
             token,
+            ha: None,
         }
     }
 
@@ -105,8 +110,20 @@ impl Bound {
         self.listener.as_ref().and_then(|l| l.local_addr().ok())
     }
 
+    /// The leader/standby role the status reports (`ha.enabled`); `off` without it.
+    pub fn with_ha(mut self, ha: Option<watch::Receiver<HaStatus>>) -> Bound {
+        self.ha = ha;
+        self
+    }
+
     /// Starts serving on the current runtime; stop with [`Server::shutdown`].
     pub fn serve(self, cache: Cache, control: Control) -> Server {
+        self.serve_switchable(cache, Arc::new(RwLock::new(control)))
+    }
+
+    /// As [`Bound::serve`], with refresh requests going to whatever control `control` holds
+    /// at the time (a standby's pollers come and go with its leader terms).
+    pub fn serve_switchable(self, cache: Cache, control: ControlSlot) -> Server {
         let (stop, stop_rx) = watch::channel(false);
         let Some(listener) = self.listener else {
             return Server {
@@ -127,6 +144,7 @@ impl Bound {
         let state = Arc::new(ApiState {
             cache,
             control,
+            ha: self.ha,
             token,
             started: Instant::now(),
             started_at: Utc::now(),
@@ -186,7 +204,10 @@ impl Drop for Server {
 /// What every handler of the API and the console shares.
 pub(crate) struct ApiState {
     pub(crate) cache: Cache,
-    pub(crate) control: Control,
+    /// The pollers' control; a standby's comes and goes with its leader terms.
+    pub(crate) control: ControlSlot,
+    /// The leader/standby role (`ha.enabled`).
+    pub(crate) ha: Option<watch::Receiver<HaStatus>>,
     /// `api.token`, when one is configured.
     pub(crate) token: Option<Secret>,
     pub(crate) started: Instant,
@@ -195,6 +216,16 @@ pub(crate) struct ApiState {
     pub(crate) boot: i64,
     /// The console's signed-in browsers.
     pub(crate) sessions: console::Sessions,
+}
+
+impl ApiState {
+    /// The control of the pollers running now (none on a standby: every request is refused).
+    pub(crate) fn control(&self) -> Control {
+        self.control
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
 }
 
 pub(crate) type AppState = Arc<ApiState>;
@@ -416,6 +447,12 @@ async fn status(State(state): State<AppState>, request: HeaderMap) -> Response {
             carriers: inventory(Inventory::Carriers),
             resources: inventory(Inventory::Resources),
         },
+        ha: body::Ha::new(
+            &state
+                .ha
+                .as_ref()
+                .map_or_else(HaStatus::off, |ha| ha.borrow().clone()),
+        ),
     };
     let body = serde_json::to_vec(&status).unwrap_or_default();
     let tag = etag::of_body(&body);
@@ -465,7 +502,7 @@ async fn refresh(State(state): State<AppState>, uri: Uri) -> Result<Response, Fa
     let mut outcomes = Map::new();
     let mut any = false;
     for inv in targets {
-        let outcome = state.control.request_poll(inv, full);
+        let outcome = state.control().request_poll(inv, full);
         any |= outcome != RequestOutcome::Unavailable;
         outcomes.insert(inv.as_str().into(), json!(outcome));
     }

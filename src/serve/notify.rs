@@ -11,6 +11,7 @@
 //! and otherwise ignored: systemd's bookkeeping must never stop the daemon.
 
 use crate::cache::Cache;
+use crate::mirror::lease::{HaStatus, Role};
 use crate::model::inventory::Inventory;
 use crate::model::status::Phase;
 use sd_notify::NotifyState;
@@ -19,7 +20,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, SyncSender, TrySendError};
 use std::time::Duration;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
 /// Notifications waiting for the sender thread; more are dropped (a stuck service manager
 /// must not make the daemon queue without bound).
@@ -229,11 +230,20 @@ pub fn first_pass_running(cache: &Cache) -> bool {
 /// systemd's `TimeoutStartSec=` from killing a start that is slow only because the inventory is
 /// large. A start that is stuck (every unready inventory failing and backing off) gets no
 /// extension, so the start timeout and `Restart=` still apply.
-pub async fn run(cache: Cache, notifier: Notifier, watchdog: Option<Duration>) {
+///
+/// With `ha` (`ha.enabled`), every `STATUS=` starts with the role (`leader; ...`, `standby,
+/// leader <name>; ...`), and a change of role sends one.
+pub async fn run(
+    cache: Cache,
+    notifier: Notifier,
+    watchdog: Option<Duration>,
+    mut ha: Option<watch::Receiver<HaStatus>>,
+) {
     if !notifier.is_active() {
         return;
     }
-    notifier.status(format!("Building the cache: {}", summary(&cache)));
+
+    notifier.status(format!("Building the cache: {}", line(&ha, &cache)));
     let mut polls = cache.watch_polls();
     let ready = cache.wait_all_ready();
     tokio::pin!(ready);
@@ -248,7 +258,7 @@ pub async fn run(cache: Cache, notifier: Notifier, watchdog: Option<Duration>) {
         tokio::select! {
             () = &mut ready, if !ready_sent => {
                 ready_sent = true;
-                notifier.post(Note::Ready(summary(&cache)), None);
+                notifier.post(Note::Ready(line(&ha, &cache)), None);
             }
             changed = polls.changed() => {
                 if changed.is_err() {
@@ -256,22 +266,43 @@ pub async fn run(cache: Cache, notifier: Notifier, watchdog: Option<Duration>) {
                     // which is right for a daemon that lost its cache).
                     return;
                 }
-                notifier.status(summary(&cache));
+                notifier.status(line(&ha, &cache));
             }
             _ = extend.tick(), if !ready_sent => {
                 if first_pass_running(&cache) {
-                    let status = format!("Building the cache: {}", summary(&cache));
+                    let status = format!("Building the cache: {}", line(&ha, &cache));
                     notifier.post(Note::Extend(EXTEND_BY, status), None);
                 }
+            }
+            changed = async { ha.as_mut().expect("checked").changed().await }, if ha.is_some() => {
+                if changed.is_err() {
+                    ha = None;
+                }
+                notifier.status(line(&ha, &cache));
             }
             _ = ticker.tick(), if watchdog.is_some() => {
                 // Reading every inventory's status and size takes each lock briefly: a daemon
                 // stuck on a lock stops pinging and systemd restarts it.
-                let _ = summary(&cache);
+                let _ = line(&ha, &cache);
                 notifier.post(Note::Watchdog, None);
             }
         }
     }
+}
+
+/// The status line: the role first with `ha.enabled`, then [`summary`].
+fn line(ha: &Option<watch::Receiver<HaStatus>>, cache: &Cache) -> String {
+    let Some(ha) = ha else {
+        return summary(cache);
+    };
+    let role = {
+        let s = ha.borrow();
+        match (s.role, &s.leader) {
+            (Role::Standby, Some(leader)) => format!("standby, leader {leader}"),
+            (role, _) => role.as_str().to_owned(),
+        }
+    };
+    format!("{role}; {}", summary(cache))
 }
 
 #[cfg(test)]
@@ -292,6 +323,23 @@ mod tests {
     fn next(rx: &Receiver<String>) -> String {
         rx.recv_timeout(Duration::from_secs(10))
             .expect("a datagram")
+    }
+
+    #[test]
+    fn with_ha_the_status_line_starts_with_the_role() {
+        let cache = Cache::new();
+        assert!(line(&None, &cache).starts_with("services: "));
+        let (tx, rx) = watch::channel(HaStatus::standby_unknown());
+        let ha = Some(rx);
+        assert!(line(&ha, &cache).starts_with("standby; services: "));
+        tx.send_modify(|s| s.leader = Some("inv-a".into()));
+        assert!(
+            line(&ha, &cache).starts_with("standby, leader inv-a; services: "),
+            "{}",
+            line(&ha, &cache)
+        );
+        tx.send_modify(|s| s.role = Role::Leader);
+        assert!(line(&ha, &cache).starts_with("leader; services: "));
     }
 
     #[test]
@@ -359,7 +407,7 @@ mod tests {
     async fn ready_once_every_inventory_is_ready_then_a_status_per_poll() {
         let cache = Cache::new();
         let (n, rx) = recording();
-        let task = tokio::spawn(run(cache.clone(), n, None));
+        let task = tokio::spawn(run(cache.clone(), n, None, None));
         let rx = Arc::new(std::sync::Mutex::new(rx));
         let recv = || {
             let rx = rx.clone();

@@ -34,6 +34,16 @@ pub struct Control {
 }
 
 impl Control {
+    /// A control with no pollers behind it (a standby): every request is `Unavailable`.
+    pub fn idle(cache: Cache) -> Control {
+        let requests = Inventory::ALL.map(|_| mpsc::channel(1).0);
+        Control {
+            cache,
+            requests: Arc::new(requests),
+            sending: Arc::default(),
+        }
+    }
+
     /// Asks `inv`'s poller to poll now (`full` for a full pass). A request made while a poll of
     /// that inventory runs joins it, unless it asks for a full pass during a refresh.
     pub fn request_poll(&self, inv: Inventory, full: bool) -> RequestOutcome {

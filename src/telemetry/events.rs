@@ -567,3 +567,196 @@ impl StoreMovedAside<'_> {
         );
     }
 }
+
+// NATS: the mirror, the change stream, the lease
+
+pub struct NatsConnection {
+    pub connected: bool,
+}
+
+impl NatsConnection {
+    pub fn emit(&self) {
+        metrics::global().nats_connected(self.connected);
+        if self.connected {
+            info!(message = "Connected to NATS.");
+        } else {
+            warn!(message = "NATS connection lost; polling goes on, the client reconnects.");
+        }
+    }
+}
+
+pub struct NatsProblem<'a> {
+    pub error: &'a dyn std::fmt::Display,
+}
+
+impl NatsProblem<'_> {
+    pub fn emit(&self) {
+        warn!(message = "NATS reported a problem.", error = %self.error);
+    }
+}
+
+pub struct MirrorWritten<'a> {
+    pub inventory: Inventory,
+    pub poll_id: &'a str,
+    pub puts: u64,
+    pub deletes: u64,
+    /// Stream messages published: upserted, removed, poll.
+    pub messages: [u64; 3],
+    pub duration: Duration,
+}
+
+impl MirrorWritten<'_> {
+    pub fn emit(&self) {
+        metrics::global().mirror_written(self.inventory, self.puts, self.deletes, self.messages);
+        debug!(
+            message = "Mirror updated.",
+            inventory = %self.inventory,
+            poll_id = self.poll_id,
+            puts = self.puts,
+            deletes = self.deletes,
+            messages = self.messages.iter().sum::<u64>(),
+            duration_ms = ms(self.duration),
+        );
+    }
+}
+
+pub struct MirrorResynced<'a> {
+    pub inventory: Inventory,
+    /// Why: `start`, `catch-up` (after a failure), `lagged` (notifications were dropped).
+    pub reason: &'a str,
+    pub items: usize,
+    pub puts: u64,
+    pub deletes: u64,
+    pub duration: Duration,
+}
+
+impl MirrorResynced<'_> {
+    pub fn emit(&self) {
+        let m = metrics::global();
+        m.mirror_resynced(self.inventory);
+        m.mirror_written(
+            self.inventory,
+            self.puts,
+            self.deletes,
+            [self.puts, self.deletes, 1],
+        );
+        info!(
+            message = "Mirror level with the cache.",
+            inventory = %self.inventory,
+            reason = self.reason,
+            items = self.items,
+            puts = self.puts,
+            deletes = self.deletes,
+            duration_ms = ms(self.duration),
+        );
+    }
+}
+
+/// The mirror is behind the cache (`behind`), or level again.
+pub struct MirrorBehind<'a> {
+    pub behind: bool,
+    pub error: Option<&'a dyn std::fmt::Display>,
+    /// When it tries again (behind only).
+    pub retry_in: Duration,
+}
+
+impl MirrorBehind<'_> {
+    pub fn emit(&self) {
+        let m = metrics::global();
+        m.mirror_behind(self.behind);
+        match (self.behind, self.error) {
+            (true, Some(error)) => {
+                m.mirror_failed();
+                warn!(
+                    message = "NATS mirror behind the cache; polling goes on, the mirror catches up from the cache when NATS answers.",
+                    error = %error,
+                    retry_ms = ms(self.retry_in),
+                );
+            }
+            (true, None) => warn!(
+                message = "NATS mirror fell behind the polls (notifications dropped); catching up from the cache.",
+            ),
+            (false, _) => info!(message = "NATS mirror caught up with the cache."),
+        }
+    }
+}
+
+/// This instance's part changed (`ha.enabled`).
+pub struct LeaseChanged<'a> {
+    pub instance: &'a str,
+    /// `leader` or `standby`.
+    pub role: &'a str,
+    /// Who leads now (empty when unknown).
+    pub leader: &'a str,
+    pub revision: u64,
+    /// Why: `acquired`, or why the term ended.
+    pub reason: &'a str,
+}
+
+impl LeaseChanged<'_> {
+    pub fn emit(&self) {
+        metrics::global().ha_role(self.role);
+        if self.role == "leader" {
+            info!(
+                message = "Leader lease acquired; polling the gateway.",
+                instance = self.instance,
+                revision = self.revision,
+            );
+        } else {
+            warn!(
+                message = "Leader lease lost; polling stopped, serving the mirror as a standby.",
+                instance = self.instance,
+                revision = self.revision,
+                reason = self.reason,
+                leader = self.leader,
+            );
+        }
+    }
+}
+
+/// Started as a standby (`ha.enabled`).
+pub struct StandbyStarted<'a> {
+    pub instance: &'a str,
+}
+
+impl StandbyStarted<'_> {
+    pub fn emit(&self) {
+        metrics::global().ha_role("standby");
+        info!(
+            message = "Standing by: serving the mirror until this instance holds the lease.",
+            instance = self.instance
+        );
+    }
+}
+
+/// A standby loaded the mirror of an inventory into its cache.
+pub struct MirrorLoaded {
+    pub inventory: Inventory,
+    pub items: usize,
+    pub ready: bool,
+    pub duration: Duration,
+}
+
+impl MirrorLoaded {
+    pub fn emit(&self) {
+        info!(
+            message = "Mirror loaded.",
+            inventory = %self.inventory,
+            items = self.items,
+            ready = self.ready,
+            duration_ms = ms(self.duration),
+        );
+    }
+}
+
+/// A stopping leader gave its lease up.
+pub struct LeaseReleased {
+    pub revision: u64,
+}
+
+impl LeaseReleased {
+    pub fn emit(&self) {
+        metrics::global().ha_role("standby");
+        info!(message = "Leader lease released.", revision = self.revision);
+    }
+}

@@ -68,6 +68,11 @@ const SKIP_REASONS: [&str; 4] = ["no_key", "not_object", "duplicate", "not_kept"
 const CHANGES: [&str; 3] = ["added", "updated", "removed"];
 /// What confirmation did with items (the `kind` label of `churn_items_total`).
 const CHURN: [&str; 4] = ["candidates", "recovered", "confirmed_removed", "deferred"];
+/// What the mirror does to an entry (the `op` label of `mirror_writes_total`).
+const MIRROR_OPS: [&str; 2] = ["put", "delete"];
+/// Change-stream messages (the `kind` label of `stream_messages_total`).
+const STREAM_KINDS: [&str; 3] = ["upserted", "removed", "poll"];
+const HA_ROLES: [&str; 3] = ["off", "standby", "leader"];
 const KINDS: [PollKind; 2] = [PollKind::Full, PollKind::Refresh];
 const OUTCOMES: [Outcome; 3] = [Outcome::Complete, Outcome::Incomplete, Outcome::Failed];
 
@@ -140,6 +145,17 @@ pub struct Metrics {
     /// Page requests in flight per API, and the adaptive limit on them.
     in_flight: Family<Labels<1>, Gauge>,
     in_flight_limit: Family<Labels<1>, Gauge>,
+    /// The NATS mirror: entries written, by `op` (put, delete).
+    mirror_writes: Family<Labels<2>, Counter>,
+    /// Change-stream messages published, by `kind` (upserted, removed, poll).
+    stream_messages: Family<Labels<2>, Counter>,
+    mirror_resyncs: Family<Labels<1>, Counter>,
+    mirror_failures: Counter,
+    /// 1 while the mirror lacks applied polls (NATS unreachable, or catching up).
+    mirror_behind: Gauge,
+    nats_connected: Gauge,
+    /// 1 for this instance's role (off, standby, leader), 0 for the others.
+    ha_role: Family<Labels<1>, Gauge>,
     /// Requests the daemon's own HTTP server answered.
     api_requests: Family<ApiLabels, Histogram, fn() -> Histogram>,
 }
@@ -172,8 +188,21 @@ impl Metrics {
             requests: Family::new_with_constructor(request_histogram as fn() -> Histogram),
             in_flight: Family::default(),
             in_flight_limit: Family::default(),
+            mirror_writes: Family::default(),
+            stream_messages: Family::default(),
+            mirror_resyncs: Family::default(),
+            mirror_failures: Counter::default(),
+            mirror_behind: Gauge::default(),
+            nats_connected: Gauge::default(),
+            ha_role: Family::default(),
             api_requests: Family::new_with_constructor(api_histogram as fn() -> Histogram),
         };
+        for role in HA_ROLES {
+            let _ = m
+                .ha_role
+                .get_or_create(&[("role", role)])
+                .set(i64::from(role == "off"));
+        }
         for a in [Api::Tmf638, Api::Tmf639] {
             let _ = m.in_flight.get_or_create(&api(a));
         }
@@ -202,6 +231,13 @@ impl Metrics {
             for steady in ["false", "true"] {
                 let _ = m.confirmations.get_or_create(&with(inv, "steady", steady));
             }
+            for op in MIRROR_OPS {
+                let _ = m.mirror_writes.get_or_create(&with(inv, "op", op));
+            }
+            for kind in STREAM_KINDS {
+                let _ = m.stream_messages.get_or_create(&with(inv, "kind", kind));
+            }
+            let _ = m.mirror_resyncs.get_or_create(&inventory(inv));
         }
         m.register()
     }
@@ -271,6 +307,44 @@ impl Metrics {
             self.requests.clone(),
         );
         r.register(
+            "ses_inventory_mirror_writes",
+            "Entries written to the NATS key-value mirror, by op (put, delete)",
+            self.mirror_writes.clone(),
+        );
+        r.register(
+            "ses_inventory_stream_messages",
+            "Messages published on the change stream SES_INVENTORY, by kind (upserted, removed, poll)",
+            self.stream_messages.clone(),
+        );
+        r.register(
+            "ses_inventory_mirror_resyncs",
+            "Times the mirror was compared with the cache and brought level (at start, after a \
+             NATS outage, after falling behind)",
+            self.mirror_resyncs.clone(),
+        );
+        r.register(
+            "ses_inventory_mirror_failures",
+            "Mirror writes or re-syncs that failed (NATS unreachable or refusing); polling goes on",
+            self.mirror_failures.clone(),
+        );
+        r.register(
+            "ses_inventory_mirror_behind",
+            "1 while the NATS mirror lacks polls applied to the cache (NATS unreachable, or \
+             catching up), else 0",
+            self.mirror_behind.clone(),
+        );
+        r.register(
+            "ses_inventory_nats_connected",
+            "1 while connected to a NATS server, else 0 (always 0 without nats.url)",
+            self.nats_connected.clone(),
+        );
+        r.register(
+            "ses_inventory_ha_role",
+            "1 for this instance's role: leader (holds the lease and polls), standby (serves the \
+             mirror), off (ha.enabled = false); 0 for the others",
+            self.ha_role.clone(),
+        );
+        r.register(
             "ses_inventory_api_request_duration_seconds",
             "Requests answered by the daemon's HTTP server (API, health, metrics), by route, \
              method and status",
@@ -289,6 +363,44 @@ impl Metrics {
         self.api_requests
             .get_or_create(&labels)
             .observe(duration.as_secs_f64());
+    }
+
+    /// One mirror write of `inv`: entries put and deleted, stream messages by kind.
+    pub fn mirror_written(&self, inv: Inventory, puts: u64, deletes: u64, messages: [u64; 3]) {
+        for (op, n) in MIRROR_OPS.into_iter().zip([puts, deletes]) {
+            self.mirror_writes
+                .get_or_create(&with(inv, "op", op))
+                .inc_by(n);
+        }
+        for (kind, n) in STREAM_KINDS.into_iter().zip(messages) {
+            self.stream_messages
+                .get_or_create(&with(inv, "kind", kind))
+                .inc_by(n);
+        }
+    }
+
+    pub fn mirror_resynced(&self, inv: Inventory) {
+        self.mirror_resyncs.get_or_create(&inventory(inv)).inc();
+    }
+
+    pub fn mirror_failed(&self) {
+        self.mirror_failures.inc();
+    }
+
+    pub fn mirror_behind(&self, behind: bool) {
+        self.mirror_behind.set(i64::from(behind));
+    }
+
+    pub fn nats_connected(&self, connected: bool) {
+        self.nats_connected.set(i64::from(connected));
+    }
+
+    pub fn ha_role(&self, role: &str) {
+        for r in HA_ROLES {
+            self.ha_role
+                .get_or_create(&[("role", r)])
+                .set(i64::from(r == role));
+        }
     }
 
     /// One attempt at one page: `status` is the HTTP status, or a word for a failure without one.

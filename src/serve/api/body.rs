@@ -2,6 +2,7 @@
 //! contract, so that a change to the engine's internal status structs cannot change the API by
 //! accident (a new internal field appears here only when it is added here).
 
+use crate::mirror::lease::HaStatus;
 use crate::model::status::{FullReason, Outcome, Phase, PollKind, PollReport, SyncStatus};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -13,6 +14,26 @@ pub struct Status {
     pub uptime_seconds: u64,
     pub ready: bool,
     pub inventories: Inventories,
+    pub ha: Ha,
+}
+
+/// Leader and standby (`ha.enabled`): this instance's role, who leads, until when.
+#[derive(Serialize)]
+pub struct Ha {
+    /// `leader`, `standby` or `off`.
+    pub role: &'static str,
+    pub leader: Option<String>,
+    pub lease_expires: Option<DateTime<Utc>>,
+}
+
+impl Ha {
+    pub fn new(s: &HaStatus) -> Ha {
+        Ha {
+            role: s.role.as_str(),
+            leader: s.leader.clone(),
+            lease_expires: s.lease_expires,
+        }
+    }
 }
 
 #[derive(Serialize)]

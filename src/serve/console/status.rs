@@ -339,7 +339,7 @@ pub async fn refresh(
         if full { "full" } else { "refresh" }
     );
     for inv in targets {
-        let outcome = state.control.request_poll(inv, full);
+        let outcome = state.control().request_poll(inv, full);
         let _ = write!(to, "&{inv}={}", outcome_text(outcome));
     }
     Redirect::to(&to).into_response()

@@ -1,0 +1,204 @@
+//! Leader and standby (`ha.enabled`): a standby serves the mirror; when the elector wins the
+//! lease it loads the mirror once more (the old leader is gone or fenced: nothing changes it
+//! any more), starts the pollers, which carry on from the shared sync state with a refresh, and
+//! hands the read API their [`Control`]; when the lease is lost the pollers are stopped at once
+//! and it stands by again.
+
+use super::lease::{HaStatus, Role};
+use super::{Change, follow};
+use crate::cache::Cache;
+use crate::config::Config;
+use crate::sync::daemon::{Control, Daemon};
+use crate::sync::{Applied, Journal};
+use crate::telemetry::events;
+use crate::time::clock::Clock;
+use async_nats::jetstream;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+
+/// Where the read API finds the pollers' control (replaced at each change of role).
+pub type ControlSlot = Arc<RwLock<Control>>;
+
+/// A journal for the pollers that passes every applied poll on to `next` (the store's) and
+/// offers a copy to the mirror without ever waiting for it.
+pub(super) fn tee(
+    mirror: mpsc::Sender<Change>,
+    lagged: Arc<AtomicBool>,
+    next: Option<Journal>,
+) -> Journal {
+    let (tx, mut rx) = mpsc::unbounded_channel::<Applied>();
+    tokio::spawn(async move {
+        while let Some(applied) = rx.recv().await {
+            if mirror.try_send(Change::of(&applied)).is_err() {
+                lagged.store(true, Ordering::Release);
+            }
+            if let Some(next) = &next {
+                let _ = next.send(applied);
+            }
+        }
+    });
+    tx
+}
+
+/// What the supervisor needs to run terms.
+pub struct Terms {
+    pub cfg: Arc<Config>,
+    pub clock: Clock,
+    pub cache: Cache,
+    /// The store's journal, when there is a store.
+    pub store: Option<Journal>,
+    pub control: ControlSlot,
+    pub(super) mirror: mpsc::Sender<Change>,
+    pub(super) lagged: Arc<AtomicBool>,
+    /// Counts leader terms begun; the mirror's writer starts each by bringing it level.
+    pub(super) term: watch::Sender<u64>,
+}
+
+impl Terms {
+    fn set_control(&self, control: Control) {
+        *self.control.write().unwrap_or_else(PoisonError::into_inner) = control;
+    }
+}
+
+/// Runs standby and leader terms as the lease decides, until `stop` turns true.
+pub(super) async fn supervise(
+    js: jetstream::Context,
+    terms: Terms,
+    mut status: watch::Receiver<HaStatus>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let replicas = terms.cfg.nats.replicas;
+    let instance = terms.cfg.ha.instance_name();
+    events::StandbyStarted {
+        instance: &instance,
+    }
+    .emit();
+    loop {
+        // Standing by: follow the mirror until this instance holds the lease.
+        let standby = tokio::spawn(follow::standby(js.clone(), terms.cache.clone(), replicas));
+        let leading = tokio::select! {
+            r = status.wait_for(|s| s.role == Role::Leader) => r.is_ok(),
+            _ = stop.wait_for(|s| *s) => false,
+        };
+        standby.abort();
+        let _ = standby.await;
+        if !leading {
+            return;
+        }
+        // Leading: the mirror as it is now (nobody else writes it), then the pollers.
+        let mut loaded = false;
+        for _ in 0..5 {
+            match follow::load(&js, &terms.cache, replicas).await {
+                Ok(_) => {
+                    loaded = true;
+                    break;
+                }
+                Err(e) => {
+                    events::NatsProblem { error: &e }.emit();
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
+        }
+        if !loaded {
+            // The cache holds what the standby followed; the first full pass settles the rest.
+            events::NatsProblem {
+                error: &"the mirror could not be read again before leading; polling from the followed copy",
+            }
+            .emit();
+        }
+        // The cache is the mirror's now: the writer may bring the mirror level with it.
+        terms.term.send_modify(|t| *t += 1);
+        let journal = tee(
+            terms.mirror.clone(),
+            terms.lagged.clone(),
+            terms.store.clone(),
+        );
+        let daemon = match Daemon::start_with(
+            terms.cfg.clone(),
+            terms.clock.clone(),
+            terms.cache.clone(),
+            Some(journal),
+        ) {
+            Ok(d) => d,
+            Err(e) => {
+                // Checked at start; should it fail now, stand by rather than lead without pollers.
+                events::NatsProblem { error: &e }.emit();
+                return;
+            }
+        };
+        terms.set_control(daemon.control());
+        let stopping = tokio::select! {
+            _ = status.wait_for(|s| s.role != Role::Leader) => false,
+            _ = stop.wait_for(|s| *s) => true,
+        };
+        terms.set_control(Control::idle(terms.cache.clone()));
+        // Polls in flight are abandoned: nothing more of this term reaches the cache.
+        daemon.shutdown().await;
+        if stopping {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::inventory::Inventory;
+    use crate::model::status::{Churn, Outcome, PollKind, PollReport, SkipCounts, SyncTimes};
+
+    fn applied() -> Applied {
+        let now = chrono::Utc::now();
+        Applied {
+            inventory: Inventory::Services,
+            report: PollReport {
+                kind: PollKind::Refresh,
+                reason: None,
+                days_ago: Some(0),
+                started: now,
+                finished: now,
+                pages: 1,
+                skipped_pages: Vec::new(),
+                skipped: SkipCounts::default(),
+                received: 0,
+                added: 0,
+                updated: 0,
+                removed: 0,
+                churn: Churn::default(),
+                outcome: Outcome::Complete,
+                credentials_rejected: false,
+                error: None,
+            },
+            times: SyncTimes::default(),
+            upserts: Vec::new(),
+            unchanged: Vec::new(),
+            removed: Vec::new(),
+            swept: false,
+            items: 0,
+        }
+    }
+
+    #[tokio::test]
+    async fn the_tee_never_waits_for_the_mirror_and_the_store_gets_every_poll() {
+        // A mirror that takes nothing: its queue (one slot) fills at once.
+        let (mirror, mut mirror_rx) = mpsc::channel(1);
+        let lagged = Arc::new(AtomicBool::new(false));
+        let (store, mut store_rx) = mpsc::unbounded_channel();
+        let journal = tee(mirror, lagged.clone(), Some(store));
+        for _ in 0..5 {
+            journal.send(applied()).unwrap();
+        }
+        drop(journal);
+        for _ in 0..5 {
+            let got = tokio::time::timeout(Duration::from_secs(5), store_rx.recv()).await;
+            assert!(matches!(got, Ok(Some(_))), "the store got every poll");
+        }
+        assert!(
+            lagged.load(Ordering::Acquire),
+            "the mirror knows it missed polls"
+        );
+        assert!(mirror_rx.try_recv().is_ok(), "the mirror got the first");
+        assert!(mirror_rx.try_recv().is_err(), "and no more");
+    }
+}
