@@ -589,6 +589,32 @@ fn caseless(s: &str) -> impl Iterator<Item = char> + '_ {
     s.chars().flat_map(char::to_lowercase)
 }
 
+/// A cell serializes as [`Cell::to_json`] shows it, without building the `Value`.
+impl Serialize for Cell<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        match self {
+            Cell::Many(list) => {
+                let mut seq = s.serialize_seq(Some(list.len()))?;
+                for entry in list.iter() {
+                    seq.serialize_element(entry)?;
+                }
+                seq.end()
+            }
+            _ if self.is_empty() => s.serialize_none(),
+            Cell::Text(t) => s.serialize_str(t.unwrap_or_default()),
+            Cell::Time(t) => match t {
+                Some(t) => s.serialize_str(&format_time(t)),
+                None => s.serialize_none(),
+            },
+            Cell::One(e) => match e {
+                Some(e) => e.serialize(s),
+                None => s.serialize_none(),
+            },
+        }
+    }
+}
+
 fn entry_json(entry: &Entry<'_>) -> serde_json::Value {
     // Serializing a struct of optional strings cannot fail.
     serde_json::to_value(entry).unwrap_or(serde_json::Value::Null)

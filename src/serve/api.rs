@@ -47,7 +47,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use chrono::{DateTime, SecondsFormat, Utc};
 use query::ListQuery;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, json};
 use std::net::SocketAddr;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
@@ -382,8 +382,13 @@ async fn list(
     } else {
         query.run(&view)
     };
-    let shown = page.rows.len();
-    let mut response = json_body(StatusCode::OK, &Value::Array(page.rows));
+    let shown = page.len();
+    let mut response = (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        page.to_json(),
+    )
+        .into_response();
     let headers = response.headers_mut();
     headers.insert("x-total-count", HeaderValue::from(page.total));
     headers.insert("x-result-count", HeaderValue::from(shown));

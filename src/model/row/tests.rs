@@ -945,3 +945,24 @@ fn serialization_shapes() {
     let partial: ServiceRow = serde_json::from_value(json!({"name": "only"})).unwrap();
     assert_eq!(partial.name.as_deref(), Some("only"));
 }
+
+#[test]
+fn a_cell_serializes_as_its_json() {
+    for inventory in Inventory::ALL {
+        for item in [
+            full_item(),
+            json!({}),
+            json!({"name": "", "relatedParty": [{"id": ""}]}),
+        ] {
+            let row = Row::extract(inventory, &item);
+            for i in 0..Row::columns(inventory).len() {
+                let cell = row.cell(i);
+                assert_eq!(
+                    serde_json::to_value(&cell).unwrap(),
+                    cell.to_json(),
+                    "{inventory} column {i} of {item}"
+                );
+            }
+        }
+    }
+}

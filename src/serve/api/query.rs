@@ -5,9 +5,12 @@ use crate::cache::view::{POSTED, View};
 use crate::model::inventory::Inventory;
 use crate::model::item::Item;
 use crate::model::row::{Cell, Row};
+use serde::ser::{SerializeMap, SerializeSeq};
+use serde::{Serialize, Serializer};
 use serde_json::{Map, Value};
 use std::borrow::Cow;
 use std::cmp::Ordering;
+use std::sync::Arc;
 
 /// Rows per page when `limit` is not given.
 pub const DEFAULT_LIMIT: usize = 100;
@@ -101,9 +104,73 @@ pub struct ListQuery {
 /// One page of a list and the total it was cut from.
 pub struct ListPage {
     pub total: usize,
-    pub rows: Vec<Value>,
+    /// The page's items, in order.
+    pub items: Vec<Arc<Item>>,
     /// Where the next page starts, when there are rows after this one.
     pub next: Option<Next>,
+    inventory: Inventory,
+    fields: Vec<Field>,
+}
+
+impl ListPage {
+    /// The rows shown.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// The rows as JSON objects of the chosen fields, `id` first.
+    pub fn rows(&self) -> Vec<Value> {
+        self.items
+            .iter()
+            .map(|item| render(self.inventory, &self.fields, item))
+            .collect()
+    }
+
+    /// The rows as a JSON array's text, written straight from the cells (no `Value`).
+    pub fn to_json(&self) -> Vec<u8> {
+        struct Rows<'p>(&'p ListPage);
+        impl Serialize for Rows<'_> {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let page = self.0;
+                let mut seq = s.serialize_seq(Some(page.items.len()))?;
+                for item in &page.items {
+                    seq.serialize_element(&RowJson {
+                        inventory: page.inventory,
+                        fields: &page.fields,
+                        item,
+                    })?;
+                }
+                seq.end()
+            }
+        }
+        // Strings, dates and entries of strings: serializing them cannot fail.
+        serde_json::to_vec(&Rows(self)).unwrap_or_default()
+    }
+}
+
+/// One row of chosen fields, serialized in place.
+struct RowJson<'a> {
+    inventory: Inventory,
+    fields: &'a [Field],
+    item: &'a Item,
+}
+
+impl Serialize for RowJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(self.fields.len()))?;
+        for &field in self.fields {
+            let name = field.name(self.inventory);
+            match field {
+                Field::Id => map.serialize_entry(name, self.item.key.as_str())?,
+                Field::Column(i) => map.serialize_entry(name, &self.item.cell(i))?,
+            }
+        }
+        map.end()
+    }
 }
 
 /// The next page of a list: by cursor in the default order, else by offset.
@@ -360,10 +427,7 @@ impl ListQuery {
                 }
             }
         };
-        let rows: Vec<Value> = page
-            .iter()
-            .map(|&at| self.render(&items[at as usize]))
-            .collect();
+        let rows: Vec<Arc<Item>> = page.iter().map(|&at| items[at as usize].clone()).collect();
         let next = (end < total).then(|| match (&self.sort[..], page.last()) {
             // A cursor in the default order, unless the client pages by offset.
             ([] | [(Field::Id, false)], Some(&last)) if self.offset == 0 => {
@@ -371,7 +435,13 @@ impl ListQuery {
             }
             _ => Next::Offset(end),
         });
-        ListPage { total, rows, next }
+        ListPage {
+            total,
+            items: rows,
+            next,
+            inventory: self.inventory,
+            fields: self.fields.clone(),
+        }
     }
 
     /// Whether running the query may take more than a moment: a search, a filter without
@@ -405,12 +475,17 @@ impl ListQuery {
 
     /// One row as a JSON object of the chosen fields, `id` first.
     pub fn render(&self, item: &Item) -> Value {
-        let mut obj = Map::new();
-        for &field in &self.fields {
-            obj.insert(field.name(self.inventory).to_string(), field.json(item));
-        }
-        Value::Object(obj)
+        render(self.inventory, &self.fields, item)
     }
+}
+
+/// One row as a JSON object of `fields`.
+fn render(inventory: Inventory, fields: &[Field], item: &Item) -> Value {
+    let mut obj = Map::new();
+    for &field in fields {
+        obj.insert(field.name(inventory).to_string(), field.json(item));
+    }
+    Value::Object(obj)
 }
 
 /// Whether `item`'s `field` reads one of `values` (an empty value matches an empty cell). Text
@@ -477,7 +552,6 @@ mod tests {
     use crate::model::item::Key;
     use chrono::Utc;
     use serde_json::json;
-    use std::sync::Arc;
 
     fn item(id: &str, name: Option<&str>, status: &str) -> Arc<Item> {
         let mut v = json!({"externalId": id, "status": status, "@type": "CFS"});
@@ -500,10 +574,7 @@ mod tests {
     }
 
     fn ids(page: &ListPage) -> Vec<&str> {
-        page.rows
-            .iter()
-            .map(|r| r["id"].as_str().unwrap())
-            .collect()
+        page.items.iter().map(|i| i.key.as_str()).collect()
     }
 
     fn items() -> Vec<Arc<Item>> {
@@ -535,7 +606,7 @@ mod tests {
         assert_eq!(ids(&run(&[("q", "d")])), ["D"]);
         let p = run(&[("offset", "1"), ("limit", "2")]);
         assert_eq!((p.total, ids(&p)), (4, vec!["B", "C"]));
-        assert!(run(&[("offset", "9")]).rows.is_empty());
+        assert!(run(&[("offset", "9")]).is_empty());
         assert_eq!(
             ids(&run(&[
                 ("status", "Planned"),
@@ -545,7 +616,13 @@ mod tests {
             ["A"]
         );
         let p = run(&[("fields", "name")]);
-        assert_eq!(p.rows[0], json!({"id": "A", "name": "Alpha"}));
+        assert_eq!(p.rows()[0], json!({"id": "A", "name": "Alpha"}));
+        let text: Value = serde_json::from_slice(&p.to_json()).unwrap();
+        assert_eq!(
+            text,
+            Value::Array(p.rows()),
+            "written in place, the same JSON"
+        );
         assert_eq!(
             ids(&run(&[("name", "")])),
             ["C"],
@@ -686,7 +763,7 @@ mod tests {
                 let query = ListQuery::parse(Inventory::Services, &pairs).unwrap();
                 let page = query.run(&view);
                 let got: Vec<String> = page
-                    .rows
+                    .rows()
                     .iter()
                     .map(|r| r["id"].as_str().unwrap().to_string())
                     .collect();

@@ -177,7 +177,7 @@ pub async fn page(
         [("status", &statuses), ("type", &types)],
     );
     column_switches(&mut body, inv, &pairs, &fields);
-    let shown = page.rows.len();
+    let shown = page.len();
     let rows = match &query.after {
         // A cursor (the API's `Link: rel="next"`): where it falls among the matches is not known.
         Some(after) => format!(
@@ -205,7 +205,7 @@ pub async fn page(
         )),
         Esc(&format!("/api/v1/{inv}{}", html::query(&pairs))),
     );
-    table(&mut body, inv, &pairs, &fields, &page.rows);
+    table(&mut body, inv, &pairs, &fields, &page.rows());
     match &query.after {
         Some(_) => cursor_pager(&mut body, inv, &pairs, page.next.as_ref()),
         None => pager(&mut body, inv, &pairs, offset, limit, page.total),
@@ -549,14 +549,14 @@ fn csv_text(inv: Inventory, query: &ListQuery, view: &View) -> (Vec<u8>, usize, 
     let mut out: Vec<u8> = Vec::new();
     let heads: Vec<&str> = fields.iter().map(|f| heading(inv, f)).collect();
     let _ = write_csv_line(&mut out, heads.iter().map(|h| Some(*h)));
-    for row in &page.rows {
+    for row in &page.rows() {
         let cells: Vec<String> = fields
             .iter()
             .map(|f| defused(row.get(*f).map(cell_text).unwrap_or_default()))
             .collect();
         let _ = write_csv_line(&mut out, cells.iter().map(|c| Some(c.as_str())));
     }
-    (out, page.total, page.rows.len())
+    (out, page.total, page.len())
 }
 
 #[cfg(test)]
