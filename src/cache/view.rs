@@ -19,6 +19,8 @@ pub const POSTED: [usize; 2] = [3, 4];
 const MAX_COLUMNS: usize = 12;
 
 type Postings = HashMap<Box<str>, Box<[u32]>>;
+/// The bitsets of a posted column's dense values.
+type Dense = HashMap<Box<str>, Box<[u64]>>;
 
 /// One published state of an inventory.
 pub struct View {
@@ -28,6 +30,8 @@ pub struct View {
     orders: [[OnceLock<Box<[u32]>>; 2]; MAX_COLUMNS],
     /// Per posted column: the positions of the items whose cell reads each text (`""`: empty).
     postings: [OnceLock<Postings>; POSTED.len()],
+    /// Per posted column: bitsets of its dense values (held by at least 1/32 of the items).
+    dense: [OnceLock<Dense>; POSTED.len()],
     /// The searched texts of every item, lower-cased, and where each item's starts.
     search: OnceLock<Search>,
 }
@@ -46,6 +50,7 @@ impl View {
             items,
             orders: Default::default(),
             postings: Default::default(),
+            dense: Default::default(),
             search: OnceLock::new(),
         }
     }
@@ -284,6 +289,29 @@ impl View {
         Some(counts)
     }
 
+    /// The bitset (bit i: the item at position i) of the items whose posted `column` reads
+    /// `text`, when that value is dense (held by at least 1/32 of the items, so at most 32
+    /// bitsets per column); `None` otherwise. Two dense filters intersect word by word.
+    pub fn posting_bits(&self, column: usize, text: &str) -> Option<&[u64]> {
+        let slot = POSTED.iter().position(|&c| c == column)?;
+        let dense = self.dense[slot].get_or_init(|| {
+            let n = self.items.len();
+            self.postings(column)
+                .into_iter()
+                .flatten()
+                .filter(|(_, list)| !list.is_empty() && list.len() * 32 >= n)
+                .map(|(text, list)| {
+                    let mut words = vec![0u64; n.div_ceil(64)];
+                    for &at in list.iter() {
+                        words[at as usize / 64] |= 1 << (at % 64);
+                    }
+                    (text.clone(), words.into_boxed_slice())
+                })
+                .collect()
+        });
+        dense.get(text).map(|words| &**words)
+    }
+
     fn postings(&self, column: usize) -> Option<&Postings> {
         let slot = POSTED.iter().position(|&c| c == column)?;
         Some(self.postings[slot].get_or_init(|| {
@@ -359,7 +387,14 @@ impl View {
             .search
             .get()
             .map_or(0, |s| s.text.len() + s.starts.len() * 4);
-        orders + postings + search + self.items.len() * std::mem::size_of::<Arc<Item>>()
+        let dense: usize = self
+            .dense
+            .iter()
+            .filter_map(OnceLock::get)
+            .flat_map(|d| d.values())
+            .map(|words| words.len() * 8)
+            .sum();
+        orders + postings + dense + search + self.items.len() * std::mem::size_of::<Arc<Item>>()
     }
 }
 

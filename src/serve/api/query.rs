@@ -1,10 +1,13 @@
 //! The list query: filters, `q`, `sort`, paging and `fields`, parsed once from the query string
 //! and then applied to a snapshot of items (never under the cache lock).
 
+mod matches;
+
 use crate::cache::view::{POSTED, View};
 use crate::model::inventory::Inventory;
 use crate::model::item::Item;
 use crate::model::row::{Cell, Row};
+use matches::Matches;
 use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Serialize, Serializer};
 use serde_json::{Map, Value};
@@ -315,96 +318,35 @@ impl ListQuery {
     pub fn run(&self, view: &View) -> ListPage {
         let items = view.items();
         // Positions (ascending, so in key order) of the matching items; `None`: all of them.
-        let mut matched: Option<Cow<'_, [u32]>> = None;
-        let mut rest = Vec::new();
-        for filter @ (field, values) in &self.filters {
-            let column = match field {
-                Field::Column(c) if POSTED.contains(c) => *c,
-                _ => {
-                    rest.push(filter);
-                    continue;
-                }
-            };
-            let posting = |v: &str| view.posting(column, v).unwrap_or_default();
-            let list = match values.as_slice() {
-                [one] => Cow::Borrowed(posting(one)),
-                _ => {
-                    let mut union: Vec<u32> =
-                        values.iter().flat_map(|v| posting(v)).copied().collect();
-                    union.sort_unstable();
-                    union.dedup();
-                    Cow::Owned(union)
-                }
-            };
-            matched = Some(match matched {
-                None => list,
-                Some(before) => Cow::Owned(intersect(&before, &list)),
-            });
-        }
-        // The view's search text finds `q` exactly unless `q` holds the NUL that separates an
-        // item's fields there (then a hit may span two fields, and each is checked below).
-        let exact = self.q.as_ref().is_none_or(|q| !q.contains('\0'));
-        if let Some(q) = &self.q {
-            let hits = view.search(q);
-            matched = Some(match matched {
-                None => Cow::Owned(hits),
-                Some(before) => Cow::Owned(intersect(&before, &hits)),
-            });
-        }
-        let keep = |at: &u32| {
-            let item = &items[*at as usize];
-            rest.iter().all(|(f, v)| matches_filter(item, *f, v)) && (exact || self.found(item))
-        };
-        if !rest.is_empty() || !exact {
-            matched = Some(Cow::Owned(match matched {
-                Some(list) => list.iter().copied().filter(keep).collect(),
-                None => (0..items.len() as u32).filter(keep).collect(),
-            }));
-        }
-        let total = matched.as_ref().map_or(items.len(), |list| list.len());
+        let matched = self.matching(view);
+        let total = matched.total();
         // Where the page starts among the matching items in their order: the offset, or (the
         // default order only) the number of matches up to the cursor.
         let from = match &self.after {
             None => self.offset.min(total),
-            Some(after) => {
-                let start = view.position_after(after) as u32;
-                match &matched {
-                    Some(list) => list.partition_point(|&at| at < start),
-                    None => start as usize,
-                }
-            }
+            Some(after) => matched.before(view.position_after(after) as u32),
         };
         let end = from.saturating_add(self.limit).min(total);
         let page: Vec<u32> = if from >= end {
             Vec::new()
         } else {
             match self.sort.as_slice() {
-                [] | [(Field::Id, false)] => match &matched {
-                    Some(list) => list[from..end].to_vec(),
-                    None => (from as u32..end as u32).collect(),
-                },
+                [] | [(Field::Id, false)] => matched.range(from, end),
                 [(Field::Id, true)] => {
-                    let (low, high) = (total - end, total - from);
-                    let mut page: Vec<u32> = match &matched {
-                        Some(list) => list[low..high].to_vec(),
-                        None => (low as u32..high as u32).collect(),
-                    };
+                    let mut page = matched.range(total - end, total - from);
                     page.reverse();
                     page
                 }
                 [(Field::Column(c), descending)] => {
                     let order = view.order(*c, *descending);
                     match &matched {
-                        None => order[from..end].to_vec(),
-                        Some(list) => {
-                            let mut member = vec![false; items.len()];
-                            for &at in list.iter() {
-                                member[at as usize] = true;
-                            }
+                        Matches::All(_) => order[from..end].to_vec(),
+                        _ => {
+                            let bits = matched.bits(items.len());
                             order
                                 .iter()
                                 .copied()
-                                .filter(|&at| member[at as usize])
+                                .filter(|&at| matches::has(&bits, at))
                                 .skip(from)
                                 .take(end - from)
                                 .collect()
@@ -412,9 +354,7 @@ impl ListQuery {
                     }
                 }
                 _ => {
-                    let mut list: Vec<u32> = matched
-                        .map(Cow::into_owned)
-                        .unwrap_or_else(|| (0..items.len() as u32).collect());
+                    let mut list = matched.into_list();
                     let compare =
                         |a: &u32, b: &u32| self.compare(&items[*a as usize], &items[*b as usize]);
                     // Only the first `end` items need a full sort.
@@ -453,6 +393,77 @@ impl ListQuery {
                 .iter()
                 .any(|(field, _)| !matches!(field, Field::Column(c) if POSTED.contains(c)))
             || !matches!(self.sort.as_slice(), [] | [(Field::Id, _)])
+    }
+
+    /// The items of `view` that pass every filter and `q`. One dense value per filter on status
+    /// and type (a dashboard's query) intersects bitsets; otherwise the postings narrow the
+    /// candidates, `q` the view's search text, and the other filters are checked item by item.
+    fn matching<'v>(&self, view: &'v View) -> Matches<'v> {
+        let items = view.items();
+        let posted = |field: &Field| match field {
+            Field::Column(c) if POSTED.contains(c) => Some(*c),
+            _ => None,
+        };
+        if self.q.is_none() && !self.filters.is_empty() {
+            let dense: Option<Vec<&[u64]>> = self
+                .filters
+                .iter()
+                .map(|(field, values)| match values.as_slice() {
+                    [one] => view.posting_bits(posted(field)?, one),
+                    _ => None,
+                })
+                .collect();
+            if let Some(sets) = dense {
+                return Matches::and(&sets);
+            }
+        }
+        let mut matched: Option<Cow<'v, [u32]>> = None;
+        let mut rest = Vec::new();
+        for filter @ (field, values) in &self.filters {
+            let Some(column) = posted(field) else {
+                rest.push(filter);
+                continue;
+            };
+            let posting = |v: &str| view.posting(column, v).unwrap_or_default();
+            let list = match values.as_slice() {
+                [one] => Cow::Borrowed(posting(one)),
+                _ => {
+                    let mut union: Vec<u32> =
+                        values.iter().flat_map(|v| posting(v)).copied().collect();
+                    union.sort_unstable();
+                    union.dedup();
+                    Cow::Owned(union)
+                }
+            };
+            matched = Some(match matched {
+                None => list,
+                Some(before) => Cow::Owned(intersect(&before, &list)),
+            });
+        }
+        // The view's search text finds `q` exactly unless `q` holds the NUL that separates an
+        // item's fields there (then a hit may span two fields, and each is checked below).
+        let exact = self.q.as_ref().is_none_or(|q| !q.contains('\0'));
+        if let Some(q) = &self.q {
+            let hits = view.search(q);
+            matched = Some(match matched {
+                None => Cow::Owned(hits),
+                Some(before) => Cow::Owned(intersect(&before, &hits)),
+            });
+        }
+        let keep = |at: &u32| {
+            let item = &items[*at as usize];
+            rest.iter().all(|(f, v)| matches_filter(item, *f, v)) && (exact || self.found(item))
+        };
+        if !rest.is_empty() || !exact {
+            matched = Some(Cow::Owned(match matched {
+                Some(list) => list.iter().copied().filter(keep).collect(),
+                None => (0..items.len() as u32).filter(keep).collect(),
+            }));
+        }
+        match matched {
+            Some(list) => Matches::List(list),
+            None => Matches::All(items.len()),
+        }
     }
 
     /// Whether `item` holds the `q` text (case-insensitively) in its id, external id, name or
