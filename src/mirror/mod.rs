@@ -463,6 +463,26 @@ impl Writer {
         (headers, Some((inv.index(), key.to_owned())))
     }
 
+    /// Ends a poll's (or a re-sync's) writes: its poll message, once the item writes are
+    /// acknowledged, then the sync state, each flushed and its revisions recorded.
+    async fn close_poll(
+        &mut self,
+        p: &mut Pipeline,
+        inv: Inventory,
+        headers: HeaderMap,
+        body: Vec<u8>,
+    ) -> Result<(), WriteError> {
+        p.publish(stream::subject(inv, stream::Kind::Poll), headers, body)
+            .await?;
+        let flushed = p.flush().await;
+        self.record(p);
+        flushed?;
+        self.put_state(p, inv).await?;
+        let flushed = p.flush().await;
+        self.record(p);
+        flushed.map(drop)
+    }
+
     /// Records the revisions of the entries `p` wrote.
     fn record(&mut self, p: &mut Pipeline) {
         let written = p.take_revisions();
@@ -561,15 +581,7 @@ impl Writer {
         }
         let headers = self.headers(&poll_id, "poll", None, format!("{poll_id}:poll"));
         let body = stream::poll_body(inv, &poll_id, report, self.cache.len(inv));
-        p.publish(stream::subject(inv, stream::Kind::Poll), headers, body)
-            .await?;
-        let flushed = p.flush().await;
-        self.record(&mut p);
-        flushed?;
-        self.put_state(&mut p, inv).await?;
-        let flushed = p.flush().await;
-        self.record(&mut p);
-        flushed?;
+        self.close_poll(&mut p, inv, headers, body).await?;
         events::MirrorWritten {
             inventory: inv,
             poll_id: &poll_id,
@@ -636,15 +648,7 @@ impl Writer {
         }
         let headers = self.headers(&poll_id, "resync", None, format!("{poll_id}:poll"));
         let body = stream::resync_body(inv, &poll_id, at, puts, deletes, items.len());
-        p.publish(stream::subject(inv, stream::Kind::Poll), headers, body)
-            .await?;
-        let flushed = p.flush().await;
-        self.record(&mut p);
-        flushed?;
-        self.put_state(&mut p, inv).await?;
-        let flushed = p.flush().await;
-        self.record(&mut p);
-        flushed?;
+        self.close_poll(&mut p, inv, headers, body).await?;
         events::MirrorResynced {
             inventory: inv,
             reason: why.as_str(),
