@@ -4,7 +4,7 @@
 use super::*;
 use crate::cache::Cache;
 use crate::model::item::Item;
-use crate::model::row::{ColumnKind, Row};
+use crate::model::row::{Cell, ColumnKind, Row};
 use crate::model::status::{FullReason, Outcome, PollReport};
 use crate::sync::{Applied, Journal};
 use crate::telemetry::events;
@@ -162,21 +162,27 @@ impl Writer {
 }
 
 fn upsert_item(stmt: &mut rusqlite::CachedStatement<'_>, item: &Item) -> rusqlite::Result<()> {
+    use std::borrow::Cow;
     let inv = item.inventory();
     let cols = Row::columns(inv);
-    let mut values: Vec<Option<String>> = Vec::with_capacity(cols.len() + 4);
-    values.push(Some(item.key.to_string()));
+    // Texts are bound borrowed from the item; entries are written as JSON straight from the
+    // cell (no `Value`).
+    let mut values: Vec<Option<Cow<'_, str>>> = Vec::with_capacity(cols.len() + 4);
+    values.push(Some(Cow::Borrowed(item.key.as_str())));
     for (i, c) in cols.iter().enumerate() {
         let cell = item.cell(i);
-        values.push(match c.kind {
-            ColumnKind::Text | ColumnKind::Time => cell.to_text(),
-            ColumnKind::One if cell.is_empty() => None,
-            ColumnKind::One | ColumnKind::Many => Some(cell.to_json().to_string()),
+        values.push(match (c.kind, &cell) {
+            (_, Cell::Text(Some(t))) if !t.is_empty() => Some(Cow::Borrowed(*t)),
+            (ColumnKind::Text | ColumnKind::Time, _) => cell.to_text().map(Cow::Owned),
+            (ColumnKind::One, _) if cell.is_empty() => None,
+            (ColumnKind::One | ColumnKind::Many, _) => {
+                Some(Cow::Owned(serde_json::to_string(&cell).unwrap_or_default()))
+            }
         });
     }
-    values.push(Some(item.raw().to_string()));
-    values.push(Some(time_text(item.first_seen)));
-    values.push(Some(time_text(item.last_seen())));
+    values.push(Some(Cow::Borrowed(item.raw())));
+    values.push(Some(Cow::Owned(time_text(item.first_seen))));
+    values.push(Some(Cow::Owned(time_text(item.last_seen()))));
     stmt.execute(rusqlite::params_from_iter(values.iter()))?;
     Ok(())
 }
