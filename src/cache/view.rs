@@ -312,6 +312,14 @@ impl View {
         dense.get(text).map(|words| &**words)
     }
 
+    /// Whether the postings of `column` are built (a filter on it is then a lookup).
+    pub fn has_postings(&self, column: usize) -> bool {
+        POSTED
+            .iter()
+            .position(|&c| c == column)
+            .is_some_and(|slot| self.postings[slot].get().is_some())
+    }
+
     fn postings(&self, column: usize) -> Option<&Postings> {
         let slot = POSTED.iter().position(|&c| c == column)?;
         Some(self.postings[slot].get_or_init(|| {
@@ -569,7 +577,9 @@ mod tests {
                 item("c", "Active", None),
             ],
         );
+        assert!(!view.has_postings(3));
         assert_eq!(view.posting(3, "Active"), Some(&[0, 2][..]));
+        assert!(view.has_postings(3) && !view.has_postings(4) && !view.has_postings(1));
         assert_eq!(
             view.posting(3, "active"),
             Some(&[][..]),

@@ -374,7 +374,7 @@ async fn list(
     // first build of a column's order) runs off the async workers, so that cheap requests
     // are not held up behind it.
     let query = Arc::new(query);
-    let page = if query.may_be_slow() {
+    let page = if query.may_be_slow(&view) {
         let (query, view) = (query.clone(), view.clone());
         tokio::task::spawn_blocking(move || query.run(&view))
             .await

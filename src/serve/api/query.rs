@@ -384,14 +384,15 @@ impl ListQuery {
         }
     }
 
-    /// Whether running the query may take more than a moment: a search, a filter without
-    /// postings, a sort by a column (whose order may still have to be built) or by several.
-    pub fn may_be_slow(&self) -> bool {
+    /// Whether running the query on `view` may take more than a moment: a search, a filter
+    /// without postings or whose postings `view` has not built yet, a sort by a column (whose
+    /// order may still have to be built) or by several.
+    pub fn may_be_slow(&self, view: &View) -> bool {
         self.q.is_some()
-            || self
-                .filters
-                .iter()
-                .any(|(field, _)| !matches!(field, Field::Column(c) if POSTED.contains(c)))
+            || self.filters.iter().any(|(field, _)| match field {
+                Field::Column(c) if POSTED.contains(c) => !view.has_postings(*c),
+                _ => true,
+            })
             || !matches!(self.sort.as_slice(), [] | [(Field::Id, _)])
     }
 
