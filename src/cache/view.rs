@@ -300,13 +300,7 @@ impl View {
                 .into_iter()
                 .flatten()
                 .filter(|(_, list)| !list.is_empty() && list.len() * 32 >= n)
-                .map(|(text, list)| {
-                    let mut words = vec![0u64; n.div_ceil(64)];
-                    for &at in list.iter() {
-                        words[at as usize / 64] |= 1 << (at % 64);
-                    }
-                    (text.clone(), words.into_boxed_slice())
-                })
+                .map(|(text, list)| (text.clone(), to_bits(list, n).into_boxed_slice()))
                 .collect()
         });
         dense.get(text).map(|words| &**words)
@@ -404,6 +398,15 @@ impl View {
             .sum();
         orders + postings + dense + search + self.items.len() * std::mem::size_of::<Arc<Item>>()
     }
+}
+
+/// The bitset (bit i: position i) of `list`'s positions among `n`.
+pub fn to_bits(list: &[u32], n: usize) -> Vec<u64> {
+    let mut words = vec![0u64; n.div_ceil(64)];
+    for &at in list {
+        words[at as usize / 64] |= 1 << (at % 64);
+    }
+    words
 }
 
 /// Marks an old item that is not in the new view.
@@ -594,6 +597,16 @@ mod tests {
         assert_eq!(view.posting_counts(4), Some(vec![("", 3)]));
         assert_eq!(view.posting_counts(1), None);
         assert!(view.index_bytes() > 0);
+        let bare = View::build(1, view.items().to_vec());
+        assert_eq!(
+            bare.index_bytes(),
+            3 * std::mem::size_of::<Arc<Item>>(),
+            "key order only"
+        );
+        assert!(
+            view.index_bytes() > bare.index_bytes(),
+            "postings are counted"
+        );
     }
 
     #[test]

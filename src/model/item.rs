@@ -85,10 +85,7 @@ impl Item {
 
     /// The cell of the column named `name` (snake_case); `None` for an unknown column.
     pub fn cell_by_name(&self, name: &str) -> Option<Cell<'_>> {
-        Row::columns(self.inventory())
-            .iter()
-            .position(|c| c.name == name)
-            .map(|i| self.cell(i))
+        Row::column_index(self.inventory(), name).map(|i| self.cell(i))
     }
 
     /// The item's row, its texts borrowed from the item.

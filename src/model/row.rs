@@ -478,12 +478,14 @@ impl<'a> Row<'a> {
         }
     }
 
+    /// The index in [`Row::columns`] of `inventory`'s column named `name` (snake_case).
+    pub fn column_index(inventory: Inventory, name: &str) -> Option<usize> {
+        Row::columns(inventory).iter().position(|c| c.name == name)
+    }
+
     /// The cell of the column named `name` (snake_case); `None` for an unknown column.
     pub fn cell_by_name(&self, name: &str) -> Option<Cell<'_>> {
-        Row::columns(self.inventory())
-            .iter()
-            .position(|c| c.name == name)
-            .map(|i| self.cell(i))
+        Row::column_index(self.inventory(), name).map(|i| self.cell(i))
     }
 
     pub fn status(&self) -> Option<&str> {
@@ -571,16 +573,10 @@ impl Cell<'_> {
     }
 
     /// JSON: `null` when empty for Text/Time/One; Many is always an array (possibly empty);
-    /// dates as RFC 3339 text; entries as objects.
+    /// dates as RFC 3339 text; entries as objects. (What the `Serialize` impl writes.)
     pub fn to_json(&self) -> serde_json::Value {
-        use serde_json::Value;
-        match self {
-            Cell::Many(list) => Value::Array(list.iter().map(entry_json).collect()),
-            _ if self.is_empty() => Value::Null,
-            Cell::Text(s) => s.map_or(Value::Null, |s| Value::String(s.to_string())),
-            Cell::Time(t) => t.map_or(Value::Null, |t| Value::String(format_time(&t))),
-            Cell::One(e) => e.as_deref().map_or(Value::Null, entry_json),
-        }
+        // Serializing strings, dates and entries of strings cannot fail.
+        serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
     }
 }
 
@@ -589,7 +585,8 @@ fn caseless(s: &str) -> impl Iterator<Item = char> + '_ {
     s.chars().flat_map(char::to_lowercase)
 }
 
-/// A cell serializes as [`Cell::to_json`] shows it, without building the `Value`.
+/// A cell as JSON: `null` when empty for Text/Time/One; Many always an array; dates as RFC
+/// 3339 text; entries as objects (their set fields). Written in place, without a `Value`.
 impl Serialize for Cell<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeSeq;
@@ -613,11 +610,6 @@ impl Serialize for Cell<'_> {
             },
         }
     }
-}
-
-fn entry_json(entry: &Entry<'_>) -> serde_json::Value {
-    // Serializing a struct of optional strings cannot fail.
-    serde_json::to_value(entry).unwrap_or(serde_json::Value::Null)
 }
 
 /// An item's External ID column (any shape), without extracting the whole row.

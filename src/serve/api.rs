@@ -25,6 +25,7 @@
 pub mod auth;
 pub mod body;
 pub mod etag;
+pub mod link;
 pub mod parse_errors;
 pub mod query;
 
@@ -396,7 +397,7 @@ async fn list(
     if let Some(link) = page
         .next
         .as_ref()
-        .and_then(|next| etag::next_link(uri.path(), &pairs, next))
+        .and_then(|next| link::next_link(uri.path(), &pairs, next))
     {
         headers.insert(header::LINK, link);
     }

@@ -965,4 +965,33 @@ fn a_cell_serializes_as_its_json() {
             }
         }
     }
+    // What it writes, column by column, for a filled row and an empty one.
+    let cells = |item: serde_json::Value| -> Vec<serde_json::Value> {
+        let row = Row::extract(Inventory::Services, &item);
+        (0..Row::columns(Inventory::Services).len())
+            .map(|i| serde_json::from_str(&serde_json::to_string(&row.cell(i)).unwrap()).unwrap())
+            .collect()
+    };
+    assert_eq!(
+        cells(full_item()),
+        [
+            json!("X"),
+            json!("N"),
+            json!("D"),
+            json!("S"),
+            json!("T"),
+            json!("2024-01-01T00:00:00Z"),
+            json!("2024-01-02T00:00:00Z"),
+            json!("2024-01-03T00:00:00Z"),
+            json!({"id": "p"}),
+            json!([{"id": "l"}]),
+            json!({"id": "ss"}),
+            json!([{"id": "r"}]),
+        ]
+    );
+    let empty = cells(json!({"name": "", "relatedParty": [{"id": ""}]}));
+    assert_eq!(empty[1], json!(null), "empty text is null");
+    assert_eq!(empty[5], json!(null), "no date is null");
+    assert_eq!(empty[8], json!(null), "no entry is null");
+    assert_eq!(empty[9], json!([]), "no list is an empty array");
 }

@@ -61,9 +61,7 @@ impl Field {
         if name == "id" {
             return Ok(Field::Id);
         }
-        Row::columns(inventory)
-            .iter()
-            .position(|c| c.name == name)
+        Row::column_index(inventory, name)
             .map(Field::Column)
             .ok_or_else(|| QueryError::UnknownColumn {
                 inventory,

@@ -35,31 +35,8 @@ impl Display for Esc<'_> {
     }
 }
 
-/// Percent-encodes a path segment or a query key or value (everything but `A-Za-z0-9-._~`).
-pub fn url(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            let _ = write!(out, "%{b:02X}");
-        }
-    }
-    out
-}
-
-/// `?k=v&...` of `pairs` (empty when there are none), percent-encoded; escape it with [`Esc`]
-/// when it goes into an attribute.
-pub fn query(pairs: &[(String, String)]) -> String {
-    let mut out = String::new();
-    for (i, (k, v)) in pairs.iter().enumerate() {
-        out.push(if i == 0 { '?' } else { '&' });
-        out.push_str(&url(k));
-        out.push('=');
-        out.push_str(&url(v));
-    }
-    out
-}
+// URL encoding is the API's (its `Link` headers and the console's links agree).
+pub use crate::serve::api::link::{query, url};
 
 /// The console's sections, for the navigation bar.
 #[derive(Clone, Copy, PartialEq, Eq)]

@@ -1,6 +1,7 @@
 //! The positions (in the view's key order) of the items a list query matches: all of them, a
 //! sorted list, or a bitset (when dense postings were intersected word by word).
 
+use crate::cache::view::to_bits;
 use std::borrow::Cow;
 
 /// The matching positions of a view of `n` items.
@@ -105,15 +106,6 @@ impl<'v> Matches<'v> {
             Matches::Bits { count, .. } => self.range(0, count),
         }
     }
-}
-
-/// The bitset of `list`'s positions among `n`.
-pub(crate) fn to_bits(list: &[u32], n: usize) -> Vec<u64> {
-    let mut words = vec![0u64; n.div_ceil(64)];
-    for &at in list {
-        words[at as usize / 64] |= 1 << (at % 64);
-    }
-    words
 }
 
 /// Whether position `at` is set in `bits`.
