@@ -2,7 +2,7 @@
 //! 100,000 items per inventory fetched from the simulator over loopback HTTP.
 //!
 //! Run: `cargo bench --bench store` (optionally `-- 20000` for another size). Prints figures;
-//! the README's "Data on disk" section records them.
+//! the README's "Data on disk" section records them. `STORE_BENCH_KEEP=1` keeps the file.
 
 use ses_inventory::Inventory;
 use ses_inventory::cache::Cache;
@@ -106,10 +106,25 @@ async fn run(n: usize) {
 
     let size = |p: &std::path::Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
     let mb = |b: u64| b as f64 / 1e6;
+    let mut ndjson = 0u64;
+    for inv in Inventory::ALL {
+        let mut out = Counter(0);
+        ses_inventory::store::export::export(
+            &path,
+            inv,
+            ses_inventory::store::export::Format::Ndjson,
+            &mut out,
+        )
+        .unwrap();
+        ndjson += out.0;
+    }
     println!(
-        "file: {:.0} MB (+ {:.0} MB WAL) for {kept} items",
+        "file: {:.0} MB (+ {:.0} MB WAL) for {kept} items: {:.0} bytes an item, {:.2} x the NDJSON export ({:.0} MB)",
         mb(size(&path)),
-        mb(size(&dir.join("inventory.db-wal")))
+        mb(size(&dir.join("inventory.db-wal"))),
+        size(&path) as f64 / kept as f64,
+        size(&path) as f64 / ndjson as f64,
+        mb(ndjson),
     );
 
     let t = Instant::now();
@@ -122,5 +137,22 @@ async fn run(n: usize) {
         t.elapsed().as_secs_f64()
     );
     drop(store);
-    std::fs::remove_dir_all(&dir).unwrap();
+    if std::env::var_os("STORE_BENCH_KEEP").is_some() {
+        println!("kept {}", path.display());
+    } else {
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
+
+/// Counts the bytes written to it.
+struct Counter(u64);
+
+impl std::io::Write for Counter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len() as u64;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }

@@ -547,6 +547,40 @@ async fn every_export_format_round_trips_every_row() {
                 assert!(o["first_seen"].is_string() && o["last_seen"].is_string());
             }
         }
+
+        // The upstream's own JSON, byte for byte as cached, in key order; stored compressed
+        // when the inventory had enough items to train a dictionary on (services and
+        // resources here), as text otherwise (80 carriers).
+        let (c, file) = export("upstream");
+        let out = output(c).await;
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let lines: Vec<String> = std::fs::read_to_string(&file)
+            .unwrap()
+            .lines()
+            .map(String::from)
+            .collect();
+        let raws: Vec<String> = items.values().map(|i| i.raw().to_string()).collect();
+        assert_eq!(lines, raws, "{inv} upstream");
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        let (blobs, stored): (i64, i64) = conn
+            .query_row(
+                &format!(
+                    "SELECT count(*) FILTER (WHERE typeof(raw) = 'blob'), sum(length(raw)) FROM {inv}"
+                ),
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        let json_bytes: usize = raws.iter().map(String::len).sum();
+        if items.len() >= 100 {
+            assert_eq!(blobs as usize, items.len(), "{inv}: every row compressed");
+            assert!(
+                (stored as usize) * 3 < json_bytes,
+                "{inv}: {stored} bytes stored for {json_bytes} of JSON"
+            );
+        } else {
+            assert_eq!(blobs, 0, "{inv}: too few items to train on, kept as text");
+        }
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }

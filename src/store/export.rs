@@ -1,4 +1,5 @@
-//! `ses-inventory export`: one inventory from the store as CSV, JSON or NDJSON.
+//! `ses-inventory export`: one inventory from the store as CSV, JSON, NDJSON, or the upstream's
+//! own JSON.
 //!
 //! Reads the SQLite file read-only (safe while the daemon writes: WAL gives the export one
 //! consistent snapshot), row by row, so memory stays flat however large the inventory.
@@ -9,7 +10,10 @@
 //! - JSON: one array of objects; NDJSON: one object per line. Each object holds `id`, every
 //!   column by its snake_case name ([`crate::model::row::Cell::to_json`] values: lists as arrays of
 //!   entries, dates as RFC 3339 text), `first_seen` and `last_seen`.
+//! - Upstream: each item's JSON as the upstream served it (compact), one per line: what
+//!   `json_extract(raw, ...)` read before the store compressed it.
 
+use super::compression::Decoders;
 use crate::model::inventory::Inventory;
 use crate::model::row::{ColumnKind, Entry, Row};
 use crate::store::{self, StoreError};
@@ -22,6 +26,8 @@ pub enum Format {
     Csv,
     Json,
     Ndjson,
+    /// Each item's upstream JSON (compact), one per line.
+    Upstream,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +59,12 @@ pub fn export(
     };
     // One read transaction: a consistent snapshot even while the daemon commits.
     let tx = conn.transaction().map_err(read)?;
+    if format == Format::Upstream {
+        return upstream(&tx, inv, out).map_err(|e| match e {
+            Failure::Read(e) => read(e),
+            Failure::Write(e) => ExportError::Write(e),
+        });
+    }
     let cols = Row::columns(inv);
     let names: Vec<String> = cols.iter().map(|c| format!("\"{}\"", c.name)).collect();
     let mut stmt = tx
@@ -72,7 +84,7 @@ pub fn export(
             write_csv_line(out, heading.iter().map(|s| Some(*s)))?;
         }
         Format::Json => out.write_all(b"[")?,
-        Format::Ndjson => {}
+        Format::Ndjson | Format::Upstream => {}
     }
     while let Some(r) = rows.next().map_err(read)? {
         let text = |i: usize| r.get::<_, Option<String>>(i).map_err(read);
@@ -92,7 +104,7 @@ pub fn export(
                 let cells: Vec<Option<String>> = cells.collect();
                 write_csv_line(out, cells.iter().map(Option::as_deref))?;
             }
-            Format::Json | Format::Ndjson => {
+            Format::Json | Format::Ndjson | Format::Upstream => {
                 let mut obj = Map::new();
                 let mut it = values.into_iter();
                 obj.insert("id".into(), it.next().flatten().into());
@@ -129,6 +141,39 @@ pub fn export(
         out.write_all(b"\n]\n")?;
     }
     out.flush()?;
+    Ok(count)
+}
+
+enum Failure {
+    Read(rusqlite::Error),
+    Write(std::io::Error),
+}
+
+/// Every item's upstream JSON, one per line, in key order.
+fn upstream(
+    tx: &rusqlite::Transaction<'_>,
+    inv: Inventory,
+    out: &mut dyn Write,
+) -> Result<u64, Failure> {
+    let mut decoders = Decoders::read(tx, inv).map_err(Failure::Read)?;
+    let mut stmt = tx
+        .prepare(&format!(
+            "SELECT raw, raw_dict FROM \"{}\" ORDER BY key",
+            store::table(inv)
+        ))
+        .map_err(Failure::Read)?;
+    let mut rows = stmt.query([]).map_err(Failure::Read)?;
+    let mut count = 0;
+    while let Some(r) = rows.next().map_err(Failure::Read)? {
+        let json = r
+            .get_ref(0)
+            .and_then(|raw| decoders.json(raw, r.get(1)?, 0))
+            .map_err(Failure::Read)?;
+        out.write_all(json.as_bytes()).map_err(Failure::Write)?;
+        out.write_all(b"\n").map_err(Failure::Write)?;
+        count += 1;
+    }
+    out.flush().map_err(Failure::Write)?;
     Ok(count)
 }
 

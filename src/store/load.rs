@@ -1,5 +1,6 @@
 //! The warm start: the file's items and sync state into the cache, before any poller runs.
 
+use super::compression::Decoders;
 use super::*;
 use crate::cache::{Cache, ItemMap};
 use crate::model::inventory::Inventory;
@@ -114,14 +115,15 @@ fn read_items(path: &Path, inv: Inventory) -> rusqlite::Result<ItemMap> {
     )?;
     let mut map =
         ItemMap::with_capacity_and_hasher(usize::try_from(n).unwrap_or(0), Default::default());
+    let mut decoders = Decoders::read(&conn, inv)?;
     let mut stmt = conn.prepare(&format!(
-        "SELECT key, raw, first_seen, last_seen FROM \"{}\"",
+        "SELECT key, raw, first_seen, last_seen, raw_dict FROM \"{}\"",
         table(inv)
     ))?;
     let mut rows = stmt.query([])?;
     while let Some(r) = rows.next()? {
         let key: String = r.get(0)?;
-        let raw: String = r.get(1)?;
+        let raw = decoders.json(r.get_ref(1)?, r.get(4)?, 1)?;
         let first_seen = parse_time(r.get(2)?).unwrap_or_default();
         let last_seen = parse_time(r.get(3)?).unwrap_or(first_seen);
         // The row is extracted again from the upstream JSON, so rows follow this build's rules.

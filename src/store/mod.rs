@@ -4,7 +4,9 @@
 //! - **Layout** (schema version [`SCHEMA_VERSION`], in `PRAGMA user_version`): one table per
 //!   inventory (`services`, `carriers`, `resources`) whose columns are the row's columns
 //!   ([`Row::columns`]: text; dates as RFC 3339 UTC text; single entries and lists as JSON
-//!   text), plus `key` (primary key), `raw` (the upstream JSON), `first_seen` and `last_seen`;
+//!   text), plus `key` (primary key), `raw` (the upstream JSON: a zstd frame against the
+//!   dictionary `raw_dict` names, or text when it names none; see `compression`),
+//!   `first_seen` and `last_seen`;
 //!   and `sync_state`, one row per inventory with the refresh window's timestamps; and
 //!   `poll_history`, the recent polls of each inventory (`history`: created when missing, no
 //!   schema version of its own). Timestamps
@@ -22,6 +24,7 @@
 //!   inventory with a complete full pass on record is ready at once, and its next poll's window
 //!   follows from the stored timestamps (see `window::plan`).
 
+mod compression;
 pub mod export;
 mod history;
 mod load;
@@ -29,7 +32,7 @@ mod schema;
 mod writer;
 
 pub use load::Loaded;
-use schema::{schema_v1, upsert_sql};
+use schema::{schema_v1, schema_v2, upsert_sql};
 pub use writer::{WriteStats, Writer};
 
 use crate::model::inventory::Inventory;
@@ -40,7 +43,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// The schema version this build writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -129,6 +132,8 @@ pub struct Store {
     conn: Connection,
     /// Inventories whose table may differ from the cache after a failed write.
     dirty: [bool; 3],
+    /// Each inventory's compressor, once it has a dictionary.
+    encoders: [Option<compression::Encoder>; 3],
 }
 
 impl std::fmt::Debug for Store {
@@ -244,12 +249,17 @@ impl Store {
             path: path.to_path_buf(),
             conn,
             dirty: [false; 3],
+            encoders: [None, None, None],
         };
         store.migrate(version).map_err(classify)?;
         store
             .conn
             .execute_batch(schema::POLL_HISTORY)
             .map_err(classify)?;
+        for inv in Inventory::ALL {
+            store.encoders[inv.index()] =
+                compression::Encoder::stored(&store.conn, inv).map_err(classify)?;
+        }
         // A light integrity probe: every table is readable. (A full `integrity_check` would
         // read the whole file at each start.)
         for inv in Inventory::ALL {
@@ -282,7 +292,10 @@ impl Store {
         if from < 1 {
             tx.execute_batch(&schema_v1())?;
         }
-        // Later versions: `if from < 2 { ... }`, each step inside this transaction.
+        if from < 2 {
+            tx.execute_batch(&schema_v2())?;
+        }
+        // Later versions: `if from < 3 { ... }`, each step inside this transaction.
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         tx.commit()
     }
@@ -363,10 +376,161 @@ mod tests {
         }
     }
 
+    fn service(n: usize) -> std::sync::Arc<crate::model::item::Item> {
+        use crate::model::item::{Item, Key};
+        let key = format!("SES-SVC-{n:05}");
+        let raw = serde_json::json!({
+            "id": format!("{n:032x}"),
+            "externalId": key,
+            "name": format!("Service {n} \u{e9}\"quoted\""),
+            "status": "Operational",
+            "category": "CFS",
+            "relatedParty": [{"id": format!("CUST-{}", n % 7), "name": "Customer", "role": "Customer"}],
+        })
+        .to_string();
+        let t = chrono::DateTime::from_timestamp(1_700_000_000 + n as i64, 0).unwrap();
+        std::sync::Arc::new(Item::new(
+            Key::new(&key),
+            Inventory::Services,
+            raw.into_boxed_str(),
+            t,
+            t,
+        ))
+    }
+
+    fn applied(upserts: Vec<std::sync::Arc<crate::model::item::Item>>) -> crate::sync::Applied {
+        use crate::model::status::{Churn, Outcome, PollKind, PollReport, SkipCounts, SyncTimes};
+        let now = Utc::now();
+        crate::sync::Applied {
+            inventory: Inventory::Services,
+            report: PollReport {
+                kind: PollKind::Refresh,
+                reason: None,
+                days_ago: Some(0),
+                started: now,
+                finished: now,
+                pages: 1,
+                skipped_pages: Vec::new(),
+                skipped: SkipCounts::default(),
+                received: upserts.len() as u64,
+                added: upserts.len() as u64,
+                updated: 0,
+                removed: 0,
+                churn: Churn::default(),
+                outcome: Outcome::Complete,
+                credentials_rejected: false,
+                error: None,
+            },
+            times: SyncTimes::default(),
+            items: upserts.len(),
+            upserts,
+            unchanged: Vec::new(),
+            removed: Vec::new(),
+            swept: false,
+        }
+    }
+
+    /// key → upstream JSON of every cached service after a warm start from `path`.
+    fn loaded(path: &Path) -> std::collections::BTreeMap<String, String> {
+        let cache = crate::cache::Cache::new();
+        let (store, _) = Store::open(path).unwrap();
+        store.load(&cache).unwrap();
+        cache
+            .snapshot(Inventory::Services)
+            .iter()
+            .map(|i| (i.key.to_string(), i.raw().to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn a_version_1_file_is_migrated_in_place_and_its_rows_read_beside_compressed_ones() {
+        let dir = std::env::temp_dir().join(format!("sesinv-v1-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("inventory.db");
+        // A file as version 1 wrote it: the upstream JSON as text.
+        let old: Vec<_> = (0..3).map(service).collect();
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(&schema_v1()).unwrap();
+            conn.pragma_update(None, "user_version", 1).unwrap();
+            for item in &old {
+                conn.execute(
+                    "INSERT INTO services (key, raw, first_seen, last_seen) VALUES (?1, ?2, ?3, ?3)",
+                    rusqlite::params![item.key.as_str(), item.raw(), time_text(item.first_seen)],
+                )
+                .unwrap();
+            }
+        }
+        let mut expected: std::collections::BTreeMap<String, String> = old
+            .iter()
+            .map(|i| (i.key.to_string(), i.raw().to_string()))
+            .collect();
+        assert_eq!(loaded(&path), expected, "version 1 rows load as they were");
+
+        // Too few items to train on: stored as text. Then enough: a dictionary, and frames.
+        let few: Vec<_> = (3..10).map(service).collect();
+        let many: Vec<_> = (10..400).map(service).collect();
+        {
+            let (mut store, _) = Store::open(&path).unwrap();
+            let cache = crate::cache::Cache::new();
+            store.write(&applied(few.clone()), &cache).unwrap();
+            assert!(store.encoders[0].is_none(), "no dictionary from 7 items");
+            store.write(&applied(many.clone()), &cache).unwrap();
+            assert!(store.encoders[0].is_some(), "a dictionary from 390 items");
+        }
+        for item in few.iter().chain(&many) {
+            expected.insert(item.key.to_string(), item.raw().to_string());
+        }
+        assert_eq!(
+            loaded(&path),
+            expected,
+            "text and compressed rows load alike"
+        );
+
+        let conn = Connection::open(&path).unwrap();
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        let kinds: Vec<(String, i64, i64)> = conn
+            .prepare(
+                "SELECT typeof(raw), count(*), coalesce(sum(length(raw)), 0) FROM services
+                 GROUP BY typeof(raw) ORDER BY 1",
+            )
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(kinds.len(), 2, "{kinds:?}");
+        assert_eq!((kinds[0].0.as_str(), kinds[0].1), ("blob", 390));
+        assert_eq!((kinds[1].0.as_str(), kinds[1].1), ("text", 10));
+        let json_bytes: usize = many.iter().map(|i| i.raw().len()).sum();
+        assert!(
+            (kinds[0].2 as usize) * 3 < json_bytes,
+            "compressed to under a third: {} of {json_bytes} bytes",
+            kinds[0].2
+        );
+        // Every frame names the dictionary it needs, which the file holds.
+        let orphans: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM services WHERE raw_dict IS NOT NULL
+                 AND raw_dict NOT IN (SELECT id FROM dictionaries WHERE inventory = 'services')",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(orphans, 0);
+        drop(conn);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     #[test]
     fn the_schema_has_every_row_column_and_is_readable_by_name() {
         let conn = Connection::open_in_memory().unwrap();
         conn.execute_batch(&schema_v1()).unwrap();
+        conn.execute_batch(&schema_v2()).unwrap();
         for inv in Inventory::ALL {
             let stmt = conn
                 .prepare(&format!("SELECT * FROM \"{}\"", table(inv)))
@@ -374,7 +538,7 @@ mod tests {
             let names: Vec<String> = stmt.column_names().into_iter().map(String::from).collect();
             let mut expected = vec!["key".to_string()];
             expected.extend(Row::columns(inv).iter().map(|c| c.name.to_string()));
-            expected.extend(["raw", "first_seen", "last_seen"].map(String::from));
+            expected.extend(["raw", "first_seen", "last_seen", "raw_dict"].map(String::from));
             assert_eq!(names, expected, "{inv}");
             // The upsert statement is valid SQL for this table.
             conn.prepare(&upsert_sql(inv)).unwrap();

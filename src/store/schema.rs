@@ -1,4 +1,5 @@
-//! The SQL of the layout: one table per inventory with the row's columns, and `sync_state`.
+//! The SQL of the layout: one table per inventory with the row's columns, `sync_state`, and
+//! the steps from one schema version to the next.
 
 use super::*;
 use crate::model::inventory::Inventory;
@@ -42,18 +43,40 @@ pub(super) fn schema_v1() -> String {
     sql
 }
 
+/// Version 2: compressed upstream JSON. Rows written from then on name their dictionary in
+/// `raw_dict`; rows already there keep their text (`raw_dict` NULL) until rewritten.
+pub(super) fn schema_v2() -> String {
+    let mut sql = String::new();
+    for inv in Inventory::ALL {
+        sql.push_str(&format!(
+            "ALTER TABLE \"{}\" ADD COLUMN raw_dict INTEGER;\n",
+            table(inv)
+        ));
+    }
+    sql.push_str(super::compression::DICTIONARIES);
+    sql
+}
+
 pub(super) fn upsert_sql(inv: Inventory) -> String {
     let cols = Row::columns(inv);
     let names: Vec<String> = cols.iter().map(|c| format!("\"{}\"", c.name)).collect();
     let n = cols.len();
-    let placeholders: Vec<String> = (1..=n + 4).map(|i| format!("?{i}")).collect();
+    let placeholders: Vec<String> = (1..=n + 5).map(|i| format!("?{i}")).collect();
     let updates: Vec<String> = names
         .iter()
-        .chain(["raw".to_string(), "first_seen".into(), "last_seen".into()].iter())
+        .chain(
+            [
+                "raw".to_string(),
+                "first_seen".into(),
+                "last_seen".into(),
+                "raw_dict".into(),
+            ]
+            .iter(),
+        )
         .map(|c| format!("{c} = excluded.{c}"))
         .collect();
     format!(
-        "INSERT INTO \"{t}\" (key, {names}, raw, first_seen, last_seen) VALUES ({ph})
+        "INSERT INTO \"{t}\" (key, {names}, raw, first_seen, last_seen, raw_dict) VALUES ({ph})
          ON CONFLICT(key) DO UPDATE SET {updates}",
         t = table(inv),
         names = names.join(", "),

@@ -1,6 +1,7 @@
 //! The one writer: a thread that commits each applied poll — items and sync state — in one
 //! transaction.
 
+use super::compression::Encoder;
 use super::*;
 use crate::cache::Cache;
 use crate::model::item::Item;
@@ -41,15 +42,22 @@ impl Store {
         let t = table(inv);
         let report = &applied.report;
         let mut stats = WriteStats::default();
+        // A dictionary trained here is recorded in this transaction: its encoder is kept only
+        // once the transaction commits, so no row is ever written against one the file lacks.
+        let mut trained = None;
         let tx = self.conn.transaction()?;
         if let Some(cache) = rewrite_from {
             // After a failed write the table may have missed changes: take the cache's (whole
             // polls only) as the truth. Later journal entries re-apply idempotently.
             tx.execute(&format!("DELETE FROM \"{t}\""), [])?;
             let items = cache.snapshot(inv);
+            if self.encoders[inv.index()].is_none() {
+                trained = Encoder::train(&tx, inv, &items)?;
+            }
+            let mut encoder = trained.as_mut().or(self.encoders[inv.index()].as_mut());
             let mut upsert = tx.prepare_cached(&upsert_sql(inv))?;
             for item in &items {
-                upsert_item(&mut upsert, item)?;
+                upsert_item(&mut upsert, item, encoder.as_deref_mut())?;
             }
             stats.upserted = items.len();
         } else {
@@ -61,9 +69,13 @@ impl Store {
                 }
             }
             {
+                if self.encoders[inv.index()].is_none() {
+                    trained = Encoder::train(&tx, inv, &applied.upserts)?;
+                }
+                let mut encoder = trained.as_mut().or(self.encoders[inv.index()].as_mut());
                 let mut upsert = tx.prepare_cached(&upsert_sql(inv))?;
                 for item in &applied.upserts {
-                    upsert_item(&mut upsert, item)?;
+                    upsert_item(&mut upsert, item, encoder.as_deref_mut())?;
                 }
                 stats.upserted = applied.upserts.len();
             }
@@ -92,6 +104,9 @@ impl Store {
         write_state(&tx, applied)?;
         super::history::append(&tx, applied)?;
         tx.commit()?;
+        if trained.is_some() {
+            self.encoders[inv.index()] = trained;
+        }
         if stats.removed > 0 || rewrite_from.is_some() {
             // Give the freed pages back (a no-op for files made without auto_vacuum). The pragma
             // frees a page per step: step it to the end.
@@ -161,29 +176,51 @@ impl Writer {
     }
 }
 
-fn upsert_item(stmt: &mut rusqlite::CachedStatement<'_>, item: &Item) -> rusqlite::Result<()> {
-    use std::borrow::Cow;
+fn upsert_item(
+    stmt: &mut rusqlite::CachedStatement<'_>,
+    item: &Item,
+    encoder: Option<&mut Encoder>,
+) -> rusqlite::Result<()> {
     let inv = item.inventory();
     let cols = Row::columns(inv);
     // Texts are bound borrowed from the item; entries are written as JSON straight from the
-    // cell (no `Value`).
-    let mut values: Vec<Option<Cow<'_, str>>> = Vec::with_capacity(cols.len() + 4);
-    values.push(Some(Cow::Borrowed(item.key.as_str())));
+    // cell (no `Value`). Parameters: key, the columns, raw, first_seen, last_seen, raw_dict.
+    stmt.raw_bind_parameter(1, item.key.as_str())?;
     for (i, c) in cols.iter().enumerate() {
+        let at = i + 2;
         let cell = item.cell(i);
-        values.push(match (c.kind, &cell) {
-            (_, Cell::Text(Some(t))) if !t.is_empty() => Some(Cow::Borrowed(*t)),
-            (ColumnKind::Text | ColumnKind::Time, _) => cell.to_text().map(Cow::Owned),
-            (ColumnKind::One, _) if cell.is_empty() => None,
-            (ColumnKind::One | ColumnKind::Many, _) => {
-                Some(Cow::Owned(serde_json::to_string(&cell).unwrap_or_default()))
+        match (c.kind, &cell) {
+            (_, Cell::Text(Some(t))) if !t.is_empty() => stmt.raw_bind_parameter(at, *t)?,
+            (ColumnKind::Text | ColumnKind::Time, _) => {
+                stmt.raw_bind_parameter(at, cell.to_text())?
             }
-        });
+            (ColumnKind::One, _) if cell.is_empty() => {
+                stmt.raw_bind_parameter(at, rusqlite::types::Null)?
+            }
+            (ColumnKind::One | ColumnKind::Many, _) => {
+                stmt.raw_bind_parameter(at, serde_json::to_string(&cell).unwrap_or_default())?
+            }
+        }
     }
-    values.push(Some(Cow::Borrowed(item.raw())));
-    values.push(Some(Cow::Owned(time_text(item.first_seen))));
-    values.push(Some(Cow::Owned(time_text(item.last_seen()))));
-    stmt.execute(rusqlite::params_from_iter(values.iter()))?;
+    let at = cols.len() + 2;
+    match encoder {
+        Some(encoder) => {
+            let frame = encoder.encode(item.raw()).map_err(|e| {
+                rusqlite::Error::ToSqlConversionFailure(
+                    format!("{inv} {}: compressing: {e}", item.key.as_str()).into(),
+                )
+            })?;
+            stmt.raw_bind_parameter(at, frame)?;
+            stmt.raw_bind_parameter(at + 3, encoder.id)?;
+        }
+        None => {
+            stmt.raw_bind_parameter(at, item.raw())?;
+            stmt.raw_bind_parameter(at + 3, rusqlite::types::Null)?;
+        }
+    }
+    stmt.raw_bind_parameter(at + 1, time_text(item.first_seen))?;
+    stmt.raw_bind_parameter(at + 2, time_text(item.last_seen()))?;
+    stmt.raw_execute()?;
     Ok(())
 }
 
