@@ -1,9 +1,10 @@
 //! What readers see of one inventory: an immutable [`View`], published whole after every applied
-//! poll. It holds the items in key order, and indexes that are built the first time a request
-//! needs them and then kept for the life of the view: the list order by each column (ascending
-//! and descending) and, for the few-valued columns (status and type), the items holding each
-//! value. A request therefore never copies or sorts the inventory; the first request after a
-//! poll that sorts by a column pays for that column's order, once.
+//! poll. It holds the items in key order, and indexes kept for the life of the view: the list
+//! order by each column (ascending and descending), for the few-valued columns (status and
+//! type) the items holding each value, and the text `q` searches. A request therefore never
+//! copies or sorts the inventory. Orders and postings are carried from one view to the next;
+//! the read API builds whatever a new view lacks in the background ([`View::warm`]), and a
+//! request that comes first builds what it needs itself, once.
 
 use crate::model::item::{Item, Key};
 use crate::model::row::Cell;
@@ -337,7 +338,24 @@ impl View {
     /// The positions (ascending) of the items whose searched text may hold `needle` (already
     /// lower-case): every item that does, and rarely one whose match spans two of its fields.
     pub fn search(&self, needle: &str) -> Vec<u32> {
-        let search = self.search.get_or_init(|| {
+        let search = self.search_text();
+        let mut found = Vec::new();
+        let finder = memchr::memmem::Finder::new(needle.as_bytes());
+        let mut from = 0;
+        while let Some(at) = finder.find(&search.text.as_bytes()[from..]) {
+            let item = search.starts.partition_point(|&s| s as usize <= from + at) - 1;
+            found.push(item as u32);
+            // One hit per item: go on from the next item's text.
+            match search.starts.get(item + 1) {
+                Some(&next) => from = next as usize,
+                None => break,
+            }
+        }
+        found
+    }
+
+    fn search_text(&self) -> &Search {
+        self.search.get_or_init(|| {
             let mut text = String::new();
             let mut starts = Vec::with_capacity(self.items.len());
             for item in self.items.iter() {
@@ -353,20 +371,42 @@ impl View {
             }
             text.shrink_to_fit();
             Search { text, starts }
-        });
-        let mut found = Vec::new();
-        let finder = memchr::memmem::Finder::new(needle.as_bytes());
-        let mut from = 0;
-        while let Some(at) = finder.find(&search.text.as_bytes()[from..]) {
-            let item = search.starts.partition_point(|&s| s as usize <= from + at) - 1;
-            found.push(item as u32);
-            // One hit per item: go on from the next item's text.
-            match search.starts.get(item + 1) {
-                Some(&next) => from = next as usize,
-                None => break,
+        })
+    }
+
+    /// Builds every index this view lacks (the `columns` row columns' orders, the postings,
+    /// the dense bitsets, the search text), one at a time, while `go_on()` holds. A request
+    /// that needs an index being built waits for it rather than building it twice.
+    pub fn warm(&self, columns: usize, go_on: impl Fn() -> bool) {
+        for column in POSTED {
+            if !go_on() {
+                return;
+            }
+            self.posting_bits(column, "");
+        }
+        if !go_on() {
+            return;
+        }
+        self.search_text();
+        for column in 0..columns.min(MAX_COLUMNS) {
+            for descending in [false, true] {
+                if !go_on() {
+                    return;
+                }
+                self.order(column, descending);
             }
         }
-        found
+    }
+
+    /// Whether every index [`View::warm`] builds is built.
+    pub fn is_warm(&self, columns: usize) -> bool {
+        self.postings.iter().all(|p| p.get().is_some())
+            && self.dense.iter().all(|d| d.get().is_some())
+            && self.search.get().is_some()
+            && self.orders[..columns.min(MAX_COLUMNS)]
+                .iter()
+                .flatten()
+                .all(|o| o.get().is_some())
     }
 
     /// Bytes the built indexes hold (for the benchmarks).

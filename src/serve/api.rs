@@ -28,6 +28,7 @@ pub mod etag;
 pub mod link;
 pub mod parse_errors;
 pub mod query;
+mod warm;
 
 use crate::cache::Cache;
 use crate::config::{ApiServerConfig, ConfigError};
@@ -142,6 +143,7 @@ impl Bound {
             }
             .emit();
         }
+        let cache_for_warmer = cache.clone();
         let state = Arc::new(ApiState {
             cache,
             control,
@@ -153,6 +155,7 @@ impl Bound {
             sessions: console::Sessions::default(),
         });
         let app = router(state);
+        let warmer = warm::spawn(cache_for_warmer, stop_rx.clone());
         let mut graceful = stop_rx;
         let task = tokio::spawn(async move {
             let served = axum::serve(parse_errors::Listener(listener), app)
@@ -163,6 +166,7 @@ impl Bound {
             if let Err(error) = served {
                 tracing::error!(message = "API server failed.", %error);
             }
+            let _ = warmer.await;
         });
         Server {
             addr,
