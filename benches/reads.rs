@@ -202,6 +202,8 @@ fn main() {
         let mut polls = cache.watch_polls();
         polls.mark_unchanged();
         daemon.control().request_poll(Inventory::Services, true);
+        let busy = load(&base, kept, 1, seconds).await;
+        report("during a full pass, one client", busy, seconds);
         let busy = load(&base, kept, clients, seconds).await;
         report("during a full pass", busy, seconds);
         let _ = tokio::time::timeout(Duration::from_secs(300), polls.changed()).await;

@@ -44,6 +44,33 @@ struct Search {
     starts: Vec<u32>,
 }
 
+/// Search texts longer than this (about 60,000 items) are scanned on two threads.
+const SEARCH_SPLIT: usize = 8 << 20;
+
+impl Search {
+    /// The positions, ascending, of the items in `range` whose text holds the needle.
+    fn find(&self, finder: &memchr::memmem::Finder<'_>, range: std::ops::Range<usize>) -> Vec<u32> {
+        let mut found = Vec::new();
+        let start = |item: usize| {
+            self.starts
+                .get(item)
+                .map_or(self.text.len(), |&s| s as usize)
+        };
+        let end = start(range.end);
+        let mut from = start(range.start);
+        while let Some(at) = finder.find(&self.text.as_bytes()[from..end]) {
+            let item = self.starts.partition_point(|&s| s as usize <= from + at) - 1;
+            found.push(item as u32);
+            // One hit per item: go on from the next item's text.
+            from = start(item + 1);
+            if from >= end {
+                break;
+            }
+        }
+        found
+    }
+}
+
 impl View {
     fn with_items(generation: u64, items: Box<[Arc<Item>]>) -> View {
         View {
@@ -338,19 +365,24 @@ impl View {
     /// The positions (ascending) of the items whose searched text may hold `needle` (already
     /// lower-case): every item that does, and rarely one whose match spans two of its fields.
     pub fn search(&self, needle: &str) -> Vec<u32> {
+        self.search_split(needle, SEARCH_SPLIT)
+    }
+
+    /// [`View::search`], on two threads when the text is longer than `split` bytes.
+    fn search_split(&self, needle: &str, split: usize) -> Vec<u32> {
         let search = self.search_text();
-        let mut found = Vec::new();
         let finder = memchr::memmem::Finder::new(needle.as_bytes());
-        let mut from = 0;
-        while let Some(at) = finder.find(&search.text.as_bytes()[from..]) {
-            let item = search.starts.partition_point(|&s| s as usize <= from + at) - 1;
-            found.push(item as u32);
-            // One hit per item: go on from the next item's text.
-            match search.starts.get(item + 1) {
-                Some(&next) => from = next as usize,
-                None => break,
-            }
+        let items = search.starts.len();
+        if search.text.len() < split || items < 2 {
+            return search.find(&finder, 0..items);
         }
+        // A large text is scanned in two halves at once (an item's text is never split).
+        let half = items / 2;
+        let (mut found, second) = std::thread::scope(|scope| {
+            let second = scope.spawn(|| search.find(&finder, half..items));
+            (search.find(&finder, 0..half), second.join())
+        });
+        found.extend(second.expect("the search thread panicked"));
         found
     }
 
@@ -663,6 +695,33 @@ mod tests {
         assert_eq!(view.search("ses-"), [0, 1]);
         assert_eq!(view.search("été"), [2]);
         assert_eq!(view.search("nothing"), Vec::<u32>::new());
+    }
+
+    #[test]
+    fn a_search_in_two_halves_finds_what_one_scan_finds() {
+        let names = ["Astra 1N", "astra 2", "Ku", "", "SES astra", "x"];
+        let view = View::build(
+            1,
+            (0..41).map(|i| {
+                let key = format!("SES-{i:03}");
+                item(
+                    &key,
+                    "Active",
+                    Some(names[i % names.len()]).filter(|n| !n.is_empty()),
+                )
+            }),
+        );
+        for needle in [
+            "astra", "ses-0", "ses-040", "ses-000", "ku", "x", "none", "0",
+        ] {
+            let whole = view.search_split(needle, usize::MAX);
+            assert_eq!(view.search_split(needle, 0), whole, "{needle}");
+            // Each item once, ascending.
+            assert!(whole.windows(2).all(|w| w[0] < w[1]), "{needle}: {whole:?}");
+        }
+        assert_eq!(view.search_split("ses-040", 0), [40]);
+        assert_eq!(view.search_split("ses-000", 0), [0]);
+        assert_eq!(view.search_split("astra", 0).len(), 21);
     }
 
     /// A posted column's lists, sorted by text.
