@@ -406,39 +406,28 @@ impl View {
         })
     }
 
-    /// Builds every index this view lacks (the `columns` row columns' orders, the postings,
-    /// the dense bitsets, the search text), one at a time, while `go_on()` holds. A request
-    /// that needs an index being built waits for it rather than building it twice.
-    pub fn warm(&self, columns: usize, go_on: impl Fn() -> bool) {
+    /// Builds the indexes a poll does not carry over, or a start lacks: the postings, the
+    /// dense bitsets, the search text — one at a time, while `go_on()` holds. (Orders are
+    /// carried from view to view; each is built by the first request that sorts by its
+    /// column, so that only the orders in use take memory.) A request that needs an index
+    /// being built waits for it rather than building it twice.
+    pub fn warm(&self, go_on: impl Fn() -> bool) {
         for column in POSTED {
             if !go_on() {
                 return;
             }
             self.posting_bits(column, "");
         }
-        if !go_on() {
-            return;
-        }
-        self.search_text();
-        for column in 0..columns.min(MAX_COLUMNS) {
-            for descending in [false, true] {
-                if !go_on() {
-                    return;
-                }
-                self.order(column, descending);
-            }
+        if go_on() {
+            self.search_text();
         }
     }
 
     /// Whether every index [`View::warm`] builds is built.
-    pub fn is_warm(&self, columns: usize) -> bool {
+    pub fn is_warm(&self) -> bool {
         self.postings.iter().all(|p| p.get().is_some())
             && self.dense.iter().all(|d| d.get().is_some())
             && self.search.get().is_some()
-            && self.orders[..columns.min(MAX_COLUMNS)]
-                .iter()
-                .flatten()
-                .all(|o| o.get().is_some())
     }
 
     /// Bytes the built indexes hold (for the benchmarks).

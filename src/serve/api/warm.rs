@@ -1,11 +1,11 @@
-//! Keeps the read indexes built: each view the pollers publish gets every index it lacks
-//! (see [`crate::cache::View::warm`]) on a blocking thread, so that after a start or a poll the
-//! first request of each kind does not pay for its index. Checks for new views once a second;
+//! Keeps the read indexes built: each view the pollers publish gets the indexes a poll does not
+//! carry over (postings, dense bitsets, the search text: [`crate::cache::View::warm`]) on a
+//! blocking thread, so that after a start or a poll the first filter or `q` does not pay for
+//! them. Checks for new views once a second;
 //! a view replaced while being warmed, or a stopping server, ends its warming at once.
 
 use crate::cache::Cache;
 use crate::model::inventory::Inventory;
-use crate::model::row::Row;
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -26,11 +26,8 @@ pub(super) fn spawn(cache: Cache, mut stop: watch::Receiver<bool>) -> JoinHandle
                 }
                 warmed[inv.index()] = Some(generation);
                 let (cache, stop) = (cache.clone(), stop.clone());
-                let columns = Row::columns(inv).len();
                 let _ = tokio::task::spawn_blocking(move || {
-                    view.warm(columns, || {
-                        !*stop.borrow() && cache.view(inv).generation() == generation
-                    })
+                    view.warm(|| !*stop.borrow() && cache.view(inv).generation() == generation)
                 })
                 .await;
             }
@@ -70,9 +67,8 @@ mod tests {
     }
 
     async fn warm_within(cache: &Cache, what: &str) {
-        let columns = Row::columns(Inventory::Services).len();
         for _ in 0..200 {
-            if cache.view(Inventory::Services).is_warm(columns) {
+            if cache.view(Inventory::Services).is_warm() {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -84,8 +80,7 @@ mod tests {
     async fn every_published_view_is_warmed_without_a_request_and_stopping_ends_it() {
         let cache = Cache::new();
         drop(cache.replace(Inventory::Services, services(500)));
-        let columns = Row::columns(Inventory::Services).len();
-        assert!(!cache.view(Inventory::Services).is_warm(columns), "cold");
+        assert!(!cache.view(Inventory::Services).is_warm(), "cold");
         let (stop, stop_rx) = watch::channel(false);
         let warmer = spawn(cache.clone(), stop_rx);
         warm_within(&cache, "after a load").await;
@@ -101,6 +96,6 @@ mod tests {
         // Stopped: a new view stays cold.
         drop(cache.replace(Inventory::Services, services(50)));
         tokio::time::sleep(EVERY * 2).await;
-        assert!(!cache.view(Inventory::Services).is_warm(columns));
+        assert!(!cache.view(Inventory::Services).is_warm());
     }
 }
