@@ -255,7 +255,10 @@ impl Poller {
                     .then(|| format!("skipped pages {:?} after HTTP 504", pass.skipped_pages))
             }),
         };
-        self.apply(&report, pass, sweep);
+        // Applying a large poll (the view's merge, its carried orders) takes a while: on a
+        // multi-threaded runtime the worker's other tasks (the API's requests) move elsewhere
+        // meanwhile, instead of waiting behind it.
+        off_the_workers(|| self.apply(&report, pass, sweep));
         self.cache.poll_finished();
         events::PollFinished {
             inventory: inv,
@@ -264,5 +267,15 @@ impl Poller {
         }
         .emit();
         report
+    }
+}
+
+/// Runs CPU-bound `f` here, having handed this worker's queued tasks to another thread first
+/// when the runtime has more than one (`block_in_place`); on a single-threaded runtime there
+/// is nowhere to hand them, and `f` simply runs.
+fn off_the_workers<R>(f: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
     }
 }
