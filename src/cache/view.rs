@@ -37,8 +37,8 @@ pub struct View {
     search: OnceLock<Search>,
 }
 
-/// The text `q` searches: per item, its key, external id, name and description (the first
-/// three columns of every inventory), lower-cased and separated by NUL.
+/// The text `q` searches: per item, its key, external id (unless it is the key), name and
+/// description (the first three columns of every inventory), lower-cased and separated by NUL.
 struct Search {
     text: String,
     starts: Vec<u32>,
@@ -392,12 +392,24 @@ impl View {
             let mut starts = Vec::with_capacity(self.items.len());
             for item in self.items.iter() {
                 starts.push(text.len() as u32);
+                let key = item.key.as_str();
                 let fields = [0, 1, 2].map(|column| match item.cell(column) {
                     Cell::Text(t) => t.unwrap_or_default(),
                     _ => "",
                 });
-                for field in std::iter::once(item.key.as_str()).chain(fields) {
-                    text.push_str(&field.to_lowercase());
+                // The external id is the key of services and carriers: once is enough.
+                let external = Some(fields[0]).filter(|&e| e != key);
+                for field in [Some(key), external, Some(fields[1]), Some(fields[2])]
+                    .into_iter()
+                    .flatten()
+                {
+                    let at = text.len();
+                    if field.is_ascii() {
+                        text.push_str(field);
+                        text[at..].make_ascii_lowercase();
+                    } else {
+                        text.push_str(&field.to_lowercase());
+                    }
                     text.push('\0');
                 }
             }
