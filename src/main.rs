@@ -41,8 +41,8 @@ enum Command {
         #[arg(long, default_value_t = 3)]
         timeout: u64,
     },
-    /// Write one inventory from the store (store.path) as CSV, JSON or NDJSON; safe while the
-    /// daemon runs.
+    /// Write one inventory from the store (store.path) as CSV, JSON, NDJSON or the upstream's
+    /// JSON; safe while the daemon runs.
     Export {
         /// services, carriers or resources.
         inventory: ses_inventory::Inventory,
