@@ -949,7 +949,7 @@ async fn requests_the_parser_refuses_get_json_errors_too() {
 }
 
 #[tokio::test]
-async fn answers_are_gzipped_when_asked_and_every_request_is_counted() {
+async fn answers_are_compressed_with_gzip_or_brotli_when_asked_and_every_request_is_counted() {
     use std::io::Read;
     let run = Running::start(crafted, |_| {}).await;
     run.ready().await;
@@ -974,6 +974,21 @@ async fn answers_are_gzipped_when_asked_and_every_request_is_counted() {
     flate2::read::GzDecoder::new(&bytes[..])
         .read_to_string(&mut text)
         .expect("a gzip body");
+    assert_eq!(serde_json::from_str::<Value>(&text).unwrap(), plain);
+    // Brotli when the client prefers it.
+    let brotli = run
+        .http
+        .get(format!("{}/api/v1/services", run.base))
+        .header("accept-encoding", "br;q=1.0, gzip;q=0.5")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(brotli.headers()["content-encoding"], "br");
+    let bytes = brotli.bytes().await.unwrap();
+    let mut text = String::new();
+    brotli_decompressor::Decompressor::new(&bytes[..], 4096)
+        .read_to_string(&mut text)
+        .expect("a brotli body");
     assert_eq!(serde_json::from_str::<Value>(&text).unwrap(), plain);
 
     let _ = run.get("/api/v1/nowhere/at/all").await;

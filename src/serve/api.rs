@@ -253,7 +253,7 @@ fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
         // Outermost: every answer is counted and logged (401s and 404s too) and compressed
-        // when the client asks for gzip.
+        // when the client asks for gzip or brotli.
         .layer(tower_http::compression::CompressionLayer::new())
         .layer(middleware::from_fn(observe))
 }
