@@ -4,7 +4,8 @@
 //! `cargo bench --bench reads` (`READS_ITEMS` simulator services, default 1 000 000;
 //! `READS_CLIENTS`, default 20; `READS_SECONDS` per phase, default 10).
 //!
-//! The daemon (pollers, cache, API) runs in this process against the simulator on loopback;
+//! The daemon (pollers, cache, API; pages of 40, the default) runs in this process against the
+//! simulator in a process of its own on loopback;
 //! `READS_CLIENTS` tasks with keep-alive connections each send one request after the other
 //! (or, paced, 1,000 requests a second among them, latency counted from when each was due),
 //! cycling through three kinds: a page of 100 by id at a random offset, a page sorted by
@@ -14,10 +15,11 @@
 //! to the items'. Asserts nothing (results are written down in README.md).
 
 use ses_inventory::Inventory;
+use ses_inventory::config::Config;
+use ses_inventory::model::secret::Secret;
 use ses_inventory::serve::api::Bound;
 use ses_inventory::sync::daemon::Daemon;
 use ses_inventory::time::clock::Clock;
-use ses_inventory_sim::{SimConfig, Simulator};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -177,17 +179,37 @@ fn main() {
         .build()
         .unwrap();
     runtime.block_on(async {
-        let sc = SimConfig {
-            services: n,
-            carriers: 0,
-            resources: 0,
-            ..SimConfig::empty()
-        };
-        let sim = Simulator::start(sc.clone(), ([127, 0, 0, 1], 0).into())
-            .await
+        // The simulator in a process of its own, as the gateway would be: its page building
+        // competes for the cores, not for the daemon's async workers.
+        let mut sim = std::process::Command::new(env!("CARGO_BIN_EXE_ses-inventory"))
+            .args([
+                "sim",
+                "--listen",
+                "127.0.0.1:0",
+                "--services",
+                &n.to_string(),
+            ])
+            .args(["--carriers", "0", "--resources", "0"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
             .unwrap();
-        let mut cfg = ses_inventory::cmd::demo::config_for(&sim, &sc);
-        cfg.poll.records_per_page = 1000;
+        let mut first = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(sim.stdout.take().unwrap()),
+            &mut first,
+        )
+        .unwrap();
+        // "simulator: tmf638 URL tmf639 URL"
+        let urls: Vec<&str> = first.split_whitespace().collect();
+        let mut cfg = Config::defaults();
+        cfg.tmf638.endpoint = urls[2].to_string();
+        cfg.tmf638.username = "svc-user".into();
+        cfg.tmf638.password = Secret::new(String::from("svc-pass"));
+        cfg.tmf639.endpoint = urls[4].to_string();
+        cfg.tmf639.username = "res-user".into();
+        cfg.tmf639.password = Secret::new(String::from("res-pass"));
+        cfg.http.bypass_proxy = true;
         cfg.poll.status_interval = 0;
         cfg.poll.max_pages = 100_000;
         // Idle means idle: no refresh during the measurement (the busy phase asks for a pass).
@@ -298,6 +320,7 @@ fn main() {
         );
         server.shutdown().await;
         daemon.shutdown().await;
-        sim.shutdown().await;
+        let _ = sim.kill();
+        let _ = sim.wait();
     });
 }
