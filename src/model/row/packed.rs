@@ -23,7 +23,7 @@ use chrono::{DateTime, Utc};
 
 use super::{Cell, Entry, Row};
 use crate::model::inventory::Inventory;
-use crate::model::json::Json;
+use crate::model::json::Tape;
 
 /// An absent text's start, an absent time's nanoseconds.
 const NONE: u32 = u32::MAX;
@@ -46,8 +46,9 @@ impl Packed {
         let raw_len = u32::try_from(raw.len()).expect("an item's JSON is under 4 GiB");
         let mut extras = String::new();
         let words = {
-            let json = Json::parse(&raw).unwrap_or(Json::Null);
-            let row = Row::from_json(inventory, &json);
+            let mut tree = None;
+            let tape = Tape::parse(&raw, &mut tree);
+            let row = Row::from_json(inventory, tape.root());
             Encoder {
                 raw: &raw,
                 extras: &mut extras,
