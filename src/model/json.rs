@@ -187,24 +187,51 @@ impl<'a> Tape<'a> {
     /// `serde_json` does not read), which [`Tape::parse`] then leaves to `serde_json`. What it
     /// accepts it reads exactly as `serde_json` would.
     pub fn read_compact(text: &'a str) -> Option<Tape<'a>> {
+        // About one node per eight bytes of an upstream element.
+        let mut tape = Tape {
+            nodes: Vec::with_capacity(text.len() / 8 + 4),
+        };
+        tape.append_compact(text)?;
+        Some(tape)
+    }
+
+    /// An empty tape with room for `nodes` nodes, to [`append_compact`](Tape::append_compact)
+    /// several values to (a page's elements: one allocation for them all).
+    pub fn with_capacity(nodes: usize) -> Tape<'a> {
+        Tape {
+            nodes: Vec::with_capacity(nodes),
+        }
+    }
+
+    /// Reads `text` as [`Tape::read_compact`] does onto the end of this tape; the index of its
+    /// value (for [`Tape::value`]), or `None` and the tape as it was.
+    pub fn append_compact(&mut self, text: &'a str) -> Option<usize> {
+        let start = self.nodes.len();
         let mut reader = fast::Reader {
             text,
             at: 0,
             depth: 0,
-            // About one node per eight bytes of an upstream element.
-            nodes: Vec::with_capacity(text.len() / 8 + 4),
+            nodes: std::mem::take(&mut self.nodes),
         };
-        reader.value()?;
-        (reader.at == text.len()).then_some(Tape {
-            nodes: reader.nodes,
-        })
+        let read = reader.value().is_some() && reader.at == text.len();
+        self.nodes = reader.nodes;
+        if !read {
+            self.nodes.truncate(start);
+        }
+        read.then_some(start)
     }
 
-    /// The value the tape holds.
+    /// The value the tape holds (its first).
     pub fn root(&self) -> Val<'_, 'a> {
+        self.value(0)
+    }
+
+    /// The value at `at`, an index [`Tape::append_compact`] gave.
+    pub fn value(&self, at: usize) -> Val<'_, 'a> {
+        assert!(at < self.nodes.len(), "no value at {at}");
         Val {
             nodes: &self.nodes,
-            at: 0,
+            at,
         }
     }
 }

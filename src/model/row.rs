@@ -616,7 +616,12 @@ impl Serialize for Cell<'_> {
 
 /// An item's External ID column (any shape), without extracting the whole row.
 pub fn external_id_of(item: &Json<'_>) -> Option<Box<str>> {
-    extract::external_id_of(Tape::of(item).root()).map(Into::into)
+    external_id_in(Tape::of(item).root())
+}
+
+/// [`external_id_of`] an item read onto a tape.
+pub fn external_id_in(item: Val<'_, '_>) -> Option<Box<str>> {
+    extract::external_id_of(item).map(Into::into)
 }
 
 /// The members the Status column is read from, in order.
