@@ -42,6 +42,8 @@ pub(super) struct Listing {
     pub(super) previous_page: (Box<str>, Vec<(Key, Range<usize>)>),
     /// Reused for compact text.
     pub(super) scratch: String,
+    /// Reused for each page's elements (empty between pages).
+    pub(super) tape: json::Tape<'static>,
 }
 
 /// What one listing noticed of changes under it. Deletions in front of the cursor make later
@@ -293,7 +295,7 @@ impl Poller {
     pub(super) fn absorb(&self, pass: &mut Listing, page: Items) -> PageTally {
         let text = &*page.text;
         pass.received += page.elements.len() as u64;
-        let mut tape = json::Tape::with_capacity(text.len() / 8 + 4);
+        let mut tape = std::mem::take(&mut pass.tape).recycle();
         let judged: Vec<(Verdict<'_>, &str, Option<usize>)> = page
             .elements
             .iter()
@@ -403,6 +405,7 @@ impl Poller {
                 Verdict::NoKey | Verdict::NotObject => unreachable!("handled above"),
             }
         }
+        pass.tape = tape.recycle();
         pass.previous_page = (page.text, this_page);
         tally
     }
@@ -428,6 +431,7 @@ impl Listing {
             shift: Shift::default(),
             previous_page: (Box::default(), Vec::new()),
             scratch: String::new(),
+            tape: json::Tape::default(),
         }
     }
 }
