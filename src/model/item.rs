@@ -1,6 +1,7 @@
 //! Items: what one upstream element becomes in the cache (its key, its compact JSON, its row).
 
 use crate::model::inventory::Inventory;
+use crate::model::json::Val;
 use crate::model::row::packed::Packed;
 use crate::model::row::{Cell, Row};
 use chrono::{DateTime, Utc};
@@ -64,6 +65,24 @@ impl Item {
         Item {
             key,
             packed: Packed::new(inventory, raw),
+            first_seen,
+            last_seen_ms: AtomicI64::new(last_seen.timestamp_millis()),
+        }
+    }
+
+    /// As [`Item::new`], with the row read from `json`, the tape value of `raw`'s text as the
+    /// page holds it (`source`, the same bytes as `raw`).
+    pub fn from_tape(
+        key: Key,
+        inventory: Inventory,
+        raw: Box<str>,
+        (json, source): (Val<'_, '_>, &str),
+        first_seen: DateTime<Utc>,
+        last_seen: DateTime<Utc>,
+    ) -> Item {
+        Item {
+            key,
+            packed: Packed::from_tape(inventory, raw, json, source),
             first_seen,
             last_seen_ms: AtomicI64::new(last_seen.timestamp_millis()),
         }

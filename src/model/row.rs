@@ -34,7 +34,7 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::model::inventory::Inventory;
-use crate::model::json::Json;
+use crate::model::json::{Json, Tape, Val};
 
 /// A text cell: borrowed from the item's JSON text where the upstream wrote it verbatim, owned
 /// otherwise (escapes, numbers, booleans). Rows are transient: a cached item keeps its cells
@@ -278,11 +278,13 @@ impl<'a> Row<'a> {
     /// page's bytes with [`Row::from_json`]).
     pub fn extract(inventory: Inventory, item: &serde_json::Value) -> Row<'static> {
         let text = item.to_string();
-        Row::from_json(inventory, &Json::parse(&text).unwrap_or(Json::Null)).into_owned()
+        let mut tree = None;
+        Row::from_json(inventory, Tape::parse(&text, &mut tree).root()).into_owned()
     }
 
-    /// The row of an item read from its borrowed JSON: texts borrow from the JSON's text.
-    pub fn from_json(inventory: Inventory, item: &Json<'a>) -> Row<'a> {
+    /// The row of an item read from its JSON (a [`Tape`]'s value): texts borrow from the
+    /// text (or tree) the tape was read from.
+    pub fn from_json(inventory: Inventory, item: Val<'_, 'a>) -> Row<'a> {
         extract::row(inventory, item)
     }
 
@@ -614,6 +616,11 @@ impl Serialize for Cell<'_> {
 
 /// An item's External ID column (any shape), without extracting the whole row.
 pub fn external_id_of(item: &Json<'_>) -> Option<Box<str>> {
+    external_id_in(Tape::of(item).root())
+}
+
+/// [`external_id_of`] an item read onto a tape.
+pub fn external_id_in(item: Val<'_, '_>) -> Option<Box<str>> {
     extract::external_id_of(item).map(Into::into)
 }
 

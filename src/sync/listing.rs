@@ -42,6 +42,8 @@ pub(super) struct Listing {
     pub(super) previous_page: (Box<str>, Vec<(Key, Range<usize>)>),
     /// Reused for compact text.
     pub(super) scratch: String,
+    /// Reused for each page's elements (empty between pages).
+    pub(super) tape: json::Tape<'static>,
 }
 
 /// What one listing noticed of changes under it. Deletions in front of the cursor make later
@@ -285,18 +287,27 @@ impl Poller {
     /// page's text: an element whose compact text equals the cached item's costs a key lookup
     /// and a comparison; only new and changed elements are decoded (into a borrowed tree) for
     /// their rows.
+    ///
+    /// Each element is read once onto a tape shared by the page (compact text without escapes,
+    /// as the upstream sends it); the rules judge it there, and a new or changed element's row
+    /// is extracted from it. Any other element is judged and compacted from its text, and its
+    /// row is read from the compact text, as [`Item::new`] reads it.
     pub(super) fn absorb(&self, pass: &mut Listing, page: Items) -> PageTally {
         let text = &*page.text;
         pass.received += page.elements.len() as u64;
-        let judged: Vec<(Verdict<'_>, &str)> = page
+        let mut tape = std::mem::take(&mut pass.tape).recycle();
+        let judged: Vec<(Verdict<'_>, &str, Option<usize>)> = page
             .elements
             .iter()
             .map(|r| {
                 let element = &text[r.clone()];
-                (self.rules.judge(element), element)
+                match tape.append_compact(element) {
+                    Some(at) => (self.rules.judge_tape(tape.value(at)), element, Some(at)),
+                    None => (self.rules.judge(element), element, None),
+                }
             })
             .collect();
-        let keys = judged.iter().filter_map(|(v, _)| match v {
+        let keys = judged.iter().filter_map(|(v, ..)| match v {
             Verdict::Keep { key, .. } | Verdict::NotKept { key, .. } => Some(key.as_ref()),
             _ => None,
         });
@@ -305,7 +316,7 @@ impl Poller {
         let mut tally = PageTally { keyed: 0, fresh: 0 };
         let (previous_text, previous) = std::mem::take(&mut pass.previous_page);
         let mut this_page = Vec::with_capacity(judged.len());
-        for ((verdict, element), range) in judged.into_iter().zip(&page.elements) {
+        for ((verdict, element, on_tape), range) in judged.into_iter().zip(&page.elements) {
             let key_text = match &verdict {
                 Verdict::NotObject => {
                     pass.skipped.not_object += 1;
@@ -339,7 +350,11 @@ impl Poller {
             this_page.push((key.clone(), range.clone()));
             match verdict {
                 Verdict::Keep { .. } => {
-                    let compact = json::compact(element, &mut pass.scratch);
+                    // An element read onto the tape is compact already.
+                    let compact = match on_tape {
+                        Some(_) => element,
+                        None => json::compact(element, &mut pass.scratch),
+                    };
                     let unchanged = old.as_ref().is_some_and(|o| o.raw() == compact);
                     let item = match old {
                         Some(old) if unchanged => {
@@ -361,13 +376,19 @@ impl Poller {
                                     now
                                 }
                             };
-                            let item = Arc::new(Item::new(
-                                key.clone(),
-                                self.inventory,
-                                raw,
-                                first_seen,
-                                now,
-                            ));
+                            let item = Arc::new(match on_tape {
+                                Some(at) => Item::from_tape(
+                                    key.clone(),
+                                    self.inventory,
+                                    raw,
+                                    (tape.value(at), element),
+                                    first_seen,
+                                    now,
+                                ),
+                                None => {
+                                    Item::new(key.clone(), self.inventory, raw, first_seen, now)
+                                }
+                            });
                             pass.changed.push(item.clone());
                             item
                         }
@@ -384,6 +405,7 @@ impl Poller {
                 Verdict::NoKey | Verdict::NotObject => unreachable!("handled above"),
             }
         }
+        pass.tape = tape.recycle();
         pass.previous_page = (page.text, this_page);
         tally
     }
@@ -409,6 +431,7 @@ impl Listing {
             shift: Shift::default(),
             previous_page: (Box::default(), Vec::new()),
             scratch: String::new(),
+            tape: json::Tape::default(),
         }
     }
 }

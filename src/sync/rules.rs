@@ -2,7 +2,7 @@
 
 use crate::config::InventoryConfig;
 use crate::model::inventory::Inventory;
-use crate::model::json::{self, Json, Obj};
+use crate::model::json::{self, Json, Node, Obj, Val};
 use crate::model::row;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
@@ -103,19 +103,62 @@ impl Rules {
         };
         // A deciding member that is there but blank (or not text) sends the rules to their
         // fallbacks, which an early stop did not read: read the whole element then.
-        let usable = |raw: Option<&RawValue>| raw.is_some_and(|r| json::text(r).is_some());
         if found[..self.enough].iter().any(|r| !usable(*r)) {
             if let Some(all) = json::scan(element, &self.wanted, 0) {
                 found = all;
             }
         }
-        let key = match found[self.key].and_then(json::text) {
+        self.decide(&found, |found| {
+            v5_external_id(
+                found[self.key],
+                self.external_identifier.and_then(|i| found[i]),
+            )
+        })
+    }
+
+    /// [`Rules::judge`] of an element already read onto a tape (the same verdict, the same
+    /// members read: the first `enough` deciding members up to where they are all found, else
+    /// the last of each name in the whole element).
+    pub fn judge_tape<'a>(&self, element: Val<'_, 'a>) -> Verdict<'a> {
+        if !element.is_object() {
+            return Verdict::NotObject;
+        }
+        let wanted = &self.wanted[..self.wanted.len().min(json::MAX_SCANNED)];
+        let read = |enough: usize| {
+            let mut found: [Option<Val<'_, 'a>>; json::MAX_SCANNED] = [None; json::MAX_SCANNED];
+            for (name, value) in element.members() {
+                if let Some(i) = wanted.iter().position(|w| w == name) {
+                    found[i] = Some(value);
+                    if enough > 0 && found[..enough].iter().all(Option::is_some) {
+                        break;
+                    }
+                }
+            }
+            found
+        };
+        let mut found = read(self.enough);
+        if found[..self.enough].iter().any(|r| !usable(*r)) {
+            found = read(0);
+        }
+        // Reached only after reading the whole element (the key decides): the last
+        // `externalId` and `externalIdentifier`, as the row reads them.
+        self.decide(&found, |_| row::external_id_in(element))
+    }
+
+    /// The verdict on the members `found` (in the order of `wanted`); `v5_key` reads the key
+    /// from v5's identifiers when the key member gives none.
+    fn decide<'a, M: Member<'a>>(
+        &self,
+        found: &[Option<M>; json::MAX_SCANNED],
+        v5_key: impl FnOnce(&[Option<M>; json::MAX_SCANNED]) -> Option<Box<str>>,
+    ) -> Verdict<'a> {
+        let key = match found[self.key].and_then(M::text) {
             Some(k) => k,
             None => match self.external_identifier {
                 // v5 shapes carry the external id as externalIdentifier[] (or externalId holds
                 // a list of identifiers): the row's reading of the External ID column.
                 // (The row's text is trimmed and never blank.)
-                Some(ident) => match v5_external_id(found[self.key], found[ident]) {
+                Some(_) => match v5_key(found) {
                     Some(k) => Cow::Owned(k.into()),
                     None => return Verdict::NoKey,
                 },
@@ -123,10 +166,10 @@ impl Rules {
             },
         };
         if !self.keep_statuses.is_empty() {
-            let status = found[self.status].and_then(json::text).or_else(|| {
+            let status = found[self.status].and_then(M::text).or_else(|| {
                 self.status_fallbacks
                     .iter()
-                    .find_map(|&i| found[i].and_then(row_text))
+                    .find_map(|&i| found[i].and_then(M::row_text))
             });
             if !status.is_some_and(|s| one_of(&s, &self.keep_statuses)) {
                 return Verdict::NotKept {
@@ -136,10 +179,10 @@ impl Rules {
             }
         }
         if !self.exclude_types.is_empty() {
-            let ty = found[self.type_field].and_then(json::text).or_else(|| {
+            let ty = found[self.type_field].and_then(M::text).or_else(|| {
                 self.type_fallbacks
                     .iter()
-                    .find_map(|&i| found[i].and_then(row_text))
+                    .find_map(|&i| found[i].and_then(M::row_text))
             });
             if ty.is_some_and(|t| one_of(&t, &self.exclude_types)) {
                 return Verdict::NotKept {
@@ -150,6 +193,46 @@ impl Rules {
         }
         Verdict::Keep { key }
     }
+}
+
+/// A member the rules read: a raw value of the page's text, or a value on a tape.
+trait Member<'a>: Copy {
+    /// A non-blank string (as written, not trimmed) or a number's text ([`json::text`]).
+    fn text(self) -> Option<Cow<'a, str>>;
+    /// As the row reads text: a non-blank string, a number or a boolean.
+    fn row_text(self) -> Option<Cow<'a, str>>;
+}
+
+impl<'a> Member<'a> for &'a RawValue {
+    fn text(self) -> Option<Cow<'a, str>> {
+        json::text(self)
+    }
+    fn row_text(self) -> Option<Cow<'a, str>> {
+        row_text(self)
+    }
+}
+
+impl<'a> Member<'a> for Val<'_, 'a> {
+    fn text(self) -> Option<Cow<'a, str>> {
+        match self.node() {
+            Node::String(s) => (!s.trim().is_empty()).then_some(Cow::Borrowed(*s)),
+            // Written as serde_json writes numbers, as json::text does.
+            Node::Number(n) => Some(Cow::Owned(n.to_string())),
+            _ => None,
+        }
+    }
+    fn row_text(self) -> Option<Cow<'a, str>> {
+        match self.node() {
+            Node::Bool(true) => Some(Cow::Borrowed("true")),
+            Node::Bool(false) => Some(Cow::Borrowed("false")),
+            _ => self.text(),
+        }
+    }
+}
+
+/// A deciding member is usable when it is there and reads as text.
+fn usable<'a, M: Member<'a>>(member: Option<M>) -> bool {
+    member.is_some_and(|m| m.text().is_some())
 }
 
 /// The External ID as the row reads it from `externalId` and `externalIdentifier`.
@@ -210,6 +293,7 @@ mod tests {
     impl JudgeValue for Rules {
         fn judge_value(&self, v: &Value) -> Verdict<'static> {
             let text = v.to_string();
+            assert_same_verdicts(self, &text);
             match self.judge(&text) {
                 Verdict::Keep { key } => Verdict::Keep {
                     key: Cow::Owned(key.into_owned()),
@@ -220,6 +304,77 @@ mod tests {
                 },
                 Verdict::NoKey => Verdict::NoKey,
                 Verdict::NotObject => Verdict::NotObject,
+            }
+        }
+    }
+
+    /// The verdict on a tape is the verdict on the text.
+    fn assert_same_verdicts(rules: &Rules, text: &str) {
+        let on_text = format!("{:?}", rules.judge(text));
+        match json::Tape::read_compact(text) {
+            Some(tape) => {
+                let on_tape = format!("{:?}", rules.judge_tape(tape.root()));
+                assert_eq!(on_tape, on_text, "{text}");
+            }
+            None => assert!(text.contains(['\\', ' ']), "read fast: {text}"),
+        }
+    }
+
+    #[test]
+    fn a_tape_is_judged_as_its_text() {
+        let mut strict = Config::defaults().resources;
+        strict.keep_statuses = vec!["Operational".into(), "true".into()];
+        let mut by_type = Config::defaults().services;
+        by_type.exclude_types = vec!["Gone".into(), "7".into()];
+        let all = [
+            rules(Inventory::Services),
+            rules(Inventory::Carriers),
+            rules(Inventory::Resources),
+            Rules::new(Inventory::Resources, &strict),
+            Rules::new(Inventory::Services, &by_type),
+        ];
+        let elements = [
+            r#"{"externalId":"S","status":"Operational"}"#,
+            r#"{"externalId":"S","status":"Operational","status":"Terminated"}"#,
+            r#"{"status":"Terminated","externalId":"S","status":"Operational"}"#,
+            r#"{"externalId":"A","externalId":"B","status":"Operational","externalId":"C"}"#,
+            r#"{"externalId":" ","status":"Operational","externalId":"late"}"#,
+            r#"{"externalId":"S","status":"","state":"Operational","status":" "}"#,
+            r#"{"externalId":"S","status":true,"state":"Operational"}"#,
+            r#"{"externalId":"S","status":7,"operatingStatus":"Operational"}"#,
+            r#"{"externalId":42,"status":"Operational"}"#,
+            r#"{"externalId":1.50,"status":"Operational"}"#,
+            r#"{"externalId":-0,"status":"Operational"}"#,
+            r#"{"externalId":1e5,"status":"Operational"}"#,
+            r#"{"externalId":null,"externalIdentifier":[{"id":" X-1 ","owner":"o"}],"state":"Operational"}"#,
+            r#"{"externalIdentifier":[{"id":""},{"id":"second"}],"status":"Operational"}"#,
+            r#"{"externalIdentifier":[{"id":"first"}],"externalIdentifier":[{"id":"last"}]}"#,
+            r#"{"externalId":[{"id":"in a list"}],"status":"Operational"}"#,
+            r#"{"externalId":{"id":"an object"},"status":"Operational"}"#,
+            r#"{"externalId":"S","status":"Operational","@type":"Gone"}"#,
+            r#"{"externalId":"S","status":"Operational","@type":" ","type":"gone"}"#,
+            r#"{"externalId":"S","status":"Operational","category":7}"#,
+            r#"{"id":"R","@type":"Card"}"#,
+            r#"{"id":"R","@type":"Card","@type":"Antenna"}"#,
+            r#"{"@type":"Card","id":"R","@type":"Antenna"}"#,
+            r#"{"id":"R","@type":"","type":"Slot"}"#,
+            r#"{"id":"R","resourceStatus":true,"status":"Operational"}"#,
+            r#"{"id":"R","status":" ","lifecycleState":"OPERATIONAL"}"#,
+            r#"{"id":"R","status":"Opérational"}"#,
+            r#"{"id":"R1","id":"R2","status":"Operational","@type":"Port"}"#,
+            r#"{"id":"","externalId":"S"}"#,
+            r#"{"name":"no key at all","nested":{"id":"x","externalId":"y"}}"#,
+            r#"{}"#,
+            r#"[{"id":"R"}]"#,
+            r#""text""#,
+            r#"42"#,
+            r#"null"#,
+            r#"{"externalId":"S\u0041","status":"Operational"}"#,
+            r#"{"id":"R", "status":"Operational"}"#,
+        ];
+        for r in &all {
+            for element in elements {
+                assert_same_verdicts(r, element);
             }
         }
     }

@@ -1,17 +1,23 @@
 //! Tolerant field readers: each returns `None` / an empty list for a missing or mis-shaped field.
 
-use crate::model::json::{Json as Value, Obj};
+//!
+//! They read a JSON [`Val`] of a tape: an object's members (`get`) and an array's items are
+//! read in place; a value of another kind than the one asked for reads as absent.
+
+use crate::model::json::{Node, Val};
 use chrono::{DateTime, Utc};
 use std::borrow::Cow;
 
 use super::{CarrierRow, Entries, Entry, Field, ResourceRow, Row, ServiceRow, parse_datetime};
 use crate::model::inventory::Inventory;
 
-type Object<'a> = Obj<'a>;
+/// A value of the item's JSON (`Object` where an object is expected: anything else reads as
+/// an object without members).
+type Value<'t, 'a> = Val<'t, 'a>;
+type Object<'t, 'a> = Val<'t, 'a>;
 
-pub(super) fn row<'a>(inventory: Inventory, item: &Value<'a>) -> Row<'a> {
-    let empty = Object::default();
-    let item = item.as_object().unwrap_or(&empty);
+pub(super) fn row<'a>(inventory: Inventory, item: Value<'_, 'a>) -> Row<'a> {
+    // A non-object has no members: every column reads as absent.
     match inventory {
         Inventory::Services => Row::Service(service(item)),
         Inventory::Carriers => Row::Carrier(carrier(item)),
@@ -20,8 +26,11 @@ pub(super) fn row<'a>(inventory: Inventory, item: &Value<'a>) -> Row<'a> {
 }
 
 /// The External ID column alone (for keys), without extracting the whole row.
-pub(super) fn external_id_of<'a>(item: &Value<'a>) -> Field<'a> {
-    external_id(item.as_object()?)
+pub(super) fn external_id_of<'a>(item: Value<'_, 'a>) -> Field<'a> {
+    if !item.is_object() {
+        return None;
+    }
+    external_id(item)
 }
 
 /// The Status column alone (for the keep rule).
@@ -45,7 +54,7 @@ pub(super) const TYPE: &[&str] = &["@type", "type", "category"];
 const LAST_UPDATE: &[&str] = &["lastUpdate", "lastUpdateDate", "lastModifiedDate"];
 const CREATION_DATE: &[&str] = &["creationDate", "createdDate", "startDate"];
 
-fn service<'a>(item: &Object<'a>) -> ServiceRow<'a> {
+fn service<'a>(item: Object<'_, 'a>) -> ServiceRow<'a> {
     ServiceRow {
         external_id: external_id(item),
         name: text_of(item, "name"),
@@ -62,7 +71,7 @@ fn service<'a>(item: &Object<'a>) -> ServiceRow<'a> {
     }
 }
 
-fn carrier<'a>(item: &Object<'a>) -> CarrierRow<'a> {
+fn carrier<'a>(item: Object<'_, 'a>) -> CarrierRow<'a> {
     CarrierRow {
         external_id: external_id(item),
         name: text_of(item, "name"),
@@ -76,7 +85,7 @@ fn carrier<'a>(item: &Object<'a>) -> CarrierRow<'a> {
     }
 }
 
-fn resource<'a>(item: &Object<'a>) -> ResourceRow<'a> {
+fn resource<'a>(item: Object<'_, 'a>) -> ResourceRow<'a> {
     ResourceRow {
         external_id: external_id(item),
         name: text_of(item, "name"),
@@ -92,50 +101,43 @@ fn resource<'a>(item: &Object<'a>) -> ResourceRow<'a> {
 }
 
 /// A JSON string (trimmed; empty => None), or a number or bool as its text.
-pub(super) fn text<'a>(value: Option<&Value<'a>>) -> Field<'a> {
-    match value? {
-        Value::String(Cow::Borrowed(s)) => {
+pub(super) fn text<'a>(value: Option<Value<'_, 'a>>) -> Field<'a> {
+    match value?.node() {
+        Node::String(s) => {
             let s = s.trim();
             (!s.is_empty()).then_some(Cow::Borrowed(s))
         }
-        Value::String(Cow::Owned(s)) => {
-            let s = s.trim();
-            (!s.is_empty()).then(|| Cow::Owned(s.to_owned()))
-        }
-        Value::Number(n) => Some(Cow::Owned(n.to_string())),
-        Value::Bool(b) => Some(Cow::Borrowed(if *b { "true" } else { "false" })),
+        Node::Number(n) => Some(Cow::Owned(n.to_string())),
+        Node::Bool(b) => Some(Cow::Borrowed(if *b { "true" } else { "false" })),
         _ => None,
     }
 }
 
-fn text_of<'a>(object: &Object<'a>, key: &str) -> Field<'a> {
+fn text_of<'a>(object: Object<'_, 'a>, key: &str) -> Field<'a> {
     text(object.get(key))
 }
 
 /// The first of `keys` that holds usable text.
-fn first_text<'a>(object: &Object<'a>, keys: &[&str]) -> Field<'a> {
+fn first_text<'a>(object: Object<'_, 'a>, keys: &[&str]) -> Field<'a> {
     keys.iter().find_map(|key| text_of(object, key))
 }
 
 /// The first of `keys` that holds a parseable date.
-fn first_date(object: &Object, keys: &[&str]) -> Option<DateTime<Utc>> {
+fn first_date(object: Object<'_, '_>, keys: &[&str]) -> Option<DateTime<Utc>> {
     keys.iter()
         .find_map(|key| object.get(key)?.as_str().and_then(parse_datetime))
 }
 
 /// The objects of a list field: an array's object elements, or a single object on its own.
-fn objects<'v, 'a>(value: Option<&'v Value<'a>>) -> impl Iterator<Item = &'v Object<'a>> {
-    let items: &[Value<'a>] = match value {
-        Some(Value::Array(items)) => items,
-        Some(value @ Value::Object(_)) => std::slice::from_ref(value),
-        _ => &[],
-    };
-    items.iter().filter_map(Value::as_object)
+fn objects<'t, 'a>(value: Option<Value<'t, 'a>>) -> impl Iterator<Item = Object<'t, 'a>> {
+    let single = value.filter(Val::is_object);
+    let items = value.into_iter().flat_map(Val::items);
+    single.into_iter().chain(items.filter(Val::is_object))
 }
 
 /// `externalId` as text; else (or when `externalId` is itself a list/object of identifiers)
 /// the first non-empty `id` of v5's `externalIdentifier: [{id, owner}]`.
-fn external_id<'a>(item: &Object<'a>) -> Field<'a> {
+fn external_id<'a>(item: Object<'_, 'a>) -> Field<'a> {
     let identifiers = |value| objects(value).find_map(|identifier| text_of(identifier, "id"));
     let external = item.get("externalId");
     text(external)
@@ -145,15 +147,15 @@ fn external_id<'a>(item: &Object<'a>) -> Field<'a> {
 
 /// The first of `nested` keys holding an object (v5 wrappers such as `partyOrPartyRole`), else
 /// the element itself (v4 flat references).
-fn inner<'v, 'a>(element: &'v Object<'a>, nested: &[&str]) -> &'v Object<'a> {
+fn inner<'t, 'a>(element: Object<'t, 'a>, nested: &[&str]) -> Object<'t, 'a> {
     nested
         .iter()
-        .find_map(|key| element.get(key)?.as_object())
+        .find_map(|key| element.get(key).filter(Val::is_object))
         .unwrap_or(element)
 }
 
 /// `{id, name}` of `target`, falling back to the wrapping `element` for missing fields.
-fn id_and_name<'a>(target: &Object<'a>, element: &Object<'a>) -> Entry<'a> {
+fn id_and_name<'a>(target: Object<'_, 'a>, element: Object<'_, 'a>) -> Entry<'a> {
     Entry {
         id: text_of(target, "id").or_else(|| text_of(element, "id")),
         name: text_of(target, "name").or_else(|| text_of(element, "name")),
@@ -162,9 +164,9 @@ fn id_and_name<'a>(target: &Object<'a>, element: &Object<'a>) -> Entry<'a> {
 }
 
 /// A single reference: an object `{id, name}`, or a bare string taken as the name.
-fn reference<'a>(value: Option<&Value<'a>>) -> Option<Box<Entry<'a>>> {
+fn reference<'a>(value: Option<Value<'_, 'a>>) -> Option<Box<Entry<'a>>> {
     let entry = match value? {
-        Value::Object(object) => id_and_name(object, object),
+        object if object.is_object() => id_and_name(object, object),
         other => Entry {
             name: text(Some(other)),
             ..Entry::default()
@@ -174,7 +176,7 @@ fn reference<'a>(value: Option<&Value<'a>>) -> Option<Box<Entry<'a>>> {
 }
 
 /// A list of references `[{id, name}]`, also accepting `[{<nested>: {id, name}}]`.
-fn references<'a>(value: Option<&Value<'a>>, nested: &str) -> Entries<'a> {
+fn references<'a>(value: Option<Value<'_, 'a>>, nested: &str) -> Entries<'a> {
     objects(value)
         .map(|element| id_and_name(inner(element, &[nested]), element))
         .filter(|entry| !entry.is_empty())
@@ -182,7 +184,7 @@ fn references<'a>(value: Option<&Value<'a>>, nested: &str) -> Entries<'a> {
 }
 
 /// A list of role-bearing references: v4 `[{id, name, role}]`, v5 `[{role, <nested>: {id, name}}]`.
-fn roled_references<'a>(value: Option<&Value<'a>>, nested: &[&str]) -> Entries<'a> {
+fn roled_references<'a>(value: Option<Value<'_, 'a>>, nested: &[&str]) -> Entries<'a> {
     objects(value)
         .map(|element| Entry {
             role: text_of(element, "role"),
@@ -192,7 +194,7 @@ fn roled_references<'a>(value: Option<&Value<'a>>, nested: &[&str]) -> Entries<'
         .collect()
 }
 
-fn related_parties<'a>(item: &Object<'a>) -> Entries<'a> {
+fn related_parties<'a>(item: Object<'_, 'a>) -> Entries<'a> {
     roled_references(item.get("relatedParty"), &["partyOrPartyRole", "party"])
 }
 
@@ -209,9 +211,10 @@ fn customer(parties: Entries<'_>) -> Option<Box<Entry<'_>>> {
 }
 
 /// `place` (else `location` when `place` is absent) as one object or a list, v4 or v5 shaped.
-fn places<'a>(item: &Object<'a>) -> Entries<'a> {
+fn places<'a>(item: Object<'_, 'a>) -> Entries<'a> {
     let value = match item.get("place") {
-        None | Some(Value::Null) => item.get("location"),
+        None => item.get("location"),
+        Some(place) if place.is_null() => item.get("location"),
         place => place,
     };
     roled_references(value, &["place"])
@@ -219,14 +222,17 @@ fn places<'a>(item: &Object<'a>) -> Entries<'a> {
 
 /// `[{name, value, valueType}]`; value any JSON; v5 `@type` as the value type when `valueType`
 /// is absent. Elements with neither name nor value are skipped.
-fn characteristics<'a>(value: Option<&Value<'a>>) -> Entries<'a> {
+fn characteristics<'a>(value: Option<Value<'_, 'a>>) -> Entries<'a> {
     objects(value)
         .filter_map(|element| {
-            let value = match element.get("value") {
-                None | Some(Value::Null) => None,
-                Some(Value::String(s)) => Some(s.clone()),
-                Some(other) => Some(Cow::Owned(other.to_string())),
-            };
+            let value = element.get("value").and_then(|value| match value.node() {
+                Node::Null => None,
+                Node::String(s) => Some(Cow::Borrowed(*s)),
+                // Compact JSON text, as serde_json writes it (a value cannot fail to write).
+                _ => Some(Cow::Owned(
+                    serde_json::to_string(&value).unwrap_or_default(),
+                )),
+            });
             let name = text_of(element, "name");
             if name.is_none() && value.as_deref().is_none_or(str::is_empty) {
                 return None;
@@ -243,7 +249,7 @@ fn characteristics<'a>(value: Option<&Value<'a>>) -> Entries<'a> {
 }
 
 /// v4 `[{relationshipType, id, name?}]` and v5 `[{relationshipType, resource: {id, name}}]`.
-fn relationships<'a>(value: Option<&Value<'a>>) -> Entries<'a> {
+fn relationships<'a>(value: Option<Value<'_, 'a>>) -> Entries<'a> {
     objects(value)
         .map(|element| Entry {
             relationship_type: text_of(element, "relationshipType"),

@@ -23,7 +23,7 @@ use chrono::{DateTime, Utc};
 
 use super::{Cell, Entry, Row};
 use crate::model::inventory::Inventory;
-use crate::model::json::Json;
+use crate::model::json::{Tape, Val};
 
 /// An absent text's start, an absent time's nanoseconds.
 const NONE: u32 = u32::MAX;
@@ -43,18 +43,46 @@ impl Packed {
     /// Extracts the row of `raw` (an item's compact JSON) and packs it. JSON that does not parse
     /// gives an all-empty row, as [`Row::from_json`] does for a non-object.
     pub fn new(inventory: Inventory, raw: Box<str>) -> Packed {
-        let raw_len = u32::try_from(raw.len()).expect("an item's JSON is under 4 GiB");
-        let mut extras = String::new();
-        let words = {
-            let json = Json::parse(&raw).unwrap_or(Json::Null);
-            let row = Row::from_json(inventory, &json);
-            Encoder {
-                raw: &raw,
-                extras: &mut extras,
-                words: Vec::with_capacity(48),
-            }
-            .row(&row)
+        let words_and_extras = {
+            let mut tree = None;
+            let tape = Tape::parse(&raw, &mut tree);
+            Packed::encode(inventory, tape.root(), &raw)
         };
+        Packed::assemble(inventory, raw, words_and_extras)
+    }
+
+    /// As [`Packed::new`], from `json`, the tape value already read from `source`: text with the
+    /// same bytes as `raw` (the page's copy of the element), so the row is not read twice.
+    pub fn from_tape(
+        inventory: Inventory,
+        raw: Box<str>,
+        json: Val<'_, '_>,
+        source: &str,
+    ) -> Packed {
+        debug_assert_eq!(source, &*raw, "the tape is read from the item's own text");
+        let words_and_extras = Packed::encode(inventory, json, source);
+        Packed::assemble(inventory, raw, words_and_extras)
+    }
+
+    /// The row of `json` (read from `source`) as words, and the texts not verbatim in `source`.
+    fn encode(inventory: Inventory, json: Val<'_, '_>, source: &str) -> (Box<[u32]>, String) {
+        let mut extras = String::new();
+        let row = Row::from_json(inventory, json);
+        let words = Encoder {
+            raw: source,
+            extras: &mut extras,
+            words: Vec::with_capacity(48),
+        }
+        .row(&row);
+        (words, extras)
+    }
+
+    fn assemble(
+        inventory: Inventory,
+        raw: Box<str>,
+        (words, extras): (Box<[u32]>, String),
+    ) -> Packed {
+        let raw_len = u32::try_from(raw.len()).expect("an item's JSON is under 4 GiB");
         let text = if extras.is_empty() {
             raw
         } else {
