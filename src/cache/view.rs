@@ -157,6 +157,10 @@ impl View {
     /// (the same allocation: a pass keeps an unchanged item's) stay, the others are put in or
     /// taken out, and the indexes are carried over as by [`View::updated`].
     pub fn rebuilt(&self, generation: u64, items: &crate::cache::ItemMap) -> View {
+        if self.items.is_empty() {
+            // Nothing to carry (a first pass): the items in key order, and no more.
+            return View::build(generation, items.values().cloned());
+        }
         let same: std::collections::HashSet<*const Item> = self
             .items
             .iter()

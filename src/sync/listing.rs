@@ -16,6 +16,9 @@ use std::ops::Range;
 use std::sync::Arc;
 use tokio::task::JoinSet;
 
+/// At most this many items are made room for up front, whatever total a page reports.
+const MAX_RESERVED: u64 = 4_000_000;
+
 /// Everything a poll accumulates before it is applied.
 pub(super) struct Listing {
     pub(super) started: DateTime<Utc>,
@@ -226,6 +229,21 @@ impl Poller {
                     .emit();
                     pass.pages += 1;
                     pass.shift.saw_total(p.total, pass.pages == 1);
+                    if pass.pages == 1 {
+                        // The keys seen, sized once for the listing rather than page by page:
+                        // for the total the upstream reports, else (a full pass) what is
+                        // cached. (Not the items kept: that map becomes the cache's, and room
+                        // for items the rules drop would stay allocated as long as it.)
+                        let expected = p.total.map_or(
+                            if days_ago.is_none() {
+                                self.cache.len(self.inventory)
+                            } else {
+                                0
+                            },
+                            |t| usize::try_from(t.min(MAX_RESERVED)).unwrap_or(0),
+                        );
+                        pass.seen.reserve(expected);
+                    }
                     let n = p.items.elements.len();
                     let tally = self.absorb(pass, p.items);
                     if n < page_size {
