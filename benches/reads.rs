@@ -84,14 +84,7 @@ async fn load(base: &str, n: usize, clients: usize, seconds: u64) -> (Vec<Vec<Du
             seen
         }));
     }
-    let mut all: Vec<Vec<Duration>> = vec![Vec::new(); KINDS.len()];
-    for task in tasks {
-        for (kind, seen) in task.await.unwrap().into_iter().enumerate() {
-            all[kind].extend(seen);
-        }
-    }
-    let total = all.iter().map(Vec::len).sum();
-    (all, total)
+    gather(tasks).await
 }
 
 /// `clients` tasks sending `rate` requests a second in all, evenly paced, for `seconds`. A
@@ -132,6 +125,13 @@ async fn paced(
             seen
         }));
     }
+    gather(tasks).await
+}
+
+/// The clients' latencies per kind, together, and how many requests they made.
+async fn gather(
+    tasks: Vec<tokio::task::JoinHandle<Vec<Vec<Duration>>>>,
+) -> (Vec<Vec<Duration>>, usize) {
     let mut all: Vec<Vec<Duration>> = vec![Vec::new(); KINDS.len()];
     for task in tasks {
         for (kind, seen) in task.await.unwrap().into_iter().enumerate() {

@@ -146,37 +146,9 @@ pub(super) async fn supervise(
 mod tests {
     use super::*;
     use crate::model::inventory::Inventory;
-    use crate::model::status::{Churn, Outcome, PollKind, PollReport, SkipCounts, SyncTimes};
 
     fn applied() -> Applied {
-        let now = chrono::Utc::now();
-        Applied {
-            inventory: Inventory::Services,
-            report: PollReport {
-                kind: PollKind::Refresh,
-                reason: None,
-                days_ago: Some(0),
-                started: now,
-                finished: now,
-                pages: 1,
-                skipped_pages: Vec::new(),
-                skipped: SkipCounts::default(),
-                received: 0,
-                added: 0,
-                updated: 0,
-                removed: 0,
-                churn: Churn::default(),
-                outcome: Outcome::Complete,
-                credentials_rejected: false,
-                error: None,
-            },
-            times: SyncTimes::default(),
-            upserts: Vec::new(),
-            unchanged: Vec::new(),
-            removed: Vec::new(),
-            swept: false,
-            items: 0,
-        }
+        Applied::refresh_for_test(Inventory::Services, Vec::new())
     }
 
     #[tokio::test]

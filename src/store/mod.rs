@@ -402,35 +402,7 @@ mod tests {
     }
 
     fn applied(upserts: Vec<std::sync::Arc<crate::model::item::Item>>) -> crate::sync::Applied {
-        use crate::model::status::{Churn, Outcome, PollKind, PollReport, SkipCounts, SyncTimes};
-        let now = Utc::now();
-        crate::sync::Applied {
-            inventory: Inventory::Services,
-            report: PollReport {
-                kind: PollKind::Refresh,
-                reason: None,
-                days_ago: Some(0),
-                started: now,
-                finished: now,
-                pages: 1,
-                skipped_pages: Vec::new(),
-                skipped: SkipCounts::default(),
-                received: upserts.len() as u64,
-                added: upserts.len() as u64,
-                updated: 0,
-                removed: 0,
-                churn: Churn::default(),
-                outcome: Outcome::Complete,
-                credentials_rejected: false,
-                error: None,
-            },
-            times: SyncTimes::default(),
-            items: upserts.len(),
-            upserts,
-            unchanged: Vec::new(),
-            removed: Vec::new(),
-            swept: false,
-        }
+        crate::sync::Applied::refresh_for_test(Inventory::Services, upserts)
     }
 
     /// key → upstream JSON of every cached service after a warm start from `path`.

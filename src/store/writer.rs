@@ -51,15 +51,8 @@ impl Store {
             // polls only) as the truth. Later journal entries re-apply idempotently.
             tx.execute(&format!("DELETE FROM \"{t}\""), [])?;
             let items = cache.snapshot(inv);
-            if self.encoders[inv.index()].is_none() {
-                trained = Encoder::train(&tx, inv, &items)?;
-            }
-            let mut encoder = trained.as_mut().or(self.encoders[inv.index()].as_mut());
-            let mut upsert = tx.prepare_cached(&upsert_sql(inv))?;
-            for item in &items {
-                upsert_item(&mut upsert, item, encoder.as_deref_mut())?;
-            }
-            stats.upserted = items.len();
+            let stored = self.encoders[inv.index()].as_mut();
+            stats.upserted = upsert_all(&tx, inv, &items, stored, &mut trained)?;
         } else {
             {
                 let mut delete =
@@ -68,17 +61,8 @@ impl Store {
                     stats.removed += delete.execute([key.as_str()])?;
                 }
             }
-            {
-                if self.encoders[inv.index()].is_none() {
-                    trained = Encoder::train(&tx, inv, &applied.upserts)?;
-                }
-                let mut encoder = trained.as_mut().or(self.encoders[inv.index()].as_mut());
-                let mut upsert = tx.prepare_cached(&upsert_sql(inv))?;
-                for item in &applied.upserts {
-                    upsert_item(&mut upsert, item, encoder.as_deref_mut())?;
-                }
-                stats.upserted = applied.upserts.len();
-            }
+            let stored = self.encoders[inv.index()].as_mut();
+            stats.upserted = upsert_all(&tx, inv, &applied.upserts, stored, &mut trained)?;
             // (A failed poll journals no unchanged keys: it applied nothing.)
             if !applied.unchanged.is_empty() {
                 let seen = time_text(report.finished);
@@ -174,6 +158,30 @@ impl Writer {
         let thread = self.thread;
         let _ = tokio::task::spawn_blocking(move || thread.join()).await;
     }
+}
+
+/// Writes `items`, compressed against the inventory's dictionary (`stored`), or against one
+/// trained from them into `trained` when it has none yet. In key order: the key index then
+/// grows along one edge instead of all over (at a million items it outgrows the page cache).
+fn upsert_all(
+    tx: &rusqlite::Transaction<'_>,
+    inv: crate::model::inventory::Inventory,
+    items: &[std::sync::Arc<Item>],
+    stored: Option<&mut Encoder>,
+    trained: &mut Option<Encoder>,
+) -> rusqlite::Result<usize> {
+    if stored.is_none() {
+        *trained = Encoder::train(tx, inv, items)?;
+    }
+    let mut encoder = trained.as_mut().or(stored);
+    let mut sorted: Vec<&Item> = items.iter().map(|i| &**i).collect();
+    // Stable: were a key there twice, the later would still be written last.
+    sorted.sort_by(|a, b| a.key.cmp(&b.key));
+    let mut upsert = tx.prepare_cached(&upsert_sql(inv))?;
+    for item in sorted {
+        upsert_item(&mut upsert, item, encoder.as_deref_mut())?;
+    }
+    Ok(items.len())
 }
 
 fn upsert_item(

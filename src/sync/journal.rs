@@ -29,3 +29,40 @@ pub struct Applied {
 
 /// Where pollers send each [`Applied`] poll.
 pub type Journal = mpsc::UnboundedSender<Applied>;
+
+#[cfg(test)]
+impl Applied {
+    /// A complete refresh of `inventory` that added `upserts` (for tests of what consumes the
+    /// journal).
+    pub(crate) fn refresh_for_test(inventory: Inventory, upserts: Vec<Arc<Item>>) -> Applied {
+        use crate::model::status::{Churn, Outcome, PollKind, SkipCounts};
+        let now = chrono::Utc::now();
+        Applied {
+            inventory,
+            report: PollReport {
+                kind: PollKind::Refresh,
+                reason: None,
+                days_ago: Some(0),
+                started: now,
+                finished: now,
+                pages: 1,
+                skipped_pages: Vec::new(),
+                skipped: SkipCounts::default(),
+                received: upserts.len() as u64,
+                added: upserts.len() as u64,
+                updated: 0,
+                removed: 0,
+                churn: Churn::default(),
+                outcome: Outcome::Complete,
+                credentials_rejected: false,
+                error: None,
+            },
+            times: SyncTimes::default(),
+            items: upserts.len(),
+            upserts,
+            unchanged: Vec::new(),
+            removed: Vec::new(),
+            swept: false,
+        }
+    }
+}
