@@ -240,12 +240,9 @@ impl Store {
         // WAL with synchronous=NORMAL: a power cut may lose the last commits, never corrupt.
         // After a checkpoint the WAL is cut back to 64 MiB: a full pass writes hundreds of
         // megabytes in one transaction, which would otherwise stay on disk as the WAL's size.
-        // A page cache of up to 64 MiB (SQLite's default is 2 MiB): at a million items the
-        // key index alone is tens of megabytes, and inserts in the upstream's order touch it
-        // all over.
         conn.execute_batch(
             "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = OFF; \
-             PRAGMA journal_size_limit = 67108864; PRAGMA cache_size = -65536;",
+             PRAGMA journal_size_limit = 67108864;",
         )
         .map_err(classify)?;
         let mut store = Store {
