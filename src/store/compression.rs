@@ -38,6 +38,7 @@ const LEVEL: i32 = 3;
 /// Compresses one inventory's items against its dictionary.
 pub(super) struct Encoder {
     pub(super) id: i64,
+    dict: Arc<[u8]>,
     compressor: zstd::bulk::Compressor<'static>,
 }
 
@@ -53,7 +54,16 @@ impl Encoder {
         // The row names its dictionary; the frame need not.
         compressor.include_dictid(false)?;
         compressor.include_contentsize(true)?;
-        Ok(Encoder { id, compressor })
+        Ok(Encoder {
+            id,
+            dict: dict.into(),
+            compressor,
+        })
+    }
+
+    /// Another encoder of the same dictionary (for another thread).
+    pub(super) fn twin(&self) -> std::io::Result<Encoder> {
+        Encoder::new(self.id, &self.dict)
     }
 
     /// The encoder of `inv`'s newest dictionary in the file, if it has one.
@@ -81,6 +91,7 @@ impl Encoder {
         if items.len() < MIN_SAMPLES {
             return Ok(None);
         }
+        let started = std::time::Instant::now();
         let step = items.len().div_ceil(MAX_SAMPLES);
         let samples: Vec<&[u8]> = items
             .iter()
@@ -100,6 +111,13 @@ impl Encoder {
             ],
         )?;
         let id = tx.last_insert_rowid();
+        events::StoreDictionaryTrained {
+            inventory: inv,
+            samples: samples.len(),
+            bytes: dict.len(),
+            duration: started.elapsed(),
+        }
+        .emit();
         Encoder::new(id, &dict)
             .map(Some)
             .map_err(|e| codec_error(inv, id, e))

@@ -440,16 +440,20 @@ mod tests {
             .collect();
         assert_eq!(loaded(&path), expected, "version 1 rows load as they were");
 
-        // Too few items to train on: stored as text. Then enough: a dictionary, and frames.
+        // Too few items to train on: stored as text. Then enough: a dictionary, and frames
+        // (more than a chunk: compressed on a second thread ahead of the inserts).
         let few: Vec<_> = (3..10).map(service).collect();
-        let many: Vec<_> = (10..400).map(service).collect();
+        let many: Vec<_> = (10..10_010).map(service).collect();
         {
             let (mut store, _) = Store::open(&path).unwrap();
             let cache = crate::cache::Cache::new();
             store.write(&applied(few.clone()), &cache).unwrap();
             assert!(store.encoders[0].is_none(), "no dictionary from 7 items");
             store.write(&applied(many.clone()), &cache).unwrap();
-            assert!(store.encoders[0].is_some(), "a dictionary from 390 items");
+            assert!(
+                store.encoders[0].is_some(),
+                "a dictionary from 10,000 items"
+            );
         }
         for item in few.iter().chain(&many) {
             expected.insert(item.key.to_string(), item.raw().to_string());
@@ -476,7 +480,7 @@ mod tests {
             .map(Result::unwrap)
             .collect();
         assert_eq!(kinds.len(), 2, "{kinds:?}");
-        assert_eq!((kinds[0].0.as_str(), kinds[0].1), ("blob", 390));
+        assert_eq!((kinds[0].0.as_str(), kinds[0].1), ("blob", 10_000));
         assert_eq!((kinds[1].0.as_str(), kinds[1].1), ("text", 10));
         let json_bytes: usize = many.iter().map(|i| i.raw().len()).sum();
         assert!(

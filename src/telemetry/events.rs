@@ -536,6 +536,26 @@ impl StoreWritten {
     }
 }
 
+/// A compression dictionary was trained for an inventory (once per file and inventory).
+pub struct StoreDictionaryTrained {
+    pub inventory: Inventory,
+    pub samples: usize,
+    pub bytes: usize,
+    pub duration: Duration,
+}
+
+impl StoreDictionaryTrained {
+    pub fn emit(&self) {
+        info!(
+            message = "Store compression dictionary trained.",
+            inventory = %self.inventory,
+            samples = self.samples,
+            bytes = self.bytes,
+            duration_ms = ms(self.duration),
+        );
+    }
+}
+
 pub struct StoreWriteFailed<'a> {
     pub inventory: Inventory,
     pub error: &'a dyn std::fmt::Display,
