@@ -57,6 +57,17 @@ fn path(kind: usize, n: usize, salt: u64) -> String {
     }
 }
 
+/// One request of `kind` (the `i`th of a load), read to its end.
+async fn fetch(http: &reqwest::Client, base: &str, kind: usize, n: usize, i: u64) {
+    let r = http
+        .get(format!("{base}{}", path(kind, n, i)))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    let _ = r.bytes().await.unwrap();
+}
+
 /// `clients` tasks for `seconds`: latencies per kind, and the requests answered.
 async fn load(base: &str, n: usize, clients: usize, seconds: u64) -> (Vec<Vec<Duration>>, usize) {
     let until = Instant::now() + Duration::from_secs(seconds);
@@ -71,13 +82,7 @@ async fn load(base: &str, n: usize, clients: usize, seconds: u64) -> (Vec<Vec<Du
                 // The load mixes the three indexed kinds; `q` is timed on its own.
                 let kind = i as usize % (KINDS.len() - 1);
                 let t = Instant::now();
-                let r = http
-                    .get(format!("{base}{}", path(kind, n, i)))
-                    .send()
-                    .await
-                    .unwrap();
-                assert!(r.status().is_success(), "{}", r.status());
-                let _ = r.bytes().await.unwrap();
+                fetch(&http, &base, kind, n, i).await;
                 seen[kind].push(t.elapsed());
                 i += clients as u64;
             }
@@ -113,13 +118,7 @@ async fn paced(
                 tokio::time::sleep_until(due.into()).await;
                 let i = (k * clients + client) as u64;
                 let kind = i as usize % (KINDS.len() - 1);
-                let r = http
-                    .get(format!("{base}{}", path(kind, n, i)))
-                    .send()
-                    .await
-                    .unwrap();
-                assert!(r.status().is_success(), "{}", r.status());
-                let _ = r.bytes().await.unwrap();
+                fetch(&http, &base, kind, n, i).await;
                 seen[kind].push(due.elapsed());
             }
             seen

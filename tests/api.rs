@@ -993,15 +993,7 @@ async fn answers_are_compressed_with_gzip_or_brotli_when_asked_and_every_request
 
     let _ = run.get("/api/v1/nowhere/at/all").await;
     let (_, _, _) = run.get("/metrics").await;
-    let text = run
-        .http
-        .get(format!("{}/metrics", run.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = get_text(&run.http, format!("{}/metrics", run.base)).await;
     let count = |route: &str, status: &str| -> f64 {
         text.lines()
             .find(|l| {

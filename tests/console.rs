@@ -594,14 +594,7 @@ async fn the_poll_history_survives_a_restart_and_old_files_gain_it() {
     }
     // The overview still tells when the last full pass ran (the live status forgot it).
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
-    let html = http
-        .get(format!("{base}/"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = get_text(&http, format!("{base}/")).await;
     let full = first[1][0]
         .finished
         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
@@ -610,14 +603,7 @@ async fn the_poll_history_survives_a_restart_and_old_files_gain_it() {
         card[..card.find("</dd>").unwrap()].contains(&full),
         "the carriers' last full pass ({full}) is not on the overview"
     );
-    let html = http
-        .get(format!("{base}/ui/status"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = get_text(&http, format!("{base}/ui/status")).await;
     let part = &html[html.find("id=\"carriers-last-full\"").unwrap()..];
     let part = &part[..part.find("</p>").unwrap()];
     assert!(

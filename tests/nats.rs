@@ -8,6 +8,7 @@
 mod common;
 
 use async_nats::jetstream;
+use common::{get_text, internal_ca};
 use futures_util::StreamExt;
 use serde_json::Value;
 use ses_inventory::Inventory;
@@ -60,10 +61,10 @@ impl NatsServer {
         let dir = std::env::temp_dir().join(format!("ses-nats-{}-{nanos}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let ca = tls.then(|| {
-            let (ca, cert, key) = internal_ca();
+            let (ca, cert, key) = internal_ca("SES test NATS CA");
             std::fs::write(dir.join("ca.pem"), ca).unwrap();
-            std::fs::write(dir.join("server.pem"), cert).unwrap();
-            std::fs::write(dir.join("server.key"), key).unwrap();
+            std::fs::write(dir.join("server.pem"), cert.pem()).unwrap();
+            std::fs::write(dir.join("server.key"), key.serialize_pem()).unwrap();
             dir.join("ca.pem")
         });
         let mut server = NatsServer {
@@ -162,28 +163,6 @@ impl Drop for NatsServer {
         self.stop();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-/// A CA (PEM) and a certificate for 127.0.0.1 it signed, with its key (PEM).
-fn internal_ca() -> (String, String, String) {
-    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, KeyUsagePurpose};
-    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    ca.distinguished_name
-        .push(rcgen::DnType::CommonName, "SES test NATS CA");
-    let ca_key = KeyPair::generate().unwrap();
-    let ca_cert = ca.self_signed(&ca_key).unwrap();
-    let issuer = Issuer::new(ca, ca_key);
-    let mut server = CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
-    server.use_authority_key_identifier_extension = true;
-    server.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
-    let server_key = KeyPair::generate().unwrap();
-    let server_cert = server.signed_by(&server_key, &issuer).unwrap();
-    (ca_cert.pem(), server_cert.pem(), server_key.serialize_pem())
 }
 
 /// Bounded async wait for `cond`, every 100 ms, at most `secs` seconds.
@@ -455,14 +434,7 @@ impl Daemon {
 
     /// The value of the metric series `series` (name and labels as exposed), if present.
     async fn metric(&self, series: &str) -> Option<f64> {
-        let text = http()
-            .get(format!("{}/metrics", self.api))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = get_text(&http(), format!("{}/metrics", self.api)).await;
         text.lines()
             .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
     }

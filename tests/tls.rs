@@ -5,7 +5,6 @@
 mod common;
 
 use common::*;
-use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, KeyUsagePurpose};
 use ses_inventory::Inventory::Services;
 use ses_inventory::cache::Cache;
 use ses_inventory::model::status::Outcome;
@@ -13,32 +12,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::rustls;
-
-/// A CA (its PEM) and a server certificate for 127.0.0.1 signed by it (DER cert, DER key).
-fn internal_ca() -> (String, Vec<u8>, Vec<u8>) {
-    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    ca.distinguished_name
-        .push(rcgen::DnType::CommonName, "SES test internal CA");
-    let ca_key = KeyPair::generate().unwrap();
-    let ca_cert = ca.self_signed(&ca_key).unwrap();
-    let issuer = Issuer::new(ca, ca_key);
-
-    let mut server = CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
-    server.use_authority_key_identifier_extension = true;
-    server.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
-    let server_key = KeyPair::generate().unwrap();
-    let server_cert = server.signed_by(&server_key, &issuer).unwrap();
-    (
-        ca_cert.pem(),
-        server_cert.der().to_vec(),
-        server_key.serialize_der(),
-    )
-}
 
 /// Terminates TLS on a loopback port and forwards each connection to `backend`.
 async fn tls_front(backend: SocketAddr, cert: Vec<u8>, key: Vec<u8>) -> SocketAddr {
@@ -75,7 +48,8 @@ async fn tls_front(backend: SocketAddr, cert: Vec<u8>, key: Vec<u8>) -> SocketAd
 async fn an_internal_ca_in_ca_file_is_trusted_and_nothing_else() {
     let (sim, sc) = empty_sim().await;
     sim.set_items(Services, services(45));
-    let (ca_pem, cert, key) = internal_ca();
+    let (ca_pem, cert, key) = internal_ca("SES test internal CA");
+    let (cert, key) = (cert.der().to_vec(), key.serialize_der());
     let front = tls_front(sim.addr(), cert, key).await;
 
     let dir = std::env::temp_dir().join(format!("sesinv-tls-{}", std::process::id()));

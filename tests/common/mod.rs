@@ -179,3 +179,30 @@ pub fn closed_port() -> (tokio::net::TcpSocket, std::net::SocketAddr) {
     let addr = socket.local_addr().expect("bound address");
     (socket, addr)
 }
+
+/// A test CA (its certificate as PEM) and a server certificate for 127.0.0.1 it signed, with
+/// the server's key: what SES's internal CA would issue a gateway or a NATS server.
+pub fn internal_ca(name: &str) -> (String, rcgen::Certificate, rcgen::KeyPair) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    ca.distinguished_name.push(rcgen::DnType::CommonName, name);
+    let ca_key = KeyPair::generate().unwrap();
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca, ca_key);
+    let mut server = CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
+    server.use_authority_key_identifier_extension = true;
+    server.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+    let server_key = KeyPair::generate().unwrap();
+    let server_cert = server.signed_by(&server_key, &issuer).unwrap();
+    (ca_cert.pem(), server_cert, server_key)
+}
+
+/// The body of a GET of `url` as text.
+pub async fn get_text(http: &reqwest::Client, url: String) -> String {
+    http.get(url).send().await.unwrap().text().await.unwrap()
+}
