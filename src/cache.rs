@@ -17,7 +17,7 @@ pub mod view;
 
 use crate::model::inventory::Inventory;
 use crate::model::item::{Item, Key};
-use crate::model::status::{Outcome, PollKind, PollReport, SyncStatus};
+use crate::model::status::{Mark, Outcome, PollKind, PollReport, SyncStatus};
 use chrono::{DateTime, Utc};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -29,6 +29,9 @@ pub use view::View;
 pub type Hasher = foldhash::fast::RandomState;
 
 pub type ItemMap = HashMap<Key, Arc<Item>, Hasher>;
+
+/// Cached items awaiting a second witness before they are removed, by key.
+pub type Awaiting = HashMap<Key, Mark, Hasher>;
 
 /// Handle to the cache; cheap to clone, shared by pollers and readers.
 #[derive(Clone)]
@@ -43,6 +46,7 @@ struct Shard {
     status: Mutex<SyncStatus>,
     ready: watch::Sender<bool>,
     history: Mutex<VecDeque<PollPoint>>,
+    awaiting: Mutex<Awaiting>,
 }
 
 /// Polls kept per inventory in the history.
@@ -105,6 +109,7 @@ impl Cache {
             status: Mutex::new(SyncStatus::default()),
             ready: watch::Sender::new(false),
             history: Mutex::new(VecDeque::with_capacity(HISTORY_LEN)),
+            awaiting: Mutex::new(Awaiting::default()),
         };
         Cache {
             shards: Arc::new([shard(), shard(), shard()]),
@@ -230,6 +235,29 @@ impl Cache {
 
     pub fn update_status<R>(&self, inv: Inventory, f: impl FnOnce(&mut SyncStatus) -> R) -> R {
         f(&mut self.status_lock(inv))
+    }
+
+    fn awaiting_lock(&self, inv: Inventory) -> MutexGuard<'_, Awaiting> {
+        self.shard(inv)
+            .awaiting
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The items of `inv` awaiting a second witness (a copy).
+    pub fn awaiting(&self, inv: Inventory) -> Awaiting {
+        self.awaiting_lock(inv).clone()
+    }
+
+    /// Replaces the items awaiting a second witness, and their summary in the status.
+    pub fn set_awaiting(&self, inv: Inventory, awaiting: Awaiting) {
+        let since = awaiting.values().map(|m| m.since).min();
+        let count = awaiting.len() as u64;
+        *self.awaiting_lock(inv) = awaiting;
+        self.update_status(inv, |s| {
+            s.unconfirmed = count;
+            s.unconfirmed_since = since;
+        });
     }
 
     fn history_lock(&self, inv: Inventory) -> MutexGuard<'_, VecDeque<PollPoint>> {

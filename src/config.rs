@@ -144,6 +144,11 @@ pub struct PollConfig {
     pub pages_in_flight: u32,
     pub status_interval: u64,
     pub total_count_header: String,
+    /// A full listing that returns fewer kept items than this share of those cached cannot
+    /// witness absences (0 to 1; 0 = any listing can).
+    pub min_listing_share: f64,
+    /// Most items a full pass asks the single-item endpoint about (`<inventory>.item_path`).
+    pub max_item_checks: u32,
 }
 
 /// What to request for one inventory and which of its items to keep.
@@ -158,6 +163,10 @@ pub struct InventoryConfig {
     pub keep_statuses: Vec<String>,
     pub type_field: String,
     pub exclude_types: Vec<String>,
+    /// The upstream's single-item path under the API's endpoint, `{id}` standing for the
+    /// item's `id` (e.g. "/service/{id}"); empty = not used.
+    #[serde(default)]
+    pub item_path: String,
 }
 
 /// The durable store.
@@ -596,6 +605,14 @@ impl Config {
             if c.key_field.trim().is_empty() {
                 return Err(invalid(format!("{inv}.key_field"), "must not be empty"));
             }
+            if !c.item_path.is_empty()
+                && (!c.item_path.starts_with('/') || !c.item_path.contains("{id}"))
+            {
+                return Err(invalid(
+                    format!("{inv}.item_path"),
+                    "must be empty or a path starting with `/` that holds `{id}`, e.g. \"/service/{id}\"",
+                ));
+            }
         }
         if !self.http.ca_file.is_empty() && !Path::new(&self.http.ca_file).is_file() {
             return Err(invalid(
@@ -653,6 +670,12 @@ impl Config {
                     ),
                 ));
             }
+        }
+        if !(0.0..=1.0).contains(&p.min_listing_share) {
+            return Err(invalid(
+                "poll.min_listing_share",
+                format!("{} is out of range: must be 0 to 1", p.min_listing_share),
+            ));
         }
         if p.failure_backoff_max < p.failure_backoff_initial {
             return Err(invalid(

@@ -59,6 +59,16 @@ impl Running {
         .expect("every inventory ready within 30 s");
     }
 
+    /// Waits until every inventory is ready and settled (the settling pass after its buildup
+    /// has run) and its poller idle: nothing changes the cache until a poll is requested, or
+    /// an hour on.
+    async fn idle(&self) {
+        self.ready().await;
+        for inv in ses_inventory::Inventory::ALL {
+            settled(self.daemon.cache(), inv, 30).await;
+        }
+    }
+
     async fn get(&self, path: &str) -> (StatusCode, reqwest::header::HeaderMap, Value) {
         let r = self
             .http
@@ -196,7 +206,7 @@ async fn lists_filter_sort_page_and_count() {
 async fn bad_parameters_are_400_and_missing_things_404() {
     let began = std::time::Instant::now();
     let run = Running::start(crafted, |_| {}).await;
-    run.ready().await;
+    run.idle().await;
 
     for (path, needle) in [
         ("/api/v1/services?colour=red", "colour"),
@@ -238,16 +248,22 @@ async fn bad_parameters_are_400_and_missing_things_404() {
     assert_eq!(body["row"]["name"], "Beta");
     assert_eq!(body["upstream"]["externalId"], "SVC-2");
     assert_eq!(body["upstream"]["id"], "sys-SVC-2");
-    // Seen once, by the first full pass: first and last seen are the same instant, during it.
+    // First seen by the buildup, last seen by the settling pass that followed it (the last
+    // full pass): first seen before that pass started, last seen during it.
     let seen = |t: &str| -> chrono::DateTime<chrono::Utc> {
         let text = body[t].as_str().unwrap();
         text.parse().unwrap_or_else(|e| panic!("{t}={text}: {e}"))
     };
     let pass = run.daemon.cache().status(Services).last_full.unwrap();
+    assert_eq!(
+        pass.reason,
+        Some(ses_inventory::sync::window::FullReason::Settling)
+    );
     let ms = |t: chrono::DateTime<chrono::Utc>| t.timestamp_millis();
-    assert_eq!(seen("first_seen"), seen("last_seen"));
     assert!(
-        ms(pass.started) <= ms(seen("first_seen")) && ms(seen("first_seen")) <= ms(pass.finished),
+        ms(seen("first_seen")) <= ms(pass.started)
+            && ms(pass.started) <= ms(seen("last_seen"))
+            && ms(seen("last_seen")) <= ms(pass.finished),
         "{body}"
     );
 
@@ -265,11 +281,21 @@ async fn bad_parameters_are_400_and_missing_things_404() {
         (json!(true), json!(5))
     );
     assert_eq!(services["phase"], "ready");
+    // The last full pass is the settling pass: it found the five the buildup had added.
+    assert_eq!(services["last_full"]["reason"], "settling");
     assert_eq!(services["last_full"]["outcome"], "complete");
-    assert_eq!(services["last_full"]["added"], 5);
+    assert_eq!(services["last_full"]["added"], 0);
     assert_eq!(services["last_full"]["pages"], 1);
     assert_eq!(services["last_full"]["received"], 5);
     assert_eq!(services["consecutive_failures"], 0);
+    assert_eq!(
+        (
+            &services["settled"],
+            &services["converged"],
+            &services["unconfirmed"]
+        ),
+        (&json!(true), &json!(true), &json!(0))
+    );
     // The next poll is a refresh, one cache_update_frequency (3600 s) after the pass started.
     let time = |v: &Value| {
         v.as_str()
@@ -371,6 +397,8 @@ async fn readiness_is_503_until_every_inventory_has_a_complete_pass() {
                 inventory: Some(Resources.into()),
                 page: None,
                 refresh_only: false,
+                items: false,
+                skip: 0,
                 kind: FaultKind::Status {
                     code: 500,
                     retry_after: None,
@@ -429,7 +457,8 @@ async fn readiness_is_503_until_every_inventory_has_a_complete_pass() {
 #[tokio::test]
 async fn a_refresh_request_reaches_the_simulator_and_changes_what_is_served() {
     let run = Running::start(crafted, |_| {}).await;
-    run.ready().await;
+    // Idle: a request made during the settling pass would join it.
+    run.idle().await;
     let cache = run.daemon.cache().clone();
     let (_, headers, _) = run.get("/api/v1/services").await;
     assert_eq!(total(&headers), 5);
@@ -508,7 +537,7 @@ async fn a_refresh_request_reaches_the_simulator_and_changes_what_is_served() {
 #[tokio::test]
 async fn metrics_parse_as_prometheus_text() {
     let run = Running::start(crafted, |_| {}).await;
-    run.ready().await;
+    run.idle().await;
     let r = run
         .http
         .get(format!("{}/metrics", run.base))
@@ -690,7 +719,7 @@ async fn a_client_that_never_reads_does_not_stall_polling() {
         |_| {},
     )
     .await;
-    run.ready().await;
+    run.idle().await;
     let addr = run.server.addr().unwrap();
     // Ask for the largest pages on several connections and never read the answers.
     let mut stalled = Vec::new();
@@ -701,8 +730,11 @@ async fn a_client_that_never_reads_does_not_stall_polling() {
             .unwrap();
         stalled.push(s);
     }
-    // Meanwhile upstream changes and a full pass is applied and served to another client.
-    run.sim.set_items(Services, services(10));
+    // Meanwhile upstream gains ten services, and a full pass is applied and served to another
+    // client.
+    let mut more = run.sim.items(Services);
+    more.extend((1..=10).map(|i| service(&format!("NEW-{i:02}"), "Operational")));
+    run.sim.set_items(Services, more);
     let cache = run.daemon.cache().clone();
     let mut polls = cache.watch_polls();
     polls.mark_unchanged();
@@ -711,14 +743,14 @@ async fn a_client_that_never_reads_does_not_stall_polling() {
         .await;
     assert_eq!(status, StatusCode::ACCEPTED);
     tokio::time::timeout(Duration::from_secs(30), async {
-        while cache.len(Services) != 10 {
+        while cache.len(Services) != 1010 {
             polls.changed().await.unwrap();
         }
     })
     .await
     .expect("the poll is applied while clients sit on their answers");
     let (_, headers, _) = run.get("/api/v1/services").await;
-    assert_eq!(total(&headers), 10);
+    assert_eq!(total(&headers), 1010);
     drop(stalled);
     run.stop().await;
 }
@@ -826,7 +858,7 @@ async fn lists_sort_by_several_columns_and_by_time() {
 #[tokio::test]
 async fn lists_carry_etags_answer_304_and_link_their_next_page() {
     let run = Running::start(crafted, |_| {}).await;
-    run.ready().await;
+    run.idle().await;
     let cache = run.daemon.cache().clone();
     let (status, headers, body) = run.get("/api/v1/services?limit=2").await;
     assert_eq!(status, StatusCode::OK);

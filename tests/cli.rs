@@ -61,6 +61,8 @@ async fn sync_once_fails_when_an_inventory_does_and_logs_no_credentials() {
         inventory: Some(Carriers.into()),
         page: Some(2),
         refresh_only: false,
+        items: false,
+        skip: 0,
         kind: FaultKind::Status {
             code: 504,
             retry_after: None,

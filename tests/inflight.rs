@@ -30,6 +30,8 @@ fn at_page(inv: Inventory, page: u32, kind: FaultKind, times: u32) -> Fault {
         inventory: Some(inv.into()),
         page: Some(page),
         refresh_only: false,
+        items: false,
+        skip: 0,
         kind,
         times: Some(times),
     }
@@ -153,28 +155,46 @@ async fn pages_that_arrive_early_wait_their_turn_and_the_first_occurrence_wins()
 async fn a_short_page_amid_the_pages_in_flight_ends_the_listing_and_discards_the_rest() {
     let (sim, sc) = empty_sim().await;
     let cfg = config(&sim, &sc);
-    // 200 services, five full pages; the gateway cuts page 3 to 10 items. Pages 4 and 5,
-    // requested with it, hold 40 items each, and must not count.
+    // 200 services, five full pages. Pages 4 and 5 are answered in full while pages 2 and 3
+    // are held; then SVC-0091 to SVC-0200 are deleted just before page 3 is answered: page 3
+    // comes with 10 items and a total of 90, which agree that the listing ends there. Pages 4
+    // and 5, requested with it, hold 40 items each, and must not count.
     sim.set_items(Services, services(200));
-    let hold = Hold::new();
-    sim.inject(at_page(Services, 2, FaultKind::Hold(hold.clone()), 1));
-    sim.inject(at_page(Services, 3, FaultKind::Short(10), 1));
+    let (hold_2, hold_3) = (Hold::new(), Hold::new());
+    sim.inject(at_page(Services, 2, FaultKind::Hold(hold_2.clone()), 1));
+    let deleted = ses_inventory_sim::Edit {
+        delete: svc_keys(91..=200),
+        ..Default::default()
+    };
+    sim.inject(at_page(
+        Services,
+        3,
+        FaultKind::Held {
+            hold: hold_3.clone(),
+            then: Box::new(FaultKind::Edit(deleted)),
+        },
+        1,
+    ));
     let mut events = sim.subscribe();
     let cache = Cache::new();
     let task = spawn_poll(&cfg, Services, &cache);
-    answered(&mut events, Services, &[(3, 200), (4, 200), (5, 200)]).await;
-    arrived(&hold, 1).await;
-    hold.release();
+    answered(&mut events, Services, &[(4, 200), (5, 200)]).await;
+    arrived(&hold_3, 1).await;
+    hold_3.release();
+    answered(&mut events, Services, &[(3, 200)]).await;
+    arrived(&hold_2, 1).await;
+    hold_2.release();
     let r = task.await.unwrap();
 
-    assert_eq!(r.outcome, Outcome::Complete);
+    assert_eq!(r.outcome, Outcome::Complete, "{:?}", r.error);
     assert_eq!(
         (r.pages, r.received),
         (3, 90),
         "pages 1 to 3, the third short"
     );
+    assert!(r.short_pages.is_empty(), "{:?}", r.short_pages);
     assert_eq!(keys(&cache, Services), svc_keys(1..=90));
-    // Pages 4 and 5 were answered in full, and discarded.
+    // Pages 4 and 5 were answered in full, and discarded; nothing past them was asked for.
     let full_past_the_end: Vec<u32> = requests(&sim, Services)
         .iter()
         .filter(|r| r.items == 40 && r.page.is_some_and(|p| p > 3))
@@ -182,7 +202,7 @@ async fn a_short_page_amid_the_pages_in_flight_ends_the_listing_and_discards_the
         .collect();
     assert_eq!(full_past_the_end, [4, 5]);
     assert!(cache.get(Services, "SVC-0121").is_none());
-    assert!(pages_asked(&sim, Services).iter().all(|&p| p <= 6));
+    assert_eq!(pages_asked(&sim, Services), BTreeSet::from([1, 2, 3, 4, 5]));
 }
 
 #[tokio::test]
@@ -380,15 +400,15 @@ async fn one_page_in_flight_asks_exactly_what_it_always_asked() {
     let mut cfg = config(&sim, &sc);
     cfg.poll.pages_in_flight = 1;
     // 130 services: pages of 40, 40, 40 and 10; page 2 answers 503 once.
-    sim.set_items(Services, services(130));
+    let mut items = services(130);
+    sim.set_items(Services, items.clone());
     sim.inject(at_page(Services, 2, status(503, None), 1));
     let cache = Cache::new();
     let r = poll(&cfg, Services, &cache, FULL).await;
     assert_eq!(r.outcome, Outcome::Complete);
 
-    // SVC-0005 goes upstream: the next full pass misses a cached item and confirms with a
-    // second listing. Then a refresh.
-    let mut items = services(130);
+    // SVC-0005 goes upstream (the others unchanged): the next full pass misses a cached item
+    // and confirms with a second listing. Then a refresh.
     items.remove(4);
     sim.set_items(Services, items);
     let r = poll(&cfg, Services, &cache, FULL).await;

@@ -87,6 +87,8 @@ async fn metrics_count_what_the_polls_did() {
         inventory: Some(Services.into()),
         page: Some(2),
         refresh_only: false,
+        items: false,
+        skip: 0,
         kind: status(503),
         times: Some(1),
     });
@@ -96,6 +98,8 @@ async fn metrics_count_what_the_polls_did() {
         inventory: Some(Carriers.into()),
         page: Some(1),
         refresh_only: false,
+        items: false,
+        skip: 0,
         kind: status(504),
         times: None,
     });
@@ -119,13 +123,17 @@ async fn metrics_count_what_the_polls_did() {
     let server = bound.serve(daemon.cache().clone(), daemon.control());
     let cache = daemon.cache().clone();
     let mut polls = cache.watch_polls();
+    // Services and resources: the buildup and, at once, its settling pass (then nothing for an
+    // hour); carriers: the incomplete buildup (then nothing for at least 15 s of backoff).
     tokio::time::timeout(Duration::from_secs(30), async {
-        while *polls.borrow_and_update() < 3 {
+        while *polls.borrow_and_update() < 5 {
             polls.changed().await.unwrap();
         }
     })
     .await
-    .expect("three polls finish");
+    .expect("five polls finish");
+    assert!(cache.status(Services).settled && cache.status(Resources).settled);
+    assert!(!cache.status(Carriers).settled);
 
     let url = format!("http://{}/metrics", server.addr().unwrap());
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
@@ -157,10 +165,28 @@ async fn metrics_count_what_the_polls_did() {
             &[inv(i), ("kind", "full"), ("outcome", outcome)],
         )
     };
-    assert_eq!(polls("services", "complete"), 1.0);
+    // The buildup and its settling pass.
+    assert_eq!(polls("services", "complete"), 2.0);
     assert_eq!(polls("carriers", "incomplete"), 1.0);
     assert_eq!(polls("carriers", "complete"), 0.0);
-    assert_eq!(polls("resources", "complete"), 1.0);
+    assert_eq!(polls("resources", "complete"), 2.0);
+    // Converged: settled, nothing awaiting a second witness. Carriers never had a complete pass.
+    assert_eq!(
+        value(&scrape, "ses_inventory_converged", &[inv("services")]),
+        1.0
+    );
+    assert_eq!(
+        value(&scrape, "ses_inventory_converged", &[inv("carriers")]),
+        0.0
+    );
+    assert_eq!(
+        value(
+            &scrape,
+            "ses_inventory_unconfirmed_items",
+            &[inv("services")]
+        ),
+        0.0
+    );
 
     let pages = |i, outcome| {
         value(
@@ -169,7 +195,9 @@ async fn metrics_count_what_the_polls_did() {
             &[inv(i), ("outcome", outcome)],
         )
     };
-    assert_eq!(pages("services", "fetched"), 2.0);
+    // Two pages per pass.
+    assert_eq!(pages("services", "fetched"), 4.0);
+    assert_eq!(pages("services", "cut"), 0.0);
     assert_eq!(pages("carriers", "skipped"), 1.0);
     assert_eq!(
         pages("carriers", "fetched"),
@@ -201,7 +229,8 @@ async fn metrics_count_what_the_polls_did() {
             &[inv("resources"), ("reason", reason)],
         )
     };
-    assert_eq!((skipped("not_kept"), skipped("no_key")), (1.0, 1.0));
+    // Once per pass.
+    assert_eq!((skipped("not_kept"), skipped("no_key")), (2.0, 2.0));
     assert_eq!(
         value(
             &scrape,
@@ -219,7 +248,7 @@ async fn metrics_count_what_the_polls_did() {
             &[inv(i), ("status", code)],
         )
     };
-    assert_eq!(count("services", "200"), 2.0);
+    assert_eq!(count("services", "200"), 4.0);
     assert_eq!(count("services", "503"), 1.0);
     assert_eq!(count("carriers", "504"), 3.0);
     let hist = find(

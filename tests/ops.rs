@@ -83,6 +83,8 @@ async fn runs_as_the_systemd_unit_would_ready_watchdog_and_clean_stop() {
         inventory: Some(Inventory::Resources.into()),
         page: None,
         refresh_only: false,
+        items: false,
+        skip: 0,
         kind: ses_inventory_sim::FaultKind::Delay(Duration::from_millis(300)),
         times: None,
     });
@@ -181,17 +183,31 @@ async fn runs_as_the_systemd_unit_would_ready_watchdog_and_clean_stop() {
     })
     .await;
 
-    // A STATUS= after each poll: upstream now lists 7 services; a full pass of services is
-    // asked for, and once it is applied the status says so.
-    let expected = format!(
-        "STATUS=services: ready, 7 items; carriers: ready, {} items; resources: ready, {} items",
-        sim.facts(Inventory::Carriers).kept.len(),
-        sim.facts(Inventory::Resources).kept.len()
-    );
-    sim.set_items(Inventory::Services, common::services(7));
     // reqwest is built without a default TLS provider; the daemon installs ring, so do we.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    // Each buildup is followed at once by its settling pass; then every poller idles.
+    for inv in Inventory::ALL {
+        common::settled_over_api(&http, &format!("http://{api}"), inv, 60).await;
+    }
+
+    // A STATUS= after each poll: a service in the middle of the first page goes upstream; a
+    // full pass of services is asked for, and once it is applied the status says so.
+    let kept = sim.facts(Inventory::Services).kept.len();
+    sim.edit(
+        Inventory::Services,
+        ses_inventory_sim::Edit {
+            delete: vec![inside_page_1(&sim)],
+            ..Default::default()
+        },
+    );
+    assert_eq!(sim.facts(Inventory::Services).kept.len(), kept - 1);
+    let expected = format!(
+        "STATUS=services: ready, {} items; carriers: ready, {} items; resources: ready, {} items",
+        kept - 1,
+        sim.facts(Inventory::Carriers).kept.len(),
+        sim.facts(Inventory::Resources).kept.len()
+    );
     let r = http
         .post(format!(
             "http://{api}/api/v1/refresh?inventory=services&full=true"
@@ -251,6 +267,24 @@ async fn runs_as_the_systemd_unit_would_ready_watchdog_and_clean_stop() {
             "credential in STATUS"
         );
     }
+}
+
+/// The key of a kept service in the middle of the simulator's first page, with kept services
+/// before and after it there: deleted, one full pass sees for certain that it is gone.
+fn inside_page_1(sim: &ses_inventory_sim::Simulator) -> String {
+    let kept = sim.facts(Inventory::Services).kept;
+    let page_1: Vec<String> = sim.items(Inventory::Services)[..40]
+        .iter()
+        .filter_map(|s| {
+            s["externalId"]
+                .as_str()
+                .or_else(|| s.pointer("/externalIdentifier/0/id")?.as_str())
+        })
+        .filter(|k| kept.contains(*k))
+        .map(String::from)
+        .collect();
+    assert!(page_1.len() >= 3, "{page_1:?}");
+    page_1[page_1.len() / 2].clone()
 }
 
 /// A one-shot HTTP server on loopback that answers `status` to the first request, and the

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use ses_inventory::Inventory::{self, Resources, Services};
 use ses_inventory::cache::Cache;
 use ses_inventory::config::Config;
-use ses_inventory::model::status::{Outcome, PollKind, PollReport};
+use ses_inventory::model::status::{FullReason, Outcome, PollKind, PollReport};
 use ses_inventory::source::Upstream;
 use ses_inventory::sync::Poller;
 use ses_inventory::sync::daemon::{Daemon, RequestOutcome};
@@ -38,6 +38,8 @@ fn fault(page: Option<u32>, kind: FaultKind, times: Option<u32>) -> Fault {
         inventory: Some(Services.into()),
         page,
         refresh_only: false,
+        items: false,
+        skip: 0,
         kind,
         times,
     }
@@ -421,6 +423,8 @@ async fn a_refresh_request_joins_a_running_refresh_and_a_full_request_runs_right
     tokio::time::timeout(Duration::from_secs(30), cache.wait_ready(Services))
         .await
         .unwrap();
+    // The buildup is followed at once by its settling pass; then the poller is idle.
+    settled(&cache, Services, 30).await;
     let before = pages(&sim, Services).len();
     let mut polls = cache.watch_polls();
     polls.mark_unchanged();
@@ -620,11 +624,20 @@ async fn failed_polls_back_off_from_30_seconds_doubling_to_15_minutes() {
         );
     }
 
-    // A success resets the backoff: the next failure waits 15..30 s again.
+    // A success resets the backoff: the next failure waits 15..30 s again. The first complete
+    // pass is the buildup, followed at once by its settling pass; the refresh is due an hour
+    // after that one started.
     sim.clear_faults();
-    let (r, delay) = next_schedule(&cache, &mut polls).await;
-    assert_eq!((r.kind, r.outcome), (PollKind::Full, Outcome::Complete));
-    assert_eq!(r.finished + delay, r.started + secs(3600));
+    while !cache.status(Services).settled {
+        polls.changed().await.unwrap();
+    }
+    let s = cache.status(Services);
+    let r = s.last_full.clone().unwrap();
+    assert_eq!(
+        (r.reason, r.outcome),
+        (Some(FullReason::Settling), Outcome::Complete)
+    );
+    assert_eq!(s.next_poll, Some(r.started + secs(3600)));
     sim.inject(fault(None, status(500), None));
     let (r, delay) = next_schedule(&cache, &mut polls).await;
     assert_eq!((r.kind, r.outcome), (PollKind::Refresh, Outcome::Failed));
@@ -638,15 +651,19 @@ async fn the_anchor_and_the_next_poll_follow_the_polls_start_not_its_end() {
     let sc = SimConfig::empty();
     let sim = paused_sim(sc.clone());
     let cfg = config(&sim, &sc);
-    // The first page answers 429 with Retry-After: the pass takes two minutes (tokio time).
-    sim.inject(fault(
-        Some(1),
-        FaultKind::Status {
-            code: 429,
-            retry_after: Some("120".into()),
-        },
-        Some(1),
-    ));
+    // The buildup takes no time; the settling pass that follows it at once gets a 429 with
+    // Retry-After on its first page: it takes two minutes (tokio time).
+    sim.inject(Fault {
+        skip: 1,
+        ..fault(
+            Some(1),
+            FaultKind::Status {
+                code: 429,
+                retry_after: Some("120".into()),
+            },
+            Some(1),
+        )
+    });
     let cache = Cache::new();
     let mut polls = cache.watch_polls();
     let mut requests = sim.subscribe();
@@ -654,11 +671,24 @@ async fn the_anchor_and_the_next_poll_follow_the_polls_start_not_its_end() {
     let start = tokio::time::Instant::now();
     let task = spawn_run(cfg, &cache, t0);
 
-    let (r, delay) = next_schedule(&cache, &mut polls).await;
-    assert_eq!((r.kind, r.outcome), (PollKind::Full, Outcome::Complete));
-    assert_eq!(r.started, t0, "the pass started at once");
-    assert!(r.finished - r.started >= secs(120), "{r:?}");
+    while !cache.status(Services).settled {
+        polls.changed().await.unwrap();
+    }
     let s = cache.status(Services);
+    let r = s.last_full.clone().unwrap();
+    assert_eq!(
+        (r.kind, r.reason, r.outcome),
+        (
+            PollKind::Full,
+            Some(FullReason::Settling),
+            Outcome::Complete
+        )
+    );
+    assert_eq!(
+        r.started, t0,
+        "the buildup and the settling pass started at once"
+    );
+    assert!(r.finished - r.started >= secs(120), "{r:?}");
     assert_eq!(s.times.window_anchor, Some(t0), "anchored at the start");
     assert_eq!(s.times.last_complete_full, Some(t0));
     assert_eq!(
@@ -666,7 +696,6 @@ async fn the_anchor_and_the_next_poll_follow_the_polls_start_not_its_end() {
         Some(t0 + secs(3600)),
         "due an hour after the start"
     );
-    assert_eq!(r.finished + delay, t0 + secs(3600));
 
     // And the refresh is sent then: an hour after the start, two minutes before "an hour after
     // the end".

@@ -11,6 +11,7 @@ use ses_inventory::config::Config;
 use ses_inventory::model::row::Row;
 use ses_inventory::store::{SCHEMA_VERSION, Store};
 use ses_inventory::sync::daemon::Daemon;
+use ses_inventory::sync::window::FullReason;
 use ses_inventory::time::clock::Clock;
 use ses_inventory_sim::{Fault, FaultKind, Hold, SimConfig, Simulator};
 use std::collections::{BTreeMap, BTreeSet};
@@ -143,6 +144,14 @@ async fn ready(cache: &Cache) {
         .expect("every inventory ready within 60 s");
 }
 
+/// Ready, and settled: the settling pass after each buildup has run and the pollers are idle.
+async fn settled(cache: &Cache) {
+    ready(cache).await;
+    for inv in Inventory::ALL {
+        common::settled(cache, inv, 60).await;
+    }
+}
+
 type Snapshot = BTreeMap<String, (String, String, String, String)>;
 
 /// key → (raw, row, first_seen, last_seen) of every cached item.
@@ -175,7 +184,8 @@ async fn a_restart_keeps_every_item_and_the_sync_state_and_is_ready_before_any_r
     let path = dir.join("inventory.db");
 
     let (daemon, writer) = start(&cfg, &path);
-    ready(daemon.cache()).await;
+    // The buildups and their settling passes: the last polls before the restart.
+    settled(daemon.cache()).await;
     let before: Vec<Snapshot> = Inventory::ALL
         .iter()
         .map(|&inv| snapshot(daemon.cache(), inv))
@@ -210,13 +220,42 @@ async fn a_restart_keeps_every_item_and_the_sync_state_and_is_ready_before_any_r
     }
     assert_eq!(sim.requests().len(), requests_before, "before any request");
     for (i, inv) in Inventory::ALL.into_iter().enumerate() {
-        // Every item, its row as the pass extracted it, and when it was seen.
-        assert_eq!(snapshot(&cache, inv), before[i], "{inv}: every item kept");
+        // Every item, its row as the pass extracted it, and when it was seen. The last pass
+        // before the restart, the settling pass, saw every item unchanged: the cache noted the
+        // moment each page came in; the file holds that moment when the buildup's rows were
+        // written after it (they carry the item's last_seen then), else the settling pass's
+        // end (one statement for all the rows a swept full pass saw). A restart brings back
+        // what the file holds: every item as it was, seen by the settling pass.
+        let settling = statuses[i].last_full.as_ref().unwrap();
+        assert_eq!(settling.reason, Some(FullReason::Settling), "{inv}");
+        assert_eq!((settling.added, settling.updated), (0, 0), "{inv}");
+        let at_end = chrono::DateTime::from_timestamp_millis(settling.finished.timestamp_millis())
+            .unwrap()
+            .to_rfc3339();
+        let loaded = snapshot(&cache, inv);
+        let expected: Snapshot = before[i]
+            .iter()
+            .map(|(key, (raw, row, first_seen, last_seen))| {
+                let seen = chrono::DateTime::parse_from_rfc3339(last_seen).unwrap();
+                assert!(
+                    seen >= settling.started && seen <= settling.finished,
+                    "{inv} {key}: seen at {seen}, not by the settling pass"
+                );
+                let stored = match loaded.get(key) {
+                    Some((.., l)) if *l == at_end => at_end.clone(),
+                    _ => last_seen.clone(),
+                };
+                let item = (raw.clone(), row.clone(), first_seen.clone(), stored);
+                (key.clone(), item)
+            })
+            .collect();
+        assert_eq!(snapshot(&cache, inv), expected, "{inv}: every item kept");
         let keys: BTreeSet<String> = before[i].keys().cloned().collect();
         assert_eq!(keys, sim.facts(inv).kept, "{inv}");
         let s = cache.status(inv);
         assert_eq!(s.times, statuses[i].times, "{inv}: window timestamps kept");
         assert_eq!(s.last_success, statuses[i].last_success, "{inv}");
+        assert!(s.settled, "{inv}: settled before the restart, and after it");
     }
 
     // The next poll is a refresh over the time since the stored anchor, not a new full pass.
@@ -246,6 +285,8 @@ async fn kill_9_during_a_full_pass_loses_nothing_committed() {
         inventory: Some(Resources.into()),
         page: Some(2),
         refresh_only: false,
+        items: false,
+        skip: 0,
         kind: FaultKind::Hold(hold.clone()),
         times: None,
     });
@@ -668,6 +709,20 @@ fn stored_anchor(path: &Path) -> chrono::DateTime<chrono::Utc> {
     text.parse().unwrap()
 }
 
+/// (key, misses, certain) of every stored service awaiting a witness, by key.
+fn stored_awaiting(path: &Path) -> Vec<(String, i64, bool)> {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    let mut stmt = conn
+        .prepare(
+            "SELECT key, misses, certain FROM awaiting WHERE inventory = 'services' ORDER BY key",
+        )
+        .unwrap();
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
 fn names(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
     pairs
         .iter()
@@ -748,9 +803,35 @@ async fn items_and_the_window_anchor_are_committed_together_and_a_failed_write_h
     );
     assert_eq!(stored_anchor(&path), quiet.report.started);
 
-    // A complete full pass sweeps SVC-C from the file too; a warm start loads exactly that.
+    // A complete full pass misses SVC-C. After it, the listing returned no item the last full
+    // listing had placed (SVC-D is new; SVC-B, before it, was renamed since), so neither that
+    // miss nor the confirming listing's is certain: SVC-C awaits a third witness, in the file
+    // too, committed with the anchor of this pass.
+    let missed = journalled(&cfg, &cache, full).await;
+    let churn = missed.report.churn;
+    assert_eq!(
+        (churn.candidates, churn.confirmations, churn.deferred),
+        (1, 1, 1)
+    );
+    store.write(&missed, &cache).unwrap();
+    assert_eq!(
+        stored_names(&path),
+        names(&[
+            ("SVC-A", "Service SVC-A"),
+            ("SVC-B", "Renamed B"),
+            ("SVC-C", "Service SVC-C"),
+            ("SVC-D", "Service SVC-D"),
+        ])
+    );
+    assert_eq!(stored_awaiting(&path), [("SVC-C".to_string(), 2, false)]);
+    assert_eq!(stored_anchor(&path), missed.report.started);
+
+    // The next complete full pass is its third witness: it sweeps SVC-C from the file too; a
+    // warm start loads exactly that.
     let swept = journalled(&cfg, &cache, full).await;
+    assert_eq!(swept.report.removed, 1);
     store.write(&swept, &cache).unwrap();
+    assert!(stored_awaiting(&path).is_empty());
     assert_eq!(
         stored_names(&path),
         names(&[
@@ -933,8 +1014,9 @@ fn stored_last_seen(path: &Path, key: &str) -> chrono::DateTime<chrono::Utc> {
 }
 
 /// `last_seen` in the file moves only for items a poll saw: a swept full pass moves every row
-/// left, a refresh only the items it returned, and a full pass whose removals could not be
-/// confirmed (the upstream shifted under both listings) leaves the unconfirmed items alone.
+/// left, a refresh only the items it returned, and a full pass that left items awaiting a
+/// witness (neither listing returned them, and their misses were not certain) leaves them
+/// alone.
 #[tokio::test]
 async fn last_seen_moves_only_for_what_a_poll_saw() {
     use ses_inventory::sync::window::{FullReason, PollPlan};
@@ -1012,11 +1094,12 @@ async fn last_seen_moves_only_for_what_a_poll_saw() {
     assert_eq!(synced.report.updated, 399);
     store.write(&synced, &cache).unwrap();
 
-    // Five services are deleted between two passes (candidates of the next full pass); during
-    // that pass twenty more are deleted in front of the cursor of both its listings, so the
-    // confirming listing is not steady: nothing is removed, and the five, which neither
-    // listing returned, keep their last_seen.
-    let gone = ["SVC-0300", "SVC-0301", "SVC-0302", "SVC-0303", "SVC-0304"];
+    // The last five services are deleted between two passes (candidates of the next full
+    // pass); during that pass twenty more are deleted in front of the cursor of both its
+    // listings. A miss after the last item a listing returned is never certain (a listing cut
+    // short without a sign looks the same), so the five await a third witness: nothing is
+    // removed, and the five, which neither listing returned, keep their last_seen.
+    let gone = ["SVC-0396", "SVC-0397", "SVC-0398", "SVC-0399", "SVC-0400"];
     let items: Vec<serde_json::Value> = sim
         .items(Services)
         .into_iter()
@@ -1027,6 +1110,8 @@ async fn last_seen_moves_only_for_what_a_poll_saw() {
         inventory: Some(Services.into()),
         page: Some(6),
         refresh_only: false,
+        items: false,
+        skip: 0,
         kind: FaultKind::Churn {
             deletes: 20,
             inserts: 0,
@@ -1034,17 +1119,32 @@ async fn last_seen_moves_only_for_what_a_poll_saw() {
         times: Some(2),
     });
     let unsteady = journalled(&cfg, &cache, full).await;
-    assert_eq!(unsteady.report.churn.steady, Some(false));
-    assert_eq!(unsteady.report.churn.candidates, 25);
+    let churn = unsteady.report.churn;
+    assert_eq!((churn.confirmations, churn.candidates), (1, 25));
+    // Awaiting: the five (two misses), the twenty deleted during the first listing (missed by
+    // the confirming one, inside its pages: certain) and the twenty live ones that slid past
+    // the confirming listing's cursor (seen by the first: kept, and cleared by the next pass).
+    assert_eq!((churn.confirmed_removed, churn.deferred), (0, 45));
+    assert_eq!(unsteady.report.removed, 0);
     assert!(!unsteady.swept);
     store.write(&unsteady, &cache).unwrap();
     assert_eq!(stored_keys(&path, Services).len(), 400, "nothing removed");
+    let conn = rusqlite::Connection::open(&path).unwrap();
     for key in gone {
         assert!(
             stored_last_seen(&path, key) < unsteady.report.started,
             "{key}: not seen by this pass, yet its last_seen moved"
         );
+        let mark: (i64, bool) = conn
+            .query_row(
+                "SELECT misses, certain FROM awaiting WHERE inventory = 'services' AND key = ?1",
+                [key],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!(mark, (2, false), "{key}");
     }
+    drop(conn);
     // The twenty that slid past the first listing's cursor were seen by the confirming one.
     for n in 201..=220 {
         let key = format!("SVC-{n:04}");
@@ -1053,13 +1153,21 @@ async fn last_seen_moves_only_for_what_a_poll_saw() {
             "{key}: recovered by the confirming listing, yet its last_seen did not move"
         );
     }
-    // The next full pass, quiet, confirms and removes the 5 and the 40 deleted during the last.
+    // The next full pass, quiet, removes the 5 (a third miss) and the 40 deleted during the
+    // last (a second miss, certain).
     let settled = journalled(&cfg, &cache, full).await;
     assert!(settled.swept);
+    assert_eq!(settled.report.churn.deferred, 0);
     let stats = store.write(&settled, &cache).unwrap();
     assert_eq!(stats.removed, 45);
     assert_eq!(stored_keys(&path, Services).len(), 355);
-    assert!(stored_last_seen(&path, "SVC-0400") >= unsteady.report.started);
+    assert!(stored_last_seen(&path, "SVC-0395") >= settled.report.started);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let awaiting: i64 = conn
+        .query_row("SELECT count(*) FROM awaiting", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(awaiting, 0);
+    drop(conn);
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -1072,11 +1180,12 @@ async fn the_file_gives_back_the_space_of_removed_items() {
         ..SimConfig::empty()
     })
     .await;
-    let cfg = common::config(&sim, sim.config());
+    let mut cfg = common::config(&sim, sim.config());
+    cfg.poll.min_listing_share = 0.0;
     let dir = temp_dir("vacuum");
     let path = dir.join("inventory.db");
     let (daemon, writer) = start(&cfg, &path);
-    ready(daemon.cache()).await;
+    settled(daemon.cache()).await;
     let mut polls = daemon.cache().watch_polls();
     let pages = |path: &Path| -> (i64, i64, String) {
         let conn = rusqlite::Connection::open(path).unwrap();
@@ -1098,8 +1207,12 @@ async fn the_file_gives_back_the_space_of_removed_items() {
     })
     .await;
     let (before, _, _) = pages(&path);
-    // Most services go upstream; a full pass removes them from the cache and the file.
-    let kept: Vec<serde_json::Value> = sim.items(Services).into_iter().take(100).collect();
+    // Most services go upstream: all but the last 100 (in front of the first item the next
+    // listing returns, on its first page: certain misses). A full pass removes them from the
+    // cache and the file. (A listing that returns so few of the cached items cannot witness
+    // absences by default: poll.min_listing_share, lifted here.)
+    let mut kept: Vec<serde_json::Value> = sim.items(Services);
+    let kept = kept.split_off(kept.len() - 100);
     sim.set_items(Services, kept);
     polls.mark_unchanged();
     daemon.control().request_poll(Services, true);

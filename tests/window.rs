@@ -99,6 +99,8 @@ async fn a_thirty_hour_outage_widens_the_next_window() {
         inventory: None,
         page: None,
         refresh_only: true,
+        items: false,
+        skip: 0,
         kind: FaultKind::Status {
             code: 500,
             retry_after: None,
@@ -151,6 +153,8 @@ async fn retry_after_is_honoured_and_capped() {
             inventory: Some(Services.into()),
             page: Some(1),
             refresh_only: false,
+            items: false,
+            skip: 0,
             kind: FaultKind::Status {
                 code: 429,
                 retry_after: Some(retry_after.into()),

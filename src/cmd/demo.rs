@@ -64,22 +64,20 @@ pub async fn run(shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     sim.inject(Fault {
         inventory: Some(Inventory::Services.into()),
         page: Some(2),
-        refresh_only: false,
-        kind: FaultKind::Status {
+        times: Some(1),
+        ..Fault::new(FaultKind::Status {
             code: 429,
             retry_after: Some("1".into()),
-        },
-        times: Some(1),
+        })
     });
     sim.inject(Fault {
         inventory: Some(Inventory::Resources.into()),
         page: Some(4),
-        refresh_only: false,
-        kind: FaultKind::Status {
+        times: Some(3),
+        ..Fault::new(FaultKind::Status {
             code: 504,
             retry_after: None,
-        },
-        times: Some(3),
+        })
     });
     let mut cfg = config_for(&sim, &sim_cfg);
     cfg.store.path = DEMO_STORE.into();

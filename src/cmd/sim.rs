@@ -50,6 +50,14 @@ pub struct SimArgs {
     /// Seconds between change steps (updates, deletions, additions); 0 = never.
     #[arg(long, default_value_t = 0)]
     pub change_every_secs: u64,
+    /// Serve pages without `X-Total-Count` and `X-Result-Count` (the real gateway documents
+    /// neither).
+    #[arg(long)]
+    pub no_total: bool,
+    /// Move an item to the end of its dataset when it is updated, like a gateway that lists in
+    /// `lastUpdate` order.
+    #[arg(long)]
+    pub resort_on_update: bool,
     /// Fail requests: INVENTORY:PAGE:CODE:TIMES, e.g. services:3:504:1000 (`*` = any/forever).
     #[arg(long = "fail", value_name = "INVENTORY:PAGE:CODE:TIMES")]
     pub fail: Vec<String>,
@@ -67,6 +75,8 @@ impl SimArgs {
             tmf639_user: self.tmf639_user.clone(),
             tmf639_password: self.tmf639_password.expose().to_string(),
             latency: Duration::from_millis(self.latency_ms),
+            total_header: !self.no_total,
+            resort_on_update: self.resort_on_update,
             ..SimConfig::default()
         }
     }
@@ -115,6 +125,9 @@ mod tests {
         ]);
         assert_eq!(cli.sim.config().services, 3);
         assert_eq!(cli.sim.config().tmf639_user, "res-user");
+        assert!(cli.sim.config().total_header && !cli.sim.config().resort_on_update);
+        let dialect = Cli::parse_from(["sim", "--no-total", "--resort-on-update"]);
+        assert!(!dialect.sim.config().total_header && dialect.sim.config().resort_on_update);
         assert_eq!(cli.sim.faults().unwrap()[0].times, Some(1000));
         assert!(!format!("{:?}", cli.sim).contains("svc-pass"));
         let bad = Cli::parse_from(["sim", "--fail", "nope"]);

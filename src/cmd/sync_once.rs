@@ -22,18 +22,18 @@ pub struct InventorySummary {
     pub kept: usize,
     pub pages: u32,
     pub skipped_pages: Vec<u32>,
+    pub short_pages: Vec<u32>,
     /// Elements without a key or not an object.
     pub skipped_items: u64,
     pub duplicates: u64,
     /// Elements excluded by the status or type rule.
     pub not_kept: u64,
     pub received: u64,
-    /// How the pass dealt with an upstream that changed under it (README, "Fidelity under
-    /// churn").
+    /// How the pass dealt with an upstream that changed under it (docs/ARCHITECTURE.md,
+    /// "Exact under churn").
     pub shifted: bool,
     pub candidates: u64,
     pub confirmations: u32,
-    pub steady: Option<bool>,
     pub recovered: u64,
     pub confirmed_removed: u64,
     pub deferred: u64,
@@ -48,6 +48,7 @@ impl InventorySummary {
             kept,
             pages: report.pages,
             skipped_pages: report.skipped_pages.clone(),
+            short_pages: report.short_pages.clone(),
             skipped_items: report.skipped.no_key + report.skipped.not_object,
             duplicates: report.skipped.duplicates,
             not_kept: report.skipped.not_kept,
@@ -55,7 +56,6 @@ impl InventorySummary {
             shifted: report.churn.shifted,
             candidates: report.churn.candidates,
             confirmations: report.churn.confirmations,
-            steady: report.churn.steady,
             recovered: report.churn.recovered,
             confirmed_removed: report.churn.confirmed_removed,
             deferred: report.churn.deferred,

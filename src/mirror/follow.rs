@@ -3,10 +3,10 @@
 //! refresh instead of a new buildup.
 
 use super::{conn, kv};
-use crate::cache::{Cache, ItemMap};
+use crate::cache::{Awaiting, Cache, ItemMap};
 use crate::model::inventory::Inventory;
 use crate::model::item::Key;
-use crate::model::status::{Phase, SyncTimes};
+use crate::model::status::{Mark, Phase, SyncTimes};
 use crate::telemetry::events;
 use async_nats::jetstream;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -14,30 +14,46 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// The state entry of `inv` (its key in [`conn::STATE_BUCKET`] is the inventory's name).
-pub fn state_value(times: SyncTimes, ready: bool, last_success: Option<DateTime<Utc>>) -> Vec<u8> {
+/// Items awaiting a second witness carried in a state entry, at most (the oldest first): a
+/// mark that does not fit only delays a removal after a takeover, never causes one.
+pub const MAX_AWAITING_IN_STATE: usize = 10_000;
+
+/// The state entry of `inv` (its key in [`conn::STATE_BUCKET`] is the inventory's name): the
+/// window times, readiness, whether the first buildup settled, and the items awaiting a
+/// second witness.
+pub fn state_value(cache: &Cache, inv: Inventory) -> Vec<u8> {
+    let status = cache.status(inv);
     let t = |t: Option<DateTime<Utc>>| t.map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true));
+    let mut awaiting: Vec<(Key, Mark)> = cache.awaiting(inv).into_iter().collect();
+    awaiting.sort_unstable_by(|a, b| (a.1.since, &a.0).cmp(&(b.1.since, &b.0)));
+    awaiting.truncate(MAX_AWAITING_IN_STATE);
+    let awaiting: Vec<Value> = awaiting
+        .iter()
+        .map(|(k, m)| json!([k.as_str(), t(Some(m.since)), m.misses, m.certain, m.gone]))
+        .collect();
     json!({
-        "window_anchor": t(times.window_anchor),
-        "last_complete_full": t(times.last_complete_full),
-        "last_success": t(last_success),
-        "ready": ready,
+        "window_anchor": t(status.times.window_anchor),
+        "last_complete_full": t(status.times.last_complete_full),
+        "last_success": t(status.last_success),
+        "ready": cache.is_ready(inv),
+        "settled": status.settled,
+        "awaiting": awaiting,
     })
     .to_string()
     .into_bytes()
 }
 
-/// Takes a state entry into the cache's status of `inv`: window times, last success, readiness.
+/// Takes a state entry into the cache's status of `inv`: window times, last success, readiness,
+/// settling, and the items awaiting a second witness.
 fn apply_state(cache: &Cache, inv: Inventory, value: &[u8]) {
     let Ok(v) = serde_json::from_slice::<Value>(value) else {
         return;
     };
-    let t = |name: &str| {
-        v[name]
-            .as_str()
-            .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+    let parse = |s: Option<&str>| {
+        s.and_then(|s| DateTime::parse_from_rfc3339(s).ok())
             .map(|t| t.with_timezone(&Utc))
     };
+    let t = |name: &str| parse(v[name].as_str());
     let ready = v["ready"] == true;
     cache.update_status(inv, |s| {
         s.times = SyncTimes {
@@ -45,10 +61,28 @@ fn apply_state(cache: &Cache, inv: Inventory, value: &[u8]) {
             last_complete_full: t("last_complete_full"),
         };
         s.last_success = t("last_success").or(s.last_success);
+        // Entries written before settling existed come from settled inventories.
+        s.settled = v["settled"].as_bool().unwrap_or(true);
         if ready {
             s.phase = Phase::Ready;
         }
     });
+    let awaiting: Awaiting = v["awaiting"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| {
+            let key = e[0].as_str()?;
+            let mark = Mark {
+                since: parse(e[1].as_str())?,
+                misses: u8::try_from(e[2].as_u64()?).unwrap_or(u8::MAX),
+                certain: e[3].as_bool()?,
+                gone: e[4].as_bool()?,
+            };
+            Some((Key::new(key), mark))
+        })
+        .collect();
+    cache.set_awaiting(inv, awaiting);
     if ready {
         cache.mark_ready(inv);
     }
@@ -226,5 +260,65 @@ pub async fn standby(js: jetstream::Context, cache: Cache, replicas: u32) {
             Err(e) => events::NatsProblem { error: &e }.emit(),
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_state_entry_carries_the_marks_and_settling_to_a_standby() {
+        let leader = Cache::new();
+        let at = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
+        let inv = Inventory::Carriers;
+        leader.update_status(inv, |s| {
+            s.settled = false;
+            s.times.last_complete_full = Some(at("2026-12-01T10:00:00Z"));
+            s.times.window_anchor = Some(at("2026-12-01T10:00:00Z"));
+        });
+        leader.mark_ready(inv);
+        let mark = |since: &str, misses, certain| Mark {
+            since: at(since),
+            misses,
+            certain,
+            gone: false,
+        };
+        let mut awaiting = Awaiting::default();
+        awaiting.insert(Key::new("C-1"), mark("2026-12-01T10:00:00Z", 1, true));
+        awaiting.insert(Key::new("C-2"), mark("2026-12-02T10:00:00Z", 2, false));
+        leader.set_awaiting(inv, awaiting.clone());
+
+        let standby = Cache::new();
+        apply_state(&standby, inv, &state_value(&leader, inv));
+        assert_eq!(standby.awaiting(inv), awaiting);
+        let status = standby.status(inv);
+        assert!(!status.settled);
+        assert_eq!(status.unconfirmed, 2);
+        assert_eq!(status.unconfirmed_since, Some(at("2026-12-01T10:00:00Z")));
+        assert!(standby.is_ready(inv));
+
+        // An entry written before marks existed: settled, nothing awaiting.
+        apply_state(&standby, inv, br#"{"ready":true}"#);
+        assert!(standby.status(inv).settled);
+        assert!(standby.awaiting(inv).is_empty());
+    }
+
+    #[test]
+    fn a_state_entry_carries_at_most_the_oldest_marks() {
+        let cache = Cache::new();
+        let inv = Inventory::Services;
+        let start = "2026-12-01T00:00:00Z".parse::<DateTime<Utc>>().unwrap();
+        let awaiting: Awaiting = (0..MAX_AWAITING_IN_STATE + 5)
+            .map(|i| {
+                let since = start + chrono::Duration::seconds(i as i64);
+                (Key::new(&format!("K-{i:06}")), Mark::new(since))
+            })
+            .collect();
+        cache.set_awaiting(inv, awaiting);
+        let value: Value = serde_json::from_slice(&state_value(&cache, inv)).unwrap();
+        let carried = value["awaiting"].as_array().unwrap();
+        assert_eq!(carried.len(), MAX_AWAITING_IN_STATE);
+        assert_eq!(carried[0][0], "K-000000", "the oldest first");
     }
 }

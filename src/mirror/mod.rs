@@ -437,9 +437,7 @@ impl Writer {
 
     /// Writes the shared sync state of `inv` (after its items: it vouches for them).
     async fn put_state(&self, p: &mut Pipeline, inv: Inventory) -> Result<(), WriteError> {
-        let status = self.cache.status(inv);
-        let value =
-            follow::state_value(status.times, self.cache.is_ready(inv), status.last_success);
+        let value = follow::state_value(&self.cache, inv);
         let subject = format!("$KV.{}.{}", conn::STATE_BUCKET, inv.as_str());
         p.publish(subject, HeaderMap::new(), value).await
     }

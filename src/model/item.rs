@@ -9,7 +9,7 @@ use serde_json::Value;
 use std::borrow::Borrow;
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 /// The cache key of an item: `externalId` for services and carriers, `id` for resources
 /// (configurable). Cheap to clone: the pass's seen-set and the cache share one allocation.
@@ -43,6 +43,13 @@ impl fmt::Display for Key {
     }
 }
 
+/// A generation for a listing that places items ([`Item::set_place`]), unique in the process:
+/// pollers restarted on a takeover, and a warm start, share items with the ones before them.
+pub fn new_generation() -> u32 {
+    static GENERATION: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+    GENERATION.fetch_add(1, Ordering::Relaxed)
+}
+
 /// One cached item. Immutable but for `last_seen`, so readers share it through `Arc` and a pass
 /// that finds it unchanged keeps the same allocation.
 pub struct Item {
@@ -51,6 +58,9 @@ pub struct Item {
     packed: Packed,
     pub first_seen: DateTime<Utc>,
     last_seen_ms: AtomicI64,
+    /// Where the last reference listing that returned it placed it: `(generation << 32) |
+    /// position` (0: nowhere known). See [`Item::place`].
+    place: AtomicU64,
 }
 
 impl Item {
@@ -67,6 +77,7 @@ impl Item {
             packed: Packed::new(inventory, raw),
             first_seen,
             last_seen_ms: AtomicI64::new(last_seen.timestamp_millis()),
+            place: AtomicU64::new(0),
         }
     }
 
@@ -85,6 +96,7 @@ impl Item {
             packed: Packed::from_tape(inventory, raw, json, source),
             first_seen,
             last_seen_ms: AtomicI64::new(last_seen.timestamp_millis()),
+            place: AtomicU64::new(0),
         }
     }
 
@@ -127,6 +139,22 @@ impl Item {
     pub fn touch(&self, at: DateTime<Utc>) {
         self.last_seen_ms
             .fetch_max(at.timestamp_millis(), Ordering::Relaxed);
+    }
+
+    /// Its position in the listing of generation `.0` that placed it last (`(0, 0)`: none).
+    /// Positions of one generation order the items as that listing returned them; the pollers
+    /// use them to tell a miss inside a page from one at a page boundary.
+    pub fn place(&self) -> (u32, u32) {
+        let p = self.place.load(Ordering::Relaxed);
+        ((p >> 32) as u32, p as u32)
+    }
+
+    /// Records that listing `generation` returned the item at `position`.
+    pub fn set_place(&self, generation: u32, position: u32) {
+        self.place.store(
+            (u64::from(generation) << 32) | u64::from(position),
+            Ordering::Relaxed,
+        );
     }
 
     /// The upstream JSON as a value (parsed on demand, for readers that serve it).

@@ -54,9 +54,10 @@ impl PollKind {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Outcome {
-    /// Every page retrieved; applied (and, for a full pass, swept).
+    /// Every page retrieved; applied (and, for a full pass, items with two witnesses removed).
     Complete,
-    /// Some pages answered 504 after their retries and were skipped; the rest applied, no sweep.
+    /// Some pages were skipped after 504 or cut short, or the listing fell short of its total
+    /// or of the cache: what arrived is applied, nothing is removed by absence.
     Incomplete,
     /// Ended by an error; nothing applied.
     Failed,
@@ -84,8 +85,9 @@ pub enum FullReason {
     WindowTooWide,
     /// Asked for explicitly.
     Requested,
-    /// The last full pass could not confirm its removals (its confirming listing shifted too).
-    Unconfirmed,
+    /// Right after the first buildup: a second listing that finds what the first one missed
+    /// while the collection moved under it (an offset listing skips items then), once.
+    Settling,
 }
 
 impl FullReason {
@@ -95,7 +97,7 @@ impl FullReason {
             FullReason::Resync => "resync",
             FullReason::WindowTooWide => "window_too_wide",
             FullReason::Requested => "requested",
-            FullReason::Unconfirmed => "unconfirmed",
+            FullReason::Settling => "settling",
         }
     }
 }
@@ -124,7 +126,11 @@ pub struct PollReport {
     pub started: DateTime<Utc>,
     pub finished: DateTime<Utc>,
     pub pages: u32,
+    /// Pages that answered 504 after their retries and were skipped (by either listing).
     pub skipped_pages: Vec<u32>,
+    /// Pages served short although the listing went on after them (a gateway that cut a page),
+    /// by either listing.
+    pub short_pages: Vec<u32>,
     pub skipped: SkipCounts,
     /// Elements received, all causes included.
     pub received: u64,
@@ -139,33 +145,69 @@ pub struct PollReport {
     pub error: Option<String>,
 }
 
-/// Churn seen by a poll, and what the confirming listing made of it.
+/// Churn seen by a full pass, and how its removals were witnessed.
 ///
-/// A full pass never removes an item just because its listing did not return it: offset paging
-/// over a collection that changes skips items when earlier ones are deleted. Cached items the
-/// listing did not see are `candidates`; a second, confirming listing runs (at most one per
-/// poll) when there are candidates or the listing itself looked shifted, and only candidates
-/// missing from a steady confirming listing are removed.
+/// A full pass never removes an item because one listing did not return it: offset paging
+/// over a collection that changes skips items when earlier ones are deleted. A cached item a
+/// complete listing did not return gets a *miss* (a [`Mark`]); it is removed once it has two
+/// witnesses (see [`Mark::removable`]), and any listing or refresh that returns it clears its
+/// mark. A second, confirming listing runs (at most one per pass) when the first left items
+/// with a first miss or saw the collection move.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Churn {
     /// The first listing saw the collection change under it: its total moved between pages, or
-    /// a page repeated the previous page's last items (an insert in front of the cursor).
+    /// a page repeated the previous page's items (an insert in front of the cursor).
     pub shifted: bool,
     /// Cached items that the first listing did not return.
     pub candidates: u64,
     /// Confirming listings run (0 or 1).
     pub confirmations: u32,
-    /// Whether the confirming listing was steady (nothing moved under it either); `null` when
-    /// none ran. A full pass whose confirmation was not steady is followed by another full pass.
-    pub steady: Option<bool>,
     /// Items the confirming listing returned that the first listing had missed.
     pub recovered: u64,
-    /// Cached items removed because a steady confirming listing did not return them either.
+    /// Cached items removed by absence: each had its second witness in this pass.
     pub confirmed_removed: u64,
-    /// Items kept without confirmation because the confirming listing shifted too (or
-    /// failed): candidates neither listing returned, and items the first listing returned but
-    /// the confirming one did not. The next poll is a full pass that checks them again.
+    /// Items left awaiting another witness after this pass (missed once, or missed at a page
+    /// boundary only): the next full pass settles them.
     pub deferred: u64,
+    /// Items the upstream's single-item endpoint answered 404 for (gone: a second witness).
+    pub checked_gone: u64,
+    /// Items the single-item endpoint answered for (live: kept, and their mark cleared).
+    pub checked_live: u64,
+}
+
+/// A cached item that one or more complete listings did not return, awaiting a second witness
+/// before it is removed. Persisted (store, mirror) so a restart or a takeover forgets nothing;
+/// losing one is always safe: it only delays a removal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Mark {
+    /// When the first of its misses was seen (the start of that poll).
+    pub since: DateTime<Utc>,
+    /// Complete listings that did not return it since it was last seen.
+    pub misses: u8,
+    /// One of those misses was certain: the listing returned the items on both sides of it
+    /// (as the listing before placed them) on one page, so it was not skipped at a page
+    /// boundary.
+    pub certain: bool,
+    /// The single-item endpoint answered 404 for it.
+    pub gone: bool,
+}
+
+impl Mark {
+    pub fn new(since: DateTime<Utc>) -> Mark {
+        Mark {
+            since,
+            misses: 0,
+            certain: false,
+            gone: false,
+        }
+    }
+
+    /// Two independent witnesses: a miss and a 404; or two misses, one of them certain; or
+    /// three misses (a live item is skipped only at a page boundary, and only when the
+    /// collection shrank in front of the cursor at that moment: three times is not chance).
+    pub fn removable(&self) -> bool {
+        (self.gone && self.misses >= 1) || (self.certain && self.misses >= 2) || self.misses >= 3
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -186,10 +228,23 @@ pub struct SyncStatus {
     pub last_error: Option<ErrorNote>,
     pub next_poll: Option<DateTime<Utc>>,
     pub consecutive_failures: u32,
-    /// Items the last full pass kept without confirming them (its `deferred`).
+    /// Items awaiting a second witness before they are removed (see [`Mark`]).
     pub unconfirmed: u64,
-    /// The last full pass's confirming listing was not steady: the next poll is a full pass.
-    pub recheck: bool,
+    /// When the oldest of them was first missed.
+    pub unconfirmed_since: Option<DateTime<Utc>>,
+    /// The first buildup's settling listing has run (or the inventory was loaded warm).
+    pub settled: bool,
+    /// The generation of the listing that last placed the inventory's items (0: none since
+    /// the process started; see `Item::place`).
+    pub placed_by: u32,
+}
+
+impl SyncStatus {
+    /// Whether the copy has caught up with every deletion it knows of: settled, and no item
+    /// awaiting a second witness.
+    pub fn converged(&self) -> bool {
+        self.settled && self.unconfirmed == 0
+    }
 }
 
 /// The timestamps the decision depends on; kept per inventory by the poller (and persisted).
@@ -200,4 +255,30 @@ pub struct SyncTimes {
     /// Start of the last poll (full or refresh) that retrieved every page: everything updated
     /// before this instant is in the cache.
     pub window_anchor: Option<DateTime<Utc>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn removal_needs_two_witnesses() {
+        let since = DateTime::<Utc>::UNIX_EPOCH;
+        let mark = |misses, certain, gone| Mark {
+            since,
+            misses,
+            certain,
+            gone,
+        };
+        // One listing alone never removes, whatever kind of miss.
+        assert!(!mark(1, false, false).removable());
+        assert!(!mark(1, true, false).removable());
+        // Two misses at page boundaries could be two skips.
+        assert!(!mark(2, false, false).removable());
+        assert!(mark(2, true, false).removable());
+        assert!(mark(3, false, false).removable());
+        // A 404 is the second witness of a miss.
+        assert!(mark(1, false, true).removable());
+        assert!(!mark(0, false, true).removable());
+    }
 }

@@ -14,6 +14,7 @@ use std::time::Duration;
 mod body;
 mod dialect;
 mod error;
+mod item;
 mod limit;
 mod retry;
 
@@ -21,6 +22,7 @@ use body::read_limited;
 pub use dialect::{Items, PageRequest, parse_items, parse_retry_after};
 use error::transport_error;
 pub use error::{ClientError, PageError, PageFailure, error_chain};
+pub use item::ItemAnswer;
 pub use limit::GROW_AFTER;
 use limit::Limiter;
 

@@ -2,10 +2,10 @@
 
 use super::compression::Decoders;
 use super::*;
-use crate::cache::{Cache, ItemMap};
+use crate::cache::{Awaiting, Cache, ItemMap};
 use crate::model::inventory::Inventory;
 use crate::model::item::{Item, Key};
-use crate::model::status::{ErrorNote, Phase, SyncTimes};
+use crate::model::status::{ErrorNote, Mark, Phase, SyncTimes};
 use crate::telemetry::events;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
@@ -25,6 +25,7 @@ struct StoredState {
     times: SyncTimes,
     last_success: Option<DateTime<Utc>>,
     last_error: Option<ErrorNote>,
+    settled: bool,
 }
 
 impl Store {
@@ -56,6 +57,7 @@ impl Store {
                     s.times = state.times;
                     s.last_success = state.last_success;
                     s.last_error = state.last_error.clone();
+                    s.settled = state.settled;
                     if ready {
                         s.phase = Phase::Ready;
                     }
@@ -65,6 +67,9 @@ impl Store {
                 }
                 loaded.ready[inv.index()] = ready;
             }
+            self.place(cache, inv).map_err(sqlite)?;
+            let awaiting = self.read_awaiting(inv).map_err(sqlite)?;
+            cache.set_awaiting(inv, awaiting);
         }
         loaded.duration = started.elapsed();
         events::StoreLoaded {
@@ -80,7 +85,8 @@ impl Store {
     fn read_state(&self, inv: Inventory) -> rusqlite::Result<Option<StoredState>> {
         self.conn
             .query_row(
-                "SELECT last_complete_full, window_anchor, last_success, last_error, last_error_at
+                "SELECT last_complete_full, window_anchor, last_success, last_error, last_error_at,
+                        settled
                  FROM sync_state WHERE inventory = ?1",
                 [inv.as_str()],
                 |r| {
@@ -95,10 +101,63 @@ impl Store {
                         last_error: error
                             .zip(error_at)
                             .map(|(message, at)| ErrorNote { at, message }),
+                        settled: r.get::<_, i64>(5)? != 0,
                     })
                 },
             )
             .optional()
+    }
+
+    /// Places the loaded items of `inv` as the last full listing ordered them (see
+    /// `Item::place`). A missing or unreadable order leaves them unplaced: the next pass's
+    /// misses are then uncertain, which only delays removals.
+    fn place(&self, cache: &Cache, inv: Inventory) -> rusqlite::Result<()> {
+        let blob: Option<Vec<u8>> = self
+            .conn
+            .query_row(
+                "SELECT keys FROM placement WHERE inventory = ?1",
+                [inv.as_str()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let Some(keys) = blob
+            .and_then(|b| zstd::stream::decode_all(b.as_slice()).ok())
+            .and_then(|json| serde_json::from_slice::<Vec<String>>(&json).ok())
+        else {
+            return Ok(());
+        };
+        let generation = crate::model::item::new_generation();
+        cache.with_items(inv, |map| {
+            for (i, key) in keys.iter().enumerate() {
+                if let Some(item) = map.get(key.as_str()) {
+                    let position = u32::try_from((i as u64 + 1) * 256).unwrap_or(u32::MAX);
+                    item.set_place(generation, position);
+                }
+            }
+        });
+        cache.update_status(inv, |s| s.placed_by = generation);
+        Ok(())
+    }
+
+    /// The items of `inv` awaiting a second witness, as the last poll that changed them left
+    /// them.
+    fn read_awaiting(&self, inv: Inventory) -> rusqlite::Result<Awaiting> {
+        let mut stmt = self.conn.prepare(
+            "SELECT key, since, misses, certain, gone FROM awaiting WHERE inventory = ?1",
+        )?;
+        let rows = stmt.query_map([inv.as_str()], |r| {
+            let since = parse_time(r.get(1)?).unwrap_or_default();
+            Ok((
+                Key::new(&r.get::<_, String>(0)?),
+                Mark {
+                    since,
+                    misses: u8::try_from(r.get::<_, i64>(2)?).unwrap_or(u8::MAX),
+                    certain: r.get::<_, i64>(3)? != 0,
+                    gone: r.get::<_, i64>(4)? != 0,
+                },
+            ))
+        })?;
+        rows.collect()
     }
 }
 

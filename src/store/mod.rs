@@ -7,7 +7,9 @@
 //!   text), plus `key` (primary key), `raw` (the upstream JSON: a zstd frame against the
 //!   dictionary `raw_dict` names, or text when it names none; see `compression`),
 //!   `first_seen` and `last_seen`;
-//!   and `sync_state`, one row per inventory with the refresh window's timestamps; and
+//!   and `sync_state`, one row per inventory with the refresh window's timestamps (and
+//!   whether its first buildup was settled); `awaiting`, the items awaiting a second witness
+//!   before they are removed (replaced in the transaction of each poll that changed them); and
 //!   `poll_history`, the recent polls of each inventory (`history`: created when missing, no
 //!   schema version of its own). Timestamps
 //!   the store itself writes (`first_seen`, `last_seen`, `sync_state`) carry nanoseconds, fixed
@@ -32,7 +34,7 @@ mod schema;
 mod writer;
 
 pub use load::Loaded;
-use schema::{schema_v1, schema_v2, upsert_sql};
+use schema::{schema_v1, schema_v2, schema_v3, upsert_sql};
 pub use writer::{WriteStats, Writer};
 
 use crate::model::inventory::Inventory;
@@ -43,7 +45,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// The schema version this build writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -295,7 +297,10 @@ impl Store {
         if from < 2 {
             tx.execute_batch(&schema_v2())?;
         }
-        // Later versions: `if from < 3 { ... }`, each step inside this transaction.
+        if from < 3 {
+            tx.execute_batch(&schema_v3())?;
+        }
+        // Later versions: `if from < 4 { ... }`, each step inside this transaction.
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         tx.commit()
     }

@@ -57,6 +57,30 @@ pub(super) fn schema_v2() -> String {
     sql
 }
 
+/// Version 3: removal by absence survives a restart. `awaiting` holds each item a complete
+/// listing did not return, awaiting a second witness (see `model::status::Mark`); `settled`
+/// says whether the first buildup's settling pass has run (files written before it were
+/// settled by their many passes); `placement` the keys in the order of the last full listing
+/// (a JSON array of strings, zstd-compressed), so that a warm start can tell a miss inside a
+/// page from one at a boundary.
+pub(super) fn schema_v3() -> String {
+    "CREATE TABLE awaiting (
+  inventory TEXT NOT NULL,
+  key TEXT NOT NULL,
+  since TEXT NOT NULL,
+  misses INTEGER NOT NULL,
+  certain INTEGER NOT NULL,
+  gone INTEGER NOT NULL,
+  PRIMARY KEY (inventory, key)
+) WITHOUT ROWID;
+CREATE TABLE placement (
+  inventory TEXT PRIMARY KEY NOT NULL,
+  keys BLOB NOT NULL
+);
+ALTER TABLE sync_state ADD COLUMN settled INTEGER NOT NULL DEFAULT 1;\n"
+        .into()
+}
+
 pub(super) fn upsert_sql(inv: Inventory) -> String {
     let cols = Row::columns(inv);
     let names: Vec<String> = cols.iter().map(|c| format!("\"{}\"", c.name)).collect();

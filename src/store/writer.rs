@@ -86,6 +86,17 @@ impl Store {
             }
         }
         write_state(&tx, applied)?;
+        if let Some(cache) = rewrite_from {
+            // The failed write may have carried a change of the marks too.
+            let mut awaiting: Vec<_> = cache.awaiting(inv).into_iter().collect();
+            awaiting.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+            write_awaiting(&tx, inv, &awaiting)?;
+        } else if let Some(awaiting) = &applied.awaiting {
+            write_awaiting(&tx, inv, awaiting)?;
+        }
+        if let Some(keys) = &applied.placement {
+            write_placement(&tx, inv, keys)?;
+        }
         super::history::append(&tx, applied)?;
         tx.commit()?;
         if trained.is_some() {
@@ -295,10 +306,13 @@ fn stored_report(r: &PollReport) -> serde_json::Value {
         "added": r.added,
         "updated": r.updated,
         "removed": r.removed,
+        "short_pages": r.short_pages,
         "candidates": r.churn.candidates,
         "recovered": r.churn.recovered,
         "confirmed_removed": r.churn.confirmed_removed,
         "deferred": r.churn.deferred,
+        "checked_gone": r.churn.checked_gone,
+        "checked_live": r.churn.checked_live,
         "outcome": r.outcome.as_str(),
         "error": r.error,
     })
@@ -311,8 +325,8 @@ fn write_state(tx: &rusqlite::Transaction<'_>, applied: &Applied) -> rusqlite::R
     tx.execute(
         "INSERT INTO sync_state (inventory, last_complete_full, window_anchor, last_success,
             last_poll_kind, last_poll_outcome, last_poll_started, last_poll_finished,
-            skipped_pages, last_error, last_error_at, last_report)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+            skipped_pages, last_error, last_error_at, last_report, settled)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
          ON CONFLICT(inventory) DO UPDATE SET
             last_complete_full = excluded.last_complete_full,
             window_anchor = excluded.window_anchor,
@@ -324,7 +338,8 @@ fn write_state(tx: &rusqlite::Transaction<'_>, applied: &Applied) -> rusqlite::R
             skipped_pages = excluded.skipped_pages,
             last_error = coalesce(excluded.last_error, sync_state.last_error),
             last_error_at = coalesce(excluded.last_error_at, sync_state.last_error_at),
-            last_report = excluded.last_report",
+            last_report = excluded.last_report,
+            settled = excluded.settled",
         params![
             applied.inventory.as_str(),
             opt(applied.times.last_complete_full),
@@ -338,7 +353,50 @@ fn write_state(tx: &rusqlite::Transaction<'_>, applied: &Applied) -> rusqlite::R
             r.error.as_deref(),
             r.error.as_ref().map(|_| time_text(r.finished)),
             stored_report(r).to_string(),
+            applied.settled,
         ],
     )?;
+    Ok(())
+}
+
+/// Replaces the order of the last full listing of `inv`: its keys as a JSON array, compressed.
+fn write_placement(
+    tx: &rusqlite::Transaction<'_>,
+    inv: crate::model::inventory::Inventory,
+    keys: &[crate::model::item::Key],
+) -> rusqlite::Result<()> {
+    let keys: Vec<&str> = keys.iter().map(|k| k.as_str()).collect();
+    let json = serde_json::to_vec(&keys).unwrap_or_default();
+    let blob = zstd::bulk::compress(&json, 3)
+        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+    tx.execute(
+        "INSERT INTO placement (inventory, keys) VALUES (?1, ?2)
+         ON CONFLICT(inventory) DO UPDATE SET keys = excluded.keys",
+        params![inv.as_str(), blob],
+    )?;
+    Ok(())
+}
+
+/// Replaces the items of `inv` awaiting a second witness.
+fn write_awaiting(
+    tx: &rusqlite::Transaction<'_>,
+    inv: crate::model::inventory::Inventory,
+    awaiting: &[(crate::model::item::Key, crate::model::status::Mark)],
+) -> rusqlite::Result<()> {
+    tx.execute("DELETE FROM awaiting WHERE inventory = ?1", [inv.as_str()])?;
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO awaiting (inventory, key, since, misses, certain, gone)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
+    for (key, mark) in awaiting {
+        insert.execute(params![
+            inv.as_str(),
+            key.as_str(),
+            time_text(mark.since),
+            mark.misses,
+            mark.certain,
+            mark.gone,
+        ])?;
+    }
     Ok(())
 }

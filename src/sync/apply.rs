@@ -1,55 +1,196 @@
-//! Applying a poll: the cache in one step, the inventory's status, the journal.
+//! Applying a poll: the cache in one step, the marks of items awaiting a witness, the places
+//! of a reference listing, the inventory's status, the journal.
 
 use super::Applied;
 use super::listing::Listing;
 use super::poller::Poller;
-use crate::cache::PollPoint;
+use crate::cache::{Awaiting, PollPoint};
+use crate::model::item::{Item, Key, new_generation};
 use crate::model::status::SyncTimes;
-use crate::model::status::{ErrorNote, Outcome, Phase, PollKind, PollReport};
+use crate::model::status::{ErrorNote, FullReason, Outcome, Phase, PollKind, PollReport};
 use crate::telemetry::events;
+use std::collections::HashSet;
+use std::sync::Arc;
+
+/// What a poll decided beyond its listings' items.
+pub(super) struct Decided {
+    /// Keys removed by absence: each has its two witnesses.
+    pub(super) absent: Vec<Key>,
+    /// Items awaiting a witness after this poll (pruned here to what the cache holds).
+    pub(super) marks: Awaiting,
+    /// The order of the listing that places the items from now on (a full pass that could
+    /// witness absences).
+    pub(super) reference: Option<Vec<Arc<Item>>>,
+}
 
 impl Poller {
-    /// Applies the poll to the cache, records its status, and journals it. `sweep`: the poll
-    /// is a complete full pass whose removals are confirmed, so it replaces the inventory.
-    pub(super) fn apply(&self, report: &PollReport, mut pass: Listing, sweep: bool) {
+    /// Applies the poll to the cache, records its status, and journals it; returns the report
+    /// with its removals counted.
+    ///
+    /// A full pass that could witness absences builds the inventory's whole map outside the
+    /// lock (the items it returned, and the cached items it did not return that still await a
+    /// witness) and swaps it in; any other poll upserts and removes under one lock.
+    pub(super) fn apply(
+        &self,
+        mut report: PollReport,
+        mut pass: Listing,
+        decided: Decided,
+    ) -> PollReport {
         let inv = self.inventory;
+        let Decided {
+            absent,
+            mut marks,
+            reference,
+        } = decided;
+        let before = self.cache.len(inv) as u64;
+        let previous_marks = self.cache.awaiting(inv);
+        let mut removed = Vec::new();
+        // Every item left in the inventory was returned by this poll.
+        let mut swept = false;
         if report.outcome == Outcome::Failed {
             pass.changed.clear();
             pass.unchanged.clear();
-            pass.removals.clear();
-        } else if sweep {
-            if self.journal.is_some() {
-                // The sweep: everything cached that this pass did not keep.
-                pass.removals = self.cache.with_items(inv, |old| {
-                    old.keys()
-                        .filter(|k| !pass.upserts.contains_key(*k))
+        } else if report.outcome == Outcome::Complete && report.kind == PollKind::Full {
+            let absent_set: HashSet<&Key, crate::cache::Hasher> = absent.iter().collect();
+            let mut map = std::mem::take(&mut pass.upserts);
+            let awaiting: Vec<Arc<Item>> = self.cache.with_items(inv, |old| {
+                if self.journal.is_some() {
+                    removed = old
+                        .keys()
+                        .filter(|k| {
+                            !map.contains_key(*k)
+                                && (pass.seen.contains(*k) || absent_set.contains(k))
+                        })
                         .cloned()
-                        .collect()
-                });
+                        .collect();
+                }
+                old.values()
+                    .filter(|i| !pass.seen.contains(&i.key) && !absent_set.contains(&i.key))
+                    .cloned()
+                    .collect()
+            });
+            swept = awaiting.is_empty();
+            for item in awaiting {
+                map.insert(item.key.clone(), item);
             }
-            let upserts = std::mem::take(&mut pass.upserts);
-            let old = self.cache.replace(inv, upserts);
+            let old = self.cache.replace(inv, map);
             drop(old); // the previous map is freed here, after the write lock is released
         } else {
             let upserts = std::mem::take(&mut pass.upserts);
             self.cache.apply(inv, upserts.into_values(), &pass.removals);
+            removed = std::mem::take(&mut pass.removals);
+        }
+        let placement = reference.map(|order| self.place(&order));
+        let items = self.cache.len(inv);
+        report.removed = (before + report.added).saturating_sub(items as u64);
+        self.cache
+            .with_items(inv, |map| marks.retain(|k, _| map.contains_key(k)));
+        report.churn.deferred = marks.len() as u64;
+        let awaiting_changed = marks != previous_marks;
+        let awaiting = awaiting_changed.then(|| {
+            let mut v: Vec<_> = marks.iter().map(|(k, m)| (k.clone(), *m)).collect();
+            v.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+            v
+        });
+        let oldest = marks.values().map(|m| m.since).min();
+        self.cache.set_awaiting(inv, marks);
+        let resync = self.cfg().poll.full_resync_interval;
+        if let Some(since) = oldest
+            && report.kind == PollKind::Full
+            && resync > 0
+            && report.finished - since > chrono::Duration::seconds(2 * resync as i64)
+        {
+            events::DeletionsOverdue {
+                inventory: inv,
+                items: report.churn.deferred,
+                since,
+            }
+            .emit();
         }
         // The history first: whoever sees the status (or readiness) change sees the poll there.
-        let items = self.cache.len(inv);
-        self.cache.push_history(inv, PollPoint::new(report, items));
-        let times = self.record(report);
+        self.cache.push_history(inv, PollPoint::new(&report, items));
+        let times = self.record(&report);
         if let Some(journal) = &self.journal {
             let _ = journal.send(Applied {
                 inventory: inv,
                 report: report.clone(),
                 times,
+                settled: self.cache.status(inv).settled,
                 upserts: pass.changed,
                 unchanged: pass.unchanged,
-                removed: pass.removals,
-                swept: sweep && report.outcome != Outcome::Failed,
+                removed,
+                swept,
                 items,
+                awaiting,
+                placement,
             });
         }
+        report
+    }
+
+    /// Makes `order` (a full listing's items, as it returned them) the reference that places
+    /// the inventory's items. Cached items it did not return (awaiting a witness, or on pages
+    /// it skipped) keep their place among the others: each goes just after the item that came
+    /// before it in the previous reference, so the next listing can still tell a miss inside a
+    /// page from one at a boundary. Returns every placed key in order (what the store keeps,
+    /// so that a warm start places the items again).
+    fn place(&self, order: &[Arc<Item>]) -> Vec<Key> {
+        /// Positions between two returned items, for the ones carried over.
+        const STEP: u64 = 256;
+        let inv = self.inventory;
+        let previous = self.cache.status(inv).placed_by;
+        let generation = new_generation();
+        let at = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
+        // (position in the previous reference, position in this one) of the returned items.
+        let mut moved: Vec<(u32, u32)> = Vec::with_capacity(order.len());
+        for (i, item) in order.iter().enumerate() {
+            let new = at((i as u64 + 1) * STEP);
+            let (g, old) = item.place();
+            if g == previous && g != 0 {
+                moved.push((old, new));
+            }
+            item.set_place(generation, new);
+        }
+        moved.sort_unstable();
+        let mut carried: Vec<Arc<Item>> = Vec::new();
+        if previous != 0 {
+            carried = self.cache.with_items(inv, |map| {
+                map.values()
+                    .filter(|i| i.place().0 == previous)
+                    .cloned()
+                    .collect()
+            });
+            carried.sort_unstable_by_key(|i| i.place().1);
+            let mut last_base = None;
+            let mut rank = 0;
+            for item in &carried {
+                let old = item.place().1;
+                let i = moved.partition_point(|m| m.0 < old);
+                let base = i.checked_sub(1).map_or(0, |j| u64::from(moved[j].1));
+                rank = if last_base == Some(base) { rank + 1 } else { 1 };
+                last_base = Some(base);
+                item.set_place(generation, at(base + rank.min(STEP - 1)));
+            }
+        }
+        self.cache.update_status(inv, |s| s.placed_by = generation);
+        if self.journal.is_none() {
+            return Vec::new();
+        }
+        // Both runs are in position order: merge them.
+        let mut keys = Vec::with_capacity(order.len() + carried.len());
+        let (mut a, mut b) = (order.iter().peekable(), carried.iter().peekable());
+        loop {
+            let next = match (a.peek(), b.peek()) {
+                (Some(x), Some(y)) if y.place().1 < x.place().1 => b.next(),
+                (Some(_), _) => a.next(),
+                (None, _) => b.next(),
+            };
+            match next {
+                Some(item) => keys.push(item.key.clone()),
+                None => break,
+            }
+        }
+        keys
     }
 
     /// Updates the inventory's status (and readiness) after a poll; returns its window times.
@@ -61,8 +202,8 @@ impl Poller {
                 s.times.window_anchor = Some(report.started);
                 if report.kind == PollKind::Full {
                     s.times.last_complete_full = Some(report.started);
-                    s.unconfirmed = report.churn.deferred;
-                    s.recheck = report.churn.steady == Some(false);
+                    // A first buildup is settled by the full pass after it.
+                    s.settled = report.reason != Some(FullReason::Initial);
                 }
                 s.last_success = Some(report.finished);
                 s.consecutive_failures = 0;

@@ -2,7 +2,7 @@
 
 use crate::model::inventory::Inventory;
 use crate::model::item::{Item, Key};
-use crate::model::status::{PollReport, SyncTimes};
+use crate::model::status::{Mark, PollReport, SyncTimes};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
@@ -14,17 +14,26 @@ pub struct Applied {
     pub report: PollReport,
     /// The window timestamps after this poll.
     pub times: SyncTimes,
+    /// The first buildup has been settled (see `FullReason::Settling`).
+    pub settled: bool,
     /// Items added or changed by this poll.
     pub upserts: Vec<Arc<Item>>,
     /// Keys seen again unchanged (their `last_seen` moved to the poll's time).
     pub unchanged: Vec<Key>,
     /// Keys removed: not kept by the rules, or swept by a complete full pass.
     pub removed: Vec<Key>,
-    /// A complete full pass replaced the inventory (every item left was seen by it). False for
-    /// refreshes, incomplete passes and full passes whose removals could not be confirmed.
+    /// A complete full pass replaced the inventory and every item left was returned by it.
+    /// False for refreshes, incomplete passes and full passes that kept items awaiting a
+    /// second witness.
     pub swept: bool,
     /// Items in the inventory once this poll was applied (for the stored poll history).
     pub items: usize,
+    /// Every item awaiting a second witness after this poll, by key, when that set changed
+    /// (`None`: as after the poll before).
+    pub awaiting: Option<Vec<(Key, Mark)>>,
+    /// The keys in the order the full listing of this poll placed them (see `Item::place`), when
+    /// it placed them: a warm start places the items again from it.
+    pub placement: Option<Vec<Key>>,
 }
 
 /// Where pollers send each [`Applied`] poll.
@@ -47,6 +56,7 @@ impl Applied {
                 finished: now,
                 pages: 1,
                 skipped_pages: Vec::new(),
+                short_pages: Vec::new(),
                 skipped: SkipCounts::default(),
                 received: upserts.len() as u64,
                 added: upserts.len() as u64,
@@ -58,7 +68,10 @@ impl Applied {
                 error: None,
             },
             times: SyncTimes::default(),
+            settled: true,
             items: upserts.len(),
+            awaiting: None,
+            placement: None,
             upserts,
             unchanged: Vec::new(),
             removed: Vec::new(),

@@ -19,7 +19,7 @@ use tokio::task::JoinSet;
 /// At most this many items are made room for up front, whatever total a page reports.
 const MAX_RESERVED: u64 = 4_000_000;
 
-/// Everything a poll accumulates before it is applied.
+/// Everything a listing accumulates before its poll is applied.
 pub(super) struct Listing {
     pub(super) started: DateTime<Utc>,
     pub(super) seen: HashSet<Key, crate::cache::Hasher>,
@@ -32,21 +32,104 @@ pub(super) struct Listing {
     pub(super) received: u64,
     pub(super) pages: u32,
     pub(super) skipped_pages: Vec<u32>,
+    /// Pages served short although the listing went on after them.
+    pub(super) short_pages: Vec<u32>,
+    /// The listing ended (on an empty page) at `.0` elements while the total said `.1`.
+    pub(super) short_of_total: Option<(u64, u64)>,
     pub(super) added: u64,
     pub(super) updated: u64,
-    /// Kept items that were already cached (to count removals of a full pass).
+    /// Kept items that were already cached.
     pub(super) existing_kept: u64,
     /// Not-kept items that were cached (the removals of a refresh).
     pub(super) existing_removed: u64,
     /// Signs that the collection changed while this listing ran.
     pub(super) shift: Shift,
+    /// The kept items in the order the listing returned them (first occurrences): what the
+    /// listing places when it becomes the reference (see [`Item::place`]).
+    pub(super) order: Vec<Arc<Item>>,
+    /// For each unchanged item placed by the reference listing (`ref_generation`): its
+    /// position there and the page of this listing that returned it.
+    pub(super) refs: Vec<(u32, u32)>,
+    pub(super) ref_generation: u32,
+
     /// The previous page's text and where its first occurrences sit in it, to recognise a page
     /// that serves them again.
     pub(super) previous_page: (Box<str>, Vec<(Key, Range<usize>)>),
+    /// A hash of the previous page's text, and how many pages in a row repeated it whole.
+    previous_hash: u64,
+    identical_run: u32,
     /// Reused for compact text.
     pub(super) scratch: String,
     /// Reused for each page's elements (empty between pages).
     pub(super) tape: json::Tape<'static>,
+}
+
+impl Listing {
+    /// Why this listing cannot witness absences, if it cannot: it did not see every page.
+    pub(super) fn gaps(&self) -> Option<String> {
+        let mut why = Vec::new();
+        if !self.skipped_pages.is_empty() {
+            why.push(format!(
+                "skipped pages {:?} after HTTP 504",
+                self.skipped_pages
+            ));
+        }
+        if !self.short_pages.is_empty() {
+            why.push(format!(
+                "pages {:?} were cut short while the listing went on",
+                self.short_pages
+            ));
+        }
+        if let Some((listed, total)) = self.short_of_total {
+            why.push(format!(
+                "the listing ended after {listed} items while the upstream's total said {total}"
+            ));
+        }
+        (!why.is_empty()).then(|| why.join("; "))
+    }
+
+    /// Kept items returned, cached before or not.
+    pub(super) fn kept(&self) -> u64 {
+        self.upserts.len() as u64
+    }
+
+    /// Notes page text `text`; true if it is the previous page's text again, whole.
+    fn repeats_previous(&mut self, text: &str) -> bool {
+        use std::hash::BuildHasher;
+        let hash = foldhash::quality::FixedState::with_seed(0x5e5).hash_one(text);
+        let same = self.pages > 1 && hash == self.previous_hash;
+        self.previous_hash = hash;
+        self.identical_run = if same { self.identical_run + 1 } else { 0 };
+        same
+    }
+
+    /// The reference positions, sorted: see [`Listing::inside`].
+    pub(super) fn sorted_refs(&mut self) {
+        self.refs.sort_unstable();
+    }
+
+    /// Whether this listing's miss of an item at `place` is certain (call
+    /// [`Listing::sorted_refs`] first): the items on both sides of it in the reference listing
+    /// came back on one page of this one. Offset paging skips a live item only at a page
+    /// boundary (something in front of the cursor went away between two pages, often an item
+    /// the listing had already read, which it cannot see); inside one page the upstream
+    /// answered for every position between them at once, so the item was not there. (Before
+    /// the first reference item: certain when that one came on this listing's first page;
+    /// after the last one, never: a listing cut without a sign would look like that.) This
+    /// holds for any upstream that lists unchanged items in a stable order, as offset paging
+    /// needs; an item that changed and moved is returned elsewhere, or by the next refresh.
+    pub(super) fn inside(&self, place: (u32, u32)) -> bool {
+        let (generation, position) = place;
+        if generation == 0 || generation != self.ref_generation {
+            return false;
+        }
+        let i = self.refs.partition_point(|r| r.0 < position);
+        match (i.checked_sub(1).map(|j| self.refs[j]), self.refs.get(i)) {
+            (Some(before), Some(after)) => before.1 == after.1,
+            (None, Some(after)) => after.1 == 0,
+            _ => false,
+        }
+    }
 }
 
 /// What one listing noticed of changes under it. Deletions in front of the cursor make later
@@ -55,9 +138,8 @@ pub(super) struct Listing {
 /// served again.
 #[derive(Clone, Copy, Debug, Default)]
 pub(super) struct Shift {
-    /// The total reported with the first page, and whether every page reported one.
+    /// The total reported with the first page.
     pub(super) first_total: Option<u64>,
-    pub(super) every_page_had_total: bool,
     pub(super) total_moved: bool,
     /// Elements identical to one on the previous page under the same key.
     pub(super) repeated: u64,
@@ -72,9 +154,6 @@ impl Shift {
     pub(super) fn saw_total(&mut self, total: Option<u64>, first: bool) {
         if first {
             self.first_total = total;
-            self.every_page_had_total = total.is_some();
-        } else if total.is_none() {
-            self.every_page_had_total = false;
         }
         if let (Some(first), Some(now)) = (self.first_total, total) {
             self.total_moved |= first != now;
@@ -89,8 +168,11 @@ struct Window {
     /// Pages requested so far (never more than `max_pages`).
     requested: u32,
     max_pages: u32,
-    /// The lowest page known to be short: the listing ends there or earlier.
+    /// The lowest page known to end the listing (a short page the total agrees with).
     end: Option<u32>,
+    /// A short page arrived that the total does not explain (or none was sent): request no
+    /// page after the one following it until a later full page shows the listing goes on.
+    probe: Option<u32>,
     /// Pages that arrived before the ones in front of them were taken, by page.
     arrived: BTreeMap<u32, Result<Page, PageFailure>>,
 }
@@ -102,18 +184,23 @@ impl Window {
             requested: 0,
             max_pages,
             end: None,
+            probe: None,
             arrived: BTreeMap::new(),
         }
     }
 
     /// The next page to request while `taking` is the page to take next and `ahead` pages
     /// (from `taking` on) may be requested; `None` when the window is full, the listing's end
-    /// is known, or `max_pages` pages have been requested.
+    /// is known, or `max_pages` pages have been requested. The page being taken is always
+    /// requested (so a listing that goes on past a probe never waits for nothing).
     fn next_to_request(&mut self, taking: u32, ahead: u32) -> Option<u32> {
         let page = self.next;
-        let room = page < taking.saturating_add(ahead)
-            && self.requested < self.max_pages
-            && self.end.is_none_or(|end| page <= end);
+        let bound = |limit: Option<u32>| limit.is_none_or(|l| page <= l);
+        let room = page <= taking
+            || (page < taking.saturating_add(ahead)
+                && bound(self.end)
+                && bound(self.probe.map(|p| p.saturating_add(1))));
+        let room = room && self.requested < self.max_pages;
         room.then(|| {
             self.next = self.next.saturating_add(1);
             self.requested += 1;
@@ -121,9 +208,16 @@ impl Window {
         })
     }
 
-    /// Page `page` is short: no page after it is requested.
-    fn ends_by(&mut self, page: u32) {
-        self.end = Some(self.end.map_or(page, |end| end.min(page)));
+    /// Page `page` arrived with `items` elements of `page_size`; `ends` if the total says the
+    /// collection ends there.
+    fn arrived_with(&mut self, page: u32, items: usize, page_size: usize, ends: bool) {
+        if ends {
+            self.end = Some(self.end.map_or(page, |end| end.min(page)));
+        } else if items < page_size {
+            self.probe = Some(page);
+        } else if self.probe.is_some_and(|p| page > p) {
+            self.probe = None;
+        }
     }
 
     /// The listing ended at `page`: pages after it that already arrived are dropped unseen
@@ -145,24 +239,24 @@ impl Window {
     }
 }
 
-/// What one page contributed, to spot an upstream that ignores the page parameter.
-pub(super) struct PageTally {
-    keyed: usize,
-    fresh: usize,
-}
-
 impl Poller {
-    /// Fetches every page of the poll into `pass`. Pages that still answer 504 after their
-    /// retries are skipped; any other persistent error ends the poll.
+    /// Fetches every page of one listing into `pass`. Pages that still answer 504 after their
+    /// retries are skipped; any other persistent error ends the listing.
     ///
     /// Once the first page is in, up to `poll.pages_in_flight` pages are requested ahead (each
     /// with its own retries, each attempt within its API's limit of requests in flight), but
     /// pages are taken in page order, exactly as if they had been fetched one at a time: a page
     /// that arrives early waits for the ones before it. So the first occurrence of a key, the
     /// churn signals (the total, a page repeating the previous one) and the end of the listing
-    /// (the first short page) mean what they meant. Pages past the end are discarded unseen,
-    /// their requests abandoned; no page beyond `poll.max_pages` is ever requested. With
+    /// mean what they meant. Pages past the end are discarded unseen, their requests
+    /// abandoned; no page beyond `poll.max_pages` is ever requested. With
     /// `pages_in_flight = 1` the requests are exactly those of one page at a time.
+    ///
+    /// Where the listing ends: at a short page the upstream's total agrees with, else at an
+    /// empty page that follows a short one. A short page followed by more items was *cut*
+    /// (`short_pages`); an empty end where the total says more remain is `short_of_total`.
+    /// Either way the listing goes on, and cannot witness absences (see [`Listing::gaps`]).
+    /// Without a total, confirming the end costs one request: the empty page after the last.
     pub(super) async fn fetch_all(
         &self,
         pass: &mut Listing,
@@ -171,10 +265,18 @@ impl Poller {
         let poll = &self.cfg().poll;
         let page_size = poll.records_per_page as usize;
         let pages_in_flight = poll.pages_in_flight.max(1);
-        let mut window = Window::new(poll.first_page, poll.max_pages);
+        let first_page = poll.first_page;
+        let mut window = Window::new(first_page, poll.max_pages);
+        // Whether the collection ends at `page` with `n` items, by the total sent with it.
+        let total_ends = |page: u32, n: usize, total: Option<u64>| {
+            let offset = u64::from(page.saturating_sub(first_page)) * page_size as u64;
+            total.map(|t| (offset + n as u64 >= t, offset + n as u64, t))
+        };
         // Dropping the set (at any return) aborts the requests still in flight.
         let mut requests: JoinSet<(u32, Result<Page, PageFailure>)> = JoinSet::new();
-        let mut page = poll.first_page;
+        let mut page = first_page;
+        // The page taken before this one was short (or empty).
+        let mut previous_short = false;
         loop {
             if pass.pages + pass.skipped_pages.len() as u32 >= poll.max_pages {
                 return Err(PollError::TooManyPages(poll.max_pages));
@@ -182,7 +284,7 @@ impl Poller {
             // Keep `ahead` pages requested from the one to take next; the first page goes
             // alone: most refreshes and small collections fit in it, and a rejected password
             // or an upstream that is down then costs one request, not `ahead`.
-            let ahead = if page == poll.first_page {
+            let ahead = if page == first_page {
                 1
             } else {
                 pages_in_flight
@@ -204,11 +306,10 @@ impl Poller {
                 }
                 match requests.join_next().await {
                     Some(Ok((p, result))) => {
-                        if let Ok(got) = &result
-                            && got.items.elements.len() < page_size
-                        {
-                            // The listing ends at or before `p`: nothing after it is needed.
-                            window.ends_by(p);
+                        if let Ok(got) = &result {
+                            let n = got.items.elements.len();
+                            let ends = total_ends(p, n, got.total).is_some_and(|(e, ..)| e);
+                            window.arrived_with(p, n, page_size, ends);
                         }
                         window.arrived.insert(p, result);
                     }
@@ -245,14 +346,35 @@ impl Poller {
                         pass.seen.reserve(expected);
                     }
                     let n = p.items.elements.len();
-                    let tally = self.absorb(pass, p.items);
-                    if n < page_size {
-                        window.discard_after(page, self.inventory);
-                        return Ok(());
+                    if n > 0 && previous_short {
+                        // The page before was short, yet the listing goes on: it was cut.
+                        let cut = page - 1;
+                        pass.short_pages.push(cut);
+                        events::PageCutShort {
+                            inventory: self.inventory,
+                            page: cut,
+                        }
+                        .emit();
                     }
-                    if tally.keyed == n && tally.fresh == 0 {
+                    let repeated = pass.repeats_previous(&p.items.text);
+                    let ends = total_ends(page, n, p.total);
+                    self.absorb(pass, p.items);
+                    if repeated && pass.identical_run >= 2 {
+                        // Three identical pages in a row: not an insert in front of the
+                        // cursor (that repeats a page once), an upstream that ignores `page`.
                         return Err(PollError::RepeatedPage(page));
                     }
+                    if n < page_size {
+                        let agreed = ends.is_some_and(|(e, ..)| e);
+                        if agreed || (n == 0 && previous_short) {
+                            if let Some((false, listed, total)) = ends {
+                                pass.short_of_total = Some((listed, total));
+                            }
+                            window.discard_after(page, self.inventory);
+                            return Ok(());
+                        }
+                    }
+                    previous_short = n < page_size;
                 }
                 Err(f) if f.error.is_gateway_timeout() => {
                     events::PageSkipped {
@@ -263,6 +385,7 @@ impl Poller {
                     }
                     .emit();
                     pass.skipped_pages.push(page);
+                    previous_short = false;
                 }
                 Err(f) => {
                     events::PageFailed {
@@ -291,16 +414,6 @@ impl Poller {
         }
     }
 
-    /// Cached keys the pass did not see (kept or not): what a sweep would remove.
-    pub(super) fn candidates(&self, pass: &Listing) -> Vec<Key> {
-        self.cache.with_items(self.inventory, |old| {
-            old.keys()
-                .filter(|k| !pass.seen.contains(*k))
-                .cloned()
-                .collect()
-        })
-    }
-
     /// Judges a page's elements and adds them to the poll, reading them straight from the
     /// page's text: an element whose compact text equals the cached item's costs a key lookup
     /// and a comparison; only new and changed elements are decoded (into a borrowed tree) for
@@ -310,7 +423,7 @@ impl Poller {
     /// as the upstream sends it); the rules judge it there, and a new or changed element's row
     /// is extracted from it. Any other element is judged and compacted from its text, and its
     /// row is read from the compact text, as [`Item::new`] reads it.
-    pub(super) fn absorb(&self, pass: &mut Listing, page: Items) -> PageTally {
+    pub(super) fn absorb(&self, pass: &mut Listing, page: Items) {
         let text = &*page.text;
         pass.received += page.elements.len() as u64;
         let mut tape = std::mem::take(&mut pass.tape).recycle();
@@ -331,7 +444,8 @@ impl Poller {
         });
         let mut cached = self.cache.get_many(self.inventory, keys).into_iter();
         let now = self.clock.now();
-        let mut tally = PageTally { keyed: 0, fresh: 0 };
+        // This page's number within the listing (for the reference positions).
+        let page_no = pass.pages.saturating_sub(1);
         let (previous_text, previous) = std::mem::take(&mut pass.previous_page);
         let mut this_page = Vec::with_capacity(judged.len());
         for ((verdict, element, on_tape), range) in judged.into_iter().zip(&page.elements) {
@@ -347,7 +461,6 @@ impl Poller {
                 Verdict::Keep { key, .. } | Verdict::NotKept { key, .. } => key,
             };
             let old = cached.next().flatten();
-            tally.keyed += 1;
             // The cached item's key is shared, not copied.
             let key = old
                 .as_ref()
@@ -364,7 +477,6 @@ impl Poller {
                 }
                 continue;
             }
-            tally.fresh += 1;
             this_page.push((key.clone(), range.clone()));
             match verdict {
                 Verdict::Keep { .. } => {
@@ -379,6 +491,10 @@ impl Poller {
                             old.touch(now);
                             pass.existing_kept += 1;
                             pass.unchanged.push(key.clone());
+                            let (generation, position) = old.place();
+                            if generation == pass.ref_generation && generation != 0 {
+                                pass.refs.push((position, page_no));
+                            }
                             old
                         }
                         old => {
@@ -411,6 +527,7 @@ impl Poller {
                             item
                         }
                     };
+                    pass.order.push(item.clone());
                     pass.upserts.insert(key, item);
                 }
                 Verdict::NotKept { .. } => {
@@ -425,12 +542,13 @@ impl Poller {
         }
         pass.tape = tape.recycle();
         pass.previous_page = (page.text, this_page);
-        tally
     }
 }
 
 impl Listing {
-    pub(super) fn new(started: DateTime<Utc>) -> Listing {
+    /// An empty listing started at `started`, whose certain misses are judged against the
+    /// positions of reference listing `ref_generation` (0: none).
+    pub(super) fn new(started: DateTime<Utc>, ref_generation: u32) -> Listing {
         Listing {
             started,
             seen: HashSet::default(),
@@ -442,12 +560,19 @@ impl Listing {
             received: 0,
             pages: 0,
             skipped_pages: Vec::new(),
+            short_pages: Vec::new(),
+            short_of_total: None,
             added: 0,
             updated: 0,
             existing_kept: 0,
             existing_removed: 0,
             shift: Shift::default(),
+            order: Vec::new(),
+            refs: Vec::new(),
+            ref_generation,
             previous_page: (Box::default(), Vec::new()),
+            previous_hash: 0,
+            identical_run: 0,
             scratch: String::new(),
             tape: json::Tape::default(),
         }
@@ -464,9 +589,59 @@ pub enum PollError {
         error: PageError,
     },
     #[error(
-        "page {0} holds only keys already seen in this poll: the upstream seems to ignore the page parameter (poll.page_param)"
+        "page {0} is the same as the two pages before it: the upstream seems to ignore the page parameter (poll.page_param)"
     )]
     RepeatedPage(u32),
     #[error("more than poll.max_pages ({0}) pages without a short page")]
     TooManyPages(u32),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A listing placed against generation 7 whose unchanged items came back at these
+    /// (reference position, page) pairs.
+    fn listing(refs: &[(u32, u32)]) -> Listing {
+        let mut l = Listing::new(DateTime::<Utc>::UNIX_EPOCH, 7);
+        l.refs = refs.to_vec();
+        l.sorted_refs();
+        l
+    }
+
+    #[test]
+    fn a_miss_is_certain_only_inside_a_page() {
+        // Reference positions 10..=50; the listing's pages hold 10-20 | 30-40 | 50.
+        let l = listing(&[(40, 1), (10, 0), (20, 0), (30, 1), (50, 2)]);
+        // Between two items of one page.
+        assert!(l.inside((7, 15)));
+        assert!(l.inside((7, 35)));
+        // Between the last item of a page and the first of the next: maybe skipped.
+        assert!(!l.inside((7, 25)));
+        assert!(!l.inside((7, 45)));
+        // Before the first item, which came on the first page: nowhere else to be.
+        assert!(l.inside((7, 5)));
+        // After the last item: a listing cut without a sign looks the same.
+        assert!(!l.inside((7, 55)));
+        // Placed by another listing, or by none: positions are not comparable.
+        assert!(!l.inside((6, 15)));
+        assert!(!l.inside((0, 15)));
+        assert!(!listing(&[(10, 1), (20, 1)]).inside((7, 5)));
+    }
+
+    #[test]
+    fn three_identical_pages_in_a_row_are_an_ignored_page_parameter() {
+        let mut l = listing(&[]);
+        for (page, text, run) in [
+            (1, "a", 0),
+            (2, "a", 1),
+            (3, "b", 0),
+            (4, "b", 1),
+            (5, "b", 2),
+        ] {
+            l.pages = page;
+            l.repeats_previous(text);
+            assert_eq!(l.identical_run, run, "page {page}");
+        }
+    }
 }

@@ -5,20 +5,24 @@
 //! `Ready` ⇄ `Refreshing` / `Resyncing`, and `Failing` after a poll that failed or skipped pages,
 //! until one succeeds.
 //!
-//! Rules kept here:
-//! - A poll is applied whole at its end: a complete full pass whose removals are confirmed
-//!   replaces the map; a refresh, an incomplete full pass or one whose candidates could not be
-//!   confirmed upserts and removes only what the rules exclude; a failed poll applies nothing.
-//!   Readers never see half a poll, and a failure never empties the cache.
-//! - A sweep never removes an item it has not confirmed gone: cached items a full pass did not
-//!   see are candidates, and only those missing from a steady confirming listing are removed
-//!   (see [`Churn`](crate::model::status::Churn)).
-//! - Within one listing the first occurrence of a key wins.
+//! Rules kept here (docs/ARCHITECTURE.md, "Exact under churn"):
+//! - A poll is applied whole at its end: a complete full pass replaces the map (the items it
+//!   returned, and the cached ones it did not that await a second witness); a refresh or an
+//!   incomplete pass upserts and removes only what the rules exclude; a failed poll applies
+//!   nothing. Readers never see half a poll, and a failure never empties the cache.
+//! - Removal by absence needs two witnesses ([`Mark`](crate::model::status::Mark)): one
+//!   listing's word is never enough, whatever its pages did.
+//! - A listing ends at a short page only if the total agrees, else at an empty page after a
+//!   short one; a page cut short makes it incomplete.
+//! - Within one listing the first occurrence of a key wins; between the two listings of a poll,
+//!   the later one.
 //! - The refresh window is anchored at the start of the last poll that retrieved every page.
 //!
-//! Files: `poller` (the loop, scheduling, one poll start to end), `listing` (pages of one listing,
-//! requested ahead and taken in page order, and what they add up to), `confirm` (the confirming listing), `apply` (the cache, the status,
-//! the journal), `journal` (what the store receives), `rules`, `window`, `daemon`.
+//! Files: `poller` (the loop, scheduling, one poll start to end), `listing` (pages of one
+//! listing, requested ahead and taken in page order, and what they add up to), `confirm`
+//! (misses and witnesses, the single-item checks, the confirming listing), `apply` (the cache,
+//! the marks, the places, the status, the journal), `journal` (what the store receives),
+//! `rules`, `window`, `daemon`.
 
 mod apply;
 mod confirm;

@@ -1,11 +1,14 @@
 //! One poller: the loop of polls and its schedule, and one poll from start to end.
 
+use super::apply::Decided;
+use super::confirm::{add_misses, clear_seen};
 use super::listing::Listing;
 use super::window::{self, FullReason, PollPlan};
 use super::{Journal, PollError, PollRequest};
 use crate::cache::Cache;
 use crate::config::Config;
 use crate::model::inventory::Inventory;
+use crate::model::item::Key;
 use crate::model::status::{Churn, Outcome, Phase, PollKind, PollReport};
 use crate::source::{PageError, Upstream};
 use crate::sync::rules::Rules;
@@ -70,8 +73,10 @@ impl Poller {
             let status = self.cache.status(self.inventory);
             let plan = match requested.take() {
                 Some(PollRequest { full: true }) => PollPlan::Full(FullReason::Requested),
-                // Candidates the last full pass could not confirm are checked again now.
-                _ if status.recheck => PollPlan::Full(FullReason::Unconfirmed),
+                // A first buildup is followed at once by a settling pass.
+                _ if status.times.last_complete_full.is_some() && !status.settled => {
+                    PollPlan::Full(FullReason::Settling)
+                }
                 _ => window::plan(&status.times, now, &self.cfg().poll),
             };
             let report = self.poll(plan).await;
@@ -135,6 +140,11 @@ impl Poller {
             (poll.cache_update_frequency, poll.failure_backoff_max)
         };
         match report.outcome {
+            Outcome::Complete if report.reason == Some(FullReason::Initial) => {
+                // The settling pass follows the first buildup at once.
+                self.failure_backoff.reset();
+                Duration::ZERO
+            }
             Outcome::Complete => {
                 self.failure_backoff.reset();
                 // The next poll is due one frequency after this one started, not after it ended.
@@ -147,6 +157,12 @@ impl Poller {
     }
 
     /// Runs one poll to its end and applies it; returns what happened.
+    ///
+    /// A full pass lists the collection; every cached item it did not return gets a miss (see
+    /// [`confirm`](super::confirm)). If that left items with a first miss, or the listing saw
+    /// the collection move, a confirming listing runs (never more than one per pass, none for
+    /// the first buildup, which is followed by a settling pass instead). Items with two
+    /// witnesses are removed; the others wait, and the next full pass settles them.
     pub async fn poll(&mut self, plan: PollPlan) -> PollReport {
         let inv = self.inventory;
         let (kind, reason, days_ago) = match plan {
@@ -168,20 +184,42 @@ impl Poller {
         }
         .emit();
 
-        let mut pass = Listing::new(self.clock.now());
+        let placed_by = self.cache.status(inv).placed_by;
+        let mut pass = Listing::new(self.clock.now(), placed_by);
         let error = self.fetch_all(&mut pass, days_ago).await.err();
         let mut churn = Churn {
             shifted: pass.shift.shifted(),
             ..Churn::default()
         };
-        let mut sweep = false;
-        if error.is_none() && pass.skipped_pages.is_empty() {
-            let candidates = if kind == PollKind::Full {
-                self.candidates(&pass)
-            } else {
-                Vec::new()
-            };
-            churn.candidates = candidates.len() as u64;
+        let mut marks = self.cache.awaiting(inv);
+        // Why the poll is incomplete; what went wrong in its confirming listing.
+        let mut gaps = None;
+        let mut confirm_gaps = None;
+        let (mut skipped_pages, mut short_pages) =
+            (pass.skipped_pages.clone(), pass.short_pages.clone());
+        // The listing whose order places the items, when the pass could witness absences.
+        let mut reference = None;
+        if error.is_none() {
+            gaps = pass
+                .gaps()
+                .or_else(|| self.too_few(&pass, kind).map(|(why, _)| why));
+            clear_seen(&mut marks, &pass);
+        }
+        if error.is_none() && gaps.is_none() {
+            let mut confirming = churn.shifted;
+            if kind == PollKind::Full {
+                let missed = self.missed(&pass, None);
+                churn.candidates = missed.len() as u64;
+                let started = pass.started;
+                add_misses(&mut marks, &missed, &mut pass, started);
+                self.check_items(&mut pass, &mut marks, &missed, &mut churn)
+                    .await;
+                confirming |= missed
+                    .iter()
+                    .any(|i| marks.get(&i.key).is_some_and(|m| !m.removable()));
+                // A first buildup is settled by a pass of its own.
+                confirming &= !(reason == Some(FullReason::Initial) && missed.is_empty());
+            }
             if churn.shifted {
                 events::ListingShifted {
                     inventory: inv,
@@ -192,34 +230,45 @@ impl Poller {
                 }
                 .emit();
             }
-            if churn.shifted || !candidates.is_empty() {
+            let first_order = std::mem::take(&mut pass.order);
+            reference = Some(first_order);
+            if confirming {
                 churn.confirmations = 1;
-                let confirming = self.confirm(pass, &candidates, kind, days_ago).await;
-                pass = confirming.pass;
-                sweep = confirming.sweep;
-                churn.steady = Some(confirming.steady);
-                churn.recovered = confirming.recovered;
-                churn.deferred = confirming.deferred;
-            } else {
-                // A quiet listing: nothing cached went missing, nothing moved under it.
-                sweep = kind == PollKind::Full;
+                let c = self.confirm(&mut pass, &mut marks, kind, days_ago).await;
+                churn.recovered = c.recovered;
+                skipped_pages.extend(&c.skipped_pages);
+                short_pages.extend(&c.short_pages);
+                confirm_gaps = c.gaps.map(|g| format!("confirming listing: {g}"));
+                if c.witness.is_some() {
+                    reference = c.witness;
+                }
+                if kind == PollKind::Refresh {
+                    // A refresh that moved and could not be confirmed may have skipped
+                    // updates: its window is not closed.
+                    gaps = confirm_gaps.take();
+                }
             }
         }
-        let outcome = match (&error, pass.skipped_pages.is_empty()) {
+        let outcome = match (&error, &gaps) {
             (Some(_), _) => Outcome::Failed,
-            (None, true) => Outcome::Complete,
-            (None, false) => Outcome::Incomplete,
+            (None, None) => Outcome::Complete,
+            (None, Some(_)) => Outcome::Incomplete,
         };
-        let sweep = sweep && outcome == Outcome::Complete;
-        let removed = match outcome {
-            Outcome::Failed => 0,
-            _ if sweep => (self.cache.len(inv) as u64).saturating_sub(pass.existing_kept),
-            _ => pass.existing_removed,
+        // A full pass that could witness: items with two witnesses go.
+        let witnessed = outcome == Outcome::Complete && kind == PollKind::Full;
+        let absent: Vec<Key> = if witnessed {
+            marks
+                .iter()
+                .filter(|(_, m)| m.removable())
+                .map(|(k, _)| k.clone())
+                .collect()
+        } else {
+            Vec::new()
         };
-        if sweep {
-            // Removed by absence (the rest of `removed` are items the rules no longer keep).
-            churn.confirmed_removed = removed.saturating_sub(pass.existing_removed);
+        for key in &absent {
+            marks.remove(key);
         }
+        churn.confirmed_removed = absent.len() as u64;
         let report = PollReport {
             kind,
             reason,
@@ -227,7 +276,8 @@ impl Poller {
             started: pass.started,
             finished: self.clock.now(),
             pages: pass.pages,
-            skipped_pages: pass.skipped_pages.clone(),
+            skipped_pages,
+            short_pages,
             skipped: pass.skipped,
             received: pass.received,
             added: if outcome == Outcome::Failed {
@@ -240,7 +290,7 @@ impl Poller {
             } else {
                 pass.updated
             },
-            removed,
+            removed: 0,
             churn,
             outcome,
             credentials_rejected: matches!(
@@ -250,15 +300,33 @@ impl Poller {
                     ..
                 })
             ),
-            error: error.as_ref().map(ToString::to_string).or_else(|| {
-                (!pass.skipped_pages.is_empty())
-                    .then(|| format!("skipped pages {:?} after HTTP 504", pass.skipped_pages))
-            }),
+            error: error
+                .as_ref()
+                .map(ToString::to_string)
+                .or(gaps)
+                .or(confirm_gaps),
+        };
+        // Any full listing that ended without an error orders what it returned (pages it
+        // skipped leave their items unplaced): it becomes the reference.
+        let reference = if kind == PollKind::Full && outcome != Outcome::Failed {
+            reference.or(Some(std::mem::take(&mut pass.order)))
+        } else {
+            None
         };
         // Applying a large poll (the view's merge, its carried orders) takes a while: on a
         // multi-threaded runtime the worker's other tasks (the API's requests) move elsewhere
         // meanwhile, instead of waiting behind it.
-        off_the_workers(|| self.apply(&report, pass, sweep));
+        let report = off_the_workers(|| {
+            self.apply(
+                report,
+                pass,
+                Decided {
+                    absent,
+                    marks,
+                    reference,
+                },
+            )
+        });
         self.cache.poll_finished();
         events::PollFinished {
             inventory: inv,

@@ -400,45 +400,122 @@ impl ListingShifted {
     }
 }
 
-/// The confirming listing of a poll ended: what it recovered and what it left unconfirmed.
+/// The confirming listing of a poll ended: what it recovered, and how many items still await
+/// a second witness.
 pub struct ListingConfirmed<'a> {
     pub inventory: Inventory,
     pub kind: PollKind,
-    /// Nothing moved under it: its result is the truth, and a full pass is swept.
-    pub steady: bool,
-    pub error: Option<&'a dyn std::fmt::Display>,
+    /// Why it could not witness absences (its error, skipped or cut pages), if it could not.
+    pub error: Option<&'a str>,
     pub skipped_pages: usize,
-    pub candidates: usize,
     pub recovered: u64,
-    pub deferred: u64,
+    /// Items awaiting a second witness once it was counted.
+    pub awaiting: u64,
 }
 
 impl ListingConfirmed<'_> {
     pub fn emit(&self) {
-        metrics::global().confirmation(self.inventory, self.steady);
+        metrics::global().confirmation(self.inventory, self.error.is_none());
         macro_rules! confirmed {
             ($level:ident, $message:literal) => {
                 $level!(
                     message = $message,
                     inventory = %self.inventory,
                     kind = self.kind.as_str(),
-                    steady = self.steady,
-                    candidates = self.candidates,
                     recovered = self.recovered,
-                    deferred = self.deferred,
+                    awaiting = self.awaiting,
                     skipped_pages = self.skipped_pages,
-                    error = %self.error.map(ToString::to_string).unwrap_or_default(),
+                    error = self.error.unwrap_or_default(),
                 )
             };
         }
-        if self.steady {
-            confirmed!(info, "Confirming listing steady; its result is applied.");
+        if self.error.is_none() {
+            confirmed!(info, "Confirming listing complete.");
         } else {
             confirmed!(
                 warn,
-                "Confirming listing not steady; nothing is removed, candidates wait for the next full pass."
+                "Confirming listing incomplete; what it missed counts for nothing, the next full pass settles it."
             );
         }
+    }
+}
+
+/// A page came back short although the listing went on after it: the gateway cut it. The
+/// listing cannot witness absences.
+pub struct PageCutShort {
+    pub inventory: Inventory,
+    pub page: u32,
+}
+
+impl PageCutShort {
+    pub fn emit(&self) {
+        metrics::global().page(self.inventory, PageOutcome::Cut);
+        warn!(
+            message = "Page cut short while the listing went on; nothing is removed by absence in this listing.",
+            inventory = %self.inventory,
+            page = self.page,
+        );
+    }
+}
+
+/// The single-item endpoint found none of the items the listing had just returned: it is taken
+/// as misconfigured (`<inventory>.item_path`) and none of its answers counts in this pass.
+pub struct ItemEndpointUnusable<'a> {
+    pub inventory: Inventory,
+    /// Its last answer.
+    pub answer: &'a str,
+}
+
+impl ItemEndpointUnusable<'_> {
+    pub fn emit(&self) {
+        warn!(
+            message = "The single-item endpoint did not find listed items; not used in this pass (check item_path).",
+            inventory = %self.inventory,
+            answer = self.answer,
+        );
+    }
+}
+
+/// The single-item endpoint answered for the items a full pass's first listing missed.
+pub struct ItemsChecked {
+    pub inventory: Inventory,
+    /// 404: gone (their second witness).
+    pub gone: u64,
+    /// Found: live, kept.
+    pub live: u64,
+    /// No usable answer: they wait for a listing.
+    pub failed: u64,
+}
+
+impl ItemsChecked {
+    pub fn emit(&self) {
+        info!(
+            message = "Items the listing missed checked one by one.",
+            inventory = %self.inventory,
+            gone = self.gone,
+            live = self.live,
+            failed = self.failed,
+        );
+    }
+}
+
+/// Items have awaited a second witness for longer than two full passes: deletions upstream
+/// are not reaching the copy (listings keep failing their checks, or keep missing them at a
+/// page boundary only).
+pub struct DeletionsOverdue {
+    pub inventory: Inventory,
+    pub items: u64,
+    pub since: DateTime<Utc>,
+}
+
+impl DeletionsOverdue {
+    pub fn emit(&self) {
+        warn!(
+            message = "Items have awaited a second witness for more than two full passes.",
+            inventory = %self.inventory,
+            items = self.items,
+            since = %self.since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        );
     }
 }
 

@@ -50,15 +50,18 @@ pub enum PageOutcome {
     Fetched,
     Skipped,
     Failed,
+    /// Served short although the listing went on after it.
+    Cut,
 }
 
 impl PageOutcome {
-    const ALL: [PageOutcome; 3] = [Self::Fetched, Self::Skipped, Self::Failed];
+    const ALL: [PageOutcome; 4] = [Self::Fetched, Self::Skipped, Self::Failed, Self::Cut];
     fn as_str(self) -> &'static str {
         match self {
             Self::Fetched => "fetched",
             Self::Skipped => "skipped",
             Self::Failed => "failed",
+            Self::Cut => "cut",
         }
     }
 }
@@ -67,7 +70,14 @@ impl PageOutcome {
 const SKIP_REASONS: [&str; 4] = ["no_key", "not_object", "duplicate", "not_kept"];
 const CHANGES: [&str; 3] = ["added", "updated", "removed"];
 /// What confirmation did with items (the `kind` label of `churn_items_total`).
-const CHURN: [&str; 4] = ["candidates", "recovered", "confirmed_removed", "deferred"];
+const CHURN: [&str; 6] = [
+    "candidates",
+    "recovered",
+    "confirmed_removed",
+    "deferred",
+    "checked_gone",
+    "checked_live",
+];
 /// What the mirror does to an entry (the `op` label of `mirror_writes_total`).
 const MIRROR_OPS: [&str; 2] = ["put", "delete"];
 /// Change-stream messages (the `kind` label of `stream_messages_total`).
@@ -141,6 +151,8 @@ pub struct Metrics {
     confirmations: Family<Labels<2>, Counter>,
     /// Set by a complete full pass; absent before the first.
     full_pass_seconds: Family<Labels<1>, Gauge<f64, AtomicU64>>,
+    /// Settling passes run (once after each first buildup).
+    settling: Family<Labels<1>, Counter>,
     requests: Family<RequestLabels, Histogram, fn() -> Histogram>,
     /// Page requests in flight per API, and the adaptive limit on them.
     in_flight: Family<Labels<1>, Gauge>,
@@ -185,6 +197,7 @@ impl Metrics {
             churn: Family::default(),
             confirmations: Family::default(),
             full_pass_seconds: Family::default(),
+            settling: Family::default(),
             requests: Family::new_with_constructor(request_histogram as fn() -> Histogram),
             in_flight: Family::default(),
             in_flight_limit: Family::default(),
@@ -228,8 +241,8 @@ impl Metrics {
             for kind in CHURN {
                 let _ = m.churn.get_or_create(&with(inv, "kind", kind));
             }
-            for steady in ["false", "true"] {
-                let _ = m.confirmations.get_or_create(&with(inv, "steady", steady));
+            for result in ["complete", "incomplete"] {
+                let _ = m.confirmations.get_or_create(&with(inv, "result", result));
             }
             for op in MIRROR_OPS {
                 let _ = m.mirror_writes.get_or_create(&with(inv, "op", op));
@@ -238,6 +251,7 @@ impl Metrics {
                 let _ = m.stream_messages.get_or_create(&with(inv, "kind", kind));
             }
             let _ = m.mirror_resyncs.get_or_create(&inventory(inv));
+            let _ = m.settling.get_or_create(&inventory(inv));
         }
         m.register()
     }
@@ -273,20 +287,28 @@ impl Metrics {
         );
         r.register(
             "ses_inventory_churn_items",
-            "Items of full passes whose listing changed under them: candidates (cached, not \
-             listed), recovered (found by the confirming listing), confirmed_removed, deferred \
-             (kept, unconfirmed)",
+            "Items of full passes by what removal by absence made of them: candidates (cached, \
+             not returned by the first listing), recovered (found by the confirming listing), \
+             confirmed_removed (two witnesses), deferred (left awaiting a second witness), \
+             checked_gone and checked_live (the single-item endpoint's answers)",
             self.churn.clone(),
         );
         r.register(
             "ses_inventory_confirmations",
-            "Confirming listings run, by whether they were steady (nothing moved under them)",
+            "Confirming listings run, by result: complete (it witnessed absences) or incomplete \
+             (an error, skipped or cut pages)",
             self.confirmations.clone(),
         );
         r.register(
             "ses_inventory_full_pass_duration_seconds",
             "Duration of the last complete full pass (absent before the first)",
             self.full_pass_seconds.clone(),
+        );
+        r.register(
+            "ses_inventory_settling_passes",
+            "Settling passes run: the full pass right after a first buildup, which finds what an \
+             offset listing of a changing collection skipped",
+            self.settling.clone(),
         );
         r.register(
             "ses_inventory_upstream_in_flight",
@@ -442,6 +464,9 @@ impl Metrics {
         self.polls
             .get_or_create(&poll_labels(inv, report.kind, report.outcome))
             .inc();
+        if report.reason == Some(crate::model::status::FullReason::Settling) {
+            self.settling.get_or_create(&inventory(inv)).inc();
+        }
         let s = &report.skipped;
         for (reason, n) in
             SKIP_REASONS
@@ -461,11 +486,14 @@ impl Metrics {
                 .inc_by(n);
         }
         let c = &report.churn;
-        for (kind, n) in
-            CHURN
-                .into_iter()
-                .zip([c.candidates, c.recovered, c.confirmed_removed, c.deferred])
-        {
+        for (kind, n) in CHURN.into_iter().zip([
+            c.candidates,
+            c.recovered,
+            c.confirmed_removed,
+            c.deferred,
+            c.checked_gone,
+            c.checked_live,
+        ]) {
             self.churn.get_or_create(&with(inv, "kind", kind)).inc_by(n);
         }
         if report.outcome == Outcome::Complete && report.kind == PollKind::Full {
@@ -479,11 +507,11 @@ impl Metrics {
         }
     }
 
-    /// A confirming listing ended; `steady`: nothing moved under it.
-    pub fn confirmation(&self, inv: Inventory, steady: bool) {
-        let steady = if steady { "true" } else { "false" };
+    /// A confirming listing ended; `complete`: it could witness absences.
+    pub fn confirmation(&self, inv: Inventory, complete: bool) {
+        let result = if complete { "complete" } else { "incomplete" };
         self.confirmations
-            .get_or_create(&with(inv, "steady", steady))
+            .get_or_create(&with(inv, "result", result))
             .inc();
     }
 
@@ -545,8 +573,26 @@ impl Collector for AtScrape {
         per_inventory(
             &mut encoder,
             "ses_inventory_unconfirmed_items",
-            "Cached items the last full pass could not confirm gone (the next poll is a full pass).",
+            "Cached items a complete listing did not return, awaiting a second witness before \
+             they are removed.",
             status.each_ref().map(|s| Some(s.unconfirmed)),
+        )?;
+        per_inventory(
+            &mut encoder,
+            "ses_inventory_unconfirmed_oldest_timestamp_seconds",
+            "When the oldest item awaiting a second witness was first missed, since the Unix \
+             epoch (absent when none awaits).",
+            status.each_ref().map(|s| {
+                s.unconfirmed_since
+                    .map(|at| at.timestamp_millis() as f64 / 1000.0)
+            }),
+        )?;
+        per_inventory(
+            &mut encoder,
+            "ses_inventory_converged",
+            "1 when the copy holds every deletion it knows of: the first buildup settled and no \
+             item awaiting a second witness.",
+            status.each_ref().map(|s| Some(i64::from(s.converged()))),
         )?;
         per_inventory(
             &mut encoder,
@@ -598,6 +644,7 @@ mod tests {
             finished: started + chrono::Duration::seconds(secs),
             pages: 3,
             skipped_pages: vec![],
+            short_pages: vec![],
             skipped: SkipCounts {
                 no_key: 2,
                 not_object: 1,
@@ -654,8 +701,8 @@ mod tests {
             "ses_inventory_skipped_items_total{inventory=\"resources\",reason=\"not_kept\"} 4",
             "ses_inventory_item_changes_total{inventory=\"resources\",change=\"removed\"} 1",
             "ses_inventory_churn_items_total{inventory=\"services\",kind=\"deferred\"} 0",
-            "ses_inventory_confirmations_total{inventory=\"carriers\",steady=\"true\"} 1",
-            "ses_inventory_confirmations_total{inventory=\"carriers\",steady=\"false\"} 0",
+            "ses_inventory_confirmations_total{inventory=\"carriers\",result=\"complete\"} 1",
+            "ses_inventory_confirmations_total{inventory=\"carriers\",result=\"incomplete\"} 0",
             "# TYPE ses_inventory_upstream_in_flight gauge",
             "ses_inventory_upstream_in_flight{api=\"tmf638\"} 3",
             "ses_inventory_upstream_in_flight{api=\"tmf639\"} 0",

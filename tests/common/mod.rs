@@ -168,6 +168,52 @@ pub async fn eventually(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
     }
 }
 
+/// Waits (at most `secs` seconds) until `inv` is settled (its buildup and the full pass that
+/// follows it at once have run, or it was loaded settled) and its poller has scheduled the
+/// poll after its last one: it is idle then, until that poll is due or is requested.
+pub async fn settled(cache: &Cache, inv: Inventory, secs: u64) {
+    eventually(secs, &format!("{inv} to settle"), || {
+        let s = cache.status(inv);
+        let last = [&s.last_full, &s.last_refresh]
+            .into_iter()
+            .flatten()
+            .map(|r| r.finished)
+            .max();
+        s.settled
+            && last
+                .zip(s.next_poll)
+                .is_some_and(|(last, next)| next > last)
+    })
+    .await;
+}
+
+/// As [`settled`], for a daemon in another process, from its `/api/v1/status` at `base`
+/// (`http://host:port`, no token).
+pub async fn settled_over_api(http: &reqwest::Client, base: &str, inv: Inventory, secs: u64) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    let time = |v: &Value| v.as_str()?.parse::<chrono::DateTime<chrono::Utc>>().ok();
+    loop {
+        let body = get_text(http, format!("{base}/api/v1/status")).await;
+        let status: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+        let s = &status["inventories"][inv.to_string()];
+        let last = [&s["last_full"]["finished"], &s["last_refresh"]["finished"]]
+            .into_iter()
+            .filter_map(time)
+            .max();
+        let idle = time(&s["next_poll"])
+            .zip(last)
+            .is_some_and(|(next, last)| next > last);
+        if s["settled"] == true && idle {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {inv} to settle: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// A loopback port that nothing listens on and nobody else can take while the returned socket
 /// lives: bound, never listening, so connections to it are refused. (A port found by binding
 /// and releasing a listener may be taken by another test in between.)

@@ -317,14 +317,89 @@ impl StoredItem {
     }
 }
 
+/// A change to one dataset, applied in the order delete, insert, update: by
+/// `Simulator::edit`, or between two pages by a `FaultKind::Edit` fault. Keys are what
+/// `key_of` reads.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Edit {
+    /// Keys to delete (every item with that key; unknown keys ignored).
+    pub delete: Vec<String>,
+    /// Items to insert: (position in the dataset, clamped to its length; JSON object text).
+    /// Applied one after the other, each position counted in the dataset as it is then.
+    pub insert: Vec<(usize, String)>,
+    /// Keys to update (every item with that key; unknown keys ignored): the item's `name` gets
+    /// a ` #revN` suffix (N a counter of the dataset's edits) and its `lastUpdate` (or
+    /// `lastUpdateDate` when that is the field it has) becomes now; with `resort_on_update`
+    /// it moves to the end.
+    pub update: Vec<String>,
+}
+
+/// An item's key as the simulator's own operations (edits, item GETs) address it: the
+/// generator's key when it recorded one, else the top-level `externalId` (services, carriers)
+/// or `id` (resources) of the item's JSON, as crafted items have. Empty is no key.
+pub(crate) fn key_of(item: &StoredItem, inv: Inventory) -> Option<String> {
+    if let Some(k) = item.key.as_deref() {
+        return Some(k.to_owned());
+    }
+    let field = match inv {
+        Inventory::Resources => "id",
+        Inventory::Services | Inventory::Carriers => "externalId",
+    };
+    let m = serde_json::from_str::<Map<String, Value>>(&item.json).ok()?;
+    m.get(field)
+        .and_then(Value::as_str)
+        .filter(|k| !k.is_empty())
+        .map(str::to_owned)
+}
+
+/// Moves the items at `order` (distinct indices) to the end of `items`, in that order; the
+/// others keep their relative order.
+fn move_to_end(items: &mut Vec<StoredItem>, order: &[usize]) {
+    if order.is_empty() {
+        return;
+    }
+    let mut rank = vec![None; items.len()];
+    for (r, &i) in order.iter().enumerate() {
+        rank[i] = Some(r);
+    }
+    let mut stay = Vec::with_capacity(items.len());
+    let mut moved: Vec<Option<StoredItem>> =
+        std::iter::repeat_with(|| None).take(order.len()).collect();
+    for (i, item) in items.drain(..).enumerate() {
+        match rank[i] {
+            Some(r) => moved[r] = Some(item),
+            None => stay.push(item),
+        }
+    }
+    stay.extend(moved.into_iter().flatten());
+    *items = stay;
+}
+
+/// `order` without repeats, each index at its last occurrence (an item updated twice moves
+/// to the end as of its last update).
+fn last_occurrences(order: &[usize]) -> Vec<usize> {
+    let mut seen = HashSet::new();
+    let mut out: Vec<usize> = order
+        .iter()
+        .rev()
+        .copied()
+        .filter(|i| seen.insert(*i))
+        .collect();
+    out.reverse();
+    out
+}
+
 /// One inventory's items, in the order the upstream lists them.
 #[derive(Debug)]
 pub(crate) struct Dataset {
     pub(crate) inventory: Inventory,
     pub(crate) items: Vec<StoredItem>,
-    /// False once a test replaced the items with `set_items`: facts are then unknown.
+    /// False once a test replaced the items with `set_items`, or inserted its own with an
+    /// [`Edit`]: facts are then unknown.
     pub(crate) generated: bool,
     next_serial: u64,
+    /// Items updated by edits so far: the N of their ` #revN`.
+    revisions: u64,
 }
 
 #[derive(Clone, Copy)]
@@ -416,6 +491,7 @@ impl Dataset {
             items,
             generated: true,
             next_serial: g.next_serial,
+            revisions: 0,
         }
     }
 
@@ -435,6 +511,7 @@ impl Dataset {
             items,
             generated: false,
             next_serial: 0,
+            revisions: 0,
         }
     }
 
@@ -534,6 +611,77 @@ impl Dataset {
         (body, total, count)
     }
 
+    /// The stored text of the first item whose top-level `id` string is `x`, or whose key
+    /// ([`key_of`]) is. A linear scan: only items whose text holds `x` as a JSON string are
+    /// parsed.
+    pub(crate) fn find(&self, x: &str) -> Option<&str> {
+        let quoted = Value::from(x).to_string();
+        self.items
+            .iter()
+            .find(|it| {
+                it.key.as_deref() == Some(x)
+                    || (it.json.contains(&quoted)
+                        && (serde_json::from_str::<Map<String, Value>>(&it.json)
+                            .is_ok_and(|m| m.get("id").and_then(Value::as_str) == Some(x))
+                            || key_of(it, self.inventory).as_deref() == Some(x)))
+            })
+            .map(|it| &*it.json)
+    }
+
+    /// Applies an [`Edit`]: deletes, then inserts, then updates (stamped `now_ms`; moved to the
+    /// end when `resort`). An insert that is not a JSON object is an error, and then nothing
+    /// changes. Inserting makes a generated dataset's facts unknown (the simulator does not
+    /// judge items it did not generate), so `mutate` leaves it alone from then on.
+    pub(crate) fn edit(&mut self, edit: &Edit, resort: bool, now_ms: i64) -> Result<(), String> {
+        let inserts = edit
+            .insert
+            .iter()
+            .map(|(pos, text)| match serde_json::from_str::<Value>(text) {
+                Ok(Value::Object(m)) => Ok((*pos, m)),
+                _ => Err(format!(
+                    "edit of {}: insert at {pos} is not a JSON object: {text}",
+                    self.inventory
+                )),
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        let inv = self.inventory;
+        if !edit.delete.is_empty() {
+            let doomed: HashSet<&str> = edit.delete.iter().map(String::as_str).collect();
+            self.items
+                .retain(|it| key_of(it, inv).is_none_or(|k| !doomed.contains(k.as_str())));
+        }
+        for (pos, m) in inserts {
+            let at = pos.min(self.items.len());
+            self.items.insert(at, StoredItem::new(m, None, false));
+            self.generated = false;
+        }
+        if edit.update.is_empty() {
+            return Ok(());
+        }
+        let keys: Vec<Option<String>> = self.items.iter().map(|it| key_of(it, inv)).collect();
+        let mut updated = Vec::new();
+        for wanted in &edit.update {
+            for (i, key) in keys.iter().enumerate() {
+                if key.as_deref() != Some(wanted.as_str()) {
+                    continue;
+                }
+                let item = &mut self.items[i];
+                let Ok(mut m) = serde_json::from_str::<Map<String, Value>>(&item.json) else {
+                    continue;
+                };
+                self.revisions += 1;
+                rename(&mut m, self.revisions);
+                stamp(&mut m, now_ms);
+                *item = StoredItem::new(m, item.key.take().map(String::from), item.keep);
+                updated.push(i);
+            }
+        }
+        if resort {
+            move_to_end(&mut self.items, &last_occurrences(&updated));
+        }
+        Ok(())
+    }
+
     /// One deterministic change step (see `Simulator::mutate`). Crafted datasets are left alone.
     pub(crate) fn mutate(&mut self, config: &SimConfig, step: u64, now_ms: i64) {
         if !self.generated {
@@ -566,6 +714,7 @@ impl Dataset {
                 .map(|(k, _)| k.into())
                 .collect()
         };
+        let mut updated = Vec::with_capacity(updates);
         for _ in 0..updates {
             let i = g.rng.below(n);
             let unique = self.items[i]
@@ -573,6 +722,10 @@ impl Dataset {
                 .as_ref()
                 .is_none_or(|k| !dup_keys.contains(k));
             update_item(&mut self.items[i], &mut g, unique, step, now_ms);
+            updated.push(i);
+        }
+        if config.resort_on_update {
+            move_to_end(&mut self.items, &last_occurrences(&updated));
         }
 
         let doomed: HashSet<usize> = (0..deletes).map(|_| g.rng.below(n)).collect();
@@ -739,17 +892,28 @@ fn update_item(item: &mut StoredItem, g: &mut Gen, unique: bool, step: u64, now_
             item.keep = new == "Operational";
         }
     } else {
-        let old = m.get("name").and_then(Value::as_str).unwrap_or("Unnamed");
-        let base = old.split(" #rev").next().unwrap_or(old);
-        m.insert("name".into(), format!("{base} #rev{step}").into());
+        rename(&mut m, step);
     }
+    stamp(&mut m, now_ms);
+    *item = StoredItem::new(m, item.key.take().map(String::from), item.keep);
+}
+
+/// Renames an item `<name> #rev<n>` (any earlier ` #rev` suffix replaced).
+fn rename(m: &mut Map<String, Value>, n: u64) {
+    let old = m.get("name").and_then(Value::as_str).unwrap_or("Unnamed");
+    let base = old.split(" #rev").next().unwrap_or(old);
+    let name = format!("{base} #rev{n}");
+    m.insert("name".into(), name.into());
+}
+
+/// Sets the item's `lastUpdate` (or `lastUpdateDate` when that is the field it has) to `now_ms`.
+fn stamp(m: &mut Map<String, Value>, now_ms: i64) {
     let field = if m.contains_key("lastUpdateDate") && !m.contains_key("lastUpdate") {
         "lastUpdateDate"
     } else {
         "lastUpdate"
     };
     m.insert(field.into(), fmt_ts(now_ms, 1).into());
-    *item = StoredItem::new(m, item.key.take().map(String::from), item.keep);
 }
 
 /// A minimal JSON writer for the generator's hot path: building a `serde_json::Value` tree per
@@ -1772,6 +1936,145 @@ pub(crate) mod tests {
                 again.mutate(&cfg, step, now + step as i64);
             }
             assert_eq!(again.values(), after);
+        }
+    }
+
+    #[test]
+    fn mutate_with_resort_moves_updated_items_to_the_end() {
+        let cfg = SimConfig {
+            resort_on_update: true,
+            ..SimConfig::default()
+        };
+        for inv in Inventory::ALL {
+            let mut ds = Dataset::generate(inv, &cfg, ANCHOR);
+            let before: Vec<Box<str>> = ds.items.iter().map(|i| i.json.clone()).collect();
+            ds.mutate(&cfg, 1, ANCHOR + D);
+            // Unchanged items first, in their old order; then the updated and the new ones.
+            let changed_from = ds
+                .items
+                .iter()
+                .position(|i| !before.contains(&i.json))
+                .unwrap();
+            assert!(
+                ds.items[changed_from..]
+                    .iter()
+                    .all(|i| !before.contains(&i.json)),
+                "{inv}"
+            );
+            let stayed: Vec<&Box<str>> = ds.items[..changed_from].iter().map(|i| &i.json).collect();
+            let old_order: Vec<&Box<str>> = before.iter().filter(|j| stayed.contains(j)).collect();
+            assert_eq!(stayed, old_order, "{inv}");
+            let n = cfg.count(inv);
+            assert!(ds.items.len() - changed_from > n.div_ceil(100), "{inv}");
+            assert_eq!(
+                ds.facts().unwrap(),
+                reference_facts(inv, &ds.values()),
+                "{inv}"
+            );
+        }
+    }
+
+    #[test]
+    fn edits_delete_then_insert_then_update() {
+        let ts = fmt_ts(ANCHOR, 0);
+        let mut ds = Dataset::from_values(
+            Inventory::Services,
+            vec![
+                json!({"externalId": "a", "name": "A", "lastUpdate": ts}),
+                json!({"externalId": "b", "name": "B"}),
+                json!({"externalId": "c", "name": "C #rev7", "lastUpdateDate": ts}),
+                json!({"externalId": "b", "name": "B2"}),
+                json!({"id": "d"}),
+            ],
+        );
+        let edit = Edit {
+            delete: vec!["b".into(), "unknown".into()],
+            insert: vec![
+                (1, r#"{"externalId":"n","name":"N"}"#.into()),
+                (99, r#"{"externalId":"m"}"#.into()),
+            ],
+            update: vec!["c".into(), "n".into(), "b".into()],
+        };
+        ds.edit(&edit, false, ANCHOR + D).unwrap();
+        let v = ds.values();
+        let keys: Vec<Option<&str>> = v
+            .iter()
+            .map(|i| reference_key(Inventory::Services, i))
+            .collect();
+        assert_eq!(keys, [Some("a"), Some("n"), Some("c"), None, Some("m")]);
+        assert_eq!(v[2]["name"], "C #rev1");
+        assert_eq!(v[2]["lastUpdateDate"], fmt_ts(ANCHOR + D, 1));
+        assert!(v[2].get("lastUpdate").is_none());
+        assert_eq!(v[1]["name"], "N #rev2");
+        assert_eq!(v[1]["lastUpdate"], fmt_ts(ANCHOR + D, 1));
+        assert_eq!(ds.items[1].updated, Some(ANCHOR + D));
+        assert_eq!(v[0]["lastUpdate"], ts);
+        // With resort, updated items go to the end in the order they were updated.
+        let edit = Edit {
+            update: vec!["a".into(), "n".into()],
+            ..Edit::default()
+        };
+        ds.edit(&edit, true, ANCHOR + D).unwrap();
+        let v = ds.values();
+        let order: Vec<Option<&str>> = v
+            .iter()
+            .map(|i| reference_key(Inventory::Services, i))
+            .collect();
+        assert_eq!(order, [Some("c"), None, Some("m"), Some("a"), Some("n")]);
+        assert_eq!(v[3]["name"], "A #rev3");
+        assert_eq!(v[4]["name"], "N #rev4");
+        // A bad insert changes nothing.
+        let bad = Edit {
+            delete: vec!["a".into()],
+            insert: vec![(0, "not json".into())],
+            ..Edit::default()
+        };
+        let e = ds.edit(&bad, false, ANCHOR).unwrap_err();
+        assert!(e.contains("not json"), "{e}");
+        assert_eq!(ds.values(), v);
+    }
+
+    #[test]
+    fn keys_are_the_generators_else_the_top_level_field() {
+        let cfg = SimConfig::default();
+        for inv in Inventory::ALL {
+            let mut ds = Dataset::generate(inv, &cfg, ANCHOR);
+            for item in &ds.items {
+                let v: Value = serde_json::from_str(&item.json).unwrap();
+                assert_eq!(
+                    key_of(item, inv).as_deref(),
+                    reference_key(inv, &v),
+                    "{inv}"
+                );
+            }
+            // Found by key, or by the top-level `id` when it is not the key.
+            let k = key_of(&ds.items[5], inv).unwrap();
+            assert_eq!(ds.find(&k), Some(&*ds.items[5].json));
+            let v: Value = serde_json::from_str(&ds.items[6].json).unwrap();
+            if let Some(id) = v["id"].as_str() {
+                assert_eq!(ds.find(id), Some(&*ds.items[6].json));
+            }
+            assert_eq!(ds.find("SES-SVC-"), None);
+            // Deleting and updating keep the facts; inserting makes them unknown.
+            let edit = Edit {
+                delete: vec![k.clone()],
+                update: vec![key_of(&ds.items[9], inv).unwrap()],
+                ..Edit::default()
+            };
+            ds.edit(&edit, true, ANCHOR + D).unwrap();
+            assert_eq!(
+                ds.facts().unwrap(),
+                reference_facts(inv, &ds.values()),
+                "{inv}"
+            );
+            assert_eq!(ds.find(&k), None);
+            let edit = Edit {
+                insert: vec![(0, r#"{"id":"x","externalId":"x"}"#.into())],
+                ..Edit::default()
+            };
+            ds.edit(&edit, false, ANCHOR).unwrap();
+            assert!(ds.facts().is_none());
+            assert_eq!(ds.find("x"), Some(r#"{"id":"x","externalId":"x"}"#));
         }
     }
 

@@ -1,7 +1,7 @@
 //! Fault injection: what a faulty gateway answers, which requests a fault hits, and how many.
 
 use super::hold::Hold;
-use crate::Inventory;
+use crate::{Edit, Inventory};
 use std::time::Duration;
 
 /// What the simulator answers instead of (or on top of) a normal page.
@@ -34,6 +34,9 @@ pub enum FaultKind {
     /// Hold the request until the test releases the [`Hold`], then answer with `then`: e.g. a
     /// burst of 429s that all arrived before the first is answered.
     Held { hold: Hold, then: Box<FaultKind> },
+    /// Change the request's dataset just before the answer is made (see [`Edit`]), then answer
+    /// normally: deletions, insertions and updates at exactly this point of a listing.
+    Edit(Edit),
 }
 
 /// One injected fault and the requests it applies to.
@@ -48,10 +51,18 @@ pub struct Fault {
     pub kind: FaultKind,
     /// How many matching requests it affects; `None` = until cleared.
     pub times: Option<u32>,
+    /// How many matching requests pass before it starts to apply (they do not count against
+    /// `times`): `page: Some(3), skip: 1, times: Some(1)` hits page 3 of the second listing.
+    /// Every matching request counts, whichever other fault (if any) applies to it.
+    pub skip: u32,
+    /// Also applies to single-item GETs (`.../service/{id}`, `.../resource/{id}`); only a
+    /// fault without `page` and not `refresh_only` can. Off by default, so page faults never
+    /// hit item GETs.
+    pub items: bool,
 }
 
 impl Fault {
-    /// A fault of this kind on every request, until cleared.
+    /// A fault of this kind on every page request, until cleared.
     pub fn new(kind: FaultKind) -> Self {
         Fault {
             inventory: None,
@@ -59,15 +70,26 @@ impl Fault {
             refresh_only: false,
             kind,
             times: None,
+            skip: 0,
+            items: false,
         }
     }
 
     /// Whether a request for `inventory`'s `page` (a refresh if `refresh`) is one this fault
-    /// targets, ignoring how many times are left.
+    /// targets, ignoring `skip` and how many times are left.
     pub fn matches(&self, inventory: Inventory, page: u32, refresh: bool) -> bool {
         self.inventory.is_none_or(|i| i == inventory)
             && self.page.is_none_or(|p| p == page)
             && (!self.refresh_only || refresh)
+    }
+
+    /// Whether a single-item GET in `inventory` is one this fault targets, ignoring `skip` and
+    /// how many times are left.
+    pub fn matches_item(&self, inventory: Inventory) -> bool {
+        self.items
+            && self.page.is_none()
+            && !self.refresh_only
+            && self.inventory.is_none_or(|i| i == inventory)
     }
 
     /// Parses the CLI form `INVENTORY:PAGE:CODE:TIMES`, e.g. `services:3:504:1000`.
@@ -113,12 +135,11 @@ impl Fault {
         Ok(Fault {
             inventory,
             page,
-            refresh_only: false,
-            kind: FaultKind::Status {
+            times,
+            ..Fault::new(FaultKind::Status {
                 code,
                 retry_after: None,
-            },
-            times,
+            })
         })
     }
 }
@@ -136,18 +157,32 @@ impl FaultList {
         self.0.clear();
     }
 
-    /// The fault that applies to this request, if any: the first injected that matches and
-    /// still has times left. Using it counts one of its times; spent faults are dropped.
+    /// The fault that applies to this request, if any: a request for `inventory`'s `page`
+    /// (`None`: a single-item GET), a refresh if `refresh`. Every matching fault still
+    /// skipping counts the request as one skipped; the first matching one done skipping with
+    /// times left applies, and counts one of its times. Spent faults are dropped.
     pub(crate) fn take(
         &mut self,
         inventory: Inventory,
-        page: u32,
+        page: Option<u32>,
         refresh: bool,
     ) -> Option<FaultKind> {
-        let i = self
-            .0
-            .iter()
-            .position(|f| f.times != Some(0) && f.matches(inventory, page, refresh))?;
+        let mut applies = None;
+        for (i, f) in self.0.iter_mut().enumerate() {
+            let hit = match page {
+                Some(p) => f.matches(inventory, p, refresh),
+                None => f.matches_item(inventory),
+            };
+            if !hit || f.times == Some(0) {
+                continue;
+            }
+            if f.skip > 0 {
+                f.skip -= 1;
+            } else if applies.is_none() {
+                applies = Some(i);
+            }
+        }
+        let i = applies?;
         let kind = self.0[i].kind.clone();
         if let Some(t) = self.0[i].times.as_mut() {
             *t -= 1;
@@ -201,22 +236,31 @@ mod tests {
         });
 
         // Carriers page 2: the first fault does not match, the catch-all does (once).
-        assert_eq!(list.take(Inventory::Carriers, 2, false), Some(status(502)));
-        assert_eq!(list.take(Inventory::Carriers, 2, false), None);
+        assert_eq!(
+            list.take(Inventory::Carriers, Some(2), false),
+            Some(status(502))
+        );
+        assert_eq!(list.take(Inventory::Carriers, Some(2), false), None);
         // Services page 2: twice, then spent.
-        assert_eq!(list.take(Inventory::Services, 2, false), Some(status(504)));
-        assert_eq!(list.take(Inventory::Services, 1, false), None);
-        assert_eq!(list.take(Inventory::Services, 2, false), Some(status(504)));
-        assert_eq!(list.take(Inventory::Services, 2, false), None);
+        assert_eq!(
+            list.take(Inventory::Services, Some(2), false),
+            Some(status(504))
+        );
+        assert_eq!(list.take(Inventory::Services, Some(1), false), None);
+        assert_eq!(
+            list.take(Inventory::Services, Some(2), false),
+            Some(status(504))
+        );
+        assert_eq!(list.take(Inventory::Services, Some(2), false), None);
         // Refresh-only fault never runs out.
         for _ in 0..3 {
             assert_eq!(
-                list.take(Inventory::Resources, 1, true),
+                list.take(Inventory::Resources, Some(1), true),
                 Some(FaultKind::Malformed)
             );
         }
         list.clear();
-        assert_eq!(list.take(Inventory::Resources, 1, true), None);
+        assert_eq!(list.take(Inventory::Resources, Some(1), true), None);
     }
 
     #[test]
@@ -226,7 +270,98 @@ mod tests {
             times: Some(0),
             ..Fault::new(status(500))
         });
-        assert_eq!(list.take(Inventory::Services, 1, false), None);
+        assert_eq!(list.take(Inventory::Services, Some(1), false), None);
+    }
+
+    #[test]
+    fn skipped_requests_pass_and_do_not_count_against_times() {
+        let mut list = FaultList::default();
+        // Page 3 of the second listing only.
+        list.push(Fault {
+            page: Some(3),
+            skip: 1,
+            times: Some(1),
+            ..Fault::new(status(504))
+        });
+        list.push(Fault {
+            page: Some(3),
+            times: Some(1),
+            ..Fault::new(FaultKind::Malformed)
+        });
+        // The first page 3 passes the skipping fault (counted) and meets the next one.
+        assert_eq!(
+            list.take(Inventory::Services, Some(3), false),
+            Some(FaultKind::Malformed)
+        );
+        assert_eq!(list.take(Inventory::Services, Some(2), false), None);
+        assert_eq!(
+            list.take(Inventory::Services, Some(3), false),
+            Some(status(504))
+        );
+        assert_eq!(list.take(Inventory::Services, Some(3), false), None);
+
+        // Skip counts matching requests only; a fault never done skipping never applies.
+        list.push(Fault {
+            inventory: Some(Inventory::Carriers),
+            skip: 2,
+            times: None,
+            ..Fault::new(status(500))
+        });
+        assert_eq!(list.take(Inventory::Services, Some(1), false), None);
+        assert_eq!(list.take(Inventory::Carriers, Some(1), false), None);
+        assert_eq!(list.take(Inventory::Carriers, Some(2), false), None);
+        for _ in 0..3 {
+            assert_eq!(
+                list.take(Inventory::Carriers, Some(3), false),
+                Some(status(500))
+            );
+        }
+    }
+
+    #[test]
+    fn only_faults_marked_for_items_hit_item_gets() {
+        let mut list = FaultList::default();
+        list.push(Fault::new(status(502)));
+        list.push(Fault {
+            inventory: Some(Inventory::Resources),
+            page: Some(1),
+            items: true,
+            ..Fault::new(status(503))
+        });
+        list.push(Fault {
+            refresh_only: true,
+            items: true,
+            ..Fault::new(status(429))
+        });
+        assert_eq!(list.take(Inventory::Resources, None, false), None);
+        list.clear();
+        // A fault for items applies to the pages it matches too; both count as skipped.
+        list.push(Fault {
+            inventory: Some(Inventory::Resources),
+            items: true,
+            skip: 2,
+            times: Some(2),
+            ..Fault::new(FaultKind::NotArray)
+        });
+        assert_eq!(list.take(Inventory::Resources, Some(2), false), None);
+        assert_eq!(list.take(Inventory::Services, None, false), None);
+        assert_eq!(list.take(Inventory::Resources, None, false), None);
+        assert_eq!(
+            list.take(Inventory::Resources, None, false),
+            Some(FaultKind::NotArray)
+        );
+        assert_eq!(
+            list.take(Inventory::Resources, Some(1), false),
+            Some(FaultKind::NotArray)
+        );
+        assert_eq!(list.take(Inventory::Resources, None, false), None);
+        assert!(
+            Fault {
+                items: true,
+                ..Fault::new(FaultKind::Malformed)
+            }
+            .matches_item(Inventory::Carriers)
+        );
     }
 
     #[test]

@@ -14,14 +14,33 @@
 //!   `recordsPerPage`, default 40). A page is a slice of the (filtered) dataset in a stable
 //!   order; a page before the first or past the end is `[]`, so an exact multiple of the page
 //!   size ends with an empty page. `X-Total-Count` (matching items) and `X-Result-Count` (items
-//!   on this page) are sent. With `wrap: Some("result")` a page is `{"result": [...]}`.
+//!   on this page) are sent, unless `total_header` is false (the real gateway documents
+//!   neither; `--no-total`). With `wrap: Some("result")` a page is `{"result": [...]}`.
 //!   A non-numeric page, size or `updatedDaysAgo` is a 400.
+//! - Single items (TMF's `GET .../service/{id}`, `.../resource/{id}`):
+//!   `GET {base638}/service/{x}` answers 200 with the compact JSON object of the first service,
+//!   else the first carrier, whose top-level `id` string is x or whose key is x (x
+//!   percent-decoded); `{base639}/resource/{x}` the same over resources. Otherwise 404 `{"error":"not found"}` (`application/json`). Same
+//!   credentials as the collection (401 first); the request log records them with `page: None`
+//!   and `item: Some(x)`. A key is the generator's for generated items, else the top-level
+//!   `externalId` (services, carriers) or `id` (resources) of items from `set_items` or edits.
 //! - `status=1` is accepted and ignored (the datasets include inactive items on purpose: the
 //!   daemon must filter them itself).
 //! - `updatedDaysAgo=N` keeps items whose `lastUpdate` (else `lastUpdateDate`) is within the
 //!   last (N+1)×24 hours of `chrono::Utc::now()`; items without a parseable date are left out.
 //! - Items are SES-like JSON in a mix of TMF v4 and v5 shapes with deliberate anomalies (empty
 //!   keys, duplicates, inactive services, excluded resource types); see [`Facts`].
+//! - Updated items stay where they are, unless `resort_on_update` (`--resort-on-update`) moves
+//!   each to the end of its dataset when [`Simulator::mutate`] or an [`Edit`] updates it, like a
+//!   gateway that lists in `lastUpdate` order. Inserted items go where they are inserted.
+//! - Faults ([`Fault`]) target pages by inventory, page number and refresh; the first `skip`
+//!   matching requests pass (e.g. page 3 of the second listing: `page: Some(3), skip: 1`), then
+//!   it applies `times` times. Item GETs are hit only by faults with `items: true` and no
+//!   `page`, matched by the inventory where the item is (by the path when it is nowhere).
+//!   [`FaultKind::Short`] cuts a page (`Short(0)`: an empty page mid-listing, total unchanged).
+//! - Data can change at an exact point: [`FaultKind::Edit`] deletes, inserts and updates items
+//!   just before a page (or item) is answered, and [`Simulator::edit`] does the same between
+//!   two polls. Inserting items of the test's own makes the dataset's [`Facts`] unknown.
 //!
 //! Data is deterministic for a seed and sizes; dates are relative to the moment the data was
 //! generated (so "updated in the last day" stays meaningful) and are the only thing that
@@ -44,7 +63,7 @@ mod hold;
 mod inventory;
 mod server;
 
-pub use data::{EXCLUDED_TYPES, Facts};
+pub use data::{EXCLUDED_TYPES, Edit, Facts};
 pub use fault::{Fault, FaultKind};
 pub use hold::Hold;
 pub use inventory::{Api, Inventory};
@@ -84,10 +103,17 @@ pub struct SimConfig {
     pub size_param: String,
     /// `Some(key)`: a page is `{key: [...]}` instead of a bare array.
     pub wrap: Option<String>,
-    /// Added to every page response (faulted ones included), after the lock is released.
+    /// Added to every page and item response (faulted ones included), after the lock is
+    /// released.
     pub latency: Duration,
     /// Serve pages indented, with newlines (as some servers do), instead of compact.
     pub pretty: bool,
+    /// Send `X-Total-Count` and `X-Result-Count` with pages. The real gateway documents
+    /// neither, so a client must cope without them (`false`).
+    pub total_header: bool,
+    /// Move an item to the end of its dataset when it is updated (by [`Simulator::mutate`] or
+    /// an [`Edit`]), like a gateway that lists in `lastUpdate` order.
+    pub resort_on_update: bool,
 }
 
 impl Default for SimConfig {
@@ -109,6 +135,8 @@ impl Default for SimConfig {
             wrap: None,
             latency: Duration::ZERO,
             pretty: false,
+            total_header: true,
+            resort_on_update: false,
         }
     }
 }
@@ -132,6 +160,8 @@ impl std::fmt::Debug for SimConfig {
             .field("wrap", &self.wrap)
             .field("latency", &self.latency)
             .field("pretty", &self.pretty)
+            .field("total_header", &self.total_header)
+            .field("resort_on_update", &self.resort_on_update)
             .finish()
     }
 }
@@ -167,12 +197,16 @@ pub struct RequestRecord {
     /// Decoded query pairs, in order.
     pub query: Vec<(String, String)>,
     /// The page served: the page param's value, or the first page when it is missing. `None`
-    /// when the request never got that far.
+    /// when the request never got that far, and for single-item GETs.
     pub page: Option<u32>,
+    /// For a single-item GET (`.../service/{id}`, `.../resource/{id}`) past the credentials:
+    /// the id asked for, percent-decoded.
+    pub item: Option<String>,
     pub updated_days_ago: Option<u32>,
     /// HTTP status answered.
     pub status: u16,
-    /// Items in the body (0 for errors and faults; a `42` from `ElementNotObject` not counted).
+    /// Items in the body (0 for errors and faults; a `42` from `ElementNotObject` not counted;
+    /// 1 for an item found by a single-item GET).
     pub items: usize,
     /// Requests to the same API in progress when this one arrived, itself included (0 for a
     /// path that is neither API's).
@@ -376,10 +410,11 @@ impl Simulator {
     }
 
     /// Ground truth for the current dataset, as recorded by the generator (and kept up to date
-    /// by [`Simulator::mutate`]).
+    /// by [`Simulator::mutate`] and by edits that delete or update).
     ///
     /// # Panics
-    /// If the dataset was replaced with [`Simulator::set_items`]: the simulator does not judge
+    /// If the dataset was replaced with [`Simulator::set_items`] or had items inserted by an
+    /// [`Edit`]: the simulator does not judge
     /// crafted data (that would mean re-implementing the daemon's rules); the test that crafted
     /// it knows what to expect. Use [`Simulator::try_facts`] to check.
     pub fn facts(&self, inventory: impl Into<Inventory>) -> Facts {
@@ -389,17 +424,49 @@ impl Simulator {
         })
     }
 
-    /// [`Simulator::facts`], or `None` for a dataset replaced with [`Simulator::set_items`].
+    /// [`Simulator::facts`], or `None` for a dataset replaced with [`Simulator::set_items`] or
+    /// with edit-inserted items.
     pub fn try_facts(&self, inventory: impl Into<Inventory>) -> Option<Facts> {
         self.shared.read(inventory.into()).facts()
     }
 
     /// Replaces a dataset with exactly these items, served in this order. Afterwards
     /// [`Simulator::facts`] panics for that inventory and [`Simulator::mutate`] leaves it alone.
+    /// Edits and item GETs key these items by their top-level `externalId` (services,
+    /// carriers) or `id` (resources).
     pub fn set_items(&self, inventory: impl Into<Inventory>, items: Vec<serde_json::Value>) {
         let inventory = inventory.into();
         let ds = Dataset::from_values(inventory, items);
         *self.shared.write(inventory) = ds;
+    }
+
+    /// Changes a dataset now, as the [`FaultKind::Edit`] fault does between two pages: deletes,
+    /// inserts, then updates (see [`Edit`]). Keys are the generator's for generated items, else
+    /// the top-level `externalId` (services, carriers) or `id` (resources). Inserting makes the
+    /// dataset's facts unknown, as [`Simulator::set_items`] does; deleting and updating keep
+    /// them right.
+    ///
+    /// # Panics
+    /// If an insert is not a JSON object (nothing is changed then): a test's mistake.
+    pub fn edit(&self, inventory: impl Into<Inventory>, edit: Edit) {
+        let inventory = inventory.into();
+        let now = chrono::Utc::now().timestamp_millis();
+        let resort = self.shared.config.resort_on_update;
+        if let Err(e) = self.shared.write(inventory).edit(&edit, resort, now) {
+            panic!("{e}");
+        }
+    }
+
+    /// Updates the items with these keys now: [`Simulator::edit`] with only `update`.
+    pub fn update_items(&self, inventory: impl Into<Inventory>, keys: &[&str]) {
+        let update = keys.iter().map(|k| (*k).to_owned()).collect();
+        self.edit(
+            inventory,
+            Edit {
+                update,
+                ..Edit::default()
+            },
+        );
     }
 
     /// The current dataset, in serving order.
@@ -446,8 +513,9 @@ impl Simulator {
     }
 
     /// A deterministic change step so refreshes have work: per generated inventory, updates
-    /// ~2% of items (new name or status, `lastUpdate` = now), deletes ~1% and appends ~1% new
-    /// ones (`lastUpdate` = now). Facts stay correct. Datasets from `set_items` are untouched.
+    /// ~2% of items (new name or status, `lastUpdate` = now; moved to the end with
+    /// `resort_on_update`), deletes ~1% and appends ~1% new ones (`lastUpdate` = now). Facts
+    /// stay correct. Datasets from `set_items` (or with edit-inserted items) are untouched.
     /// Runs synchronously under the datasets' write locks.
     pub fn mutate(&self, step: u64) {
         self.shared.mutate(step);
@@ -792,12 +860,11 @@ mod tests {
         sim.inject(Fault {
             inventory: Some(Inventory::Services),
             page: Some(2),
-            refresh_only: false,
-            kind: FaultKind::Status {
+            times: Some(2),
+            ..Fault::new(FaultKind::Status {
                 code: 504,
                 retry_after: Some("3".into()),
-            },
-            times: Some(2),
+            })
         });
         sim.inject(Fault {
             inventory: Some(Inventory::Services),
@@ -960,6 +1027,353 @@ mod tests {
         assert_eq!(seen, log);
         assert!((1..=8).contains(&sim.max_concurrent(Api::Tmf638)));
         sim.shutdown().await;
+    }
+
+    fn item_path(sim: &Simulator, api: Api, id: &str) -> String {
+        match api {
+            Api::Tmf638 => format!("{}/service/{id}", sim.config().base638),
+            Api::Tmf639 => format!("{}/resource/{id}", sim.config().base639),
+        }
+    }
+
+    /// The key of each item, as the documented rules read it (`None`: no key).
+    fn keys(inv: Inventory, items: &[Value]) -> Vec<Option<String>> {
+        items
+            .iter()
+            .map(|i| data::tests::reference_key(inv, i).map(str::to_owned))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn total_headers_can_be_left_out() {
+        let sim = start(SimConfig {
+            total_header: false,
+            ..small()
+        })
+        .await;
+        let r = get(sim.addr(), &path(&sim, Inventory::Services, "page=1"), SVC).await;
+        assert_eq!(r.status, 200);
+        assert_eq!(r.json().as_array().unwrap().len(), 40);
+        assert_eq!(r.header("x-total-count"), None);
+        assert_eq!(r.header("x-result-count"), None);
+        assert!(!format!("{:?}", sim.config()).contains("svc-pass"));
+        sim.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn a_short_page_of_zero_is_an_empty_page_mid_listing() {
+        let sim = start(small()).await;
+        sim.inject(Fault {
+            inventory: Some(Inventory::Services),
+            page: Some(2),
+            times: Some(1),
+            ..Fault::new(FaultKind::Short(0))
+        });
+        let p2 = path(&sim, Inventory::Services, "page=2");
+        let r = get(sim.addr(), &p2, SVC).await;
+        assert_eq!(r.status, 200);
+        assert_eq!(r.json(), json!([]));
+        assert_eq!(r.header("x-total-count"), Some("80"));
+        assert_eq!(r.header("x-result-count"), Some("0"));
+        let r = get(sim.addr(), &p2, SVC).await;
+        assert_eq!(
+            r.json().as_array().unwrap()[..],
+            sim.items(Inventory::Services)[40..80]
+        );
+        let items: Vec<usize> = sim.requests().iter().map(|r| r.items).collect();
+        assert_eq!(items, [0, 40]);
+        sim.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn single_items_are_found_by_id_or_key() {
+        let sim = start(small()).await;
+        let services = sim.items(Inventory::Services);
+        let carriers = sim.items(Inventory::Carriers);
+        let resources = sim.items(Inventory::Resources);
+        let svc_keys = keys(Inventory::Services, &services);
+        // A v5 service: its key is only in `externalIdentifier`.
+        let v5 = (0..services.len())
+            .find(|&i| svc_keys[i].is_some() && services[i].get("externalId").is_none())
+            .unwrap();
+        let v5_key = svc_keys[v5].clone().unwrap();
+        let r = get(sim.addr(), &item_path(&sim, Api::Tmf638, &v5_key), SVC).await;
+        assert_eq!(r.status, 200);
+        assert_eq!(r.json(), services[v5]);
+        assert_eq!(r.header("content-type"), Some("application/json"));
+        // By the top-level `id`, and compact.
+        let id = services[3]["id"].as_str().unwrap();
+        let r = get(sim.addr(), &item_path(&sim, Api::Tmf638, id), SVC).await;
+        assert_eq!((r.status, r.json()), (200, services[3].clone()));
+        assert!(!r.body.contains(&b'\n'));
+        // A carrier through the same path; a resource by its key.
+        let car_key = keys(Inventory::Carriers, &carriers)
+            .into_iter()
+            .flatten()
+            .next()
+            .unwrap();
+        let r = get(sim.addr(), &item_path(&sim, Api::Tmf638, &car_key), SVC).await;
+        let first_carrier = carriers
+            .iter()
+            .find(|c| data::tests::reference_key(Inventory::Carriers, c) == Some(&car_key))
+            .unwrap();
+        assert_eq!(&r.json(), first_carrier);
+        let res_key = keys(Inventory::Resources, &resources)[1].clone().unwrap();
+        let r = get(sim.addr(), &item_path(&sim, Api::Tmf639, &res_key), RES).await;
+        assert_eq!(r.json(), resources[1]);
+        // Unknown: a JSON 404. Credentials are checked first, per API.
+        let r = get(sim.addr(), &item_path(&sim, Api::Tmf639, "nope"), RES).await;
+        assert_eq!(r.status, 404);
+        assert_eq!(r.json(), json!({"error": "not found"}));
+        assert_eq!(r.header("content-type"), Some("application/json"));
+        let r = get(sim.addr(), &item_path(&sim, Api::Tmf639, &res_key), SVC).await;
+        assert_eq!(r.status, 401);
+        // A resource is not a service.
+        let r = get(sim.addr(), &item_path(&sim, Api::Tmf638, &res_key), SVC).await;
+        assert_eq!(r.status, 404);
+        assert_eq!(
+            get(
+                sim.addr(),
+                &format!("{}/a/b", item_path(&sim, Api::Tmf638, "x")),
+                SVC
+            )
+            .await
+            .status,
+            404
+        );
+
+        let log: Vec<_> = sim.requests();
+        let summary: Vec<_> = log
+            .iter()
+            .map(|r| (r.inventory, r.page, r.item.as_deref(), r.status, r.items))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                (
+                    Some(Inventory::Services),
+                    None,
+                    Some(v5_key.as_str()),
+                    200,
+                    1
+                ),
+                (Some(Inventory::Services), None, Some(id), 200, 1),
+                (
+                    Some(Inventory::Carriers),
+                    None,
+                    Some(car_key.as_str()),
+                    200,
+                    1
+                ),
+                (
+                    Some(Inventory::Resources),
+                    None,
+                    Some(res_key.as_str()),
+                    200,
+                    1
+                ),
+                (Some(Inventory::Resources), None, Some("nope"), 404, 0),
+                (None, None, None, 401, 0),
+                (
+                    Some(Inventory::Services),
+                    None,
+                    Some(res_key.as_str()),
+                    404,
+                    0
+                ),
+                (None, None, None, 404, 0),
+            ]
+        );
+        assert_eq!(log[0].concurrent, 1);
+        sim.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn crafted_items_are_found_by_their_key_percent_decoded_first_one_first() {
+        let sim = start(SimConfig::empty()).await;
+        sim.set_items(
+            Inventory::Services,
+            vec![
+                json!({"externalId": "a/b c", "name": "first"}),
+                json!({"externalId": "a/b c", "name": "second"}),
+                json!({"id": "42", "name": "by id"}),
+                json!(7),
+            ],
+        );
+        sim.set_items(
+            Inventory::Resources,
+            vec![json!({"id": "r-1", "externalId": "x"})],
+        );
+        let r = get(sim.addr(), &item_path(&sim, Api::Tmf638, "a%2Fb%20c"), SVC).await;
+        assert_eq!(r.json()["name"], "first");
+        let r = get(sim.addr(), &item_path(&sim, Api::Tmf638, "42/"), SVC).await;
+        assert_eq!(r.json()["name"], "by id");
+        // Resources are keyed by `id` only.
+        let r = get(sim.addr(), &item_path(&sim, Api::Tmf639, "x"), RES).await;
+        assert_eq!(r.status, 404);
+        let r = get(sim.addr(), &item_path(&sim, Api::Tmf639, "r-1"), RES).await;
+        assert_eq!(r.status, 200);
+        assert_eq!(sim.requests()[0].item.as_deref(), Some("a/b c"));
+        sim.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn only_faults_for_items_hit_item_gets() {
+        let sim = start(SimConfig::empty()).await;
+        sim.set_items(Inventory::Services, vec![json!({"externalId": "s"})]);
+        sim.set_items(Inventory::Carriers, vec![json!({"externalId": "c"})]);
+        sim.inject(Fault::new(FaultKind::Status {
+            code: 503,
+            retry_after: None,
+        }));
+        let s = item_path(&sim, Api::Tmf638, "s");
+        let c = item_path(&sim, Api::Tmf638, "c");
+        let nope = item_path(&sim, Api::Tmf639, "nope");
+        assert_eq!(get(sim.addr(), &s, SVC).await.status, 200);
+        sim.clear_faults();
+        // Carriers only, after one passes; a missing resource is matched by its path.
+        sim.inject(Fault {
+            inventory: Some(Inventory::Carriers),
+            items: true,
+            skip: 1,
+            times: Some(1),
+            ..Fault::new(FaultKind::Malformed)
+        });
+        sim.inject(Fault {
+            inventory: Some(Inventory::Resources),
+            items: true,
+            times: Some(1),
+            ..Fault::new(FaultKind::Status {
+                code: 500,
+                retry_after: None,
+            })
+        });
+        assert_eq!(get(sim.addr(), &s, SVC).await.status, 200);
+        assert_eq!(
+            get(sim.addr(), &c, SVC).await.json(),
+            json!({"externalId": "c"})
+        );
+        let r = get(sim.addr(), &c, SVC).await;
+        assert!(serde_json::from_slice::<Value>(&r.body).is_err());
+        assert_eq!(get(sim.addr(), &c, SVC).await.status, 200);
+        assert_eq!(get(sim.addr(), &nope, RES).await.status, 500);
+        assert_eq!(get(sim.addr(), &nope, RES).await.status, 404);
+        // An edit fault on an item GET: the item is gone by the time it is looked up.
+        sim.inject(Fault {
+            items: true,
+            times: Some(1),
+            ..Fault::new(FaultKind::Edit(Edit {
+                delete: vec!["s".into()],
+                ..Edit::default()
+            }))
+        });
+        assert_eq!(get(sim.addr(), &s, SVC).await.status, 404);
+        assert!(sim.items(Inventory::Services).is_empty());
+        sim.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn an_edit_fault_changes_the_data_just_before_its_page() {
+        let sim = start(small()).await;
+        let before = sim.items(Inventory::Services);
+        let svc_keys = keys(Inventory::Services, &before);
+        // The first keyed item of page 1 is deleted and one inserted in front, just before page
+        // 2 of the second listing: that page starts one item later than it would have.
+        let first = svc_keys.iter().flatten().next().unwrap().clone();
+        let gone = svc_keys
+            .iter()
+            .filter(|k| k.as_ref() == Some(&first))
+            .count();
+        sim.inject(Fault {
+            inventory: Some(Inventory::Services),
+            page: Some(2),
+            skip: 1,
+            times: Some(1),
+            ..Fault::new(FaultKind::Edit(Edit {
+                delete: vec![first.clone()],
+                insert: vec![(0, r#"{"externalId":"NEW-1","status":"Operational"}"#.into())],
+                update: vec![],
+            }))
+        });
+        let p2 = path(&sim, Inventory::Services, "page=2");
+        let r = get(sim.addr(), &p2, SVC).await;
+        assert_eq!(r.json().as_array().unwrap()[..], before[40..80]);
+        let r = get(sim.addr(), &p2, SVC).await;
+        let after = sim.items(Inventory::Services);
+        assert_eq!(after.len(), before.len() + 1 - gone);
+        assert_eq!(after[0]["externalId"], "NEW-1");
+        assert_eq!(r.json().as_array().unwrap()[..], after[40..80]);
+        assert_eq!(
+            r.header("x-total-count"),
+            Some(after.len().to_string().as_str())
+        );
+        assert!(sim.try_facts(Inventory::Services).is_none());
+        let r = get(sim.addr(), &p2, SVC).await;
+        assert_eq!(r.json().as_array().unwrap()[..], after[40..80]);
+        sim.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn edits_between_polls_keep_generated_facts_and_can_resort() {
+        let sim = start(SimConfig {
+            resort_on_update: true,
+            ..small()
+        })
+        .await;
+        for inv in Inventory::ALL {
+            let before = sim.items(inv);
+            let k = keys(inv, &before);
+            let (a, b) = (k[1].clone().unwrap(), k[2].clone().unwrap());
+            sim.edit(
+                inv,
+                Edit {
+                    delete: vec![a.clone(), "no-such-key".into()],
+                    update: vec![b.clone()],
+                    ..Edit::default()
+                },
+            );
+            let after = sim.items(inv);
+            let after_keys = keys(inv, &after);
+            assert!(!after_keys.contains(&Some(a)), "{inv}");
+            // Updated: renamed, stamped now and moved to the end.
+            let last = after.last().unwrap();
+            assert_eq!(after_keys.last().unwrap().as_deref(), Some(b.as_str()));
+            assert!(last["name"].as_str().unwrap().ends_with(" #rev1"), "{last}");
+            assert_eq!(
+                sim.facts(inv),
+                data::tests::reference_facts(inv, &after),
+                "{inv}"
+            );
+        }
+        // The shorthand, on a crafted dataset keyed by `externalId`.
+        sim.set_items(
+            Inventory::Carriers,
+            vec![
+                json!({"externalId": "x", "name": "X", "lastUpdateDate": "2020-01-01T00:00:00Z"}),
+                json!({"externalId": "y", "name": "Y"}),
+            ],
+        );
+        sim.update_items(Inventory::Carriers, &["x"]);
+        let items = sim.items(Inventory::Carriers);
+        assert_eq!(items[0]["externalId"], "y");
+        assert_eq!(items[1]["name"], "X #rev1");
+        let stamped = data::parse_ts(items[1]["lastUpdateDate"].as_str().unwrap()).unwrap();
+        assert!(chrono::Utc::now().timestamp_millis() - stamped < 60_000);
+        assert!(items[1].get("lastUpdate").is_none());
+        sim.shutdown().await;
+    }
+
+    #[tokio::test]
+    #[should_panic(expected = "not a JSON object")]
+    async fn an_edit_inserting_something_else_than_an_object_panics() {
+        let sim = start(SimConfig::empty()).await;
+        sim.edit(
+            Inventory::Resources,
+            Edit {
+                insert: vec![(0, "[1]".into())],
+                ..Edit::default()
+            },
+        );
     }
 
     #[tokio::test]

@@ -54,12 +54,19 @@ pub struct InventoryStatus {
     pub last_error: Option<ErrorNote>,
     pub next_poll: Option<DateTime<Utc>>,
     pub consecutive_failures: u32,
+    /// Items a complete listing did not return, awaiting a second witness.
     pub unconfirmed: u64,
-    pub recheck: bool,
+    /// When the oldest of them was first missed.
+    pub unconfirmed_since: Option<DateTime<Utc>>,
+    /// The first buildup's settling pass has run.
+    pub settled: bool,
+    /// Settled, and no item awaiting a second witness: every deletion seen has reached the copy.
+    pub converged: bool,
 }
 
 impl InventoryStatus {
     pub fn new(status: SyncStatus, ready: bool, items: usize) -> InventoryStatus {
+        let converged = status.converged();
         InventoryStatus {
             ready,
             items,
@@ -74,7 +81,9 @@ impl InventoryStatus {
             next_poll: status.next_poll,
             consecutive_failures: status.consecutive_failures,
             unconfirmed: status.unconfirmed,
-            recheck: status.recheck,
+            unconfirmed_since: status.unconfirmed_since,
+            settled: status.settled,
+            converged,
         }
     }
 }
@@ -95,6 +104,7 @@ pub struct Report {
     pub finished: DateTime<Utc>,
     pub pages: u32,
     pub skipped_pages: Vec<u32>,
+    pub short_pages: Vec<u32>,
     pub skipped: Skipped,
     pub received: u64,
     pub added: u64,
@@ -103,10 +113,11 @@ pub struct Report {
     pub shifted: bool,
     pub candidates: u64,
     pub confirmations: u32,
-    pub steady: Option<bool>,
     pub recovered: u64,
     pub confirmed_removed: u64,
     pub deferred: u64,
+    pub checked_gone: u64,
+    pub checked_live: u64,
     pub outcome: Outcome,
     pub credentials_rejected: bool,
     pub error: Option<String>,
@@ -130,6 +141,7 @@ impl From<&PollReport> for Report {
             finished: r.finished,
             pages: r.pages,
             skipped_pages: r.skipped_pages.clone(),
+            short_pages: r.short_pages.clone(),
             skipped: Skipped {
                 no_key: r.skipped.no_key,
                 not_object: r.skipped.not_object,
@@ -143,10 +155,11 @@ impl From<&PollReport> for Report {
             shifted: r.churn.shifted,
             candidates: r.churn.candidates,
             confirmations: r.churn.confirmations,
-            steady: r.churn.steady,
             recovered: r.churn.recovered,
             confirmed_removed: r.churn.confirmed_removed,
             deferred: r.churn.deferred,
+            checked_gone: r.churn.checked_gone,
+            checked_live: r.churn.checked_live,
             outcome: r.outcome,
             credentials_rejected: r.credentials_rejected,
             error: r.error.clone(),

@@ -130,15 +130,15 @@ fn report(
     fact(
         "Churn",
         format!(
-            "shifted: {}; candidates {}; confirmations {}; steady: {}; recovered {}; \
-             confirmed removed {}; deferred {}",
+            "shifted: {}; candidates {}; confirmations {}; recovered {}; \
+             confirmed removed {}; awaiting a witness {}; short pages {:?}",
             if c.shifted { "yes" } else { "no" },
             c.candidates,
             c.confirmations,
-            c.steady.map_or("—", |s| if s { "yes" } else { "no" }),
             c.recovered,
             c.confirmed_removed,
-            c.deferred
+            c.deferred,
+            r.short_pages
         ),
     );
     if let Some(e) = &r.error {
@@ -217,8 +217,8 @@ pub async fn page(
              (start of the last poll that got every page)</dd>\
              <dt>Last complete full pass</dt><dd>{}</dd>\
              <dt>Consecutive failures</dt><dd>{}</dd>\
-             <dt>Unconfirmed items</dt><dd>{}</dd>\
-             <dt>Recheck pending</dt><dd>{}</dd>\
+             <dt>Awaiting a second witness</dt><dd>{}</dd>\
+             <dt>Converged</dt><dd>{}</dd>\
              <dt>Last error</dt><dd>{}</dd></dl>",
             title(inv),
             if state.cache.is_ready(inv) {
@@ -232,8 +232,12 @@ pub async fn page(
             html::time(s.times.window_anchor, now),
             html::time(s.times.last_complete_full, now),
             s.consecutive_failures,
-            s.unconfirmed,
-            if s.recheck { "yes" } else { "no" },
+            match s.unconfirmed_since {
+                Some(since) =>
+                    format!("{} (since {})", s.unconfirmed, html::time(Some(since), now)),
+                None => "0".into(),
+            },
+            if s.converged() { "yes" } else { "no" },
             match &s.last_error {
                 Some(e) => format!(
                     "{}: <span class=\"error\">{}</span>",
