@@ -8,7 +8,7 @@
 #     -e SES_INVENTORY__TMF639__PASSWORD_FILE=/run/secrets/tmf639-password \
 #     -e SES_INVENTORY__API__TOKEN_FILE=/run/secrets/api-token \
 #     ses-inventory
-# See README.md, "Operations".
+# See docs/operations.md, "Install".
 
 # --- build: the same command CI runs (.ci/run) ---
 FROM rust:1.95-slim-bookworm AS build

@@ -164,11 +164,11 @@ async fn daemon(base: &str) -> usize {
     cfg.tmf639.password = Secret::new(String::from("res-pass"));
     cfg.http.bypass_proxy = true;
     cfg.store.path = String::new();
-    let upstream = Upstream::new(std::sync::Arc::new(cfg)).unwrap();
+    let upstream = Upstream::new(std::sync::Arc::new(cfg.clone())).unwrap();
     let cache = Cache::new();
     let mut kept = 0;
     for inv in ses_inventory::Inventory::ALL {
-        let mut poller = Poller::new(inv, upstream.clone(), cache.clone(), Clock::System);
+        let mut poller = Poller::new(inv, &cfg, upstream.clone(), cache.clone(), Clock::System);
         let report = poller.poll(PollPlan::Full(FullReason::Initial)).await;
         assert_eq!(
             report.outcome,

@@ -61,10 +61,15 @@ fn main() {
             cfg.poll.pages_in_flight = pages_in_flight;
             cfg.poll.status_interval = 0;
             cfg.validate_timing().expect("a valid setting");
-            let upstream = Upstream::new(Arc::new(cfg)).unwrap();
+            let upstream = Upstream::new(Arc::new(cfg.clone())).unwrap();
             let cache = Cache::new();
-            let mut poller =
-                Poller::new(Inventory::Services, upstream, cache.clone(), Clock::System);
+            let mut poller = Poller::new(
+                Inventory::Services,
+                &cfg,
+                upstream,
+                cache.clone(),
+                Clock::System,
+            );
             sim.reset_max_concurrent();
             let t = Instant::now();
             let r = poller.poll(PollPlan::Full(FullReason::Initial)).await;

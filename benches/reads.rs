@@ -17,7 +17,7 @@
 use ses_inventory::Inventory;
 use ses_inventory::config::Config;
 use ses_inventory::model::secret::Secret;
-use ses_inventory::serve::api::Bound;
+use ses_inventory::serve::server::Bound;
 use ses_inventory::sync::daemon::Daemon;
 use ses_inventory::time::clock::Clock;
 use std::sync::Arc;

@@ -30,8 +30,14 @@ fn main() {
 /// One full pass of `inv` over `cache`; returns what the store would be sent.
 async fn full_pass(upstream: &Upstream, cache: &Cache, inv: Inventory) -> Applied {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let mut poller =
-        Poller::new(inv, upstream.clone(), cache.clone(), Clock::System).with_journal(tx);
+    let mut poller = Poller::new(
+        inv,
+        upstream.config(),
+        upstream.clone(),
+        cache.clone(),
+        Clock::System,
+    )
+    .with_journal(tx);
     let report = poller.poll(PollPlan::Full(FullReason::Initial)).await;
     assert!(report.error.is_none(), "{:?}", report.error);
     rx.recv().await.expect("the poll is journalled")
@@ -74,7 +80,7 @@ async fn run(n: usize) {
     );
     let mut cfg = ses_inventory::cmd::demo::config_for(&sim, &sc);
     cfg.poll.records_per_page = 500;
-    let upstream = Upstream::new(Arc::new(cfg)).unwrap();
+    let upstream = Upstream::new(Arc::new(cfg.clone())).unwrap();
     let dir = std::env::temp_dir().join(format!("sesinv-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("inventory.db");

@@ -77,10 +77,10 @@ fn main() {
         let mut cfg = ses_inventory::cmd::demo::config_for(&sim, &sc);
         cfg.poll.records_per_page = 40;
         cfg.poll.status_interval = 0;
-        let upstream = Upstream::new(Arc::new(cfg)).unwrap();
+        let upstream = Upstream::new(Arc::new(cfg.clone())).unwrap();
         let cache = Cache::new();
         for inv in [Inventory::Services, Inventory::Resources] {
-            let mut poller = Poller::new(inv, upstream.clone(), cache.clone(), Clock::System);
+            let mut poller = Poller::new(inv, &cfg, upstream.clone(), cache.clone(), Clock::System);
             let before = rss();
             let live_before = live();
             let t = Instant::now();

@@ -1,9 +1,9 @@
 //! ses-inventory: keeps a live, trustworthy copy of SES's TMF 638/639 service, carrier and
 //! resource inventory. See docs/ARCHITECTURE.md for the map of these modules.
 //!
-//! Layers, lowest first; a module imports only from the layers below it (tests/layers.rs checks):
-//! `model` → `time` → `config` → `cache` → `telemetry` → `source` → `sync` → `store` → `serve`
-//! → `cmd`.
+//! The top-level modules are layers: a module imports only from the layers below it, and no
+//! two files import each other. The one list of the layers is `LAYERS` in tests/layers.rs,
+//! which checks both.
 
 pub mod cache;
 pub mod cmd;

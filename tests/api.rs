@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use ses_inventory::Inventory::{Carriers, Resources, Services};
 use ses_inventory::config::{ApiServerConfig, Config};
 use ses_inventory::model::secret::Secret;
-use ses_inventory::serve::api::{Bound, Server};
+use ses_inventory::serve::server::{Bound, Server};
 use ses_inventory::sync::daemon::Daemon;
 use ses_inventory::time::clock::Clock;
 use ses_inventory_sim::{Fault, FaultKind, SimConfig, Simulator};

@@ -85,7 +85,7 @@ impl Rig {
 
     fn poller_for(cfg: &Config, cache: &Cache) -> Poller {
         let upstream = Upstream::new(Arc::new(cfg.clone())).expect("client builds");
-        Poller::new(Services, upstream, cache.clone(), Clock::System)
+        Poller::new(Services, cfg, upstream, cache.clone(), Clock::System)
     }
 
     /// A first buildup and its settling pass, on a quiet upstream: the cache is exact.
@@ -732,6 +732,7 @@ async fn constant_churn_keeps_refreshes_on_schedule_and_deletions_converging() {
     let upstream = Upstream::new(Arc::new(cfg.clone())).unwrap();
     let poller = Poller::new(
         Services,
+        &cfg,
         upstream,
         cache.clone(),
         Clock::tokio_at(chrono::Utc::now()),

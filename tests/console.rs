@@ -15,7 +15,7 @@ use ses_inventory::Inventory::{self, Carriers, Resources, Services};
 use ses_inventory::cmd::root::{App, Notify};
 use ses_inventory::config::Config;
 use ses_inventory::model::secret::Secret;
-use ses_inventory::serve::api::{Bound, Server};
+use ses_inventory::serve::server::{Bound, Server};
 use ses_inventory::sync::daemon::Daemon;
 use ses_inventory::time::clock::Clock;
 use ses_inventory_sim::{SimConfig, Simulator};

@@ -372,7 +372,7 @@ async fn the_pollers_of_one_api_share_its_limit_and_each_api_has_its_own() {
     let tasks: Vec<_> = [Services, Carriers, Resources]
         .into_iter()
         .map(|inv| {
-            let mut p = Poller::new(inv, upstream.clone(), cache.clone(), Clock::System);
+            let mut p = Poller::new(inv, &cfg, upstream.clone(), cache.clone(), Clock::System);
             tokio::spawn(async move { p.poll(FULL).await })
         })
         .collect();

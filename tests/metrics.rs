@@ -7,7 +7,7 @@ mod common;
 use common::*;
 use prometheus_parse::{Sample, Scrape, Value};
 use ses_inventory::Inventory::{Carriers, Resources, Services};
-use ses_inventory::serve::api::Bound;
+use ses_inventory::serve::server::Bound;
 use ses_inventory::sync::daemon::Daemon;
 use ses_inventory::time::clock::Clock;
 use ses_inventory_sim::{Fault, FaultKind};

@@ -15,7 +15,7 @@ use ses_inventory::Inventory;
 use ses_inventory::cache::Cache;
 use ses_inventory::cmd::root::{App, Notify};
 use ses_inventory::mirror::{kv, stream};
-use ses_inventory::serve::api::Bound;
+use ses_inventory::serve::server::Bound;
 use ses_inventory::time::clock::Clock;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};

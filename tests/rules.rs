@@ -524,8 +524,8 @@ fn paused_sim(sc: SimConfig) -> Simulator {
 
 /// The services poller running on a clock that follows tokio's (paused) one, from `at`.
 fn spawn_run(cfg: Config, cache: &Cache, at: DateTime<Utc>) -> tokio::task::JoinHandle<()> {
-    let upstream = Upstream::new(Arc::new(cfg)).unwrap();
-    let poller = Poller::new(Services, upstream, cache.clone(), Clock::tokio_at(at));
+    let upstream = Upstream::new(Arc::new(cfg.clone())).unwrap();
+    let poller = Poller::new(Services, &cfg, upstream, cache.clone(), Clock::tokio_at(at));
     tokio::spawn(poller.run())
 }
 

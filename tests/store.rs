@@ -680,7 +680,7 @@ async fn journalled(
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let upstream = ses_inventory::source::Upstream::new(Arc::new(cfg.clone())).unwrap();
     let mut poller =
-        ses_inventory::sync::Poller::new(Services, upstream, cache.clone(), Clock::System)
+        ses_inventory::sync::Poller::new(Services, cfg, upstream, cache.clone(), Clock::System)
             .with_journal(tx);
     poller.poll(plan).await;
     rx.try_recv().expect("every poll is journalled")

@@ -28,9 +28,10 @@ fn sim_with_services() -> (Simulator, SimConfig) {
 }
 
 fn spawn_poller(cfg: Config, cache: &Cache) -> tokio::task::JoinHandle<()> {
-    let upstream = Upstream::new(Arc::new(cfg)).unwrap();
+    let upstream = Upstream::new(Arc::new(cfg.clone())).unwrap();
     let poller = Poller::new(
         Services,
+        &cfg,
         upstream,
         cache.clone(),
         Clock::tokio_at(Utc::now()),
@@ -140,9 +141,10 @@ async fn retry_after_is_honoured_and_capped() {
     let mut cfg = config(&sim, &sc);
     cfg.http.retry_after_max = 300;
     let cache = Cache::new();
-    let upstream = Upstream::new(Arc::new(cfg)).unwrap();
+    let upstream = Upstream::new(Arc::new(cfg.clone())).unwrap();
     let mut poller = Poller::new(
         Services,
+        &cfg,
         upstream,
         cache.clone(),
         Clock::tokio_at(Utc::now()),

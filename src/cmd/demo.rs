@@ -9,7 +9,7 @@ use crate::cmd::root::{App, Notify};
 use crate::config::{Config, LogConfig, LogFormat};
 use crate::model::inventory::Inventory;
 use crate::model::secret::Secret;
-use crate::serve::api;
+use crate::serve::server;
 use crate::time::clock::Clock;
 use ses_inventory_sim::{Fault, FaultKind, SimConfig, Simulator};
 use std::future::Future;
@@ -102,7 +102,7 @@ pub async fn run(shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
         "Read API at http://{api_addr}, e.g.: curl -s 'http://{api_addr}/api/v1/services?limit=3&sort=-last_update' \
          (also /api/v1/status, /readyz, /metrics)"
     );
-    let api = api::Bound::from_listener(listener, Secret::default());
+    let api = server::Bound::from_listener(listener, Secret::default());
     let app = App::start(Arc::new(cfg), Clock::System, Some(api), Notify::Off)?;
     // The simulator's data changes every 10 s, so refreshes have work to do.
     let changes = async {

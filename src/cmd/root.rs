@@ -8,7 +8,7 @@ use crate::cache::Cache;
 use crate::config::Config;
 use crate::mirror::ha::ControlSlot;
 use crate::mirror::{HaParts, Mirror};
-use crate::serve::{api, notify, status_log};
+use crate::serve::{notify, server, status_log};
 use crate::source::Upstream;
 use crate::store::{self, Store};
 use crate::sync::Journal;
@@ -47,7 +47,7 @@ pub struct App {
     cache: Cache,
     /// The pollers (without `ha.enabled`; with it, the mirror's supervisor runs them).
     daemon: Option<Daemon>,
-    api: Option<api::Server>,
+    api: Option<server::Server>,
     writer: Option<store::Writer>,
     mirror: Option<Mirror>,
     background: Vec<JoinHandle<()>>,
@@ -60,7 +60,7 @@ impl App {
     pub fn start(
         cfg: Arc<Config>,
         clock: Clock,
-        api: Option<api::Bound>,
+        api: Option<server::Bound>,
         notify: Notify,
     ) -> anyhow::Result<App> {
         let cache = Cache::new();

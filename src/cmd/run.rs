@@ -3,7 +3,7 @@
 use crate::cmd::logging;
 use crate::cmd::root::{App, Notify};
 use crate::config::Config;
-use crate::serve::api;
+use crate::serve::server;
 use crate::time::clock::Clock;
 use std::future::Future;
 use std::sync::Arc;
@@ -18,7 +18,7 @@ pub async fn run(cfg: Arc<Config>, shutdown: impl Future<Output = ()>) -> anyhow
         cache_update_frequency = cfg.poll.cache_update_frequency,
     );
     // Bound before the first upstream request: a port in use stops the start at once.
-    let api = api::Bound::bind(&cfg.api).await?;
+    let api = server::Bound::bind(&cfg.api).await?;
     let app = App::start(cfg, Clock::System, Some(api), Notify::FromEnv)?;
     shutdown.await;
     app.stop().await;

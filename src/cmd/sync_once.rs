@@ -14,53 +14,31 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-/// One inventory's result, as printed.
+/// One inventory's result, as printed: the poll's report (its one JSON shape, see
+/// [`PollReport`]), the items kept after it, and the counts the summary always had.
 #[derive(Debug, Serialize)]
 pub struct InventorySummary {
-    pub outcome: Outcome,
+    #[serde(flatten)]
+    pub report: PollReport,
     /// Items in the cache after the pass.
     pub kept: usize,
-    pub pages: u32,
-    pub skipped_pages: Vec<u32>,
-    pub short_pages: Vec<u32>,
     /// Elements without a key or not an object.
     pub skipped_items: u64,
     pub duplicates: u64,
     /// Elements excluded by the status or type rule.
     pub not_kept: u64,
-    pub received: u64,
-    /// How the pass dealt with an upstream that changed under it (docs/ARCHITECTURE.md,
-    /// "Exact under churn").
-    pub shifted: bool,
-    pub candidates: u64,
-    pub confirmations: u32,
-    pub recovered: u64,
-    pub confirmed_removed: u64,
-    pub deferred: u64,
     pub duration_ms: i64,
-    pub error: Option<String>,
 }
 
 impl InventorySummary {
-    fn new(report: &PollReport, kept: usize) -> Self {
+    fn new(report: PollReport, kept: usize) -> Self {
         InventorySummary {
-            outcome: report.outcome,
             kept,
-            pages: report.pages,
-            skipped_pages: report.skipped_pages.clone(),
-            short_pages: report.short_pages.clone(),
             skipped_items: report.skipped.no_key + report.skipped.not_object,
             duplicates: report.skipped.duplicates,
             not_kept: report.skipped.not_kept,
-            received: report.received,
-            shifted: report.churn.shifted,
-            candidates: report.churn.candidates,
-            confirmations: report.churn.confirmations,
-            recovered: report.churn.recovered,
-            confirmed_removed: report.churn.confirmed_removed,
-            deferred: report.churn.deferred,
             duration_ms: (report.finished - report.started).num_milliseconds(),
-            error: report.error.clone(),
+            report,
         }
     }
 }
@@ -72,17 +50,17 @@ pub async fn sync_once(
     cache: Cache,
     journal: Option<Journal>,
 ) -> Result<BTreeMap<Inventory, InventorySummary>, ClientError> {
-    let upstream = Upstream::new(cfg)?;
+    let upstream = Upstream::new(cfg.clone())?;
     let mut tasks = tokio::task::JoinSet::new();
     for inv in Inventory::ALL {
-        let mut poller = Poller::new(inv, upstream.clone(), cache.clone(), Clock::System);
+        let mut poller = Poller::new(inv, &cfg, upstream.clone(), cache.clone(), Clock::System);
         if let Some(journal) = &journal {
             poller = poller.with_journal(journal.clone());
         }
         let cache = cache.clone();
         tasks.spawn(async move {
             let report = poller.poll(PollPlan::Full(FullReason::Requested)).await;
-            (inv, InventorySummary::new(&report, cache.len(inv)))
+            (inv, InventorySummary::new(report, cache.len(inv)))
         });
     }
     let mut out = BTreeMap::new();
@@ -95,7 +73,9 @@ pub async fn sync_once(
 
 /// True when every inventory's pass retrieved every page.
 pub fn all_complete(summary: &BTreeMap<Inventory, InventorySummary>) -> bool {
-    summary.values().all(|s| s.outcome == Outcome::Complete)
+    summary
+        .values()
+        .all(|s| s.report.outcome == Outcome::Complete)
 }
 
 /// The command: loads the store (if any), runs the passes, writes the store, prints the summary

@@ -9,7 +9,7 @@ use crate::model::item::Key;
 use crate::model::status::{Mark, Phase, SyncTimes};
 use crate::telemetry::events;
 use async_nats::jetstream;
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,7 +23,7 @@ pub const MAX_AWAITING_IN_STATE: usize = 10_000;
 /// second witness.
 pub fn state_value(cache: &Cache, inv: Inventory) -> Vec<u8> {
     let status = cache.status(inv);
-    let t = |t: Option<DateTime<Utc>>| t.map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true));
+    let t = |t: Option<DateTime<Utc>>| t.map(crate::time::format::millis);
     let mut awaiting: Vec<(Key, Mark)> = cache.awaiting(inv).into_iter().collect();
     awaiting.sort_unstable_by(|a, b| (a.1.since, &a.0).cmp(&(b.1.since, &b.0)));
     awaiting.truncate(MAX_AWAITING_IN_STATE);
@@ -49,10 +49,7 @@ fn apply_state(cache: &Cache, inv: Inventory, value: &[u8]) {
     let Ok(v) = serde_json::from_slice::<Value>(value) else {
         return;
     };
-    let parse = |s: Option<&str>| {
-        s.and_then(|s| DateTime::parse_from_rfc3339(s).ok())
-            .map(|t| t.with_timezone(&Utc))
-    };
+    let parse = |s: Option<&str>| s.and_then(crate::time::format::parse);
     let t = |name: &str| parse(v[name].as_str());
     let ready = v["ready"] == true;
     cache.update_status(inv, |s| {

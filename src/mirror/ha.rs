@@ -4,43 +4,23 @@
 //! hands the read API their [`Control`]; when the lease is lost the pollers are stopped at once
 //! and it stands by again.
 
+use super::change::{Change, tee};
+use super::follow;
 use super::lease::{HaStatus, Role};
-use super::{Change, follow};
 use crate::cache::Cache;
 use crate::config::Config;
+use crate::sync::Journal;
 use crate::sync::daemon::{Control, Daemon};
-use crate::sync::{Applied, Journal};
 use crate::telemetry::events;
 use crate::time::clock::Clock;
 use async_nats::jetstream;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
 /// Where the read API finds the pollers' control (replaced at each change of role).
 pub type ControlSlot = Arc<RwLock<Control>>;
-
-/// A journal for the pollers that passes every applied poll on to `next` (the store's) and
-/// offers a copy to the mirror without ever waiting for it.
-pub(super) fn tee(
-    mirror: mpsc::Sender<Change>,
-    lagged: Arc<AtomicBool>,
-    next: Option<Journal>,
-) -> Journal {
-    let (tx, mut rx) = mpsc::unbounded_channel::<Applied>();
-    tokio::spawn(async move {
-        while let Some(applied) = rx.recv().await {
-            if mirror.try_send(Change::of(&applied)).is_err() {
-                lagged.store(true, Ordering::Release);
-            }
-            if let Some(next) = &next {
-                let _ = next.send(applied);
-            }
-        }
-    });
-    tx
-}
 
 /// What the supervisor needs to run terms.
 pub struct Terms {
@@ -139,38 +119,5 @@ pub(super) async fn supervise(
         if stopping {
             return;
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::model::inventory::Inventory;
-
-    fn applied() -> Applied {
-        Applied::refresh_for_test(Inventory::Services, Vec::new())
-    }
-
-    #[tokio::test]
-    async fn the_tee_never_waits_for_the_mirror_and_the_store_gets_every_poll() {
-        // A mirror that takes nothing: its queue (one slot) fills at once.
-        let (mirror, mut mirror_rx) = mpsc::channel(1);
-        let lagged = Arc::new(AtomicBool::new(false));
-        let (store, mut store_rx) = mpsc::unbounded_channel();
-        let journal = tee(mirror, lagged.clone(), Some(store));
-        for _ in 0..5 {
-            journal.send(applied()).unwrap();
-        }
-        drop(journal);
-        for _ in 0..5 {
-            let got = tokio::time::timeout(Duration::from_secs(5), store_rx.recv()).await;
-            assert!(matches!(got, Ok(Some(_))), "the store got every poll");
-        }
-        assert!(
-            lagged.load(Ordering::Acquire),
-            "the mirror knows it missed polls"
-        );
-        assert!(mirror_rx.try_recv().is_ok(), "the mirror got the first");
-        assert!(mirror_rx.try_recv().is_err(), "and no more");
     }
 }

@@ -16,11 +16,12 @@
 use crate::model::inventory::Inventory;
 use crate::model::item::{Item, Key};
 use crate::model::row::Row;
+use crate::time::format;
 use async_nats::jetstream::{
     self,
     consumer::{AckPolicy, DeliverPolicy, pull},
 };
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
@@ -89,10 +90,6 @@ pub fn decode_key(encoded: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-fn time(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Millis, true)
-}
-
 /// The entry of `item` as a JSON object (see the module docs), without `last_seen`.
 fn value_without_last_seen(inv: Inventory, item: &Item) -> Map<String, Value> {
     let mut map = Map::new();
@@ -100,7 +97,10 @@ fn value_without_last_seen(inv: Inventory, item: &Item) -> Map<String, Value> {
     for (i, column) in Row::columns(inv).iter().enumerate() {
         map.insert(column.name.into(), item.cell(i).to_json());
     }
-    map.insert("first_seen".into(), Value::String(time(item.first_seen)));
+    map.insert(
+        "first_seen".into(),
+        Value::String(format::millis(item.first_seen)),
+    );
     map.insert("upstream".into(), item.json());
     map
 }
@@ -110,7 +110,7 @@ pub fn encode_value(inv: Inventory, item: &Item, written: DateTime<Utc>) -> Vec<
     let mut map = value_without_last_seen(inv, item);
     // `last_seen` goes before `upstream`, next to `first_seen`.
     let upstream = map.remove("upstream").unwrap_or(Value::Null);
-    map.insert("last_seen".into(), Value::String(time(written)));
+    map.insert("last_seen".into(), Value::String(format::millis(written)));
     map.insert("upstream".into(), upstream);
     // A map of strings and values serializes.
     serde_json::to_vec(&Value::Object(map)).unwrap_or_default()

@@ -13,7 +13,7 @@
 use super::conn;
 use crate::telemetry::events;
 use async_nats::jetstream::{self, kv::Store};
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use serde_json::json;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -164,7 +164,7 @@ fn value(instance: &str, lease: Duration, now: DateTime<Utc>) -> bytes::Bytes {
     json!({
         "holder": instance,
         "lease_seconds": lease.as_secs(),
-        "renewed": now.to_rfc3339_opts(SecondsFormat::Millis, true),
+        "renewed": crate::time::format::millis(now),
     })
     .to_string()
     .into()

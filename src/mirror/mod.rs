@@ -18,6 +18,7 @@
 //! `lease` (the elector, the fence), `follow` (a standby's cache, the shared sync state), `ha`
 //! (the supervisor, the tee), `mod` (the writer task).
 
+mod change;
 pub mod conn;
 pub mod follow;
 pub mod ha;
@@ -30,13 +31,14 @@ use crate::cache::Cache;
 use crate::config::Config;
 use crate::model::inventory::Inventory;
 use crate::model::item::{Item, Key};
-use crate::model::status::{Outcome, PollReport};
-use crate::sync::{Applied, Journal};
+use crate::model::status::Outcome;
+use crate::sync::Journal;
 use crate::telemetry::events;
 use crate::time::backoff::Backoff;
 use crate::time::clock::Clock;
 use async_nats::HeaderMap;
 use async_nats::jetstream;
+use change::Change;
 use chrono::Utc;
 use lease::HaStatus;
 use pipeline::{Pipeline, WriteError};
@@ -52,28 +54,6 @@ const QUEUE: usize = 64;
 
 /// How long [`Mirror::finish`] waits for queued writes at shutdown.
 const FINISH_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// What the mirror needs of an applied poll.
-pub struct Change {
-    pub inventory: Inventory,
-    pub report: PollReport,
-    pub upserts: Vec<Arc<Item>>,
-    pub removed: Vec<Key>,
-    /// A complete full pass replaced the inventory: the bucket is reconciled with the cache.
-    pub swept: bool,
-}
-
-impl Change {
-    fn of(applied: &Applied) -> Change {
-        Change {
-            inventory: applied.inventory,
-            report: applied.report.clone(),
-            upserts: applied.upserts.clone(),
-            removed: applied.removed.clone(),
-            swept: applied.swept,
-        }
-    }
-}
 
 /// The running mirror.
 pub struct Mirror {
@@ -194,7 +174,7 @@ impl Mirror {
     /// A journal for the pollers that passes every applied poll on to `next` (the store's) and
     /// offers a copy to the mirror without ever waiting for it.
     pub fn tee(&self, next: Option<Journal>) -> Journal {
-        ha::tee(self.tx.clone(), self.lagged.clone(), next)
+        change::tee(self.tx.clone(), self.lagged.clone(), next)
     }
 
     /// Stops the pollers of a leader term (with `ha.enabled`), lets the mirror write what is

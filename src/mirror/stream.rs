@@ -16,7 +16,8 @@
 
 use crate::model::inventory::Inventory;
 use crate::model::status::PollReport;
-use chrono::{DateTime, SecondsFormat, Utc};
+use crate::time::format;
+use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 /// The stream's name.
@@ -58,37 +59,29 @@ pub fn resync_id(inv: Inventory, at: DateTime<Utc>) -> String {
     format!("{}:resync:{}", inv.as_str(), at.timestamp_millis())
 }
 
-fn time(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Millis, true)
-}
-
 /// The body of a removed message.
 pub fn removed_body(key: &str) -> Vec<u8> {
     json!({ "id": key }).to_string().into_bytes()
 }
 
-/// The body of a poll message: the report, and the items cached after it.
+/// The body of a poll message: the report (its one JSON shape), the poll's id and inventory,
+/// and the items cached after it.
 pub fn poll_body(inv: Inventory, poll_id: &str, report: &PollReport, items: usize) -> Vec<u8> {
-    json!({
-        "poll_id": poll_id,
-        "inventory": inv.as_str(),
-        "kind": report.kind.as_str(),
-        "reason": report.reason,
-        "days_ago": report.days_ago,
-        "outcome": report.outcome.as_str(),
-        "started": time(report.started),
-        "finished": time(report.finished),
-        "pages": report.pages,
-        "skipped_pages": report.skipped_pages,
-        "received": report.received,
-        "added": report.added,
-        "updated": report.updated,
-        "removed": report.removed,
-        "error": report.error,
-        "items": items,
+    #[derive(serde::Serialize)]
+    struct Body<'a> {
+        poll_id: &'a str,
+        inventory: &'a str,
+        #[serde(flatten)]
+        report: &'a PollReport,
+        items: usize,
+    }
+    serde_json::to_vec(&Body {
+        poll_id,
+        inventory: inv.as_str(),
+        report,
+        items,
     })
-    .to_string()
-    .into_bytes()
+    .unwrap_or_default()
 }
 
 /// The body of the poll message that ends a catch-up from the cache.
@@ -104,7 +97,7 @@ pub fn resync_body(
         "poll_id": poll_id,
         "inventory": inv.as_str(),
         "kind": "resync",
-        "finished": time(at),
+        "finished": format::millis(at),
         "upserted": upserted,
         "removed": removed,
         "items": items,

@@ -21,7 +21,7 @@
 //! The accessors ([`Row::columns`], [`Row::cell`], [`Cell::to_text`], [`Cell::to_json`]) give the
 //! rest of the daemon (API, CSV, SQL) one uniform view of the three row types.
 
-mod extract;
+pub mod extract;
 pub mod packed;
 #[cfg(test)]
 mod tests;
@@ -30,11 +30,10 @@ use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::fmt;
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime, SecondsFormat, Utc};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::model::inventory::Inventory;
-use crate::model::json::{Json, Tape, Val};
 
 /// A text cell: borrowed from the item's JSON text where the upstream wrote it verbatim, owned
 /// otherwise (escapes, numbers, booleans). Rows are transient: a cached item keeps its cells
@@ -272,22 +271,6 @@ pub enum Cell<'a> {
 }
 
 impl<'a> Row<'a> {
-    /// Normalizes one upstream item of `inventory`. Never panics; an item that is not a JSON
-    /// object gives an all-empty row of that inventory. See the module docs for the rules.
-    /// The row of an item given as a `serde_json::Value` (tests, tools; the sync path reads the
-    /// page's bytes with [`Row::from_json`]).
-    pub fn extract(inventory: Inventory, item: &serde_json::Value) -> Row<'static> {
-        let text = item.to_string();
-        let mut tree = None;
-        Row::from_json(inventory, Tape::parse(&text, &mut tree).root()).into_owned()
-    }
-
-    /// The row of an item read from its JSON (a [`Tape`]'s value): texts borrow from the
-    /// text (or tree) the tape was read from.
-    pub fn from_json(inventory: Inventory, item: Val<'_, 'a>) -> Row<'a> {
-        extract::row(inventory, item)
-    }
-
     /// The same row, owning its texts.
     pub fn into_owned(self) -> Row<'static> {
         fn one(e: Option<Box<Entry<'_>>>) -> Option<Box<Entry<'static>>> {
@@ -524,7 +507,7 @@ fn out_of_range(inventory: Inventory, index: usize) -> ! {
 }
 
 fn format_time(t: &DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+    crate::time::format::exact(*t)
 }
 
 impl Cell<'_> {
@@ -613,24 +596,6 @@ impl Serialize for Cell<'_> {
         }
     }
 }
-
-/// An item's External ID column (any shape), without extracting the whole row.
-pub fn external_id_of(item: &Json<'_>) -> Option<Box<str>> {
-    external_id_in(Tape::of(item).root())
-}
-
-/// [`external_id_of`] an item read onto a tape.
-pub fn external_id_in(item: Val<'_, '_>) -> Option<Box<str>> {
-    extract::external_id_of(item).map(Into::into)
-}
-
-/// The members the Status column is read from, in order.
-pub fn status_fields(inventory: Inventory) -> &'static [&'static str] {
-    extract::status_fields(inventory)
-}
-
-/// The members the Type column is read from, in order.
-pub const TYPE_FIELDS: &[&str] = extract::TYPE;
 
 /// Parses the date/time shapes seen upstream: RFC 3339 with or without fractional seconds, with
 /// `Z` or an offset; `YYYY-MM-DDTHH:MM:SS[.f]` and ServiceNow's `YYYY-MM-DD HH:MM:SS[.f]`

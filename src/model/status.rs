@@ -103,7 +103,7 @@ impl FullReason {
 }
 
 /// Page elements that were not cached, by cause.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct SkipCounts {
     /// Missing or empty key.
     pub no_key: u64,
@@ -115,15 +115,19 @@ pub struct SkipCounts {
     pub not_kept: u64,
 }
 
-/// One poll, start to end. (Internal: the API, `sync-once` and the store each write their own
-/// JSON shape of it.)
-#[derive(Clone, Debug)]
+/// One poll, start to end, and its one JSON shape: the store keeps it (`sync_state.last_report`),
+/// the mirror publishes it (the poll message), `sync-once` prints it. Times are RFC 3339 with
+/// milliseconds; the churn fields sit beside the others. (The read API's status writes its own
+/// type, `serve::api::body::Report`, as its public contract.)
+#[derive(Clone, Debug, Serialize)]
 pub struct PollReport {
     pub kind: PollKind,
-    /// Why a full pass ran (initial, resync, window_too_wide, requested).
+    /// Why a full pass ran (initial, settling, resync, window_too_wide, requested).
     pub reason: Option<FullReason>,
     pub days_ago: Option<u32>,
+    #[serde(serialize_with = "millis")]
     pub started: DateTime<Utc>,
+    #[serde(serialize_with = "millis")]
     pub finished: DateTime<Utc>,
     pub pages: u32,
     /// Pages that answered 504 after their retries and were skipped (by either listing).
@@ -138,6 +142,7 @@ pub struct PollReport {
     pub updated: u64,
     pub removed: u64,
     /// How the pass dealt with an upstream that changed while it listed (see [`Churn`]).
+    #[serde(flatten)]
     pub churn: Churn,
     pub outcome: Outcome,
     /// The upstream answered 401/403: retried only after `poll.failure_backoff_max`.
@@ -153,7 +158,7 @@ pub struct PollReport {
 /// witnesses (see [`Mark::removable`]), and any listing or refresh that returns it clears its
 /// mark. A second, confirming listing runs (at most one per pass) when the first left items
 /// with a first miss or saw the collection move.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Churn {
     /// The first listing saw the collection change under it: its total moved between pages, or
     /// a page repeated the previous page's items (an insert in front of the cursor).
@@ -208,6 +213,10 @@ impl Mark {
     pub fn removable(&self) -> bool {
         (self.gone && self.misses >= 1) || (self.certain && self.misses >= 2) || self.misses >= 3
     }
+}
+
+fn millis<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&crate::time::format::millis(*t))
 }
 
 #[derive(Clone, Debug)]

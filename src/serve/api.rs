@@ -9,8 +9,8 @@
 //! | `GET /healthz`, `GET /readyz` | liveness; readiness (503 until every inventory is ready) |
 //! | `GET /metrics` | Prometheus text ([`crate::telemetry::metrics`]) |
 //!
-//! The web console's pages (`/`, `/ui/...`) are [`crate::serve::console`]'s, merged into this
-//! router; they sign in with a session cookie instead of the bearer token.
+//! The handlers; [`crate::serve::server`] routes them, with the web console's pages (`/`,
+//! `/ui/...`, which sign in with a session cookie instead of the bearer token).
 //!
 //! `/api` and `/metrics` need `Authorization: Bearer <api.token>` when a token is configured;
 //! the health endpoints never do. Every error is JSON `{"error": "..."}` naming what was wrong.
@@ -28,262 +28,25 @@ pub mod etag;
 pub mod link;
 pub mod parse_errors;
 pub mod query;
-mod warm;
+pub(super) mod warm;
 
-use crate::cache::Cache;
-use crate::config::{ApiServerConfig, ConfigError};
-use crate::mirror::ha::ControlSlot;
 use crate::mirror::lease::HaStatus;
 use crate::model::inventory::Inventory;
-use crate::model::secret::Secret;
-use crate::serve::console;
-use crate::sync::daemon::{Control, RequestOutcome};
-use crate::telemetry::events;
+use crate::serve::state::AppState;
+use crate::sync::daemon::RequestOutcome;
 use crate::telemetry::metrics;
-use axum::Router;
+use crate::time::format;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
-use axum::middleware::{self, Next};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use chrono::{DateTime, SecondsFormat, Utc};
 use query::ListQuery;
 use serde_json::{Map, json};
-use std::net::SocketAddr;
-use std::sync::{Arc, PoisonError, RwLock};
-use std::time::{Duration, Instant};
-use tokio::net::TcpListener;
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
-
-/// How long open connections may finish after shutdown before the server is stopped anyway.
-const GRACE: Duration = Duration::from_secs(5);
-
-#[derive(Debug, thiserror::Error)]
-pub enum ApiError {
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    #[error("api.listen {addr}: cannot listen: {source}")]
-    Bind {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
-}
-
-/// The listening socket, bound at startup before any upstream request, so that a port already in
-/// use stops the daemon at once. `None` inside when the API is off.
-pub struct Bound {
-    listener: Option<TcpListener>,
-    token: Secret,
-    ha: Option<watch::Receiver<HaStatus>>,
-}
-
-impl Bound {
-    /// Binds `api.listen` (nothing when it is empty).
-    pub async fn bind(cfg: &ApiServerConfig) -> Result<Bound, ApiError> {
-        cfg.validate()?;
-        let listener = match cfg.listen_addr()? {
-            None => None,
-            Some(addr) => Some(
-                TcpListener::bind(addr)
-                    .await
-                    .map_err(|source| ApiError::Bind { addr, source })?,
-            ),
-        };
-        Ok(Bound {
-            listener,
-            token: cfg.token.clone(),
-            ha: None,
-        })
-    }
-
-    /// An already bound listener (the demo picks its own port).
-    pub fn from_listener(listener: TcpListener, token: Secret) -> Bound {
-        Bound {
-            listener: Some(listener),
-            token,
-            ha: None,
-        }
-    }
-
-    /// The bound address; `None` when the API is off.
-    pub fn addr(&self) -> Option<SocketAddr> {
-        self.listener.as_ref().and_then(|l| l.local_addr().ok())
-    }
-
-    /// The leader/standby role the status reports (`ha.enabled`); `off` without it.
-    pub fn with_ha(mut self, ha: Option<watch::Receiver<HaStatus>>) -> Bound {
-        self.ha = ha;
-        self
-    }
-
-    /// Starts serving on the current runtime; stop with [`Server::shutdown`].
-    pub fn serve(self, cache: Cache, control: Control) -> Server {
-        self.serve_switchable(cache, Arc::new(RwLock::new(control)))
-    }
-
-    /// As [`Bound::serve`], with refresh requests going to whatever control `control` holds
-    /// at the time (a standby's pollers come and go with its leader terms).
-    pub fn serve_switchable(self, cache: Cache, control: ControlSlot) -> Server {
-        let (stop, stop_rx) = watch::channel(false);
-        let Some(listener) = self.listener else {
-            return Server {
-                addr: None,
-                stop,
-                task: None,
-            };
-        };
-        let addr = listener.local_addr().ok();
-        let token = (!self.token.is_empty()).then_some(self.token);
-        if let Some(addr) = addr {
-            events::ApiListening {
-                addr,
-                authenticated: token.is_some(),
-            }
-            .emit();
-        }
-        let cache_for_warmer = cache.clone();
-        let state = Arc::new(ApiState {
-            cache,
-            control,
-            ha: self.ha,
-            token,
-            started: Instant::now(),
-            started_at: Utc::now(),
-            boot: Utc::now().timestamp_nanos_opt().unwrap_or_default(),
-            sessions: console::Sessions::default(),
-        });
-        let app = router(state);
-        let warmer = warm::spawn(cache_for_warmer, stop_rx.clone());
-        let mut graceful = stop_rx;
-        let task = tokio::spawn(async move {
-            let served = axum::serve(parse_errors::Listener(listener), app)
-                .with_graceful_shutdown(async move {
-                    let _ = graceful.wait_for(|s| *s).await;
-                })
-                .await;
-            if let Err(error) = served {
-                tracing::error!(message = "API server failed.", %error);
-            }
-            let _ = warmer.await;
-        });
-        Server {
-            addr,
-            stop,
-            task: Some(task),
-        }
-    }
-}
-
-/// The running API server.
-pub struct Server {
-    addr: Option<SocketAddr>,
-    stop: watch::Sender<bool>,
-    task: Option<JoinHandle<()>>,
-}
-
-impl Server {
-    /// Where it listens; `None` when the API is off.
-    pub fn addr(&self) -> Option<SocketAddr> {
-        self.addr
-    }
-
-    /// Stops accepting, lets open requests finish for up to 5 s, then stops.
-    pub async fn shutdown(mut self) {
-        self.stop.send_replace(true);
-        if let Some(mut task) = self.task.take()
-            && tokio::time::timeout(GRACE, &mut task).await.is_err()
-        {
-            task.abort();
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.stop.send_replace(true);
-    }
-}
-
-/// What every handler of the API and the console shares.
-pub(crate) struct ApiState {
-    pub(crate) cache: Cache,
-    /// The pollers' control; a standby's comes and goes with its leader terms.
-    pub(crate) control: ControlSlot,
-    /// The leader/standby role (`ha.enabled`).
-    pub(crate) ha: Option<watch::Receiver<HaStatus>>,
-    /// `api.token`, when one is configured.
-    pub(crate) token: Option<Secret>,
-    pub(crate) started: Instant,
-    pub(crate) started_at: DateTime<Utc>,
-    /// The start, in nanoseconds: part of every `ETag`, so a restart never repeats one.
-    pub(crate) boot: i64,
-    /// The console's signed-in browsers.
-    pub(crate) sessions: console::Sessions,
-}
-
-impl ApiState {
-    /// The control of the pollers running now (none on a standby: every request is refused).
-    pub(crate) fn control(&self) -> Control {
-        self.control
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    }
-}
-
-pub(crate) type AppState = Arc<ApiState>;
-
-/// The whole router: health endpoints open, the rest behind the token when there is one.
-fn router(state: AppState) -> Router {
-    let guarded = Router::new()
-        .route("/api/v1/status", get(status))
-        .route("/api/v1/refresh", post(refresh))
-        .route("/api/v1/{inventory}", get(list))
-        .route("/api/v1/{inventory}/{id}", get(one))
-        .route("/metrics", get(metrics_text))
-        .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .merge(guarded)
-        .merge(console::routes(state.clone()))
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        .with_state(state)
-        // Outermost: every answer is counted and logged (401s and 404s too) and compressed
-        // when the client asks for gzip or brotli.
-        .layer(tower_http::compression::CompressionLayer::new())
-        .layer(middleware::from_fn(observe))
-}
-
-/// The access log and request metrics of every answer.
-async fn observe(request: Request, next: Next) -> Response {
-    let began = Instant::now();
-    let method = request.method().clone();
-    let target = request.uri().path_and_query().map_or_else(
-        || request.uri().path().to_string(),
-        |p| p.as_str().to_string(),
-    );
-    let route = request
-        .extensions()
-        .get::<axum::extract::MatchedPath>()
-        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
-    let response = next.run(request).await;
-    events::ApiRequest {
-        method: method.as_str(),
-        route: &route,
-        target: &target,
-        status: response.status().as_u16(),
-        duration: began.elapsed(),
-    }
-    .emit();
-    response
-}
+use std::sync::Arc;
 
 /// An error answer: `{"error": message}` with a status.
-struct Failure(StatusCode, String);
+pub(super) struct Failure(StatusCode, String);
 
 impl IntoResponse for Failure {
     fn into_response(self) -> Response {
@@ -295,21 +58,21 @@ fn bad_request(message: impl ToString) -> Failure {
     Failure(StatusCode::BAD_REQUEST, message.to_string())
 }
 
-async fn not_found(uri: Uri) -> Failure {
+pub(super) async fn not_found(uri: Uri) -> Failure {
     Failure(
         StatusCode::NOT_FOUND,
         format!("no such endpoint: {}", uri.path()),
     )
 }
 
-async fn method_not_allowed(method: axum::http::Method, uri: Uri) -> Failure {
+pub(super) async fn method_not_allowed(method: axum::http::Method, uri: Uri) -> Failure {
     Failure(
         StatusCode::METHOD_NOT_ALLOWED,
         format!("{method} is not allowed on {}", uri.path()),
     )
 }
 
-async fn require_token(
+pub(super) async fn require_token(
     State(state): State<AppState>,
     headers: HeaderMap,
     request: Request,
@@ -349,10 +112,6 @@ fn inventory(name: &str) -> Result<Inventory, Failure> {
         })
 }
 
-fn time(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Millis, true)
-}
-
 fn json_body(status: StatusCode, body: &impl serde::Serialize) -> Response {
     // The bodies are JSON values or plain structs of strings, numbers and dates: serializing
     // them cannot fail.
@@ -360,7 +119,7 @@ fn json_body(status: StatusCode, body: &impl serde::Serialize) -> Response {
     (status, [(header::CONTENT_TYPE, "application/json")], bytes).into_response()
 }
 
-async fn list(
+pub(super) async fn list(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
     uri: Uri,
@@ -408,7 +167,7 @@ async fn list(
     Ok(response)
 }
 
-async fn one(
+pub(super) async fn one(
     State(state): State<AppState>,
     path: Result<Path<(String, String)>, PathRejection>,
     request: HeaderMap,
@@ -431,15 +190,15 @@ async fn one(
         "inventory": inv,
         "row": query::full_row(inv, item),
         "upstream": item.json(),
-        "first_seen": time(item.first_seen),
-        "last_seen": time(item.last_seen()),
+        "first_seen": format::millis(item.first_seen),
+        "last_seen": format::millis(item.last_seen()),
     });
     let mut response = json_body(StatusCode::OK, &body);
     response.headers_mut().insert(header::ETAG, tag);
     Ok(response)
 }
 
-async fn status(State(state): State<AppState>, request: HeaderMap) -> Response {
+pub(super) async fn status(State(state): State<AppState>, request: HeaderMap) -> Response {
     let inventory = |inv: Inventory| {
         body::InventoryStatus::new(
             state.cache.status(inv),
@@ -449,7 +208,7 @@ async fn status(State(state): State<AppState>, request: HeaderMap) -> Response {
     };
     let status = body::Status {
         version: env!("CARGO_PKG_VERSION"),
-        started: time(state.started_at),
+        started: format::millis(state.started_at),
         uptime_seconds: state.started.elapsed().as_secs(),
         ready: state.cache.all_ready(),
         inventories: body::Inventories {
@@ -483,7 +242,7 @@ async fn status(State(state): State<AppState>, request: HeaderMap) -> Response {
         .into_response()
 }
 
-async fn refresh(State(state): State<AppState>, uri: Uri) -> Result<Response, Failure> {
+pub(super) async fn refresh(State(state): State<AppState>, uri: Uri) -> Result<Response, Failure> {
     let mut targets: Vec<Inventory> = Inventory::ALL.to_vec();
     let mut full = false;
     for (key, value) in query_pairs(&uri)? {
@@ -528,11 +287,11 @@ async fn refresh(State(state): State<AppState>, uri: Uri) -> Result<Response, Fa
     ))
 }
 
-async fn healthz() -> Response {
+pub(super) async fn healthz() -> Response {
     json_body(StatusCode::OK, &json!({ "status": "ok" }))
 }
 
-async fn readyz(State(state): State<AppState>) -> Response {
+pub(super) async fn readyz(State(state): State<AppState>) -> Response {
     if state.cache.all_ready() {
         return json_body(StatusCode::OK, &json!({ "ready": true }));
     }
@@ -562,7 +321,7 @@ async fn readyz(State(state): State<AppState>) -> Response {
     )
 }
 
-async fn metrics_text(State(state): State<AppState>) -> Response {
+pub(super) async fn metrics_text(State(state): State<AppState>) -> Response {
     let text = metrics::render(&state.cache);
     ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], text).into_response()
 }

@@ -27,12 +27,13 @@ mod html;
 mod item;
 mod overview;
 mod session;
+pub(crate) mod sessions;
 mod status;
 mod table;
 
-pub use session::Sessions;
+pub use sessions::Sessions;
 
-use crate::serve::api::AppState;
+use crate::serve::state::AppState;
 use axum::Router;
 use axum::middleware;
 use axum::response::Redirect;

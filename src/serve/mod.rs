@@ -4,4 +4,6 @@
 pub mod api;
 pub mod console;
 pub mod notify;
+pub mod server;
+pub mod state;
 pub mod status_log;

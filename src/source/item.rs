@@ -1,9 +1,12 @@
 //! The upstream's single-item endpoint (TMF's `GET .../service/{id}`, `.../resource/{id}`):
 //! asked, where configured, about items a full listing did not return.
 
-use super::*;
+use super::Upstream;
+use super::body::read_limited;
+use super::error::{PageError, transport_error};
+use super::limit::Signal;
 use crate::model::inventory::Inventory;
-use crate::source::limit::Signal;
+use reqwest::StatusCode;
 
 /// What the single-item endpoint said of one item.
 #[derive(Debug)]

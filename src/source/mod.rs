@@ -5,7 +5,7 @@
 //! credentials: endpoints with userinfo are refused by configuration, and auth goes in a header.
 
 use crate::config::Config;
-use crate::model::inventory::Api;
+use crate::model::inventory::{Api, Inventory};
 use crate::model::secret::Secret;
 use reqwest::StatusCode;
 use std::sync::Arc;
@@ -19,9 +19,9 @@ mod limit;
 mod retry;
 
 use body::read_limited;
-pub use dialect::{Items, PageRequest, parse_items, parse_retry_after};
+pub use body::{Items, parse_items};
 use error::transport_error;
-pub use error::{ClientError, PageError, PageFailure, error_chain};
+pub use error::{ClientError, PageError, PageFailure, error_chain, parse_retry_after};
 pub use item::ItemAnswer;
 pub use limit::GROW_AFTER;
 use limit::Limiter;
@@ -45,6 +45,14 @@ pub struct Page {
     pub total: Option<u64>,
     /// How long the request that got it took (the last attempt), body included.
     pub duration: Duration,
+}
+
+/// What one request asks for.
+#[derive(Clone, Copy, Debug)]
+pub struct PageRequest {
+    pub inventory: Inventory,
+    pub page: u32,
+    pub days_ago: Option<u32>,
 }
 
 struct ApiTarget {

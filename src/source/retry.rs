@@ -4,7 +4,7 @@
 //! upstream answered.
 
 use super::limit::Signal;
-use super::*;
+use super::{Page, PageError, PageFailure, PageRequest, Upstream};
 use crate::telemetry::events;
 use crate::time::backoff::Backoff;
 use std::time::{Duration, Instant};

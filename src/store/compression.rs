@@ -10,8 +10,12 @@
 //! schema version 1, or before its inventory had enough items to train on) holds the JSON as
 //! text.
 
-use super::*;
+use crate::model::inventory::Inventory;
 use crate::model::item::Item;
+use crate::telemetry::events;
+use crate::time::format;
+use chrono::Utc;
+use rusqlite::Connection;
 use rusqlite::types::ValueRef;
 use rusqlite::{OptionalExtension, params};
 use std::collections::HashMap;
@@ -105,7 +109,7 @@ impl Encoder {
             "INSERT INTO dictionaries (inventory, created, samples, dict) VALUES (?1, ?2, ?3, ?4)",
             params![
                 inv.as_str(),
-                time_text(Utc::now()),
+                format::nanos(Utc::now()),
                 samples.len() as i64,
                 dict
             ],

@@ -1,10 +1,13 @@
 //! The poll history on disk: each applied poll's [`PollPoint`] is appended in the poll's own
 //! transaction, trimmed to the newest [`HISTORY_LEN`] per inventory, and read back at startup.
 
-use super::*;
+use super::schema::parse_time;
+use super::{Store, StoreError};
 use crate::cache::{Cache, HISTORY_LEN, PollPoint};
+use crate::model::inventory::Inventory;
 use crate::model::status::{Outcome, PollKind};
 use crate::sync::Applied;
+use crate::time::format;
 use rusqlite::params;
 
 /// Appends `applied`'s poll and drops the inventory's points beyond the newest [`HISTORY_LEN`].
@@ -20,8 +23,8 @@ pub(super) fn append(tx: &rusqlite::Transaction<'_>, applied: &Applied) -> rusql
             inv,
             p.kind.as_str(),
             p.outcome.as_str(),
-            time_text(p.started),
-            time_text(p.finished),
+            format::nanos(p.started),
+            format::nanos(p.finished),
             n(p.items),
             n(p.added),
             n(p.updated),

@@ -1,7 +1,8 @@
 //! The warm start: the file's items and sync state into the cache, before any poller runs.
 
 use super::compression::Decoders;
-use super::*;
+use super::schema::{parse_time, table};
+use super::{Store, StoreError};
 use crate::cache::{Awaiting, Cache, ItemMap};
 use crate::model::inventory::Inventory;
 use crate::model::item::{Item, Key};

@@ -34,12 +34,13 @@ mod schema;
 mod writer;
 
 pub use load::Loaded;
-use schema::{schema_v1, schema_v2, schema_v3, upsert_sql};
+pub use schema::table;
+use schema::{schema_v1, schema_v2, schema_v3};
 pub use writer::{WriteStats, Writer};
 
 use crate::model::inventory::Inventory;
 use crate::telemetry::events;
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::Utc;
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -96,20 +97,6 @@ pub fn resolve_path(configured: &str) -> Option<PathBuf> {
         Some(dir) if !dir.is_empty() => Some(Path::new(dir).join(path)),
         _ => Some(path.to_path_buf()),
     }
-}
-
-/// SQL table of an inventory.
-pub fn table(inv: Inventory) -> &'static str {
-    inv.as_str()
-}
-
-fn time_text(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Nanos, true)
-}
-
-fn parse_time(s: Option<String>) -> Option<DateTime<Utc>> {
-    s.and_then(|s| DateTime::parse_from_rfc3339(&s).ok())
-        .map(|t| t.with_timezone(&Utc))
 }
 
 fn is_corruption(e: &rusqlite::Error) -> bool {
@@ -365,8 +352,10 @@ pub fn open_read_only(path: &Path) -> Result<Connection, StoreError> {
 
 #[cfg(test)]
 mod tests {
+    use super::schema::upsert_sql;
     use super::*;
     use crate::model::row::Row;
+    use crate::time::format;
 
     #[test]
     fn relative_paths_go_under_the_state_directory_and_empty_disables() {
@@ -434,7 +423,7 @@ mod tests {
             for item in &old {
                 conn.execute(
                     "INSERT INTO services (key, raw, first_seen, last_seen) VALUES (?1, ?2, ?3, ?3)",
-                    rusqlite::params![item.key.as_str(), item.raw(), time_text(item.first_seen)],
+                    rusqlite::params![item.key.as_str(), item.raw(), format::nanos(item.first_seen)],
                 )
                 .unwrap();
             }

@@ -1,9 +1,18 @@
 //! The SQL of the layout: one table per inventory with the row's columns, `sync_state`, and
 //! the steps from one schema version to the next.
 
-use super::*;
 use crate::model::inventory::Inventory;
 use crate::model::row::{ColumnKind, Row};
+use chrono::{DateTime, Utc};
+
+/// SQL table of an inventory.
+pub fn table(inv: Inventory) -> &'static str {
+    inv.as_str()
+}
+
+pub(super) fn parse_time(s: Option<String>) -> Option<DateTime<Utc>> {
+    s.and_then(|s| crate::time::format::parse(&s))
+}
 
 /// The SQL column type of a row column.
 pub(super) fn sql_type(kind: ColumnKind) -> &'static str {

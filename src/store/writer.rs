@@ -2,13 +2,15 @@
 //! transaction.
 
 use super::compression::Encoder;
-use super::*;
+use super::schema::{table, upsert_sql};
+use super::{Store, StoreError};
 use crate::cache::Cache;
 use crate::model::item::Item;
 use crate::model::row::{Cell, ColumnKind, Row};
-use crate::model::status::{FullReason, Outcome, PollReport};
+use crate::model::status::Outcome;
 use crate::sync::{Applied, Journal};
 use crate::telemetry::events;
+use crate::time::format;
 use chrono::{DateTime, Utc};
 use rusqlite::params;
 use std::time::{Duration, Instant};
@@ -65,7 +67,7 @@ impl Store {
             stats.upserted = upsert_all(&tx, inv, &applied.upserts, stored, &mut trained)?;
             // (A failed poll journals no unchanged keys: it applied nothing.)
             if !applied.unchanged.is_empty() {
-                let seen = time_text(report.finished);
+                let seen = format::nanos(report.finished);
                 if applied.swept {
                     // After a complete full pass and its sweep, every row left was seen by it:
                     // one statement instead of one per key. Rows upserted by this pass already
@@ -73,7 +75,7 @@ impl Store {
                     // its removals kept items it did not see: those are touched one by one.)
                     stats.touched = tx.execute(
                         &format!("UPDATE \"{t}\" SET last_seen = ?1 WHERE last_seen < ?2"),
-                        params![seen, time_text(report.started)],
+                        params![seen, format::nanos(report.started)],
                     )?;
                 } else {
                     let mut touch = tx.prepare_cached(&format!(
@@ -279,48 +281,15 @@ fn upsert_item(
             stmt.raw_bind_parameter(at + 3, rusqlite::types::Null)?;
         }
     }
-    stmt.raw_bind_parameter(at + 1, time_text(item.first_seen))?;
-    stmt.raw_bind_parameter(at + 2, time_text(item.last_seen()))?;
+    stmt.raw_bind_parameter(at + 1, format::nanos(item.first_seen))?;
+    stmt.raw_bind_parameter(at + 2, format::nanos(item.last_seen()))?;
     stmt.raw_execute()?;
     Ok(())
 }
 
-/// The last poll's report as the store keeps it in `sync_state.last_report` (for people
-/// reading the file; nothing loads it back). The store's own shape: fields are named here.
-fn stored_report(r: &PollReport) -> serde_json::Value {
-    serde_json::json!({
-        "kind": r.kind.as_str(),
-        "reason": r.reason.map(FullReason::as_str),
-        "days_ago": r.days_ago,
-        "started": time_text(r.started),
-        "finished": time_text(r.finished),
-        "pages": r.pages,
-        "skipped_pages": r.skipped_pages,
-        "skipped": {
-            "no_key": r.skipped.no_key,
-            "not_object": r.skipped.not_object,
-            "duplicates": r.skipped.duplicates,
-            "not_kept": r.skipped.not_kept,
-        },
-        "received": r.received,
-        "added": r.added,
-        "updated": r.updated,
-        "removed": r.removed,
-        "short_pages": r.short_pages,
-        "candidates": r.churn.candidates,
-        "recovered": r.churn.recovered,
-        "confirmed_removed": r.churn.confirmed_removed,
-        "deferred": r.churn.deferred,
-        "checked_gone": r.churn.checked_gone,
-        "checked_live": r.churn.checked_live,
-        "outcome": r.outcome.as_str(),
-        "error": r.error,
-    })
-}
-
 fn write_state(tx: &rusqlite::Transaction<'_>, applied: &Applied) -> rusqlite::Result<()> {
     let r = &applied.report;
-    let opt = |t: Option<DateTime<Utc>>| t.map(time_text);
+    let opt = |t: Option<DateTime<Utc>>| t.map(format::nanos);
     let complete = r.outcome == Outcome::Complete;
     tx.execute(
         "INSERT INTO sync_state (inventory, last_complete_full, window_anchor, last_success,
@@ -344,15 +313,15 @@ fn write_state(tx: &rusqlite::Transaction<'_>, applied: &Applied) -> rusqlite::R
             applied.inventory.as_str(),
             opt(applied.times.last_complete_full),
             opt(applied.times.window_anchor),
-            complete.then(|| time_text(r.finished)),
+            complete.then(|| format::nanos(r.finished)),
             r.kind.as_str(),
             r.outcome.as_str(),
-            time_text(r.started),
-            time_text(r.finished),
+            format::nanos(r.started),
+            format::nanos(r.finished),
             serde_json::to_string(&r.skipped_pages).unwrap_or_else(|_| "[]".into()),
             r.error.as_deref(),
-            r.error.as_ref().map(|_| time_text(r.finished)),
-            stored_report(r).to_string(),
+            r.error.as_ref().map(|_| format::nanos(r.finished)),
+            serde_json::to_string(r).unwrap_or_default(),
             applied.settled,
         ],
     )?;
@@ -392,7 +361,7 @@ fn write_awaiting(
         insert.execute(params![
             inv.as_str(),
             key.as_str(),
-            time_text(mark.since),
+            format::nanos(mark.since),
             mark.misses,
             mark.certain,
             mark.gone,

@@ -2,8 +2,8 @@
 //! of a reference listing, the inventory's status, the journal.
 
 use super::Applied;
+use super::context::Context;
 use super::listing::Listing;
-use super::poller::Poller;
 use crate::cache::{Awaiting, PollPoint};
 use crate::model::item::{Item, Key, new_generation};
 use crate::model::status::SyncTimes;
@@ -23,215 +23,212 @@ pub(super) struct Decided {
     pub(super) reference: Option<Vec<Arc<Item>>>,
 }
 
-impl Poller {
-    /// Applies the poll to the cache, records its status, and journals it; returns the report
-    /// with its removals counted.
-    ///
-    /// A full pass that could witness absences builds the inventory's whole map outside the
-    /// lock (the items it returned, and the cached items it did not return that still await a
-    /// witness) and swaps it in; any other poll upserts and removes under one lock.
-    pub(super) fn apply(
-        &self,
-        mut report: PollReport,
-        mut pass: Listing,
-        decided: Decided,
-    ) -> PollReport {
-        let inv = self.inventory;
-        let Decided {
-            absent,
-            mut marks,
-            reference,
-        } = decided;
-        let before = self.cache.len(inv) as u64;
-        let previous_marks = self.cache.awaiting(inv);
-        let mut removed = Vec::new();
-        // Every item left in the inventory was returned by this poll.
-        let mut swept = false;
-        if report.outcome == Outcome::Failed {
-            pass.changed.clear();
-            pass.unchanged.clear();
-        } else if report.outcome == Outcome::Complete && report.kind == PollKind::Full {
-            let absent_set: HashSet<&Key, crate::cache::Hasher> = absent.iter().collect();
-            let mut map = std::mem::take(&mut pass.upserts);
-            let awaiting: Vec<Arc<Item>> = self.cache.with_items(inv, |old| {
-                if self.journal.is_some() {
-                    removed = old
-                        .keys()
-                        .filter(|k| {
-                            !map.contains_key(*k)
-                                && (pass.seen.contains(*k) || absent_set.contains(k))
-                        })
-                        .cloned()
-                        .collect();
-                }
-                old.values()
-                    .filter(|i| !pass.seen.contains(&i.key) && !absent_set.contains(&i.key))
+/// Applies the poll to the cache, records its status, and journals it; returns the report
+/// with its removals counted.
+///
+/// A full pass that could witness absences builds the inventory's whole map outside the
+/// lock (the items it returned, and the cached items it did not return that still await a
+/// witness) and swaps it in; any other poll upserts and removes under one lock.
+pub(super) fn apply(
+    cx: &Context,
+    mut report: PollReport,
+    mut pass: Listing,
+    decided: Decided,
+) -> PollReport {
+    let inv = cx.inventory;
+    let Decided {
+        absent,
+        mut marks,
+        reference,
+    } = decided;
+    let before = cx.cache.len(inv) as u64;
+    let previous_marks = cx.cache.awaiting(inv);
+    let mut removed = Vec::new();
+    // Every item left in the inventory was returned by this poll.
+    let mut swept = false;
+    if report.outcome == Outcome::Failed {
+        pass.changed.clear();
+        pass.unchanged.clear();
+    } else if report.outcome == Outcome::Complete && report.kind == PollKind::Full {
+        let absent_set: HashSet<&Key, crate::cache::Hasher> = absent.iter().collect();
+        let mut map = std::mem::take(&mut pass.upserts);
+        let awaiting: Vec<Arc<Item>> = cx.cache.with_items(inv, |old| {
+            if cx.journal.is_some() {
+                removed = old
+                    .keys()
+                    .filter(|k| {
+                        !map.contains_key(*k) && (pass.seen.contains(*k) || absent_set.contains(k))
+                    })
                     .cloned()
-                    .collect()
-            });
-            swept = awaiting.is_empty();
-            for item in awaiting {
-                map.insert(item.key.clone(), item);
+                    .collect();
             }
-            let old = self.cache.replace(inv, map);
-            drop(old); // the previous map is freed here, after the write lock is released
+            old.values()
+                .filter(|i| !pass.seen.contains(&i.key) && !absent_set.contains(&i.key))
+                .cloned()
+                .collect()
+        });
+        swept = awaiting.is_empty();
+        for item in awaiting {
+            map.insert(item.key.clone(), item);
+        }
+        let old = cx.cache.replace(inv, map);
+        drop(old); // the previous map is freed here, after the write lock is released
+    } else {
+        let upserts = std::mem::take(&mut pass.upserts);
+        cx.cache.apply(inv, upserts.into_values(), &pass.removals);
+        removed = std::mem::take(&mut pass.removals);
+    }
+    let placement = reference.map(|order| place(cx, &order));
+    let items = cx.cache.len(inv);
+    report.removed = (before + report.added).saturating_sub(items as u64);
+    cx.cache
+        .with_items(inv, |map| marks.retain(|k, _| map.contains_key(k)));
+    report.churn.deferred = marks.len() as u64;
+    let awaiting_changed = marks != previous_marks;
+    let awaiting = awaiting_changed.then(|| {
+        let mut v: Vec<_> = marks.iter().map(|(k, m)| (k.clone(), *m)).collect();
+        v.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        v
+    });
+    let oldest = marks.values().map(|m| m.since).min();
+    cx.cache.set_awaiting(inv, marks);
+    let resync = cx.poll.full_resync_interval;
+    if let Some(since) = oldest
+        && report.kind == PollKind::Full
+        && resync > 0
+        && report.finished - since > chrono::Duration::seconds(2 * resync as i64)
+    {
+        events::DeletionsOverdue {
+            inventory: inv,
+            items: report.churn.deferred,
+            since,
+        }
+        .emit();
+    }
+    // The history first: whoever sees the status (or readiness) change sees the poll there.
+    cx.cache.push_history(inv, PollPoint::new(&report, items));
+    let times = record(cx, &report);
+    if let Some(journal) = &cx.journal {
+        let _ = journal.send(Applied {
+            inventory: inv,
+            report: report.clone(),
+            times,
+            settled: cx.cache.status(inv).settled,
+            upserts: pass.changed,
+            unchanged: pass.unchanged,
+            removed,
+            swept,
+            items,
+            awaiting,
+            placement,
+        });
+    }
+    report
+}
+
+/// Makes `order` (a full listing's items, as it returned them) the reference that places
+/// the inventory's items. Cached items it did not return (awaiting a witness, or on pages
+/// it skipped) keep their place among the others: each goes just after the item that came
+/// before it in the previous reference, so the next listing can still tell a miss inside a
+/// page from one at a boundary. Returns every placed key in order (what the store keeps,
+/// so that a warm start places the items again).
+fn place(cx: &Context, order: &[Arc<Item>]) -> Vec<Key> {
+    /// Positions between two returned items, for the ones carried over.
+    const STEP: u64 = 256;
+    let inv = cx.inventory;
+    let previous = cx.cache.status(inv).placed_by;
+    let generation = new_generation();
+    let at = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
+    // (position in the previous reference, position in this one) of the returned items.
+    let mut moved: Vec<(u32, u32)> = Vec::with_capacity(order.len());
+    for (i, item) in order.iter().enumerate() {
+        let new = at((i as u64 + 1) * STEP);
+        let (g, old) = item.place();
+        if g == previous && g != 0 {
+            moved.push((old, new));
+        }
+        item.set_place(generation, new);
+    }
+    moved.sort_unstable();
+    let mut carried: Vec<Arc<Item>> = Vec::new();
+    if previous != 0 {
+        carried = cx.cache.with_items(inv, |map| {
+            map.values()
+                .filter(|i| i.place().0 == previous)
+                .cloned()
+                .collect()
+        });
+        carried.sort_unstable_by_key(|i| i.place().1);
+        let mut last_base = None;
+        let mut rank = 0;
+        for item in &carried {
+            let old = item.place().1;
+            let i = moved.partition_point(|m| m.0 < old);
+            let base = i.checked_sub(1).map_or(0, |j| u64::from(moved[j].1));
+            rank = if last_base == Some(base) { rank + 1 } else { 1 };
+            last_base = Some(base);
+            item.set_place(generation, at(base + rank.min(STEP - 1)));
+        }
+    }
+    cx.cache.update_status(inv, |s| s.placed_by = generation);
+    if cx.journal.is_none() {
+        return Vec::new();
+    }
+    // Both runs are in position order: merge them.
+    let mut keys = Vec::with_capacity(order.len() + carried.len());
+    let (mut a, mut b) = (order.iter().peekable(), carried.iter().peekable());
+    loop {
+        let next = match (a.peek(), b.peek()) {
+            (Some(x), Some(y)) if y.place().1 < x.place().1 => b.next(),
+            (Some(_), _) => a.next(),
+            (None, _) => b.next(),
+        };
+        match next {
+            Some(item) => keys.push(item.key.clone()),
+            None => break,
+        }
+    }
+    keys
+}
+
+/// Updates the inventory's status (and readiness) after a poll; returns its window times.
+pub(super) fn record(cx: &Context, report: &PollReport) -> SyncTimes {
+    let inv = cx.inventory;
+    let complete = report.outcome == Outcome::Complete;
+    let times = cx.cache.update_status(inv, |s| {
+        if complete {
+            s.times.window_anchor = Some(report.started);
+            if report.kind == PollKind::Full {
+                s.times.last_complete_full = Some(report.started);
+                // A first buildup is settled by the full pass after it.
+                s.settled = report.reason != Some(FullReason::Initial);
+            }
+            s.last_success = Some(report.finished);
+            s.consecutive_failures = 0;
+            s.phase = Phase::Ready;
         } else {
-            let upserts = std::mem::take(&mut pass.upserts);
-            self.cache.apply(inv, upserts.into_values(), &pass.removals);
-            removed = std::mem::take(&mut pass.removals);
+            s.consecutive_failures += 1;
+            s.phase = Phase::Failing;
         }
-        let placement = reference.map(|order| self.place(&order));
-        let items = self.cache.len(inv);
-        report.removed = (before + report.added).saturating_sub(items as u64);
-        self.cache
-            .with_items(inv, |map| marks.retain(|k, _| map.contains_key(k)));
-        report.churn.deferred = marks.len() as u64;
-        let awaiting_changed = marks != previous_marks;
-        let awaiting = awaiting_changed.then(|| {
-            let mut v: Vec<_> = marks.iter().map(|(k, m)| (k.clone(), *m)).collect();
-            v.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-            v
-        });
-        let oldest = marks.values().map(|m| m.since).min();
-        self.cache.set_awaiting(inv, marks);
-        let resync = self.cfg().poll.full_resync_interval;
-        if let Some(since) = oldest
-            && report.kind == PollKind::Full
-            && resync > 0
-            && report.finished - since > chrono::Duration::seconds(2 * resync as i64)
-        {
-            events::DeletionsOverdue {
-                inventory: inv,
-                items: report.churn.deferred,
-                since,
-            }
-            .emit();
-        }
-        // The history first: whoever sees the status (or readiness) change sees the poll there.
-        self.cache.push_history(inv, PollPoint::new(&report, items));
-        let times = self.record(&report);
-        if let Some(journal) = &self.journal {
-            let _ = journal.send(Applied {
-                inventory: inv,
-                report: report.clone(),
-                times,
-                settled: self.cache.status(inv).settled,
-                upserts: pass.changed,
-                unchanged: pass.unchanged,
-                removed,
-                swept,
-                items,
-                awaiting,
-                placement,
+        if let Some(message) = &report.error {
+            s.last_error = Some(ErrorNote {
+                at: report.finished,
+                message: message.clone(),
             });
         }
-        report
+        match report.kind {
+            PollKind::Full => s.last_full = Some(report.clone()),
+            PollKind::Refresh => s.last_refresh = Some(report.clone()),
+        }
+        s.times
+    });
+    if complete && report.kind == PollKind::Full && !cx.cache.is_ready(inv) {
+        cx.cache.mark_ready(inv);
+        events::InventoryReady {
+            inventory: inv,
+            items: cx.cache.len(inv),
+        }
+        .emit();
     }
-
-    /// Makes `order` (a full listing's items, as it returned them) the reference that places
-    /// the inventory's items. Cached items it did not return (awaiting a witness, or on pages
-    /// it skipped) keep their place among the others: each goes just after the item that came
-    /// before it in the previous reference, so the next listing can still tell a miss inside a
-    /// page from one at a boundary. Returns every placed key in order (what the store keeps,
-    /// so that a warm start places the items again).
-    fn place(&self, order: &[Arc<Item>]) -> Vec<Key> {
-        /// Positions between two returned items, for the ones carried over.
-        const STEP: u64 = 256;
-        let inv = self.inventory;
-        let previous = self.cache.status(inv).placed_by;
-        let generation = new_generation();
-        let at = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
-        // (position in the previous reference, position in this one) of the returned items.
-        let mut moved: Vec<(u32, u32)> = Vec::with_capacity(order.len());
-        for (i, item) in order.iter().enumerate() {
-            let new = at((i as u64 + 1) * STEP);
-            let (g, old) = item.place();
-            if g == previous && g != 0 {
-                moved.push((old, new));
-            }
-            item.set_place(generation, new);
-        }
-        moved.sort_unstable();
-        let mut carried: Vec<Arc<Item>> = Vec::new();
-        if previous != 0 {
-            carried = self.cache.with_items(inv, |map| {
-                map.values()
-                    .filter(|i| i.place().0 == previous)
-                    .cloned()
-                    .collect()
-            });
-            carried.sort_unstable_by_key(|i| i.place().1);
-            let mut last_base = None;
-            let mut rank = 0;
-            for item in &carried {
-                let old = item.place().1;
-                let i = moved.partition_point(|m| m.0 < old);
-                let base = i.checked_sub(1).map_or(0, |j| u64::from(moved[j].1));
-                rank = if last_base == Some(base) { rank + 1 } else { 1 };
-                last_base = Some(base);
-                item.set_place(generation, at(base + rank.min(STEP - 1)));
-            }
-        }
-        self.cache.update_status(inv, |s| s.placed_by = generation);
-        if self.journal.is_none() {
-            return Vec::new();
-        }
-        // Both runs are in position order: merge them.
-        let mut keys = Vec::with_capacity(order.len() + carried.len());
-        let (mut a, mut b) = (order.iter().peekable(), carried.iter().peekable());
-        loop {
-            let next = match (a.peek(), b.peek()) {
-                (Some(x), Some(y)) if y.place().1 < x.place().1 => b.next(),
-                (Some(_), _) => a.next(),
-                (None, _) => b.next(),
-            };
-            match next {
-                Some(item) => keys.push(item.key.clone()),
-                None => break,
-            }
-        }
-        keys
-    }
-
-    /// Updates the inventory's status (and readiness) after a poll; returns its window times.
-    pub(super) fn record(&self, report: &PollReport) -> SyncTimes {
-        let inv = self.inventory;
-        let complete = report.outcome == Outcome::Complete;
-        let times = self.cache.update_status(inv, |s| {
-            if complete {
-                s.times.window_anchor = Some(report.started);
-                if report.kind == PollKind::Full {
-                    s.times.last_complete_full = Some(report.started);
-                    // A first buildup is settled by the full pass after it.
-                    s.settled = report.reason != Some(FullReason::Initial);
-                }
-                s.last_success = Some(report.finished);
-                s.consecutive_failures = 0;
-                s.phase = Phase::Ready;
-            } else {
-                s.consecutive_failures += 1;
-                s.phase = Phase::Failing;
-            }
-            if let Some(message) = &report.error {
-                s.last_error = Some(ErrorNote {
-                    at: report.finished,
-                    message: message.clone(),
-                });
-            }
-            match report.kind {
-                PollKind::Full => s.last_full = Some(report.clone()),
-                PollKind::Refresh => s.last_refresh = Some(report.clone()),
-            }
-            s.times
-        });
-        if complete && report.kind == PollKind::Full && !self.cache.is_ready(inv) {
-            self.cache.mark_ready(inv);
-            events::InventoryReady {
-                inventory: inv,
-                items: self.cache.len(inv),
-            }
-            .emit();
-        }
-        times
-    }
+    times
 }

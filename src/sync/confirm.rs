@@ -6,8 +6,8 @@
 //! returns it clears the mark. Marks live in the cache beside the items (and are persisted by
 //! the store and the mirror), so a restart or a takeover forgets none of them.
 
+use super::context::Context;
 use super::listing::Listing;
-use super::poller::Poller;
 use crate::cache::Awaiting;
 use crate::model::item::{Item, Key};
 use crate::model::json;
@@ -31,249 +31,245 @@ pub(super) struct Confirmation {
     pub(super) witness: Option<Vec<Arc<Item>>>,
 }
 
-impl Poller {
-    /// Runs the confirming listing of a poll whose first listing is `first` (complete), merges
-    /// what it returned into `first` (its versions win: they are the later ones), and, when it
-    /// is complete, records its misses in `marks`.
-    pub(super) async fn confirm(
-        &self,
-        first: &mut Listing,
-        marks: &mut Awaiting,
-        kind: PollKind,
-        days_ago: Option<u32>,
-    ) -> Confirmation {
-        let mut second = Listing::new(first.started, first.ref_generation);
-        let result = self.fetch_all(&mut second, days_ago).await;
-        let gaps = match &result {
-            Err(e) => Some(e.to_string()),
-            Ok(()) => second
-                .gaps()
-                .or_else(|| self.too_few(&second, kind).map(|(why, _)| why)),
-        };
-        // Whatever it returned is live, even from a listing that failed later.
-        clear_seen(marks, &second);
-        if gaps.is_none() && kind == PollKind::Full {
-            let missed = self.missed(&second, Some(first));
-            add_misses(marks, &missed, &mut second, first.started);
-        }
-        let recovered = second
-            .upserts
-            .keys()
-            .filter(|k| !first.seen.contains(*k))
-            .count() as u64;
-        let confirmation = Confirmation {
-            gaps,
-            recovered: if result.is_ok() { recovered } else { 0 },
-            skipped_pages: second.skipped_pages.clone(),
-            short_pages: second.short_pages.clone(),
-            witness: None,
-        };
-        events::ListingConfirmed {
-            inventory: self.inventory,
-            kind,
-            error: confirmation.gaps.as_deref(),
-            skipped_pages: second.skipped_pages.len(),
-            recovered: confirmation.recovered,
-            awaiting: marks.len() as u64,
-        }
-        .emit();
-        let witness = confirmation.gaps.is_none().then(|| second.order.clone());
-        if result.is_ok() {
-            first.merge(second, |k| {
-                self.cache.get(self.inventory, k.as_str()).is_some()
-            });
-        } else {
-            first.pages += second.pages;
-            first.received += second.received;
-        }
-        Confirmation {
-            witness,
-            ..confirmation
-        }
+/// Runs the confirming listing of a poll whose first listing is `first` (complete), merges
+/// what it returned into `first` (its versions win: they are the later ones), and, when it
+/// is complete, records its misses in `marks`.
+pub(super) async fn confirm(
+    cx: &Context,
+    first: &mut Listing,
+    marks: &mut Awaiting,
+    kind: PollKind,
+    days_ago: Option<u32>,
+) -> Confirmation {
+    let mut second = Listing::new(first.started, first.ref_generation);
+    let result = second.fetch(cx, days_ago).await;
+    let gaps = match &result {
+        Err(e) => Some(e.to_string()),
+        Ok(()) => second
+            .gaps()
+            .or_else(|| too_few(cx, &second, kind).map(|(why, _)| why)),
+    };
+    // Whatever it returned is live, even from a listing that failed later.
+    clear_seen(marks, &second);
+    if gaps.is_none() && kind == PollKind::Full {
+        let missed = missed(cx, &second, Some(first));
+        add_misses(marks, &missed, &mut second, first.started);
     }
+    let recovered = second
+        .upserts
+        .keys()
+        .filter(|k| !first.seen.contains(*k))
+        .count() as u64;
+    let confirmation = Confirmation {
+        gaps,
+        recovered: if result.is_ok() { recovered } else { 0 },
+        skipped_pages: second.skipped_pages.clone(),
+        short_pages: second.short_pages.clone(),
+        witness: None,
+    };
+    events::ListingConfirmed {
+        inventory: cx.inventory,
+        kind,
+        error: confirmation.gaps.as_deref(),
+        skipped_pages: second.skipped_pages.len(),
+        recovered: confirmation.recovered,
+        awaiting: marks.len() as u64,
+    }
+    .emit();
+    let witness = confirmation.gaps.is_none().then(|| second.order.clone());
+    if result.is_ok() {
+        first.merge(second, |k| cx.cache.get(cx.inventory, k.as_str()).is_some());
+    } else {
+        first.pages += second.pages;
+        first.received += second.received;
+    }
+    Confirmation {
+        witness,
+        ..confirmation
+    }
+}
 
-    /// Asks the upstream's single-item endpoint (where configured) about the items the first
-    /// listing missed that a miss alone does not remove, at most `poll.max_item_checks`: a 404
-    /// is their second witness; an answer shows them live (kept, or updated to what it says,
-    /// or removed if the rules no longer keep it). A failed check changes nothing. The first
-    /// check asks for an item the listing did return: unless the endpoint finds it, it is
-    /// taken as misconfigured and none of its 404s counts.
-    pub(super) async fn check_items(
-        &self,
-        first: &mut Listing,
-        marks: &mut Awaiting,
-        missed: &[Arc<Item>],
-        churn: &mut Churn,
-    ) {
-        let limit = self.cfg().poll.max_item_checks as usize;
-        if !self.upstream.has_item_endpoint(self.inventory) || limit == 0 {
-            return;
-        }
-        let asked: Vec<Arc<Item>> = missed
-            .iter()
-            .filter(|i| marks.get(&i.key).is_some_and(|m| !m.removable()))
-            .take(limit)
-            .cloned()
-            .collect();
-        if asked.is_empty() || first.order.is_empty() {
-            return;
-        }
-        // Up to three items the listing returned (its last, middle and first: one of them may
-        // have been deleted since); one found is enough.
-        let n = first.order.len();
-        let mut controls: Vec<Arc<Item>> = [n - 1, n / 2, 0]
-            .iter()
-            .map(|&i| first.order[i].clone())
-            .collect();
-        controls.dedup_by(|a, b| a.key == b.key);
-        let mut last = String::new();
-        let mut usable = false;
-        for control in &controls {
-            match self
-                .upstream
-                .fetch_item(self.inventory, &item_id(control))
-                .await
-            {
-                Ok(ItemAnswer::Found(_)) => {
-                    usable = true;
-                    break;
-                }
-                Ok(ItemAnswer::Gone) => last = format!("404 for {}", control.key),
-                Err(e) => last = e.to_string(),
-            }
-        }
-        if !usable {
-            events::ItemEndpointUnusable {
-                inventory: self.inventory,
-                answer: &last,
-            }
-            .emit();
-            return;
-        }
-        let in_flight = self.cfg().poll.pages_in_flight.max(1) as usize;
-        let mut pending = asked.into_iter();
-        let mut requests = tokio::task::JoinSet::new();
-        let mut failed = 0u64;
-        loop {
-            while requests.len() < in_flight
-                && let Some(item) = pending.next()
-            {
-                let upstream = self.upstream.clone();
-                let inventory = self.inventory;
-                requests.spawn(async move {
-                    let answer = upstream.fetch_item(inventory, &item_id(&item)).await;
-                    (item, answer)
-                });
-            }
-            let Some(joined) = requests.join_next().await else {
+/// Asks the upstream's single-item endpoint (where configured) about the items the first
+/// listing missed that a miss alone does not remove, at most `poll.max_item_checks`: a 404
+/// is their second witness; an answer shows them live (kept, or updated to what it says,
+/// or removed if the rules no longer keep it). A failed check changes nothing. The first
+/// check asks for an item the listing did return: unless the endpoint finds it, it is
+/// taken as misconfigured and none of its 404s counts.
+pub(super) async fn check_items(
+    cx: &Context,
+    first: &mut Listing,
+    marks: &mut Awaiting,
+    missed: &[Arc<Item>],
+    churn: &mut Churn,
+) {
+    let limit = cx.poll.max_item_checks as usize;
+    if !cx.upstream.has_item_endpoint(cx.inventory) || limit == 0 {
+        return;
+    }
+    let asked: Vec<Arc<Item>> = missed
+        .iter()
+        .filter(|i| marks.get(&i.key).is_some_and(|m| !m.removable()))
+        .take(limit)
+        .cloned()
+        .collect();
+    if asked.is_empty() || first.order.is_empty() {
+        return;
+    }
+    // Up to three items the listing returned (its last, middle and first: one of them may
+    // have been deleted since); one found is enough.
+    let n = first.order.len();
+    let mut controls: Vec<Arc<Item>> = [n - 1, n / 2, 0]
+        .iter()
+        .map(|&i| first.order[i].clone())
+        .collect();
+    controls.dedup_by(|a, b| a.key == b.key);
+    let mut last = String::new();
+    let mut usable = false;
+    for control in &controls {
+        match cx
+            .upstream
+            .fetch_item(cx.inventory, &item_id(control))
+            .await
+        {
+            Ok(ItemAnswer::Found(_)) => {
+                usable = true;
                 break;
-            };
-            let (item, answer) = match joined {
-                Ok(done) => done,
-                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-                Err(_) => continue,
-            };
-            match answer {
-                Ok(ItemAnswer::Gone) => {
-                    if let Some(mark) = marks.get_mut(&item.key) {
-                        mark.gone = true;
-                    }
-                    churn.checked_gone += 1;
-                }
-                Ok(ItemAnswer::Found(body)) if self.take_checked(first, &item, &body) => {
-                    marks.remove(&item.key);
-                    churn.checked_live += 1;
-                }
-                _ => failed += 1,
             }
+            Ok(ItemAnswer::Gone) => last = format!("404 for {}", control.key),
+            Err(e) => last = e.to_string(),
         }
-        events::ItemsChecked {
-            inventory: self.inventory,
-            gone: churn.checked_gone,
-            live: churn.checked_live,
-            failed,
+    }
+    if !usable {
+        events::ItemEndpointUnusable {
+            inventory: cx.inventory,
+            answer: &last,
         }
         .emit();
+        return;
     }
-
-    /// Takes what the single-item endpoint answered for cached `item` into the poll, as a
-    /// listing would have; false if the answer is not that item.
-    fn take_checked(&self, pass: &mut Listing, item: &Arc<Item>, body: &str) -> bool {
-        match self.rules.judge(body) {
-            Verdict::Keep { key } if key == item.key.as_str() => {
-                let compact = json::compact(body, &mut pass.scratch);
-                let now = self.clock.now();
-                let taken = if compact == item.raw() {
-                    item.touch(now);
-                    pass.unchanged.push(item.key.clone());
-                    item.clone()
-                } else {
-                    let fresh = Arc::new(Item::new(
-                        item.key.clone(),
-                        self.inventory,
-                        compact.into(),
-                        item.first_seen,
-                        now,
-                    ));
-                    pass.updated += 1;
-                    pass.changed.push(fresh.clone());
-                    fresh
-                };
-                pass.seen.insert(item.key.clone());
-                pass.upserts.insert(item.key.clone(), taken);
-                true
+    let in_flight = cx.poll.pages_in_flight.max(1) as usize;
+    let mut pending = asked.into_iter();
+    let mut requests = tokio::task::JoinSet::new();
+    let mut failed = 0u64;
+    loop {
+        while requests.len() < in_flight
+            && let Some(item) = pending.next()
+        {
+            let upstream = cx.upstream.clone();
+            let inventory = cx.inventory;
+            requests.spawn(async move {
+                let answer = upstream.fetch_item(inventory, &item_id(&item)).await;
+                (item, answer)
+            });
+        }
+        let Some(joined) = requests.join_next().await else {
+            break;
+        };
+        let (item, answer) = match joined {
+            Ok(done) => done,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(_) => continue,
+        };
+        match answer {
+            Ok(ItemAnswer::Gone) => {
+                if let Some(mark) = marks.get_mut(&item.key) {
+                    mark.gone = true;
+                }
+                churn.checked_gone += 1;
             }
-            Verdict::NotKept { key, .. } if key == item.key.as_str() => {
-                pass.skipped.not_kept += 1;
-                pass.removals.push(item.key.clone());
-                pass.seen.insert(item.key.clone());
-                true
+            Ok(ItemAnswer::Found(body)) if take_checked(cx, first, &item, &body) => {
+                marks.remove(&item.key);
+                churn.checked_live += 1;
             }
-            _ => false,
+            _ => failed += 1,
         }
     }
+    events::ItemsChecked {
+        inventory: cx.inventory,
+        gone: churn.checked_gone,
+        live: churn.checked_live,
+        failed,
+    }
+    .emit();
+}
 
-    /// Cached items `listing` did not return, with (for a confirming listing) the items the
-    /// first listing `also` added that this one did not return either.
-    pub(super) fn missed(&self, listing: &Listing, also: Option<&Listing>) -> Vec<Arc<Item>> {
-        let mut missed: Vec<Arc<Item>> = self.cache.with_items(self.inventory, |old| {
-            old.values()
+/// Takes what the single-item endpoint answered for cached `item` into the poll, as a
+/// listing would have; false if the answer is not that item.
+fn take_checked(cx: &Context, pass: &mut Listing, item: &Arc<Item>, body: &str) -> bool {
+    match cx.rules.judge(body) {
+        Verdict::Keep { key } if key == item.key.as_str() => {
+            let compact = json::compact(body, &mut pass.scratch);
+            let now = cx.clock.now();
+            let taken = if compact == item.raw() {
+                item.touch(now);
+                pass.unchanged.push(item.key.clone());
+                item.clone()
+            } else {
+                let fresh = Arc::new(Item::new(
+                    item.key.clone(),
+                    cx.inventory,
+                    compact.into(),
+                    item.first_seen,
+                    now,
+                ));
+                pass.updated += 1;
+                pass.changed.push(fresh.clone());
+                fresh
+            };
+            pass.seen.insert(item.key.clone());
+            pass.upserts.insert(item.key.clone(), taken);
+            true
+        }
+        Verdict::NotKept { key, .. } if key == item.key.as_str() => {
+            pass.skipped.not_kept += 1;
+            pass.removals.push(item.key.clone());
+            pass.seen.insert(item.key.clone());
+            true
+        }
+        _ => false,
+    }
+}
+
+/// Cached items `listing` did not return, with (for a confirming listing) the items the
+/// first listing `also` added that this one did not return either.
+pub(super) fn missed(cx: &Context, listing: &Listing, also: Option<&Listing>) -> Vec<Arc<Item>> {
+    let mut missed: Vec<Arc<Item>> = cx.cache.with_items(cx.inventory, |old| {
+        old.values()
+            .filter(|i| !listing.seen.contains(&i.key))
+            .cloned()
+            .collect()
+    });
+    if let Some(first) = also {
+        missed.extend(
+            first
+                .changed
+                .iter()
                 .filter(|i| !listing.seen.contains(&i.key))
-                .cloned()
-                .collect()
-        });
-        if let Some(first) = also {
-            missed.extend(
-                first
-                    .changed
-                    .iter()
-                    .filter(|i| !listing.seen.contains(&i.key))
-                    .filter(|i| self.cache.get(self.inventory, i.key.as_str()).is_none())
-                    .cloned(),
-            );
-        }
-        missed
+                .filter(|i| cx.cache.get(cx.inventory, i.key.as_str()).is_none())
+                .cloned(),
+        );
     }
+    missed
+}
 
-    /// Why a full listing returned too few items to witness absences: fewer kept items than
-    /// `poll.min_listing_share` of those cached (a gateway that ended it early without a sign).
-    /// Also the numbers, for the report.
-    pub(super) fn too_few(&self, listing: &Listing, kind: PollKind) -> Option<(String, u64)> {
-        if kind != PollKind::Full {
-            return None;
-        }
-        let cached = self.cache.len(self.inventory) as u64;
-        let share = self.cfg().poll.min_listing_share;
-        let kept = listing.kept();
-        ((kept as f64) < cached as f64 * share).then(|| {
-            (
-                format!(
-                    "the listing returned {kept} items while {cached} are cached: fewer than poll.min_listing_share ({share}), so it cannot show what was deleted"
-                ),
-                kept,
-            )
-        })
+/// Why a full listing returned too few items to witness absences: fewer kept items than
+/// `poll.min_listing_share` of those cached (a gateway that ended it early without a sign).
+/// Also the numbers, for the report.
+pub(super) fn too_few(cx: &Context, listing: &Listing, kind: PollKind) -> Option<(String, u64)> {
+    if kind != PollKind::Full {
+        return None;
     }
+    let cached = cx.cache.len(cx.inventory) as u64;
+    let share = cx.poll.min_listing_share;
+    let kept = listing.kept();
+    ((kept as f64) < cached as f64 * share).then(|| {
+        (
+            format!(
+                "the listing returned {kept} items while {cached} are cached: fewer than poll.min_listing_share ({share}), so it cannot show what was deleted"
+            ),
+            kept,
+        )
+    })
 }
 
 /// The id the single-item endpoint knows an item by: its TMF `id`, else its key.

@@ -100,8 +100,8 @@ impl Daemon {
         let requests = Inventory::ALL.map(|inv| {
             // Two slots: a queued refresh request and a full one (see `Control::request_poll`).
             let (tx, rx) = mpsc::channel(2);
-            let mut poller =
-                Poller::new(inv, upstream.clone(), cache.clone(), clock.clone()).with_requests(rx);
+            let mut poller = Poller::new(inv, &cfg, upstream.clone(), cache.clone(), clock.clone())
+                .with_requests(rx);
             if let Some(journal) = &journal {
                 poller = poller.with_journal(journal.clone());
             }

@@ -1,7 +1,7 @@
 //! One listing: the pages of a collection in order until a short page, and what they add up to
 //! (items kept, removed, skipped; churn seen under the cursor).
 
-use super::poller::Poller;
+use super::context::Context;
 use crate::cache::ItemMap;
 use crate::model::inventory::Inventory;
 use crate::model::item::{Item, Key};
@@ -162,7 +162,7 @@ impl Shift {
 }
 
 /// Which pages of one listing have been requested and which have arrived ahead of their turn.
-struct Window {
+struct PageWindow {
     /// The next page to request.
     next: u32,
     /// Pages requested so far (never more than `max_pages`).
@@ -177,9 +177,9 @@ struct Window {
     arrived: BTreeMap<u32, Result<Page, PageFailure>>,
 }
 
-impl Window {
-    fn new(first_page: u32, max_pages: u32) -> Window {
-        Window {
+impl PageWindow {
+    fn new(first_page: u32, max_pages: u32) -> PageWindow {
+        PageWindow {
             next: first_page,
             requested: 0,
             max_pages,
@@ -239,8 +239,8 @@ impl Window {
     }
 }
 
-impl Poller {
-    /// Fetches every page of one listing into `pass`. Pages that still answer 504 after their
+impl Listing {
+    /// Fetches every page of this listing. Pages that still answer 504 after their
     /// retries are skipped; any other persistent error ends the listing.
     ///
     /// Once the first page is in, up to `poll.pages_in_flight` pages are requested ahead (each
@@ -257,16 +257,16 @@ impl Poller {
     /// (`short_pages`); an empty end where the total says more remain is `short_of_total`.
     /// Either way the listing goes on, and cannot witness absences (see [`Listing::gaps`]).
     /// Without a total, confirming the end costs one request: the empty page after the last.
-    pub(super) async fn fetch_all(
-        &self,
-        pass: &mut Listing,
+    pub(super) async fn fetch(
+        &mut self,
+        cx: &Context,
         days_ago: Option<u32>,
     ) -> Result<(), PollError> {
-        let poll = &self.cfg().poll;
+        let poll = &cx.poll;
         let page_size = poll.records_per_page as usize;
         let pages_in_flight = poll.pages_in_flight.max(1);
         let first_page = poll.first_page;
-        let mut window = Window::new(first_page, poll.max_pages);
+        let mut window = PageWindow::new(first_page, poll.max_pages);
         // Whether the collection ends at `page` with `n` items, by the total sent with it.
         let total_ends = |page: u32, n: usize, total: Option<u64>| {
             let offset = u64::from(page.saturating_sub(first_page)) * page_size as u64;
@@ -278,7 +278,7 @@ impl Poller {
         // The page taken before this one was short (or empty).
         let mut previous_short = false;
         loop {
-            if pass.pages + pass.skipped_pages.len() as u32 >= poll.max_pages {
+            if self.pages + self.skipped_pages.len() as u32 >= poll.max_pages {
                 return Err(PollError::TooManyPages(poll.max_pages));
             }
             // Keep `ahead` pages requested from the one to take next; the first page goes
@@ -290,9 +290,9 @@ impl Poller {
                 pages_in_flight
             };
             while let Some(ahead_page) = window.next_to_request(page, ahead) {
-                let upstream = self.upstream.clone();
+                let upstream = cx.upstream.clone();
                 let req = PageRequest {
-                    inventory: self.inventory,
+                    inventory: cx.inventory,
                     page: ahead_page,
                     days_ago,
                 };
@@ -321,45 +321,45 @@ impl Poller {
             match result {
                 Ok(p) => {
                     events::PageFetched {
-                        inventory: self.inventory,
+                        inventory: cx.inventory,
                         page,
                         items: p.items.elements.len(),
                         bytes: p.bytes,
                         duration: p.duration,
                     }
                     .emit();
-                    pass.pages += 1;
-                    pass.shift.saw_total(p.total, pass.pages == 1);
-                    if pass.pages == 1 {
+                    self.pages += 1;
+                    self.shift.saw_total(p.total, self.pages == 1);
+                    if self.pages == 1 {
                         // The keys seen, sized once for the listing rather than page by page:
                         // for the total the upstream reports, else (a full pass) what is
                         // cached. (Not the items kept: that map becomes the cache's, and room
                         // for items the rules drop would stay allocated as long as it.)
                         let expected = p.total.map_or(
                             if days_ago.is_none() {
-                                self.cache.len(self.inventory)
+                                cx.cache.len(cx.inventory)
                             } else {
                                 0
                             },
                             |t| usize::try_from(t.min(MAX_RESERVED)).unwrap_or(0),
                         );
-                        pass.seen.reserve(expected);
+                        self.seen.reserve(expected);
                     }
                     let n = p.items.elements.len();
                     if n > 0 && previous_short {
                         // The page before was short, yet the listing goes on: it was cut.
                         let cut = page - 1;
-                        pass.short_pages.push(cut);
+                        self.short_pages.push(cut);
                         events::PageCutShort {
-                            inventory: self.inventory,
+                            inventory: cx.inventory,
                             page: cut,
                         }
                         .emit();
                     }
-                    let repeated = pass.repeats_previous(&p.items.text);
+                    let repeated = self.repeats_previous(&p.items.text);
                     let ends = total_ends(page, n, p.total);
-                    self.absorb(pass, p.items);
-                    if repeated && pass.identical_run >= 2 {
+                    self.absorb(cx, p.items);
+                    if repeated && self.identical_run >= 2 {
                         // Three identical pages in a row: not an insert in front of the
                         // cursor (that repeats a page once), an upstream that ignores `page`.
                         return Err(PollError::RepeatedPage(page));
@@ -368,9 +368,9 @@ impl Poller {
                         let agreed = ends.is_some_and(|(e, ..)| e);
                         if agreed || (n == 0 && previous_short) {
                             if let Some((false, listed, total)) = ends {
-                                pass.short_of_total = Some((listed, total));
+                                self.short_of_total = Some((listed, total));
                             }
-                            window.discard_after(page, self.inventory);
+                            window.discard_after(page, cx.inventory);
                             return Ok(());
                         }
                     }
@@ -378,18 +378,18 @@ impl Poller {
                 }
                 Err(f) if f.error.is_gateway_timeout() => {
                     events::PageSkipped {
-                        inventory: self.inventory,
+                        inventory: cx.inventory,
                         page,
                         attempts: f.attempts,
                         error: &f.error,
                     }
                     .emit();
-                    pass.skipped_pages.push(page);
+                    self.skipped_pages.push(page);
                     previous_short = false;
                 }
                 Err(f) => {
                     events::PageFailed {
-                        inventory: self.inventory,
+                        inventory: cx.inventory,
                         page,
                         attempts: f.attempts,
                         error: &f.error,
@@ -397,7 +397,7 @@ impl Poller {
                     .emit();
                     if let PageError::Unauthorized { api, status, .. } = &f.error {
                         events::CredentialsRejected {
-                            inventory: self.inventory,
+                            inventory: cx.inventory,
                             api: *api,
                             status: *status,
                         }
@@ -423,18 +423,18 @@ impl Poller {
     /// as the upstream sends it); the rules judge it there, and a new or changed element's row
     /// is extracted from it. Any other element is judged and compacted from its text, and its
     /// row is read from the compact text, as [`Item::new`] reads it.
-    pub(super) fn absorb(&self, pass: &mut Listing, page: Items) {
+    fn absorb(&mut self, cx: &Context, page: Items) {
         let text = &*page.text;
-        pass.received += page.elements.len() as u64;
-        let mut tape = std::mem::take(&mut pass.tape).recycle();
+        self.received += page.elements.len() as u64;
+        let mut tape = std::mem::take(&mut self.tape).recycle();
         let judged: Vec<(Verdict<'_>, &str, Option<usize>)> = page
             .elements
             .iter()
             .map(|r| {
                 let element = &text[r.clone()];
                 match tape.append_compact(element) {
-                    Some(at) => (self.rules.judge_tape(tape.value(at)), element, Some(at)),
-                    None => (self.rules.judge(element), element, None),
+                    Some(at) => (cx.rules.judge_tape(tape.value(at)), element, Some(at)),
+                    None => (cx.rules.judge(element), element, None),
                 }
             })
             .collect();
@@ -442,20 +442,20 @@ impl Poller {
             Verdict::Keep { key, .. } | Verdict::NotKept { key, .. } => Some(key.as_ref()),
             _ => None,
         });
-        let mut cached = self.cache.get_many(self.inventory, keys).into_iter();
-        let now = self.clock.now();
+        let mut cached = cx.cache.get_many(cx.inventory, keys).into_iter();
+        let now = cx.clock.now();
         // This page's number within the listing (for the reference positions).
-        let page_no = pass.pages.saturating_sub(1);
-        let (previous_text, previous) = std::mem::take(&mut pass.previous_page);
+        let page_no = self.pages.saturating_sub(1);
+        let (previous_text, previous) = std::mem::take(&mut self.previous_page);
         let mut this_page = Vec::with_capacity(judged.len());
         for ((verdict, element, on_tape), range) in judged.into_iter().zip(&page.elements) {
             let key_text = match &verdict {
                 Verdict::NotObject => {
-                    pass.skipped.not_object += 1;
+                    self.skipped.not_object += 1;
                     continue;
                 }
                 Verdict::NoKey => {
-                    pass.skipped.no_key += 1;
+                    self.skipped.no_key += 1;
                     continue;
                 }
                 Verdict::Keep { key, .. } | Verdict::NotKept { key, .. } => key,
@@ -465,15 +465,15 @@ impl Poller {
             let key = old
                 .as_ref()
                 .map_or_else(|| Key::new(key_text), |o| o.key.clone());
-            if !pass.seen.insert(key.clone()) {
-                pass.skipped.duplicates += 1;
+            if !self.seen.insert(key.clone()) {
+                self.skipped.duplicates += 1;
                 let served_again = previous
                     .iter()
                     .any(|(k, r)| *k == key && previous_text[r.clone()] == *element);
                 if served_again {
                     // The previous page's item served again: the collection grew in front of
                     // the cursor and the pages moved on by one.
-                    pass.shift.repeated += 1;
+                    self.shift.repeated += 1;
                 }
                 continue;
             }
@@ -483,17 +483,17 @@ impl Poller {
                     // An element read onto the tape is compact already.
                     let compact = match on_tape {
                         Some(_) => element,
-                        None => json::compact(element, &mut pass.scratch),
+                        None => json::compact(element, &mut self.scratch),
                     };
                     let unchanged = old.as_ref().is_some_and(|o| o.raw() == compact);
                     let item = match old {
                         Some(old) if unchanged => {
                             old.touch(now);
-                            pass.existing_kept += 1;
-                            pass.unchanged.push(key.clone());
+                            self.existing_kept += 1;
+                            self.unchanged.push(key.clone());
                             let (generation, position) = old.place();
-                            if generation == pass.ref_generation && generation != 0 {
-                                pass.refs.push((position, page_no));
+                            if generation == self.ref_generation && generation != 0 {
+                                self.refs.push((position, page_no));
                             }
                             old
                         }
@@ -501,47 +501,45 @@ impl Poller {
                             let raw: Box<str> = compact.into();
                             let first_seen = match &old {
                                 Some(old) => {
-                                    pass.existing_kept += 1;
-                                    pass.updated += 1;
+                                    self.existing_kept += 1;
+                                    self.updated += 1;
                                     old.first_seen
                                 }
                                 None => {
-                                    pass.added += 1;
+                                    self.added += 1;
                                     now
                                 }
                             };
                             let item = Arc::new(match on_tape {
                                 Some(at) => Item::from_tape(
                                     key.clone(),
-                                    self.inventory,
+                                    cx.inventory,
                                     raw,
                                     (tape.value(at), element),
                                     first_seen,
                                     now,
                                 ),
-                                None => {
-                                    Item::new(key.clone(), self.inventory, raw, first_seen, now)
-                                }
+                                None => Item::new(key.clone(), cx.inventory, raw, first_seen, now),
                             });
-                            pass.changed.push(item.clone());
+                            self.changed.push(item.clone());
                             item
                         }
                     };
-                    pass.order.push(item.clone());
-                    pass.upserts.insert(key, item);
+                    self.order.push(item.clone());
+                    self.upserts.insert(key, item);
                 }
                 Verdict::NotKept { .. } => {
-                    pass.skipped.not_kept += 1;
+                    self.skipped.not_kept += 1;
                     if old.is_some() {
-                        pass.existing_removed += 1;
+                        self.existing_removed += 1;
                     }
-                    pass.removals.push(key);
+                    self.removals.push(key);
                 }
                 Verdict::NoKey | Verdict::NotObject => unreachable!("handled above"),
             }
         }
-        pass.tape = tape.recycle();
-        pass.previous_page = (page.text, this_page);
+        self.tape = tape.recycle();
+        self.previous_page = (page.text, this_page);
     }
 }
 

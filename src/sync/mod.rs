@@ -26,6 +26,7 @@
 
 mod apply;
 mod confirm;
+mod context;
 pub mod daemon;
 mod journal;
 mod listing;

@@ -1,7 +1,8 @@
 //! One poller: the loop of polls and its schedule, and one poll from start to end.
 
-use super::apply::Decided;
-use super::confirm::{add_misses, clear_seen};
+use super::apply::{self, Decided};
+use super::confirm::{self, add_misses, clear_seen};
+use super::context::Context;
 use super::listing::Listing;
 use super::window::{self, FullReason, PollPlan};
 use super::{Journal, PollError, PollRequest};
@@ -11,46 +12,41 @@ use crate::model::inventory::Inventory;
 use crate::model::item::Key;
 use crate::model::status::{Churn, Outcome, Phase, PollKind, PollReport};
 use crate::source::{PageError, Upstream};
-use crate::sync::rules::Rules;
 use crate::telemetry::events;
 use crate::time::clock::Clock;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
 pub struct Poller {
-    pub(super) inventory: Inventory,
-    pub(super) upstream: Upstream,
-    pub(super) cache: Cache,
-    pub(super) clock: Clock,
-    pub(super) rules: Rules,
-    pub(super) failure_backoff: crate::time::backoff::Backoff,
-    pub(super) requests: Option<mpsc::Receiver<PollRequest>>,
-    pub(super) journal: Option<Journal>,
+    cx: Context,
+    failure_backoff: crate::time::backoff::Backoff,
+    requests: Option<mpsc::Receiver<PollRequest>>,
 }
 
 impl Poller {
-    pub fn new(inventory: Inventory, upstream: Upstream, cache: Cache, clock: Clock) -> Poller {
-        let cfg = upstream.config();
-        let rules = Rules::new(inventory, cfg.inventory(inventory));
+    /// The poller of `inventory`, with the poll settings and keep rules of `cfg`, asking
+    /// `upstream` and applying to `cache`.
+    pub fn new(
+        inventory: Inventory,
+        cfg: &Config,
+        upstream: Upstream,
+        cache: Cache,
+        clock: Clock,
+    ) -> Poller {
         let failure_backoff = crate::time::backoff::Backoff::new(
             Duration::from_secs(cfg.poll.failure_backoff_initial),
             Duration::from_secs(cfg.poll.failure_backoff_max),
         );
         Poller {
-            inventory,
-            upstream,
-            cache,
-            clock,
-            rules,
+            cx: Context::new(inventory, cfg, upstream, cache, clock),
             failure_backoff,
             requests: None,
-            journal: None,
         }
     }
 
     /// Sends every applied poll to `journal` (the durable store).
     pub fn with_journal(mut self, journal: Journal) -> Poller {
-        self.journal = Some(journal);
+        self.cx.journal = Some(journal);
         self
     }
 
@@ -60,24 +56,20 @@ impl Poller {
         self
     }
 
-    pub(super) fn cfg(&self) -> &Config {
-        self.upstream.config()
-    }
-
     /// Polls forever: the next poll as the window rules decide, then waits for its time or a
     /// request. Cancel by dropping the task; the cache only ever holds whole polls.
     pub async fn run(mut self) {
         let mut requested: Option<PollRequest> = None;
         loop {
-            let now = self.clock.now();
-            let status = self.cache.status(self.inventory);
+            let now = self.cx.clock.now();
+            let status = self.cx.cache.status(self.cx.inventory);
             let plan = match requested.take() {
                 Some(PollRequest { full: true }) => PollPlan::Full(FullReason::Requested),
                 // A first buildup is followed at once by a settling pass.
                 _ if status.times.last_complete_full.is_some() && !status.settled => {
                     PollPlan::Full(FullReason::Settling)
                 }
-                _ => window::plan(&status.times, now, &self.cfg().poll),
+                _ => window::plan(&status.times, now, &self.cx.poll),
             };
             let report = self.poll(plan).await;
             // Requests that arrived while the poll ran have joined it; only a request for a full
@@ -89,12 +81,13 @@ impl Poller {
             } else {
                 self.delay_after(&report)
             };
-            let at = self.clock.now()
+            let at = self.cx.clock.now()
                 + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
-            self.cache
-                .update_status(self.inventory, |s| s.next_poll = Some(at));
+            self.cx
+                .cache
+                .update_status(self.cx.inventory, |s| s.next_poll = Some(at));
             events::PollScheduled {
-                inventory: self.inventory,
+                inventory: self.cx.inventory,
                 delay,
                 at,
             }
@@ -136,7 +129,7 @@ impl Poller {
 
     fn delay_after(&mut self, report: &PollReport) -> Duration {
         let (frequency, backoff_max) = {
-            let poll = &self.cfg().poll;
+            let poll = &self.cx.poll;
             (poll.cache_update_frequency, poll.failure_backoff_max)
         };
         match report.outcome {
@@ -149,7 +142,9 @@ impl Poller {
                 self.failure_backoff.reset();
                 // The next poll is due one frequency after this one started, not after it ended.
                 let due = report.started + chrono::Duration::seconds(frequency as i64);
-                (due - self.clock.now()).to_std().unwrap_or(Duration::ZERO)
+                (due - self.cx.clock.now())
+                    .to_std()
+                    .unwrap_or(Duration::ZERO)
             }
             Outcome::Failed if report.credentials_rejected => Duration::from_secs(backoff_max),
             Outcome::Incomplete | Outcome::Failed => self.failure_backoff.next_delay(),
@@ -164,18 +159,18 @@ impl Poller {
     /// the first buildup, which is followed by a settling pass instead). Items with two
     /// witnesses are removed; the others wait, and the next full pass settles them.
     pub async fn poll(&mut self, plan: PollPlan) -> PollReport {
-        let inv = self.inventory;
+        let inv = self.cx.inventory;
         let (kind, reason, days_ago) = match plan {
             PollPlan::Full(r) => (PollKind::Full, Some(r), None),
             PollPlan::Refresh { days_ago } => (PollKind::Refresh, None, Some(days_ago)),
         };
-        let ready = self.cache.is_ready(inv);
+        let ready = self.cx.cache.is_ready(inv);
         let phase = match (kind, ready) {
             (PollKind::Full, false) => Phase::Building,
             (PollKind::Full, true) => Phase::Resyncing,
             (PollKind::Refresh, _) => Phase::Refreshing,
         };
-        self.cache.update_status(inv, |s| s.phase = phase);
+        self.cx.cache.update_status(inv, |s| s.phase = phase);
         events::PollStarted {
             inventory: inv,
             kind,
@@ -184,14 +179,14 @@ impl Poller {
         }
         .emit();
 
-        let placed_by = self.cache.status(inv).placed_by;
-        let mut pass = Listing::new(self.clock.now(), placed_by);
-        let error = self.fetch_all(&mut pass, days_ago).await.err();
+        let placed_by = self.cx.cache.status(inv).placed_by;
+        let mut pass = Listing::new(self.cx.clock.now(), placed_by);
+        let error = pass.fetch(&self.cx, days_ago).await.err();
         let mut churn = Churn {
             shifted: pass.shift.shifted(),
             ..Churn::default()
         };
-        let mut marks = self.cache.awaiting(inv);
+        let mut marks = self.cx.cache.awaiting(inv);
         // Why the poll is incomplete; what went wrong in its confirming listing.
         let mut gaps = None;
         let mut confirm_gaps = None;
@@ -202,18 +197,17 @@ impl Poller {
         if error.is_none() {
             gaps = pass
                 .gaps()
-                .or_else(|| self.too_few(&pass, kind).map(|(why, _)| why));
+                .or_else(|| confirm::too_few(&self.cx, &pass, kind).map(|(why, _)| why));
             clear_seen(&mut marks, &pass);
         }
         if error.is_none() && gaps.is_none() {
             let mut confirming = churn.shifted;
             if kind == PollKind::Full {
-                let missed = self.missed(&pass, None);
+                let missed = confirm::missed(&self.cx, &pass, None);
                 churn.candidates = missed.len() as u64;
                 let started = pass.started;
                 add_misses(&mut marks, &missed, &mut pass, started);
-                self.check_items(&mut pass, &mut marks, &missed, &mut churn)
-                    .await;
+                confirm::check_items(&self.cx, &mut pass, &mut marks, &missed, &mut churn).await;
                 confirming |= missed
                     .iter()
                     .any(|i| marks.get(&i.key).is_some_and(|m| !m.removable()));
@@ -234,7 +228,7 @@ impl Poller {
             reference = Some(first_order);
             if confirming {
                 churn.confirmations = 1;
-                let c = self.confirm(&mut pass, &mut marks, kind, days_ago).await;
+                let c = confirm::confirm(&self.cx, &mut pass, &mut marks, kind, days_ago).await;
                 churn.recovered = c.recovered;
                 skipped_pages.extend(&c.skipped_pages);
                 short_pages.extend(&c.short_pages);
@@ -274,7 +268,7 @@ impl Poller {
             reason,
             days_ago,
             started: pass.started,
-            finished: self.clock.now(),
+            finished: self.cx.clock.now(),
             pages: pass.pages,
             skipped_pages,
             short_pages,
@@ -317,7 +311,8 @@ impl Poller {
         // multi-threaded runtime the worker's other tasks (the API's requests) move elsewhere
         // meanwhile, instead of waiting behind it.
         let report = off_the_workers(|| {
-            self.apply(
+            apply::apply(
+                &self.cx,
                 report,
                 pass,
                 Decided {
@@ -327,11 +322,11 @@ impl Poller {
                 },
             )
         });
-        self.cache.poll_finished();
+        self.cx.cache.poll_finished();
         events::PollFinished {
             inventory: inv,
             report: &report,
-            items: self.cache.len(inv),
+            items: self.cx.cache.len(inv),
         }
         .emit();
         report

@@ -75,11 +75,11 @@ impl Rules {
         let type_field = slot(&cfg.type_field);
         let external_identifier =
             (cfg.key_field == "externalId").then(|| slot("externalIdentifier"));
-        let status_fallbacks = row::status_fields(inventory)
+        let status_fallbacks = row::extract::status_fields(inventory)
             .iter()
             .map(|f| slot(f))
             .collect();
-        let type_fallbacks = row::TYPE_FIELDS.iter().map(|f| slot(f)).collect();
+        let type_fallbacks = row::extract::TYPE_FIELDS.iter().map(|f| slot(f)).collect();
         debug_assert!(wanted.len() <= json::MAX_SCANNED);
         Rules {
             keep_statuses: lower(&cfg.keep_statuses),
@@ -142,7 +142,7 @@ impl Rules {
         }
         // Reached only after reading the whole element (the key decides): the last
         // `externalId` and `externalIdentifier`, as the row reads them.
-        self.decide(&found, |_| row::external_id_in(element))
+        self.decide(&found, |_| row::extract::external_id_in(element))
     }
 
     /// The verdict on the members `found` (in the order of `wanted`); `v5_key` reads the key
@@ -251,7 +251,7 @@ fn v5_external_id(
         member("externalIdentifier", identifiers),
     ];
     let object = Json::Object(Obj(members.into_iter().flatten().collect()));
-    row::external_id_of(&object)
+    row::extract::external_id_of(&object)
 }
 
 /// A member as the row reads text: a non-blank string, a number or a boolean.

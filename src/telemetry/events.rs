@@ -8,6 +8,7 @@
 use crate::model::inventory::{Api, Inventory};
 use crate::model::status::{FullReason, Outcome, Phase, PollKind, PollReport};
 use crate::telemetry::metrics::{self, PageOutcome};
+use crate::time;
 use chrono::{DateTime, Utc};
 use std::time::Duration;
 use tracing::{debug, error, info, trace, warn};
@@ -17,8 +18,7 @@ fn ms(d: Duration) -> u64 {
 }
 
 fn opt_time(t: Option<DateTime<Utc>>) -> String {
-    t.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-        .unwrap_or_default()
+    t.map(time::format::seconds).unwrap_or_default()
 }
 
 /// A page taken into its listing, in page order (pages requested past the end of a listing and
@@ -514,7 +514,7 @@ impl DeletionsOverdue {
             message = "Items have awaited a second witness for more than two full passes.",
             inventory = %self.inventory,
             items = self.items,
-            since = %self.since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            since = %time::format::seconds(self.since),
         );
     }
 }

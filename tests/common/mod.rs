@@ -107,7 +107,7 @@ pub async fn empty_sim() -> (Simulator, SimConfig) {
 /// A poller for one inventory over `cache`, on the system clock.
 pub fn poller(cfg: &Config, inv: Inventory, cache: &Cache) -> Poller {
     let upstream = Upstream::new(Arc::new(cfg.clone())).expect("client builds");
-    Poller::new(inv, upstream, cache.clone(), Clock::System)
+    Poller::new(inv, cfg, upstream, cache.clone(), Clock::System)
 }
 
 /// One poll of `inv` with `plan`.

@@ -4,12 +4,40 @@
 //! They read a JSON [`Val`] of a tape: an object's members (`get`) and an array's items are
 //! read in place; a value of another kind than the one asked for reads as absent.
 
-use crate::model::json::{Node, Val};
+use crate::model::json::{Json, Node, Tape, Val};
 use chrono::{DateTime, Utc};
 use std::borrow::Cow;
 
 use super::{CarrierRow, Entries, Entry, Field, ResourceRow, Row, ServiceRow, parse_datetime};
 use crate::model::inventory::Inventory;
+
+impl<'a> Row<'a> {
+    /// Normalizes one upstream item of `inventory`. Never panics; an item that is not a JSON
+    /// object gives an all-empty row of that inventory. See the module docs for the rules.
+    /// The row of an item given as a `serde_json::Value` (tests, tools; the sync path reads the
+    /// page's bytes with [`Row::from_json`]).
+    pub fn extract(inventory: Inventory, item: &serde_json::Value) -> Row<'static> {
+        let text = item.to_string();
+        let mut tree = None;
+        Row::from_json(inventory, Tape::parse(&text, &mut tree).root()).into_owned()
+    }
+
+    /// The row of an item read from its JSON (a [`Tape`]'s value): texts borrow from the
+    /// text (or tree) the tape was read from.
+    pub fn from_json(inventory: Inventory, item: Val<'_, 'a>) -> Row<'a> {
+        row(inventory, item)
+    }
+}
+
+/// An item's External ID column (any shape), without extracting the whole row.
+pub fn external_id_of(item: &Json<'_>) -> Option<Box<str>> {
+    external_id_in(Tape::of(item).root())
+}
+
+/// [`external_id_of`] an item read onto a tape.
+pub fn external_id_in(item: Val<'_, '_>) -> Option<Box<str>> {
+    external_id_field(item).map(Into::into)
+}
 
 /// A value of the item's JSON (`Object` where an object is expected: anything else reads as
 /// an object without members).
@@ -26,7 +54,7 @@ pub(super) fn row<'a>(inventory: Inventory, item: Value<'_, 'a>) -> Row<'a> {
 }
 
 /// The External ID column alone (for keys), without extracting the whole row.
-pub(super) fn external_id_of<'a>(item: Value<'_, 'a>) -> Field<'a> {
+pub(super) fn external_id_field<'a>(item: Value<'_, 'a>) -> Field<'a> {
     if !item.is_object() {
         return None;
     }
@@ -34,7 +62,7 @@ pub(super) fn external_id_of<'a>(item: Value<'_, 'a>) -> Field<'a> {
 }
 
 /// The Status column alone (for the keep rule).
-pub(super) fn status_fields(inventory: Inventory) -> &'static [&'static str] {
+pub fn status_fields(inventory: Inventory) -> &'static [&'static str] {
     match inventory {
         Inventory::Services | Inventory::Carriers => SERVICE_STATUS,
         Inventory::Resources => RESOURCE_STATUS,
@@ -50,7 +78,8 @@ const RESOURCE_STATUS: &[&str] = &[
     "operatingStatus",
     "lifecycleState",
 ];
-pub(super) const TYPE: &[&str] = &["@type", "type", "category"];
+/// The members the Type column is read from, in order.
+pub const TYPE_FIELDS: &[&str] = &["@type", "type", "category"];
 const LAST_UPDATE: &[&str] = &["lastUpdate", "lastUpdateDate", "lastModifiedDate"];
 const CREATION_DATE: &[&str] = &["creationDate", "createdDate", "startDate"];
 
@@ -60,7 +89,7 @@ fn service<'a>(item: Object<'_, 'a>) -> ServiceRow<'a> {
         name: text_of(item, "name"),
         description: text_of(item, "description"),
         status: first_text(item, SERVICE_STATUS),
-        r#type: first_text(item, TYPE),
+        r#type: first_text(item, TYPE_FIELDS),
         start_date: first_date(item, &["startDate"]),
         end_date: first_date(item, &["endDate"]),
         last_update: first_date(item, LAST_UPDATE),
@@ -77,7 +106,7 @@ fn carrier<'a>(item: Object<'_, 'a>) -> CarrierRow<'a> {
         name: text_of(item, "name"),
         description: text_of(item, "description"),
         status: first_text(item, SERVICE_STATUS),
-        r#type: first_text(item, TYPE),
+        r#type: first_text(item, TYPE_FIELDS),
         creation_date: first_date(item, CREATION_DATE),
         last_update: first_date(item, LAST_UPDATE),
         service_characteristics: characteristics(item.get("serviceCharacteristic")),
@@ -91,7 +120,7 @@ fn resource<'a>(item: Object<'_, 'a>) -> ResourceRow<'a> {
         name: text_of(item, "name"),
         description: text_of(item, "description"),
         status: first_text(item, RESOURCE_STATUS),
-        r#type: first_text(item, TYPE),
+        r#type: first_text(item, TYPE_FIELDS),
         resource_specification: reference(item.get("resourceSpecification")),
         resource_characteristics: characteristics(item.get("resourceCharacteristic")),
         related_parties: related_parties(item),

@@ -14,7 +14,7 @@ use tokio::task::JoinHandle;
 const EVERY: Duration = Duration::from_secs(1);
 
 /// Runs until `stop` reads true.
-pub(super) fn spawn(cache: Cache, mut stop: watch::Receiver<bool>) -> JoinHandle<()> {
+pub(crate) fn spawn(cache: Cache, mut stop: watch::Receiver<bool>) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut warmed: [Option<u64>; 3] = [None; 3];
         loop {

@@ -1,12 +1,12 @@
 //! Writing HTML by hand, safely: [`Esc`] for every text and attribute value, [`url`] for
 //! every piece of a URL, one page layout, and the security headers every answer carries.
 
-use super::session::Session;
+use super::sessions::Session;
 use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use std::fmt::{self, Display, Write};
 
 /// The console's Content-Security-Policy: nothing but its own stylesheet, data: images, and
@@ -160,7 +160,7 @@ pub fn time(t: Option<DateTime<Utc>>, now: DateTime<Utc>) -> String {
     };
     format!(
         "<time datetime=\"{}\">{}</time> <span class=\"muted\">({relative})</span>",
-        t.to_rfc3339_opts(SecondsFormat::Millis, true),
+        crate::time::format::millis(t),
         t.format("%Y-%m-%d %H:%M:%S UTC"),
     )
 }

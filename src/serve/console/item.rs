@@ -4,14 +4,14 @@
 
 use super::html::{self, Esc, Nav};
 use super::overview::title;
-use super::session::Session;
+use super::sessions::Session;
 use super::table::{cell_text, inventory};
 use crate::cache::View;
 use crate::model::inventory::Inventory;
 use crate::model::item::Item;
 use crate::model::row::{Cell, Entry, Row};
-use crate::serve::api::AppState;
 use crate::serve::api::query::full_row;
+use crate::serve::state::AppState;
 use axum::Extension;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};

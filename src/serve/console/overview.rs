@@ -3,11 +3,11 @@
 
 use super::chart;
 use super::html::{self, Esc, Nav};
-use super::session::Session;
+use super::sessions::Session;
 use crate::cache::PollPoint;
 use crate::model::inventory::Inventory;
 use crate::model::status::{Outcome, PollKind, PollReport};
-use crate::serve::api::AppState;
+use crate::serve::state::AppState;
 use axum::Extension;
 use axum::extract::State;
 use axum::http::StatusCode;

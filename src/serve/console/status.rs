@@ -6,12 +6,13 @@
 use super::html::{self, Esc, Nav};
 use super::overview::poll_summary;
 use super::overview::title;
-use super::session::{self, Session};
+use super::session;
+use super::sessions::Session;
 use super::table::inventory;
 use crate::cache::PollPoint;
 use crate::model::inventory::Inventory;
 use crate::model::status::{PollKind, PollReport};
-use crate::serve::api::AppState;
+use crate::serve::state::AppState;
 use crate::sync::daemon::RequestOutcome;
 use axum::Extension;
 use axum::extract::rejection::QueryRejection;

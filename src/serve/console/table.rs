@@ -9,12 +9,12 @@
 
 use super::html::{self, Esc, Nav};
 use super::overview::title;
-use super::session::Session;
+use super::sessions::Session;
 use crate::cache::view::{POSTED, View};
 use crate::model::inventory::Inventory;
 use crate::model::row::{Entry, Row};
-use crate::serve::api::AppState;
 use crate::serve::api::query::{ListQuery, Next, columns};
+use crate::serve::state::AppState;
 use crate::store::export::write_csv_line;
 use axum::Extension;
 use axum::extract::rejection::PathRejection;
