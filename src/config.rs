@@ -71,8 +71,8 @@ fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    pub tmf638: ApiConfig,
-    pub tmf639: ApiConfig,
+    pub tmf638: UpstreamConfig,
+    pub tmf639: UpstreamConfig,
     pub http: HttpConfig,
     pub poll: PollConfig,
     pub services: InventoryConfig,
@@ -88,7 +88,7 @@ pub struct Config {
 /// One upstream API: where it is and how to authenticate.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ApiConfig {
+pub struct UpstreamConfig {
     pub endpoint: String,
     pub username: String,
     pub password: Secret,
@@ -537,7 +537,7 @@ impl Config {
     /// (systemd `LoadCredential=`) when neither password nor file is configured.
     pub fn resolve_secrets(&mut self, credentials_dir: Option<PathBuf>) -> Result<(), ConfigError> {
         for api in [Api::Tmf638, Api::Tmf639] {
-            let section = self.api_mut(api);
+            let section = self.upstream_mut(api);
             let key = format!("{api}.password_file");
             if !section.password_file.is_empty() {
                 if !section.password.is_empty() {
@@ -565,7 +565,7 @@ impl Config {
     /// Checks every value whose range or form is constrained; the error names the key.
     pub fn validate(&self) -> Result<(), ConfigError> {
         for api in [Api::Tmf638, Api::Tmf639] {
-            let section = self.api(api);
+            let section = self.upstream(api);
             validate_endpoint(&section.endpoint)
                 .map_err(|m| invalid(format!("{api}.endpoint"), m))?;
         }
@@ -692,14 +692,15 @@ impl Config {
         Ok(())
     }
 
-    pub fn api(&self, api: Api) -> &ApiConfig {
+    /// The section (`[tmf638]` or `[tmf639]`) of the upstream API `api`.
+    pub fn upstream(&self, api: Api) -> &UpstreamConfig {
         match api {
             Api::Tmf638 => &self.tmf638,
             Api::Tmf639 => &self.tmf639,
         }
     }
 
-    fn api_mut(&mut self, api: Api) -> &mut ApiConfig {
+    fn upstream_mut(&mut self, api: Api) -> &mut UpstreamConfig {
         match api {
             Api::Tmf638 => &mut self.tmf638,
             Api::Tmf639 => &mut self.tmf639,

@@ -71,13 +71,6 @@ fn promtool_check_metrics(text: &str) {
     );
 }
 
-fn status(code: u16) -> FaultKind {
-    FaultKind::Status {
-        code,
-        retry_after: None,
-    }
-}
-
 #[tokio::test]
 async fn metrics_count_what_the_polls_did() {
     let (sim, sc) = empty_sim().await;
@@ -89,7 +82,7 @@ async fn metrics_count_what_the_polls_did() {
         refresh_only: false,
         items: false,
         skip: 0,
-        kind: status(503),
+        kind: FaultKind::status(503),
         times: Some(1),
     });
     // Carriers: page 1 keeps answering 504: skipped after 3 attempts, the pass is incomplete.
@@ -100,7 +93,7 @@ async fn metrics_count_what_the_polls_did() {
         refresh_only: false,
         items: false,
         skip: 0,
-        kind: status(504),
+        kind: FaultKind::status(504),
         times: None,
     });
     // Resources: one kept, one of an excluded type, one without a key.

@@ -26,25 +26,6 @@ use std::time::Duration;
 
 const REFRESH: PollPlan = PollPlan::Refresh { days_ago: 0 };
 
-fn status(code: u16) -> FaultKind {
-    FaultKind::Status {
-        code,
-        retry_after: None,
-    }
-}
-
-fn fault(page: Option<u32>, kind: FaultKind, times: Option<u32>) -> Fault {
-    Fault {
-        inventory: Some(Services.into()),
-        page,
-        refresh_only: false,
-        items: false,
-        skip: 0,
-        kind,
-        times,
-    }
-}
-
 /// An Operational service last updated `days` days ago: outside a refresh's window.
 fn aged(id: &str, days: i64) -> Value {
     let mut s = service(id, "Operational");
@@ -124,7 +105,7 @@ async fn an_incomplete_poll_neither_advances_the_anchor_nor_sweeps() {
 
     // SVC-0001 disappears upstream and page 2 keeps answering 504.
     sim.set_items(Services, services(100).split_off(1));
-    sim.inject(fault(Some(2), status(504), None));
+    sim.inject(Fault::on(Services, Some(2), FaultKind::status(504), None));
     let r = p.poll(FULL).await;
     assert_eq!(
         (r.outcome, r.skipped_pages.clone()),
@@ -185,7 +166,7 @@ async fn a_failed_poll_applies_nothing_not_even_the_pages_that_arrived() {
     let before = sim.requests().len();
 
     sim.set_items(Services, changed_on_early_pages());
-    sim.inject(fault(Some(3), status(502), None));
+    sim.inject(Fault::on(Services, Some(3), FaultKind::status(502), None));
     for plan in [FULL, REFRESH] {
         let r = poll(&cfg, Services, &cache, plan).await;
         assert_eq!(r.outcome, Outcome::Failed, "{plan:?}");
@@ -324,7 +305,8 @@ async fn poll_held_at(
     before: &[String],
 ) -> PollReport {
     let hold = Hold::new();
-    sim.inject(fault(
+    sim.inject(Fault::on(
+        Services,
         Some(held_page),
         FaultKind::Hold(hold.clone()),
         Some(1),
@@ -374,10 +356,15 @@ async fn readers_never_see_half_a_refresh_or_half_an_incomplete_pass() {
     items[1]["name"] = json!("renamed too"); // SVC-0002, page 1
     items[99]["name"] = json!("renamed on page 3"); // SVC-0100
     sim.set_items(Services, items);
-    sim.inject(fault(Some(2), status(504), None));
+    sim.inject(Fault::on(Services, Some(2), FaultKind::status(504), None));
     let before = after_refresh;
     let hold = Hold::new();
-    sim.inject(fault(Some(3), FaultKind::Hold(hold.clone()), Some(1)));
+    sim.inject(Fault::on(
+        Services,
+        Some(3),
+        FaultKind::Hold(hold.clone()),
+        Some(1),
+    ));
     let mut p = poller(&cfg, Services, &cache);
     let task = tokio::spawn(async move { p.poll(FULL).await });
     tokio::time::timeout(Duration::from_secs(30), hold.arrived(1))
@@ -432,7 +419,7 @@ async fn a_refresh_request_joins_a_running_refresh_and_a_full_request_runs_right
     let hold = Hold::new();
     sim.inject(Fault {
         refresh_only: true,
-        ..fault(Some(1), FaultKind::Hold(hold.clone()), Some(1))
+        ..Fault::on(Services, Some(1), FaultKind::Hold(hold.clone()), Some(1))
     });
     assert_eq!(
         control.request_poll(Services, false),
@@ -481,7 +468,8 @@ async fn a_timed_out_page_is_retried_and_a_page_that_always_times_out_fails_the_
     sim.set_items(Services, services(50));
 
     // Only the first attempt at page 1 is slower than the timeout: the retry gets it.
-    sim.inject(fault(
+    sim.inject(Fault::on(
+        Services,
         Some(1),
         FaultKind::Delay(Duration::from_secs(3)),
         Some(1),
@@ -498,7 +486,8 @@ async fn a_timed_out_page_is_retried_and_a_page_that_always_times_out_fails_the_
     assert!(answered.contains(&(1, 40)) && answered.contains(&(2, 10)));
 
     // Every attempt times out: the poll fails after the configured attempts, naming why.
-    sim.inject(fault(
+    sim.inject(Fault::on(
+        Services,
         Some(1),
         FaultKind::Delay(Duration::from_secs(3)),
         None,
@@ -566,7 +555,7 @@ async fn rejected_credentials_wait_failure_backoff_max_at_once() {
         if code == 401 {
             sc.tmf638_password = "wrong".into(); // the daemon sends this; the sim wants another
         } else {
-            sim.inject(fault(None, status(403), None));
+            sim.inject(Fault::on(Services, None, FaultKind::status(403), None));
         }
         let mut cfg = config(&sim, &sc);
         cfg.poll.failure_backoff_initial = 30;
@@ -606,7 +595,7 @@ async fn failed_polls_back_off_from_30_seconds_doubling_to_15_minutes() {
     let mut cfg = config(&sim, &sc);
     cfg.poll.failure_backoff_initial = 30;
     cfg.poll.failure_backoff_max = 900;
-    sim.inject(fault(None, status(500), None));
+    sim.inject(Fault::on(Services, None, FaultKind::status(500), None));
     let cache = Cache::new();
     let mut polls = cache.watch_polls();
     let task = spawn_run(cfg, &cache, Utc::now());
@@ -638,7 +627,7 @@ async fn failed_polls_back_off_from_30_seconds_doubling_to_15_minutes() {
         (Some(FullReason::Settling), Outcome::Complete)
     );
     assert_eq!(s.next_poll, Some(r.started + secs(3600)));
-    sim.inject(fault(None, status(500), None));
+    sim.inject(Fault::on(Services, None, FaultKind::status(500), None));
     let (r, delay) = next_schedule(&cache, &mut polls).await;
     assert_eq!((r.kind, r.outcome), (PollKind::Refresh, Outcome::Failed));
     assert!(in_jitter(delay, 30), "{delay:?} after a reset");
@@ -655,7 +644,8 @@ async fn the_anchor_and_the_next_poll_follow_the_polls_start_not_its_end() {
     // Retry-After on its first page: it takes two minutes (tokio time).
     sim.inject(Fault {
         skip: 1,
-        ..fault(
+        ..Fault::on(
+            Services,
             Some(1),
             FaultKind::Status {
                 code: 429,

@@ -10,30 +10,6 @@ use ses_inventory::model::status::{Outcome, PollKind};
 use ses_inventory::sync::window::PollPlan;
 use ses_inventory_sim::{Fault, FaultKind};
 
-fn status(code: u16) -> FaultKind {
-    FaultKind::Status {
-        code,
-        retry_after: None,
-    }
-}
-
-fn fault(
-    inv: ses_inventory::Inventory,
-    page: Option<u32>,
-    kind: FaultKind,
-    times: Option<u32>,
-) -> Fault {
-    Fault {
-        inventory: Some(inv.into()),
-        page,
-        refresh_only: false,
-        items: false,
-        skip: 0,
-        kind,
-        times,
-    }
-}
-
 fn pages_requested(sim: &ses_inventory_sim::Simulator, inv: ses_inventory::Inventory) -> Vec<u32> {
     sim.requests()
         .iter()
@@ -231,7 +207,7 @@ async fn a_complete_pass_sweeps_and_an_incomplete_one_does_not() {
     // SVC-0001 disappears upstream. Page 2 keeps answering 504: the pass goes on to page 3 but
     // is incomplete, so nothing is swept.
     sim.set_items(Services, services(100).split_off(1));
-    sim.inject(fault(Services, Some(2), status(504), None));
+    sim.inject(Fault::on(Services, Some(2), FaultKind::status(504), None));
     let r = poll(&cfg, Services, &cache, FULL).await;
     assert_eq!(r.outcome, Outcome::Incomplete);
     assert_eq!(r.skipped_pages, [2]);
@@ -263,7 +239,7 @@ async fn an_incomplete_first_pass_serves_what_it_got_but_is_not_ready() {
     let cfg = config(&sim, &sc);
     let cache = Cache::new();
     sim.set_items(Services, services(100));
-    sim.inject(fault(Services, Some(1), status(504), None));
+    sim.inject(Fault::on(Services, Some(1), FaultKind::status(504), None));
     let r = poll(&cfg, Services, &cache, FULL).await;
     assert_eq!(r.outcome, Outcome::Incomplete);
     assert_eq!(cache.len(Services), 60, "pages 2 and 3 applied");
@@ -280,14 +256,19 @@ async fn transient_errors_are_retried_and_other_persistent_errors_end_the_pass()
     let cache = Cache::new();
     sim.set_items(Services, services(90));
     // Two 503s, then success: retried within the attempts.
-    sim.inject(fault(Services, Some(2), status(503), Some(2)));
+    sim.inject(Fault::on(
+        Services,
+        Some(2),
+        FaultKind::status(503),
+        Some(2),
+    ));
     let r = poll(&cfg, Services, &cache, FULL).await;
     assert_eq!(r.outcome, Outcome::Complete);
     assert_eq!(pages_requested(&sim, Services), [1, 2, 2, 2, 3]);
 
     // A 502 that persists ends the pass; nothing of it is applied and the cache is untouched.
     sim.set_items(Services, services(10));
-    sim.inject(fault(Services, Some(1), status(502), None));
+    sim.inject(Fault::on(Services, Some(1), FaultKind::status(502), None));
     let r = poll(&cfg, Services, &cache, FULL).await;
     assert_eq!(r.outcome, Outcome::Failed);
     let err = r.error.unwrap();
@@ -311,7 +292,7 @@ async fn bad_bodies_are_page_errors_and_bad_elements_are_skipped() {
         (FaultKind::Huge(1 << 20), "max_body_bytes", 1),
     ] {
         let before = pages_requested(&sim, Services).len();
-        sim.inject(fault(Services, Some(1), kind, None));
+        sim.inject(Fault::on(Services, Some(1), kind, None));
         let r = poll(&cfg, Services, &cache, FULL).await;
         assert_eq!(r.outcome, Outcome::Failed);
         let error = r.error.as_deref().unwrap();
@@ -324,8 +305,8 @@ async fn bad_bodies_are_page_errors_and_bad_elements_are_skipped() {
         sim.clear_faults();
     }
     // Retried like any page error: one bad body, then a good one.
-    sim.inject(fault(Services, Some(1), FaultKind::Malformed, Some(1)));
-    sim.inject(fault(
+    sim.inject(Fault::on(Services, Some(1), FaultKind::Malformed, Some(1)));
+    sim.inject(Fault::on(
         Services,
         Some(1),
         FaultKind::ElementNotObject,
@@ -463,7 +444,7 @@ async fn readers_never_see_half_a_pass() {
     // and 120 new ones after the 50 left unchanged. A reader sees the old set or the new one.
     let next = all.split_off(150);
     sim.set_items(Services, next);
-    sim.inject(fault(
+    sim.inject(Fault::on(
         Services,
         None,
         FaultKind::Delay(std::time::Duration::from_millis(30)),
@@ -577,7 +558,7 @@ async fn a_requested_poll_joins_a_running_one_or_starts_now() {
     use ses_inventory::sync::daemon::{Daemon, RequestOutcome};
     let (sim, sc) = empty_sim().await;
     sim.set_items(Services, services(100));
-    sim.inject(fault(
+    sim.inject(Fault::on(
         Services,
         None,
         FaultKind::Delay(std::time::Duration::from_millis(250)),
@@ -651,7 +632,7 @@ async fn consecutive_failures_count_until_a_poll_succeeds() {
     sim.set_items(Services, services(10));
     let cache = Cache::new();
     let mut poller = poller(&cfg, Services, &cache);
-    sim.inject(fault(Services, Some(1), status(502), None));
+    sim.inject(Fault::on(Services, Some(1), FaultKind::status(502), None));
     for n in 1..=2 {
         let r = poller.poll(FULL).await;
         assert_eq!(r.outcome, Outcome::Failed);

@@ -6,16 +6,13 @@
 
 use crate::cache::Cache;
 use crate::config::Config;
-use crate::mirror::ha::ControlSlot;
 use crate::mirror::{HaParts, Mirror};
 use crate::serve::{notify, server, status_log};
-use crate::source::Upstream;
 use crate::store::{self, Store};
 use crate::sync::Journal;
-use crate::sync::daemon::Control;
-use crate::sync::daemon::Daemon;
+use crate::sync::daemon::Pollers;
 use crate::time::clock::Clock;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinHandle;
 
@@ -46,7 +43,7 @@ pub enum Notify {
 pub struct App {
     cache: Cache,
     /// The pollers (without `ha.enabled`; with it, the mirror's supervisor runs them).
-    daemon: Option<Daemon>,
+    pollers: Option<Pollers>,
     api: Option<server::Server>,
     writer: Option<store::Writer>,
     mirror: Option<Mirror>,
@@ -65,15 +62,14 @@ impl App {
     ) -> anyhow::Result<App> {
         let cache = Cache::new();
         let (journal, writer) = open_store(&cfg, &cache)?.unzip();
-        let control: ControlSlot = Arc::new(RwLock::new(Control::idle(cache.clone())));
-        let (daemon, mirror) = if cfg.ha.enabled {
+        let mut pollers = Pollers::new(cfg.clone(), clock, cache.clone())?;
+        let control = pollers.slot();
+        let (pollers, mirror) = if cfg.ha.enabled {
             // Leader and standby: the mirror's supervisor starts the pollers while this
-            // instance holds the lease. Their client is checked now, as without HA.
-            Upstream::new(cfg.clone())?;
+            // instance holds the lease.
             let parts = HaParts {
-                clock,
+                pollers,
                 store: journal,
-                control: control.clone(),
             };
             (
                 None,
@@ -87,9 +83,8 @@ impl App {
                 Some(mirror) => Some(mirror.tee(journal)),
                 None => journal,
             };
-            let daemon = Daemon::start_with(cfg.clone(), clock, cache.clone(), journal)?;
-            *control.write().unwrap_or_else(PoisonError::into_inner) = daemon.control();
-            (Some(daemon), mirror)
+            pollers.start(journal)?;
+            (Some(pollers), mirror)
         };
         let ha = mirror.as_ref().map(Mirror::ha);
         let api = api.map(|bound| {
@@ -115,7 +110,7 @@ impl App {
         }
         Ok(App {
             cache,
-            daemon,
+            pollers,
             api,
             writer,
             mirror,
@@ -140,8 +135,8 @@ impl App {
         if let Some(api) = self.api {
             api.shutdown().await;
         }
-        if let Some(daemon) = self.daemon {
-            daemon.shutdown().await;
+        if let Some(mut pollers) = self.pollers {
+            pollers.stop().await;
         }
         if let Some(mirror) = self.mirror {
             mirror.finish().await;

@@ -10,42 +10,32 @@ use super::lease::{HaStatus, Role};
 use crate::cache::Cache;
 use crate::config::Config;
 use crate::sync::Journal;
-use crate::sync::daemon::{Control, Daemon};
+use crate::sync::daemon::Pollers;
 use crate::telemetry::events;
-use crate::time::clock::Clock;
 use async_nats::jetstream;
+use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
-
-/// Where the read API finds the pollers' control (replaced at each change of role).
-pub type ControlSlot = Arc<RwLock<Control>>;
 
 /// What the supervisor needs to run terms.
 pub struct Terms {
     pub cfg: Arc<Config>,
-    pub clock: Clock,
     pub cache: Cache,
+    /// Started for each leader term, stopped at its end.
+    pub pollers: Pollers,
     /// The store's journal, when there is a store.
     pub store: Option<Journal>,
-    pub control: ControlSlot,
     pub(super) mirror: mpsc::Sender<Change>,
     pub(super) lagged: Arc<AtomicBool>,
     /// Counts leader terms begun; the mirror's writer starts each by bringing it level.
     pub(super) term: watch::Sender<u64>,
 }
 
-impl Terms {
-    fn set_control(&self, control: Control) {
-        *self.control.write().unwrap_or_else(PoisonError::into_inner) = control;
-    }
-}
-
 /// Runs standby and leader terms as the lease decides, until `stop` turns true.
 pub(super) async fn supervise(
     js: jetstream::Context,
-    terms: Terms,
+    mut terms: Terms,
     mut status: watch::Receiver<HaStatus>,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -95,27 +85,17 @@ pub(super) async fn supervise(
             terms.lagged.clone(),
             terms.store.clone(),
         );
-        let daemon = match Daemon::start_with(
-            terms.cfg.clone(),
-            terms.clock.clone(),
-            terms.cache.clone(),
-            Some(journal),
-        ) {
-            Ok(d) => d,
-            Err(e) => {
-                // Checked at start; should it fail now, stand by rather than lead without pollers.
-                events::NatsProblem { error: &e }.emit();
-                return;
-            }
-        };
-        terms.set_control(daemon.control());
+        if let Err(e) = terms.pollers.start(Some(journal)) {
+            // Checked at start; should it fail now, stand by rather than lead without pollers.
+            events::NatsProblem { error: &e }.emit();
+            return;
+        }
         let stopping = tokio::select! {
             _ = status.wait_for(|s| s.role != Role::Leader) => false,
             _ = stop.wait_for(|s| *s) => true,
         };
-        terms.set_control(Control::idle(terms.cache.clone()));
         // Polls in flight are abandoned: nothing more of this term reaches the cache.
-        daemon.shutdown().await;
+        terms.pollers.stop().await;
         if stopping {
             return;
         }

@@ -33,9 +33,9 @@ use crate::model::inventory::Inventory;
 use crate::model::item::{Item, Key};
 use crate::model::status::Outcome;
 use crate::sync::Journal;
+use crate::sync::daemon::Pollers;
 use crate::telemetry::events;
 use crate::time::backoff::Backoff;
-use crate::time::clock::Clock;
 use async_nats::HeaderMap;
 use async_nats::jetstream;
 use change::Change;
@@ -68,10 +68,10 @@ pub struct Mirror {
 
 /// What a mirror with `ha.enabled` needs to run the pollers itself during its leader terms.
 pub struct HaParts {
-    pub clock: Clock,
+    /// The pollers, started for each leader term and stopped at its end.
+    pub pollers: Pollers,
     /// The store's journal, when there is a store.
     pub store: Option<Journal>,
-    pub control: ha::ControlSlot,
 }
 
 impl Mirror {
@@ -101,10 +101,9 @@ impl Mirror {
         let (term_tx, term_rx) = watch::channel(0u64);
         let terms = ha_parts.map(|parts| ha::Terms {
             cfg: cfg.clone(),
-            clock: parts.clock,
             cache: cache.clone(),
             store: parts.store,
-            control: parts.control,
+            pollers: parts.pollers,
             mirror: tx.clone(),
             lagged: lagged.clone(),
             term: term_tx,

@@ -4,13 +4,12 @@
 
 use crate::cache::Cache;
 use crate::config::{ApiServerConfig, ConfigError};
-use crate::mirror::ha::ControlSlot;
 use crate::mirror::lease::HaStatus;
 use crate::model::secret::Secret;
 use crate::serve::api::{self, parse_errors};
 use crate::serve::console::{self, Sessions};
 use crate::serve::state::{ApiState, AppState};
-use crate::sync::daemon::Control;
+use crate::sync::daemon::{Control, ControlSlot};
 use crate::telemetry::events;
 use axum::Router;
 use axum::extract::Request;

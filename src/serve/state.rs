@@ -1,11 +1,10 @@
 //! What every handler of the read API and the web console shares.
 
 use crate::cache::Cache;
-use crate::mirror::ha::ControlSlot;
 use crate::mirror::lease::HaStatus;
 use crate::model::secret::Secret;
 use crate::serve::console::sessions::Sessions;
-use crate::sync::daemon::Control;
+use crate::sync::daemon::{Control, ControlSlot};
 use chrono::{DateTime, Utc};
 use std::sync::{Arc, PoisonError};
 use std::time::Instant;

@@ -107,7 +107,7 @@ impl Upstream {
             .build()
             .map_err(|e| ClientError::Build(e.to_string()))?;
         let target = |api: Api| {
-            let a = cfg.api(api);
+            let a = cfg.upstream(api);
             ApiTarget {
                 endpoint: a.endpoint.trim_end_matches('/').to_string(),
                 username: a.username.clone(),

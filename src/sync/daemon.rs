@@ -1,5 +1,7 @@
 //! The pollers of a running daemon: one task per inventory over a shared cache, started
 //! together and stopped together, and the [`Control`] that asks them for immediate polls.
+//! [`Pollers`] is the one place that starts and stops them, for the daemon without `ha.enabled`
+//! and for a leader's terms alike, and publishes their control where the read API finds it.
 
 use crate::cache::Cache;
 use crate::config::Config;
@@ -8,9 +10,72 @@ use crate::model::status::Phase;
 use crate::source::{ClientError, Upstream};
 use crate::sync::{Journal, PollRequest, Poller};
 use crate::time::clock::Clock;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
+
+/// Where the read API finds the pollers' control: replaced whenever they start or stop.
+pub type ControlSlot = Arc<RwLock<Control>>;
+
+/// The pollers of this process, running or not. Starting publishes their [`Control`] in the
+/// slot; stopping puts an idle one back (every request is then `Unavailable`) before the
+/// pollers go.
+pub struct Pollers {
+    cfg: Arc<Config>,
+    clock: Clock,
+    cache: Cache,
+    slot: ControlSlot,
+    running: Option<Daemon>,
+}
+
+impl Pollers {
+    /// Pollers of `cache` with `cfg`'s settings, not started; their client is checked now, so
+    /// that a configuration it cannot use stops the daemon at start.
+    pub fn new(cfg: Arc<Config>, clock: Clock, cache: Cache) -> Result<Pollers, ClientError> {
+        Upstream::new(cfg.clone())?;
+        let slot = Arc::new(RwLock::new(Control::idle(cache.clone())));
+        Ok(Pollers {
+            cfg,
+            clock,
+            cache,
+            slot,
+            running: None,
+        })
+    }
+
+    /// Where their control is published.
+    pub fn slot(&self) -> ControlSlot {
+        self.slot.clone()
+    }
+
+    /// Starts them (if they are not running), each applied poll going to `journal`.
+    pub fn start(&mut self, journal: Option<Journal>) -> Result<(), ClientError> {
+        if self.running.is_none() {
+            let daemon = Daemon::start_with(
+                self.cfg.clone(),
+                self.clock.clone(),
+                self.cache.clone(),
+                journal,
+            )?;
+            self.publish(daemon.control());
+            self.running = Some(daemon);
+        }
+        Ok(())
+    }
+
+    /// Stops them: requests are refused from now on, in-flight requests are abandoned and
+    /// polls not yet applied dropped.
+    pub async fn stop(&mut self) {
+        self.publish(Control::idle(self.cache.clone()));
+        if let Some(daemon) = self.running.take() {
+            daemon.shutdown().await;
+        }
+    }
+
+    fn publish(&self, control: Control) {
+        *self.slot.write().unwrap_or_else(PoisonError::into_inner) = control;
+    }
+}
 
 /// What became of a request for an immediate poll.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]

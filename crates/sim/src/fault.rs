@@ -61,7 +61,33 @@ pub struct Fault {
     pub items: bool,
 }
 
+impl FaultKind {
+    /// An answer with this HTTP status (and a short body), no `Retry-After`.
+    pub fn status(code: u16) -> FaultKind {
+        FaultKind::Status {
+            code,
+            retry_after: None,
+        }
+    }
+}
+
 impl Fault {
+    /// A fault of `kind` on `inventory`'s page `page` (any page: `None`), `times` times
+    /// (until cleared: `None`).
+    pub fn on(
+        inventory: impl Into<Inventory>,
+        page: Option<u32>,
+        kind: FaultKind,
+        times: Option<u32>,
+    ) -> Fault {
+        Fault {
+            inventory: Some(inventory.into()),
+            page,
+            times,
+            ..Fault::new(kind)
+        }
+    }
+
     /// A fault of this kind on every page request, until cleared.
     pub fn new(kind: FaultKind) -> Self {
         Fault {

@@ -1,8 +1,9 @@
 //! A simulator of SES's TMF 638 / TMF 639 inventory gateway, served over real loopback HTTP.
 //!
 //! Nobody on the team can reach the real API, so tests, the demo and benchmarks run against this.
-//! It serves the dialect described in `reference/upstream-api.md`; everything it assumes about
-//! the upstream is configurable in [`SimConfig`] where the documentation is silent:
+//! It serves the dialect described in the repository's docs/upstream.md (what the gateway
+//! documents, what is assumed); everything it assumes about the upstream is configurable in
+//! [`SimConfig`] where the documentation is silent:
 //!
 //! - `GET {base638}/service` lists services; with `@type=element` it lists carriers instead (a
 //!   separate dataset; any other `@type` value lists services). `GET {base639}/resource` lists
