@@ -10,7 +10,7 @@
 //! else v5's `externalIdentifier[0].id`; `id` for resources) and its bytes kept in a map. The daemon does everything it does in production but the store: keep rules,
 //! rows, churn signals, the cache. Both run in a child process started from this binary; the
 //! simulator runs in a third (`ses-inventory sim`). Prints medians and the ratio; asserts
-//! nothing (results are written down in README.md).
+//! nothing (results are written down in docs/performance.md).
 
 use serde::Deserialize;
 use serde_json::value::RawValue;

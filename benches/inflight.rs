@@ -8,7 +8,7 @@
 //! For each setting it prints the wall time of a cold full pass and its ratio to the ideal,
 //! pages × latency ÷ pages_in_flight (a ratio of 1.0 would be perfect overlap). The first page
 //! of a listing goes alone and the pages are taken in order, so the ideal is approached, not
-//! reached. Figures are written down in README.md; this prints them, it asserts nothing.
+//! reached. Figures are written down in docs/performance.md; this prints them, it asserts nothing.
 
 use ses_inventory::Inventory;
 use ses_inventory::cache::Cache;

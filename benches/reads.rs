@@ -12,7 +12,7 @@
 //! `-last_update`, two equality filters (status and type); `q` (a substring search) is timed
 //! alone, one request at a time. Prints per kind the count,
 //! median and p99 latency, the requests per second, and the memory of the view's indexes next
-//! to the items'. Asserts nothing (results are written down in README.md).
+//! to the items'. Asserts nothing (results are written down in docs/performance.md).
 
 use ses_inventory::Inventory;
 use ses_inventory::config::Config;

@@ -2,7 +2,7 @@
 //! 100,000 items per inventory fetched from the simulator over loopback HTTP.
 //!
 //! Run: `cargo bench --bench store` (optionally `-- 20000` for another size). Prints figures;
-//! the README's "Data on disk" section records them. `STORE_BENCH_KEEP=1` keeps the file.
+//! docs/performance.md ("Store") records them. `STORE_BENCH_KEEP=1` keeps the file.
 
 use ses_inventory::Inventory;
 use ses_inventory::cache::Cache;

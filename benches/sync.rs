@@ -2,7 +2,7 @@
 //! second full pass over an unchanged upstream, and the memory the cache takes per item.
 //!
 //! `cargo bench --bench sync` (items per inventory: `BENCH_ITEMS`, default 100000).
-//! Figures are written down in README.md; this prints them, it asserts nothing.
+//! Figures are written down in docs/performance.md; this prints them, it asserts nothing.
 
 use ses_inventory::Inventory;
 use ses_inventory::cache::Cache;

@@ -26,9 +26,9 @@ pub use view::View;
 
 /// Keys hash with foldhash: several times faster than SipHash on short keys, and seeded per
 /// process, so keys chosen upstream cannot be aimed at one bucket.
-pub type Hasher = foldhash::fast::RandomState;
+pub(crate) type Hasher = foldhash::fast::RandomState;
 
-pub type ItemMap = HashMap<Key, Arc<Item>, Hasher>;
+pub(crate) type ItemMap = HashMap<Key, Arc<Item>, Hasher>;
 
 /// Cached items awaiting a second witness before they are removed, by key.
 pub type Awaiting = HashMap<Key, Mark, Hasher>;
@@ -50,7 +50,7 @@ struct Shard {
 }
 
 /// Polls kept per inventory in the history.
-pub const HISTORY_LEN: usize = 100;
+pub(crate) const HISTORY_LEN: usize = 100;
 
 /// One finished poll, summed up for the history (charts and the recent-polls table).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -149,7 +149,7 @@ impl Cache {
     }
 
     /// Looks up several keys under one read lock.
-    pub fn get_many<'k>(
+    pub(crate) fn get_many<'k>(
         &self,
         inv: Inventory,
         keys: impl IntoIterator<Item = &'k str>,
@@ -168,7 +168,7 @@ impl Cache {
     }
 
     /// Runs `f` over the map under the read lock (for comparisons that must not copy it).
-    pub fn with_items<R>(&self, inv: Inventory, f: impl FnOnce(&ItemMap) -> R) -> R {
+    pub(crate) fn with_items<R>(&self, inv: Inventory, f: impl FnOnce(&ItemMap) -> R) -> R {
         f(&self.read(inv))
     }
 
@@ -233,7 +233,11 @@ impl Cache {
         self.status_lock(inv).clone()
     }
 
-    pub fn update_status<R>(&self, inv: Inventory, f: impl FnOnce(&mut SyncStatus) -> R) -> R {
+    pub(crate) fn update_status<R>(
+        &self,
+        inv: Inventory,
+        f: impl FnOnce(&mut SyncStatus) -> R,
+    ) -> R {
         f(&mut self.status_lock(inv))
     }
 
@@ -250,7 +254,7 @@ impl Cache {
     }
 
     /// Replaces the items awaiting a second witness, and their summary in the status.
-    pub fn set_awaiting(&self, inv: Inventory, awaiting: Awaiting) {
+    pub(crate) fn set_awaiting(&self, inv: Inventory, awaiting: Awaiting) {
         let since = awaiting.values().map(|m| m.since).min();
         let count = awaiting.len() as u64;
         *self.awaiting_lock(inv) = awaiting;
@@ -268,7 +272,7 @@ impl Cache {
     }
 
     /// Adds a finished poll to the history, dropping the oldest beyond [`HISTORY_LEN`].
-    pub fn push_history(&self, inv: Inventory, point: PollPoint) {
+    pub(crate) fn push_history(&self, inv: Inventory, point: PollPoint) {
         let mut history = self.history_lock(inv);
         if history.len() == HISTORY_LEN {
             history.pop_front();
@@ -282,7 +286,7 @@ impl Cache {
     }
 
     /// Replaces the history (a warm start), keeping the newest [`HISTORY_LEN`].
-    pub fn restore_history(&self, inv: Inventory, points: Vec<PollPoint>) {
+    pub(crate) fn restore_history(&self, inv: Inventory, points: Vec<PollPoint>) {
         let skip = points.len().saturating_sub(HISTORY_LEN);
         *self.history_lock(inv) = points.into_iter().skip(skip).collect();
     }
@@ -296,7 +300,7 @@ impl Cache {
     }
 
     /// Marks the inventory as holding data from a complete pass. Never reverts.
-    pub fn mark_ready(&self, inv: Inventory) {
+    pub(crate) fn mark_ready(&self, inv: Inventory) {
         self.shard(inv)
             .ready
             .send_if_modified(|r| !std::mem::replace(r, true));
@@ -310,7 +314,7 @@ impl Cache {
     }
 
     /// Called by a poller once a poll is applied and its status recorded.
-    pub fn poll_finished(&self) {
+    pub(crate) fn poll_finished(&self) {
         self.polls.send_modify(|n| *n += 1);
     }
 

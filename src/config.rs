@@ -15,19 +15,19 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// The built-in defaults, also the documented reference of every key.
-pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+pub(crate) const DEFAULT_TOML: &str = include_str!("../config/default.toml");
 
 /// Environment prefix; sections and keys are separated by `__`.
-pub const ENV_PREFIX: &str = "SES_INVENTORY";
+pub(crate) const ENV_PREFIX: &str = "SES_INVENTORY";
 
 /// Valid range of `poll.cache_update_frequency`, in seconds (the connector's range).
-pub const FREQUENCY_RANGE: std::ops::RangeInclusive<u64> = 3600..=432_000;
+pub(crate) const FREQUENCY_RANGE: std::ops::RangeInclusive<u64> = 3600..=432_000;
 
 /// Valid range of `poll.pages_in_flight`.
-pub const PAGES_IN_FLIGHT_RANGE: std::ops::RangeInclusive<u32> = 1..=64;
+pub(crate) const PAGES_IN_FLIGHT_RANGE: std::ops::RangeInclusive<u32> = 1..=64;
 
 /// Valid range of `http.max_in_flight_per_api`.
-pub const MAX_IN_FLIGHT_PER_API_RANGE: std::ops::RangeInclusive<u32> = 1..=256;
+pub(crate) const MAX_IN_FLIGHT_PER_API_RANGE: std::ops::RangeInclusive<u32> = 1..=256;
 
 /// Keys whose environment value is a comma-separated list.
 const LIST_KEYS: [&str; 6] = [
@@ -92,7 +92,7 @@ pub struct UpstreamConfig {
     pub endpoint: String,
     pub username: String,
     pub password: Secret,
-    pub password_file: String,
+    pub(crate) password_file: String,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -111,7 +111,7 @@ pub struct HttpConfig {
     /// Most page requests in flight at once to one API, across its pollers (the ceiling of the
     /// adaptive limit).
     pub max_in_flight_per_api: u32,
-    pub user_agent: String,
+    pub(crate) user_agent: String,
 }
 
 /// How the upstream interprets `updatedDaysAgo=N`.
@@ -132,8 +132,8 @@ pub struct PollConfig {
     pub page_size_param: String,
     pub page_param: String,
     pub first_page: u32,
-    pub updated_days_ago_param: String,
-    pub updated_days_ago_semantics: DaysAgoSemantics,
+    pub(crate) updated_days_ago_param: String,
+    pub(crate) updated_days_ago_semantics: DaysAgoSemantics,
     pub window_margin: u64,
     pub max_refresh_window_days: u32,
     pub full_resync_interval: u64,
@@ -143,12 +143,12 @@ pub struct PollConfig {
     /// Pages of one listing requested ahead of the one being absorbed (1 = one at a time).
     pub pages_in_flight: u32,
     pub status_interval: u64,
-    pub total_count_header: String,
+    pub(crate) total_count_header: String,
     /// A full listing that returns fewer kept items than this share of those cached cannot
     /// witness absences (0 to 1; 0 = any listing can).
     pub min_listing_share: f64,
     /// Most items a full pass asks the single-item endpoint about (`<inventory>.item_path`).
-    pub max_item_checks: u32,
+    pub(crate) max_item_checks: u32,
 }
 
 /// What to request for one inventory and which of its items to keep.
@@ -159,10 +159,10 @@ pub struct InventoryConfig {
     pub query: BTreeMap<String, String>,
     pub items_pointer: String,
     pub key_field: String,
-    pub status_field: String,
-    pub keep_statuses: Vec<String>,
-    pub type_field: String,
-    pub exclude_types: Vec<String>,
+    pub(crate) status_field: String,
+    pub(crate) keep_statuses: Vec<String>,
+    pub(crate) type_field: String,
+    pub(crate) exclude_types: Vec<String>,
     /// The upstream's single-item path under the API's endpoint, `{id}` standing for the
     /// item's `id` (e.g. "/service/{id}"); empty = not used.
     #[serde(default)]
@@ -188,7 +188,7 @@ pub struct ApiServerConfig {
 
 impl ApiServerConfig {
     /// The address to listen on; `None` when the API is off (`listen` empty).
-    pub fn listen_addr(&self) -> Result<Option<SocketAddr>, ConfigError> {
+    pub(crate) fn listen_addr(&self) -> Result<Option<SocketAddr>, ConfigError> {
         let listen = self.listen.trim();
         if listen.is_empty() {
             return Ok(None);
@@ -236,7 +236,7 @@ impl ApiServerConfig {
 
     /// The listen address parses, and a non-loopback one has a token unless
     /// `allow_unauthenticated` says otherwise.
-    pub fn validate(&self) -> Result<(), ConfigError> {
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
         let Some(addr) = self.listen_addr()? else {
             return Ok(());
         };
@@ -265,17 +265,17 @@ pub struct NatsConfig {
     pub token: Secret,
     pub token_file: String,
     pub ca_file: String,
-    pub replicas: u32,
-    pub stream_max_age: u64,
-    pub stream_max_bytes: i64,
-    pub max_pending_writes: u32,
+    pub(crate) replicas: u32,
+    pub(crate) stream_max_age: u64,
+    pub(crate) stream_max_bytes: i64,
+    pub(crate) max_pending_writes: u32,
 }
 
 /// Valid range of `ha.lease_seconds`.
-pub const LEASE_SECONDS_RANGE: std::ops::RangeInclusive<u64> = 3..=3600;
+pub(crate) const LEASE_SECONDS_RANGE: std::ops::RangeInclusive<u64> = 3..=3600;
 
 /// Valid range of `nats.replicas` (JetStream allows 1 to 5).
-pub const REPLICAS_RANGE: std::ops::RangeInclusive<u32> = 1..=5;
+pub(crate) const REPLICAS_RANGE: std::ops::RangeInclusive<u32> = 1..=5;
 
 impl NatsConfig {
     /// Whether the mirror is on.
@@ -326,7 +326,7 @@ impl NatsConfig {
         Ok(())
     }
 
-    pub fn validate(&self) -> Result<(), ConfigError> {
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
         if !self.enabled() {
             return Ok(());
         }
@@ -396,14 +396,14 @@ fn validate_nats_url(url: &str) -> Result<(), String> {
 #[serde(deny_unknown_fields)]
 pub struct HaConfig {
     pub enabled: bool,
-    pub lease_seconds: u64,
+    pub(crate) lease_seconds: u64,
     pub instance: String,
 }
 
 impl HaConfig {
     /// This instance's name: `instance`, else the host name (from `/proc`, or `/etc/hostname`
     /// where a sandbox hides `/proc/sys`), else `ses-inventory`.
-    pub fn instance_name(&self) -> String {
+    pub(crate) fn instance_name(&self) -> String {
         let name = self.instance.trim();
         if !name.is_empty() {
             return name.to_owned();
@@ -416,7 +416,7 @@ impl HaConfig {
             .unwrap_or_else(|| "ses-inventory".to_owned())
     }
 
-    pub fn validate(&self, nats: &NatsConfig) -> Result<(), ConfigError> {
+    pub(crate) fn validate(&self, nats: &NatsConfig) -> Result<(), ConfigError> {
         if !self.enabled {
             return Ok(());
         }
@@ -535,7 +535,10 @@ impl Config {
 
     /// Fills passwords from `password_file`, or from `$CREDENTIALS_DIRECTORY/<api>-password`
     /// (systemd `LoadCredential=`) when neither password nor file is configured.
-    pub fn resolve_secrets(&mut self, credentials_dir: Option<PathBuf>) -> Result<(), ConfigError> {
+    pub(crate) fn resolve_secrets(
+        &mut self,
+        credentials_dir: Option<PathBuf>,
+    ) -> Result<(), ConfigError> {
         for api in [Api::Tmf638, Api::Tmf639] {
             let section = self.upstream_mut(api);
             let key = format!("{api}.password_file");
@@ -563,7 +566,7 @@ impl Config {
     }
 
     /// Checks every value whose range or form is constrained; the error names the key.
-    pub fn validate(&self) -> Result<(), ConfigError> {
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
         for api in [Api::Tmf638, Api::Tmf639] {
             let section = self.upstream(api);
             validate_endpoint(&section.endpoint)
@@ -712,14 +715,6 @@ impl Config {
             Inventory::Services => &self.services,
             Inventory::Carriers => &self.carriers,
             Inventory::Resources => &self.resources,
-        }
-    }
-
-    pub fn inventory_mut(&mut self, inv: Inventory) -> &mut InventoryConfig {
-        match inv {
-            Inventory::Services => &mut self.services,
-            Inventory::Carriers => &mut self.carriers,
-            Inventory::Resources => &mut self.resources,
         }
     }
 

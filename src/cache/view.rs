@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
 /// The columns with postings (status and type: columns 3 and 4 of every inventory).
-pub const POSTED: [usize; 2] = [3, 4];
+pub(crate) const POSTED: [usize; 2] = [3, 4];
 
 /// The most columns a table has.
 const MAX_COLUMNS: usize = 12;
@@ -253,7 +253,7 @@ impl View {
     }
 
     /// Counts the polls applied to the inventory since the daemon started.
-    pub fn generation(&self) -> u64 {
+    pub(crate) fn generation(&self) -> u64 {
         self.generation
     }
 
@@ -279,7 +279,7 @@ impl View {
     }
 
     /// The position of the first item whose key sorts after `key`.
-    pub fn position_after(&self, key: &str) -> usize {
+    pub(crate) fn position_after(&self, key: &str) -> usize {
         self.items.partition_point(|item| item.key.as_str() <= key)
     }
 
@@ -304,14 +304,14 @@ impl View {
 
     /// The positions (ascending) of the items whose cell of posted column `column` reads `text`
     /// (`""`: empty); `None` when `column` has no postings.
-    pub fn posting(&self, column: usize, text: &str) -> Option<&[u32]> {
+    pub(crate) fn posting(&self, column: usize, text: &str) -> Option<&[u32]> {
         let postings = self.postings(column)?;
         Some(postings.get(text).map_or(&[][..], |list| list))
     }
 
     /// Every text of posted column `column` (`""`: empty) and how many items hold it, ordered by
     /// text; `None` when `column` has no postings. (The console's filter choices.)
-    pub fn posting_counts(&self, column: usize) -> Option<Vec<(&str, usize)>> {
+    pub(crate) fn posting_counts(&self, column: usize) -> Option<Vec<(&str, usize)>> {
         let mut counts: Vec<(&str, usize)> = self
             .postings(column)?
             .iter()
@@ -324,7 +324,7 @@ impl View {
     /// The bitset (bit i: the item at position i) of the items whose posted `column` reads
     /// `text`, when that value is dense (held by at least 1/32 of the items, so at most 32
     /// bitsets per column); `None` otherwise. Two dense filters intersect word by word.
-    pub fn posting_bits(&self, column: usize, text: &str) -> Option<&[u64]> {
+    pub(crate) fn posting_bits(&self, column: usize, text: &str) -> Option<&[u64]> {
         let slot = POSTED.iter().position(|&c| c == column)?;
         let dense = self.dense[slot].get_or_init(|| {
             let n = self.items.len();
@@ -339,7 +339,7 @@ impl View {
     }
 
     /// Whether the postings of `column` are built (a filter on it is then a lookup).
-    pub fn has_postings(&self, column: usize) -> bool {
+    pub(crate) fn has_postings(&self, column: usize) -> bool {
         POSTED
             .iter()
             .position(|&c| c == column)
@@ -478,7 +478,7 @@ impl View {
 }
 
 /// The bitset (bit i: position i) of `list`'s positions among `n`.
-pub fn to_bits(list: &[u32], n: usize) -> Vec<u64> {
+pub(crate) fn to_bits(list: &[u32], n: usize) -> Vec<u64> {
     let mut words = vec![0u64; n.div_ceil(64)];
     for &at in list {
         words[at as usize / 64] |= 1 << (at % 64);

@@ -17,12 +17,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Where the demo serves the read API (an ephemeral port when this one is busy).
-pub const DEMO_API: (std::net::Ipv4Addr, u16) = (std::net::Ipv4Addr::LOCALHOST, 9638);
+pub(crate) const DEMO_API: (std::net::Ipv4Addr, u16) = (std::net::Ipv4Addr::LOCALHOST, 9638);
 /// The demo's store, in the working directory: a second demo starts warm from it.
-pub const DEMO_STORE: &str = "ses-inventory-demo.db";
+pub(crate) const DEMO_STORE: &str = "ses-inventory-demo.db";
 
 /// Seconds between the demo's refresh polls.
-pub const DEMO_FREQUENCY: u64 = 20;
+pub(crate) const DEMO_FREQUENCY: u64 = 20;
 
 /// The daemon configuration pointed at a running simulator, with demo timings.
 pub fn config_for(sim: &Simulator, sim_cfg: &SimConfig) -> Config {

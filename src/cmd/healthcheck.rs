@@ -21,7 +21,7 @@ pub enum HealthError {
 
 /// The URL of `/healthz` for the API's listen address. An unspecified address (`0.0.0.0`,
 /// `[::]`) is asked on the loopback of the same family.
-pub fn healthz_url(api: &ApiServerConfig) -> Result<String, HealthError> {
+pub(crate) fn healthz_url(api: &ApiServerConfig) -> Result<String, HealthError> {
     let listen = api.listen.trim();
     if listen.is_empty() {
         return Err(HealthError::ApiOff);

@@ -17,7 +17,10 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 
 /// Opens `store.path` (unless empty), loads it into `cache` and starts its writer.
-pub fn open_store(cfg: &Config, cache: &Cache) -> anyhow::Result<Option<(Journal, store::Writer)>> {
+pub(crate) fn open_store(
+    cfg: &Config,
+    cache: &Cache,
+) -> anyhow::Result<Option<(Journal, store::Writer)>> {
     let Some(path) = store::resolve_path(&cfg.store.path) else {
         return Ok(None);
     };

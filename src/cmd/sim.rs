@@ -46,14 +46,14 @@ pub struct SimArgs {
     pub tmf639_password: Secret,
     /// Added to every page response, in milliseconds.
     #[arg(long, default_value_t = 0)]
-    pub latency_ms: u64,
+    pub(crate) latency_ms: u64,
     /// Seconds between change steps (updates, deletions, additions); 0 = never.
     #[arg(long, default_value_t = 0)]
-    pub change_every_secs: u64,
+    pub(crate) change_every_secs: u64,
     /// Serve pages without `X-Total-Count` and `X-Result-Count` (the real gateway documents
     /// neither).
     #[arg(long)]
-    pub no_total: bool,
+    pub(crate) no_total: bool,
     /// Move an item to the end of its dataset when it is updated, like a gateway that lists in
     /// `lastUpdate` order.
     #[arg(long)]

@@ -27,7 +27,7 @@ pub struct InventorySummary {
     pub duplicates: u64,
     /// Elements excluded by the status or type rule.
     pub not_kept: u64,
-    pub duration_ms: i64,
+    pub(crate) duration_ms: i64,
 }
 
 impl InventorySummary {
@@ -72,7 +72,7 @@ pub async fn sync_once(
 }
 
 /// True when every inventory's pass retrieved every page.
-pub fn all_complete(summary: &BTreeMap<Inventory, InventorySummary>) -> bool {
+pub(crate) fn all_complete(summary: &BTreeMap<Inventory, InventorySummary>) -> bool {
     summary
         .values()
         .all(|s| s.report.outcome == Outcome::Complete)

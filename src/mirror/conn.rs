@@ -10,23 +10,23 @@ use async_nats::{ConnectOptions, Event, ServerAddr};
 use std::time::Duration;
 
 /// How long a JetStream request (publish acknowledgement, bucket lookup) may take.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The bucket holding the shared sync state: per inventory, the window anchor, the last
 /// complete full pass and readiness, written by the leader after each applied poll.
-pub const STATE_BUCKET: &str = "ses_inventory_state";
+pub(crate) const STATE_BUCKET: &str = "ses_inventory_state";
 
 /// A configuration the client cannot use; names the key.
 #[derive(Debug, thiserror::Error)]
 #[error("configuration key `{key}`: {message}")]
-pub struct SetupError {
+pub(crate) struct SetupError {
     pub key: &'static str,
     pub message: String,
 }
 
 /// What to connect to and how: parsed from `[nats]` before anything runs, so that a bad
 /// credentials file stops the start with an error naming it.
-pub struct Connector {
+pub(crate) struct Connector {
     servers: Vec<ServerAddr>,
     options: ConnectOptions,
 }
@@ -138,7 +138,7 @@ pub async fn bucket(
 }
 
 /// The three item buckets.
-pub async fn item_buckets(js: &jetstream::Context, replicas: u32) -> Result<(), String> {
+pub(crate) async fn item_buckets(js: &jetstream::Context, replicas: u32) -> Result<(), String> {
     for inv in Inventory::ALL {
         bucket(js, &kv::bucket(inv), replicas, None).await?;
     }
@@ -147,7 +147,7 @@ pub async fn item_buckets(js: &jetstream::Context, replicas: u32) -> Result<(), 
 
 /// The change stream, created when missing; its retention follows `nats.stream_max_age` and
 /// `nats.stream_max_bytes` when they changed since.
-pub async fn change_stream(js: &jetstream::Context, cfg: &NatsConfig) -> Result<(), String> {
+pub(crate) async fn change_stream(js: &jetstream::Context, cfg: &NatsConfig) -> Result<(), String> {
     let fail = |e: &dyn std::fmt::Display| format!("NATS stream {}: {e}", stream::STREAM);
     let wanted = jetstream::stream::Config {
         name: stream::STREAM.to_owned(),

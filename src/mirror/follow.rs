@@ -16,12 +16,12 @@ use std::time::{Duration, Instant};
 
 /// Items awaiting a second witness carried in a state entry, at most (the oldest first): a
 /// mark that does not fit only delays a removal after a takeover, never causes one.
-pub const MAX_AWAITING_IN_STATE: usize = 10_000;
+pub(crate) const MAX_AWAITING_IN_STATE: usize = 10_000;
 
 /// The state entry of `inv` (its key in [`conn::STATE_BUCKET`] is the inventory's name): the
 /// window times, readiness, whether the first buildup settled, and the items awaiting a
 /// second witness.
-pub fn state_value(cache: &Cache, inv: Inventory) -> Vec<u8> {
+pub(crate) fn state_value(cache: &Cache, inv: Inventory) -> Vec<u8> {
     let status = cache.status(inv);
     let t = |t: Option<DateTime<Utc>>| t.map(crate::time::format::millis);
     let mut awaiting: Vec<(Key, Mark)> = cache.awaiting(inv).into_iter().collect();
@@ -176,7 +176,7 @@ fn apply_batch(cache: &Cache, inv: Inventory, batch: Vec<kv::Update>) {
 }
 
 /// Why following stopped.
-pub enum Stopped {
+pub(crate) enum Stopped {
     /// An inventory's first state arrived: load the mirror again.
     Reload,
     Failed(String),
@@ -184,7 +184,7 @@ pub enum Stopped {
 
 /// Applies every later change of the mirror to the cache, until a follower fails or a reload
 /// is due.
-pub async fn follow(cache: &Cache, loaded: Loaded) -> Stopped {
+pub(crate) async fn follow(cache: &Cache, loaded: Loaded) -> Stopped {
     let Loaded {
         items,
         mut state,

@@ -19,7 +19,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
 /// What the supervisor needs to run terms.
-pub struct Terms {
+pub(crate) struct Terms {
     pub cfg: Arc<Config>,
     pub cache: Cache,
     /// Started for each leader term, stopped at its end.

@@ -106,7 +106,7 @@ fn value_without_last_seen(inv: Inventory, item: &Item) -> Map<String, Value> {
 }
 
 /// The bytes of `item`'s entry, `last_seen` = `written`.
-pub fn encode_value(inv: Inventory, item: &Item, written: DateTime<Utc>) -> Vec<u8> {
+pub(crate) fn encode_value(inv: Inventory, item: &Item, written: DateTime<Utc>) -> Vec<u8> {
     let mut map = value_without_last_seen(inv, item);
     // `last_seen` goes before `upstream`, next to `first_seen`.
     let upstream = map.remove("upstream").unwrap_or(Value::Null);
@@ -117,7 +117,7 @@ pub fn encode_value(inv: Inventory, item: &Item, written: DateTime<Utc>) -> Vec<
 }
 
 /// Whether the stored entry `stored` says what `item` would (`last_seen` aside).
-pub fn same_value(inv: Inventory, item: &Item, stored: &[u8]) -> bool {
+pub(crate) fn same_value(inv: Inventory, item: &Item, stored: &[u8]) -> bool {
     let Ok(Value::Object(mut stored)) = serde_json::from_slice::<Value>(stored) else {
         return false;
     };
@@ -127,7 +127,7 @@ pub fn same_value(inv: Inventory, item: &Item, stored: &[u8]) -> bool {
 
 /// An item rebuilt from its entry (a standby's cache): key, upstream JSON, row, first and last
 /// seen. `None` when the entry is not one of ours.
-pub fn decode_item(inv: Inventory, value: &[u8]) -> Option<Item> {
+pub(crate) fn decode_item(inv: Inventory, value: &[u8]) -> Option<Item> {
     let Value::Object(map) = serde_json::from_slice::<Value>(value).ok()? else {
         return None;
     };
@@ -152,7 +152,7 @@ pub fn decode_item(inv: Inventory, value: &[u8]) -> Option<Item> {
 }
 
 /// What a bucket holds: encoded key → value, live entries only.
-pub type Contents = HashMap<String, bytes::Bytes>;
+pub(crate) type Contents = HashMap<String, bytes::Bytes>;
 
 /// Longest wait for the next entry while a bucket is being read.
 const READ_IDLE: Duration = Duration::from_secs(10);
@@ -201,7 +201,7 @@ impl Follow {
 }
 
 /// The revision (stream sequence) of every key's last write, deletions included.
-pub type Revisions = HashMap<String, u64>;
+pub(crate) type Revisions = HashMap<String, u64>;
 
 /// Reads every live entry of bucket `name` (keys only when `keys_only`: values are then
 /// empty), and returns what follows it.
@@ -216,7 +216,7 @@ pub async fn read_all(
 }
 
 /// As [`read_all`], with the revision of every key's last write.
-pub async fn read_with_revisions(
+pub(crate) async fn read_with_revisions(
     js: &jetstream::Context,
     name: &str,
     keys_only: bool,

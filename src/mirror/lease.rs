@@ -23,7 +23,7 @@ use tokio::time::Instant;
 pub const LEASE_BUCKET: &str = "ses_inventory_lease";
 
 /// The key of the lease in it.
-pub const LEASE_KEY: &str = "leader";
+pub(crate) const LEASE_KEY: &str = "leader";
 
 /// This instance's part.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,7 +70,7 @@ impl HaStatus {
     }
 
     /// A standby that does not know the leader yet.
-    pub fn standby_unknown() -> HaStatus {
+    pub(crate) fn standby_unknown() -> HaStatus {
         HaStatus::standby(None, None)
     }
 
@@ -87,7 +87,7 @@ impl HaStatus {
 
 /// Lets writers check that this instance still leads; cheap to clone.
 #[derive(Clone)]
-pub struct Fence(watch::Receiver<HaStatus>);
+pub(crate) struct Fence(watch::Receiver<HaStatus>);
 
 impl Fence {
     /// The lease revision while this instance leads and its term has not run out.
@@ -104,7 +104,7 @@ impl Fence {
 }
 
 /// The elector: holds or seeks the lease until dropped (or released).
-pub struct Elector {
+pub(crate) struct Elector {
     js: jetstream::Context,
     status: watch::Receiver<HaStatus>,
     task: tokio::task::JoinHandle<()>,
@@ -155,7 +155,7 @@ impl Elector {
         self.status.clone()
     }
 
-    pub fn fence(&self) -> Fence {
+    pub(crate) fn fence(&self) -> Fence {
         Fence(self.status.clone())
     }
 }

@@ -56,7 +56,7 @@ const QUEUE: usize = 64;
 const FINISH_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The running mirror.
-pub struct Mirror {
+pub(crate) struct Mirror {
     tx: mpsc::Sender<Change>,
     lagged: Arc<AtomicBool>,
     task: JoinHandle<()>,
@@ -67,7 +67,7 @@ pub struct Mirror {
 }
 
 /// What a mirror with `ha.enabled` needs to run the pollers itself during its leader terms.
-pub struct HaParts {
+pub(crate) struct HaParts {
     /// The pollers, started for each leader term and stopped at its end.
     pub pollers: Pollers,
     /// The store's journal, when there is a store.
@@ -172,7 +172,7 @@ impl Mirror {
 
     /// A journal for the pollers that passes every applied poll on to `next` (the store's) and
     /// offers a copy to the mirror without ever waiting for it.
-    pub fn tee(&self, next: Option<Journal>) -> Journal {
+    pub(crate) fn tee(&self, next: Option<Journal>) -> Journal {
         change::tee(self.tx.clone(), self.lagged.clone(), next)
     }
 

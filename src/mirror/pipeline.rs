@@ -13,9 +13,9 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(5);
 /// A publish that failed: what was being written and why (never a credential).
 #[derive(Debug, thiserror::Error)]
 #[error("{what}: {detail}")]
-pub struct WriteError {
+pub(crate) struct WriteError {
     pub what: String,
-    pub detail: String,
+    pub(crate) detail: String,
 }
 
 impl WriteError {
@@ -28,16 +28,16 @@ impl WriteError {
 }
 
 /// What a tagged message was: the index of its inventory and its KV key.
-pub type Tag = (usize, String);
+pub(crate) type Tag = (usize, String);
 
-pub struct Pipeline {
+pub(crate) struct Pipeline {
     js: jetstream::Context,
     pending: VecDeque<(String, PublishAckFuture, Option<Tag>)>,
     /// The revisions of tagged messages acknowledged since the last [`Pipeline::take_revisions`].
     revisions: Vec<(Tag, u64)>,
     max: usize,
     /// Messages acknowledged since the last [`Pipeline::flush`].
-    pub acked: u64,
+    pub(crate) acked: u64,
     /// With `ha.enabled`: nothing is sent once this instance's lease term is over.
     fence: Option<Fence>,
 }
@@ -55,7 +55,7 @@ impl Pipeline {
     }
 
     /// Sends one message; waits only for the oldest acknowledgement when `max` are in flight.
-    pub async fn publish(
+    pub(crate) async fn publish(
         &mut self,
         subject: String,
         headers: HeaderMap,
@@ -65,7 +65,7 @@ impl Pipeline {
     }
 
     /// As [`Pipeline::publish`]; the revision the message gets is kept under `tag`.
-    pub async fn publish_tagged(
+    pub(crate) async fn publish_tagged(
         &mut self,
         subject: String,
         headers: HeaderMap,
@@ -114,7 +114,7 @@ impl Pipeline {
     }
 
     /// The revisions of the tagged messages acknowledged so far.
-    pub fn take_revisions(&mut self) -> Vec<(Tag, u64)> {
+    pub(crate) fn take_revisions(&mut self) -> Vec<(Tag, u64)> {
         std::mem::take(&mut self.revisions)
     }
 

@@ -50,23 +50,28 @@ pub fn subject(inv: Inventory, kind: Kind) -> String {
 }
 
 /// The id of an applied poll: its inventory and start (Unix milliseconds).
-pub fn poll_id(inv: Inventory, started: DateTime<Utc>) -> String {
+pub(crate) fn poll_id(inv: Inventory, started: DateTime<Utc>) -> String {
     format!("{}:{}", inv.as_str(), started.timestamp_millis())
 }
 
 /// The id of a catch-up from the cache.
-pub fn resync_id(inv: Inventory, at: DateTime<Utc>) -> String {
+pub(crate) fn resync_id(inv: Inventory, at: DateTime<Utc>) -> String {
     format!("{}:resync:{}", inv.as_str(), at.timestamp_millis())
 }
 
 /// The body of a removed message.
-pub fn removed_body(key: &str) -> Vec<u8> {
+pub(crate) fn removed_body(key: &str) -> Vec<u8> {
     json!({ "id": key }).to_string().into_bytes()
 }
 
 /// The body of a poll message: the report (its one JSON shape), the poll's id and inventory,
 /// and the items cached after it.
-pub fn poll_body(inv: Inventory, poll_id: &str, report: &PollReport, items: usize) -> Vec<u8> {
+pub(crate) fn poll_body(
+    inv: Inventory,
+    poll_id: &str,
+    report: &PollReport,
+    items: usize,
+) -> Vec<u8> {
     #[derive(serde::Serialize)]
     struct Body<'a> {
         poll_id: &'a str,
@@ -85,7 +90,7 @@ pub fn poll_body(inv: Inventory, poll_id: &str, report: &PollReport, items: usiz
 }
 
 /// The body of the poll message that ends a catch-up from the cache.
-pub fn resync_body(
+pub(crate) fn resync_body(
     inv: Inventory,
     poll_id: &str,
     at: DateTime<Utc>,

@@ -45,7 +45,7 @@ impl fmt::Display for Key {
 
 /// A generation for a listing that places items ([`Item::set_place`]), unique in the process:
 /// pollers restarted on a takeover, and a warm start, share items with the ones before them.
-pub fn new_generation() -> u32 {
+pub(crate) fn new_generation() -> u32 {
     static GENERATION: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
     GENERATION.fetch_add(1, Ordering::Relaxed)
 }
@@ -83,7 +83,7 @@ impl Item {
 
     /// As [`Item::new`], with the row read from `json`, the tape value of `raw`'s text as the
     /// page holds it (`source`, the same bytes as `raw`).
-    pub fn from_tape(
+    pub(crate) fn from_tape(
         key: Key,
         inventory: Inventory,
         raw: Box<str>,
@@ -136,7 +136,7 @@ impl Item {
     }
 
     /// Records that a poll saw the item again, unchanged.
-    pub fn touch(&self, at: DateTime<Utc>) {
+    pub(crate) fn touch(&self, at: DateTime<Utc>) {
         self.last_seen_ms
             .fetch_max(at.timestamp_millis(), Ordering::Relaxed);
     }
@@ -150,7 +150,7 @@ impl Item {
     }
 
     /// Records that listing `generation` returned the item at `position`.
-    pub fn set_place(&self, generation: u32, position: u32) {
+    pub(crate) fn set_place(&self, generation: u32, position: u32) {
         self.place.store(
             (u64::from(generation) << 32) | u64::from(position),
             Ordering::Relaxed,

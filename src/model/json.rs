@@ -187,7 +187,7 @@ impl<'de> Visitor<'de> for JsonVisitor {
 }
 
 /// At most this many fields can be asked of [`scan`].
-pub const MAX_SCANNED: usize = 16;
+pub(crate) const MAX_SCANNED: usize = 16;
 
 /// The top-level members named in `wanted` of the JSON text `raw`, as borrowed raw values (the
 /// last one when a name repeats); `None` when `raw` is not an object. Reading stops as soon as

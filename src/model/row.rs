@@ -38,10 +38,10 @@ use crate::model::inventory::Inventory;
 /// A text cell: borrowed from the item's JSON text where the upstream wrote it verbatim, owned
 /// otherwise (escapes, numbers, booleans). Rows are transient: a cached item keeps its cells
 /// packed against its own JSON ([`packed`]), and gives rows and cells back on demand.
-pub type Field<'a> = Option<Cow<'a, str>>;
+pub(crate) type Field<'a> = Option<Cow<'a, str>>;
 
 /// A list cell.
-pub type Entries<'a> = Box<[Entry<'a>]>;
+pub(crate) type Entries<'a> = Box<[Entry<'a>]>;
 
 /// One element of a list column or a reference column. Unused fields are `None` and are
 /// skipped when serialized.
@@ -59,10 +59,10 @@ pub struct Entry<'a> {
     pub value: Field<'a>,
     /// Characteristics: `valueType`, else the v5 `@type` (e.g. `StringCharacteristic`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub value_type: Field<'a>,
+    pub(crate) value_type: Field<'a>,
     /// Relationships: `relationshipType` (e.g. `contains`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub relationship_type: Field<'a>,
+    pub(crate) relationship_type: Field<'a>,
 }
 
 fn own(field: Field<'_>) -> Field<'static> {
@@ -155,10 +155,10 @@ pub struct CarrierRow<'a> {
     pub status: Field<'a>,
     #[serde(rename = "type")]
     pub r#type: Field<'a>,
-    pub creation_date: Option<DateTime<Utc>>,
+    pub(crate) creation_date: Option<DateTime<Utc>>,
     pub last_update: Option<DateTime<Utc>>,
-    pub service_characteristics: Entries<'a>,
-    pub supporting_services: Entries<'a>,
+    pub(crate) service_characteristics: Entries<'a>,
+    pub(crate) supporting_services: Entries<'a>,
 }
 
 /// A row of the Resources table (TMF 639 resources).
@@ -171,11 +171,11 @@ pub struct ResourceRow<'a> {
     pub status: Field<'a>,
     #[serde(rename = "type")]
     pub r#type: Field<'a>,
-    pub resource_specification: Option<Box<Entry<'a>>>,
-    pub resource_characteristics: Entries<'a>,
+    pub(crate) resource_specification: Option<Box<Entry<'a>>>,
+    pub(crate) resource_characteristics: Entries<'a>,
     pub related_parties: Entries<'a>,
-    pub locations: Entries<'a>,
-    pub resource_relationships: Entries<'a>,
+    pub(crate) locations: Entries<'a>,
+    pub(crate) resource_relationships: Entries<'a>,
 }
 
 /// The normalized row of one item. Serializes as just the row's fields.
@@ -322,7 +322,10 @@ impl<'a> Row<'a> {
 
     /// The row of `inventory` made of its cells in column order (the inverse of [`Row::cell`]).
     /// A cell of the wrong kind, or a missing one, leaves its column empty.
-    pub fn from_cells(inventory: Inventory, cells: impl IntoIterator<Item = Cell<'a>>) -> Row<'a> {
+    pub(crate) fn from_cells(
+        inventory: Inventory,
+        cells: impl IntoIterator<Item = Cell<'a>>,
+    ) -> Row<'a> {
         fn text<'a>(cell: Option<Cell<'a>>) -> Field<'a> {
             match cell {
                 Some(Cell::Text(t)) => t.map(Cow::Borrowed),
@@ -464,7 +467,7 @@ impl<'a> Row<'a> {
     }
 
     /// The index in [`Row::columns`] of `inventory`'s column named `name` (snake_case).
-    pub fn column_index(inventory: Inventory, name: &str) -> Option<usize> {
+    pub(crate) fn column_index(inventory: Inventory, name: &str) -> Option<usize> {
         Row::columns(inventory).iter().position(|c| c.name == name)
     }
 
@@ -513,7 +516,7 @@ fn format_time(t: &DateTime<Utc>) -> String {
 impl Cell<'_> {
     /// The list order of two cells of one column: empty last; text case-insensitively (then
     /// exactly); times by value; others by their text.
-    pub fn compare(&self, other: &Cell<'_>) -> Ordering {
+    pub(crate) fn compare(&self, other: &Cell<'_>) -> Ordering {
         match (self.is_empty(), other.is_empty()) {
             (true, true) => return Ordering::Equal,
             (true, false) => return Ordering::Greater,
@@ -600,7 +603,7 @@ impl Serialize for Cell<'_> {
 /// Parses the date/time shapes seen upstream: RFC 3339 with or without fractional seconds, with
 /// `Z` or an offset; `YYYY-MM-DDTHH:MM:SS[.f]` and ServiceNow's `YYYY-MM-DD HH:MM:SS[.f]`
 /// without zone (taken as UTC); a bare `YYYY-MM-DD` (midnight UTC). `None` for anything else.
-pub fn parse_datetime(s: &str) -> Option<DateTime<Utc>> {
+pub(crate) fn parse_datetime(s: &str) -> Option<DateTime<Utc>> {
     let s = s.trim();
     if s.is_empty() {
         return None;

@@ -210,7 +210,7 @@ impl Mark {
     /// Two independent witnesses: a miss and a 404; or two misses, one of them certain; or
     /// three misses (a live item is skipped only at a page boundary, and only when the
     /// collection shrank in front of the cursor at that moment: three times is not chance).
-    pub fn removable(&self) -> bool {
+    pub(crate) fn removable(&self) -> bool {
         (self.gone && self.misses >= 1) || (self.certain && self.misses >= 2) || self.misses >= 3
     }
 }
@@ -240,7 +240,7 @@ pub struct SyncStatus {
     /// Items awaiting a second witness before they are removed (see [`Mark`]).
     pub unconfirmed: u64,
     /// When the oldest of them was first missed.
-    pub unconfirmed_since: Option<DateTime<Utc>>,
+    pub(crate) unconfirmed_since: Option<DateTime<Utc>>,
     /// The first buildup's settling listing has run (or the inventory was loaded warm).
     pub settled: bool,
     /// The generation of the listing that last placed the inventory's items (0: none since

@@ -94,7 +94,7 @@ fn failed(warned: &AtomicBool, error: &dyn std::fmt::Display) {
 
 impl Notifier {
     /// A notifier for `$NOTIFY_SOCKET`, or a silent one when it is unset or unusable.
-    pub fn from_env() -> Notifier {
+    pub(crate) fn from_env() -> Notifier {
         let socket = match std::env::var_os("NOTIFY_SOCKET") {
             Some(s) if !s.is_empty() => s,
             _ => return Notifier::default(),
@@ -144,7 +144,7 @@ impl Notifier {
     }
 
     /// Whether notifications go anywhere.
-    pub fn is_active(&self) -> bool {
+    pub(crate) fn is_active(&self) -> bool {
         self.target.is_some()
     }
 
@@ -169,7 +169,7 @@ impl Notifier {
 
     /// `STOPPING=1`: the service manager sees the stop as intended. Waits (at most a second)
     /// until it is sent, so that it goes out before the process exits.
-    pub async fn stopping(&self) {
+    pub(crate) async fn stopping(&self) {
         let (sent, was_sent) = oneshot::channel();
         self.post(Note::Stopping, Some(sent));
         let _ = tokio::time::timeout(STOPPING_WAIT, was_sent).await;
@@ -177,7 +177,7 @@ impl Notifier {
 }
 
 /// How often to send `WATCHDOG=1`: half of the watchdog `timeout` (none when it is zero).
-pub fn watchdog_interval(timeout: Option<Duration>) -> Option<Duration> {
+pub(crate) fn watchdog_interval(timeout: Option<Duration>) -> Option<Duration> {
     timeout
         .filter(|t| !t.is_zero())
         .map(|t| (t / 2).max(Duration::from_millis(1)))
@@ -185,7 +185,7 @@ pub fn watchdog_interval(timeout: Option<Duration>) -> Option<Duration> {
 
 /// [`watchdog_interval`] of the timeout systemd set for this process: `$WATCHDOG_USEC`, unless
 /// `$WATCHDOG_PID` names another process (read by `sd_notify::watchdog_enabled`).
-pub fn watchdog_interval_from_env() -> Option<Duration> {
+pub(crate) fn watchdog_interval_from_env() -> Option<Duration> {
     watchdog_interval(sd_notify::watchdog_enabled())
 }
 
@@ -212,11 +212,11 @@ pub fn summary(cache: &Cache) -> String {
 
 /// How far each `EXTEND_TIMEOUT_USEC=` pushes systemd's start timeout while a first full pass is
 /// still fetching pages.
-pub const EXTEND_BY: Duration = Duration::from_secs(90);
+pub(crate) const EXTEND_BY: Duration = Duration::from_secs(90);
 
 /// Whether the start is making progress: some inventory that is not ready yet is fetching pages
 /// right now (not waiting out a failure backoff).
-pub fn first_pass_running(cache: &Cache) -> bool {
+pub(crate) fn first_pass_running(cache: &Cache) -> bool {
     Inventory::ALL
         .iter()
         .any(|&inv| !cache.is_ready(inv) && cache.status(inv).phase == Phase::Building)

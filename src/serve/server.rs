@@ -80,7 +80,7 @@ impl Bound {
     }
 
     /// The leader/standby role the status reports (`ha.enabled`); `off` without it.
-    pub fn with_ha(mut self, ha: Option<watch::Receiver<HaStatus>>) -> Bound {
+    pub(crate) fn with_ha(mut self, ha: Option<watch::Receiver<HaStatus>>) -> Bound {
         self.ha = ha;
         self
     }
@@ -92,7 +92,7 @@ impl Bound {
 
     /// As [`Bound::serve`], with refresh requests going to whatever control `control` holds
     /// at the time (a standby's pollers come and go with its leader terms).
-    pub fn serve_switchable(self, cache: Cache, control: ControlSlot) -> Server {
+    pub(crate) fn serve_switchable(self, cache: Cache, control: ControlSlot) -> Server {
         let (stop, stop_rx) = watch::channel(false);
         let Some(listener) = self.listener else {
             return Server {

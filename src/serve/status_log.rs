@@ -6,7 +6,7 @@ use crate::telemetry::events::StatusSummary;
 use std::time::Duration;
 
 /// Logs one summary per inventory every `interval` until cancelled.
-pub async fn log_periodically(cache: Cache, interval: Duration) {
+pub(crate) async fn log_periodically(cache: Cache, interval: Duration) {
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ticker.tick().await; // the first tick is immediate; the first summary comes one interval in
@@ -16,7 +16,7 @@ pub async fn log_periodically(cache: Cache, interval: Duration) {
     }
 }
 
-pub fn log_once(cache: &Cache) {
+pub(crate) fn log_once(cache: &Cache) {
     for inv in Inventory::ALL {
         let s = cache.status(inv);
         StatusSummary {

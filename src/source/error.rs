@@ -33,7 +33,7 @@ pub enum PageError {
 
 impl PageError {
     /// Whether another attempt may succeed: server trouble, throttling, network, bad bodies.
-    pub fn is_retryable(&self) -> bool {
+    pub(crate) fn is_retryable(&self) -> bool {
         match self {
             PageError::Status { status, .. } => *status >= 500 || *status == 429,
             // Every attempt would fail the same way: the body is over the bound we set.
@@ -44,7 +44,7 @@ impl PageError {
 
     /// An answer that says the upstream is overloaded: 429, 503, 504, or no answer in time.
     /// It halves the limit of requests in flight to that API (see `limit`).
-    pub fn is_throttling(&self) -> bool {
+    pub(crate) fn is_throttling(&self) -> bool {
         matches!(
             self,
             PageError::Status {
@@ -55,13 +55,13 @@ impl PageError {
     }
 
     /// The gateway's "Gateway Timeout": the one failure after which a page is skipped.
-    pub fn is_gateway_timeout(&self) -> bool {
+    pub(crate) fn is_gateway_timeout(&self) -> bool {
         matches!(self, PageError::Status { status: 504, .. })
     }
 
     /// The `status` label of the request-duration metric: the HTTP status when one came back
     /// and was the problem, else what went wrong (`timeout`, `connect`, `body`).
-    pub fn status_label(&self) -> String {
+    pub(crate) fn status_label(&self) -> String {
         match self {
             PageError::Unauthorized { status, .. } | PageError::Status { status, .. } => {
                 status.to_string()

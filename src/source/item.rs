@@ -19,14 +19,14 @@ pub enum ItemAnswer {
 
 impl Upstream {
     /// Whether `inventory` has a single-item endpoint configured (`<inventory>.item_path`).
-    pub fn has_item_endpoint(&self, inventory: Inventory) -> bool {
+    pub(crate) fn has_item_endpoint(&self, inventory: Inventory) -> bool {
         !self.cfg.inventory(inventory).item_path.is_empty()
     }
 
     /// Asks the single-item endpoint about the item whose TMF `id` is `id`: one attempt,
     /// within the API's limit of requests in flight (a failed check only leaves the item to
     /// the next listing).
-    pub async fn fetch_item(
+    pub(crate) async fn fetch_item(
         &self,
         inventory: Inventory,
         id: &str,

@@ -137,19 +137,13 @@ impl Upstream {
         &self.limits[api as usize]
     }
 
-    /// The limit of page requests in flight to `api` now (at most
-    /// `http.max_in_flight_per_api`; lower while the upstream throttles).
-    pub fn in_flight_limit(&self, api: Api) -> u32 {
-        self.limiter(api).limit()
-    }
-
     /// Page requests in flight to `api` now.
     pub fn in_flight(&self, api: Api) -> u32 {
         self.limiter(api).in_flight()
     }
 
     /// One attempt at one page.
-    pub async fn fetch_page(&self, req: PageRequest) -> Result<Page, PageError> {
+    pub(crate) async fn fetch_page(&self, req: PageRequest) -> Result<Page, PageError> {
         let started = std::time::Instant::now();
         let inv_cfg = self.cfg.inventory(req.inventory);
         let api = req.inventory.api();

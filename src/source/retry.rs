@@ -12,7 +12,10 @@ use std::time::{Duration, Instant};
 impl Upstream {
     /// One page with the retry policy: retryable failures are tried again with exponential
     /// backoff and jitter (or the server's `Retry-After`, capped) up to `http.retry_attempts`.
-    pub async fn fetch_page_with_retries(&self, req: PageRequest) -> Result<Page, PageFailure> {
+    pub(crate) async fn fetch_page_with_retries(
+        &self,
+        req: PageRequest,
+    ) -> Result<Page, PageFailure> {
         let h = &self.cfg.http;
         let mut backoff = Backoff::new(
             Duration::from_millis(h.retry_initial_delay_ms),

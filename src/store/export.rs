@@ -196,7 +196,7 @@ fn readable(json: &str) -> Option<String> {
 
 /// One CSV record (RFC 4180): fields quoted when they hold a comma, quote, CR or LF. (The
 /// console's CSV download writes its lines with it too.)
-pub fn write_csv_line<'a>(
+pub(crate) fn write_csv_line<'a>(
     out: &mut dyn Write,
     fields: impl Iterator<Item = Option<&'a str>>,
 ) -> std::io::Result<()> {

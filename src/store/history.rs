@@ -45,7 +45,7 @@ pub(super) fn append(tx: &rusqlite::Transaction<'_>, applied: &Applied) -> rusql
 impl Store {
     /// Restores every inventory's poll history into `cache` (oldest first). Rows that do not
     /// read back (an unknown kind, a bad time) are skipped.
-    pub fn load_history(&self, cache: &Cache) -> Result<(), StoreError> {
+    pub(crate) fn load_history(&self, cache: &Cache) -> Result<(), StoreError> {
         let sqlite = |error| StoreError::Sqlite {
             path: self.path.clone(),
             error,

@@ -82,7 +82,7 @@ pub enum StoreError {
 
 /// Resolves `store.path`: empty disables the store; a relative path is taken under systemd's
 /// `$STATE_DIRECTORY` when set (`StateDirectory=`), else under the working directory.
-pub fn resolve_path(configured: &str) -> Option<PathBuf> {
+pub(crate) fn resolve_path(configured: &str) -> Option<PathBuf> {
     let configured = configured.trim();
     if configured.is_empty() {
         return None;
@@ -322,7 +322,7 @@ fn move_aside(path: &Path) -> std::io::Result<PathBuf> {
 }
 
 /// Opens the store read-only for readers (`export`): never creates, migrates or moves it.
-pub fn open_read_only(path: &Path) -> Result<Connection, StoreError> {
+pub(crate) fn open_read_only(path: &Path) -> Result<Connection, StoreError> {
     if !path.exists() {
         return Err(StoreError::Missing {
             path: path.to_path_buf(),

@@ -15,12 +15,12 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 /// Where the read API finds the pollers' control: replaced whenever they start or stop.
-pub type ControlSlot = Arc<RwLock<Control>>;
+pub(crate) type ControlSlot = Arc<RwLock<Control>>;
 
 /// The pollers of this process, running or not. Starting publishes their [`Control`] in the
 /// slot; stopping puts an idle one back (every request is then `Unavailable`) before the
 /// pollers go.
-pub struct Pollers {
+pub(crate) struct Pollers {
     cfg: Arc<Config>,
     clock: Clock,
     cache: Cache,

@@ -33,7 +33,7 @@ pub struct Applied {
     pub awaiting: Option<Vec<(Key, Mark)>>,
     /// The keys in the order the full listing of this poll placed them (see `Item::place`), when
     /// it placed them: a warm start places the items again from it.
-    pub placement: Option<Vec<Key>>,
+    pub(crate) placement: Option<Vec<Key>>,
 }
 
 /// Where pollers send each [`Applied`] poll.

@@ -40,13 +40,13 @@ pub use poller::Poller;
 
 /// An on-demand poll (from the read API): `full` forces a full pass.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PollRequest {
+pub(crate) struct PollRequest {
     pub full: bool,
 }
 
 impl PollRequest {
     /// Two requests as one: a full pass if either asked for one.
-    pub fn merge(a: Option<PollRequest>, b: Option<PollRequest>) -> Option<PollRequest> {
+    pub(crate) fn merge(a: Option<PollRequest>, b: Option<PollRequest>) -> Option<PollRequest> {
         match (a, b) {
             (Some(a), Some(b)) => Some(PollRequest {
                 full: a.full || b.full,

@@ -51,7 +51,7 @@ impl Poller {
     }
 
     /// Lets `requests` wake the poller for an immediate poll.
-    pub fn with_requests(mut self, requests: mpsc::Receiver<PollRequest>) -> Poller {
+    pub(crate) fn with_requests(mut self, requests: mpsc::Receiver<PollRequest>) -> Poller {
         self.requests = Some(requests);
         self
     }

@@ -9,30 +9,21 @@ use std::borrow::Cow;
 
 /// What the keep rules say about one page element. The key borrows from the page.
 #[derive(Debug)]
-pub enum Verdict<'a> {
+pub(crate) enum Verdict<'a> {
     /// Cache it under `key` (its row is extracted only if its JSON changed).
     Keep { key: Cow<'a, str> },
     /// It exists upstream but is not kept (status or type): remove it if cached.
-    NotKept {
-        key: Cow<'a, str>,
-        reason: NotKeptReason,
-    },
+    NotKept { key: Cow<'a, str> },
     /// No usable key: skipped.
     NoKey,
     /// Not a JSON object: skipped.
     NotObject,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum NotKeptReason {
-    Status,
-    Type,
-}
-
 /// The keep rules of one inventory, prepared once from its configuration: which top-level
 /// members of an element they read, in which order of preference.
 #[derive(Clone, Debug)]
-pub struct Rules {
+pub(crate) struct Rules {
     keep_statuses: Vec<String>,
     exclude_types: Vec<String>,
     /// The member names read from each element (see [`json::scan`]), the deciding ones first.
@@ -119,7 +110,7 @@ impl Rules {
     /// [`Rules::judge`] of an element already read onto a tape (the same verdict, the same
     /// members read: the first `enough` deciding members up to where they are all found, else
     /// the last of each name in the whole element).
-    pub fn judge_tape<'a>(&self, element: Val<'_, 'a>) -> Verdict<'a> {
+    pub(crate) fn judge_tape<'a>(&self, element: Val<'_, 'a>) -> Verdict<'a> {
         if !element.is_object() {
             return Verdict::NotObject;
         }
@@ -172,10 +163,7 @@ impl Rules {
                     .find_map(|&i| found[i].and_then(M::row_text))
             });
             if !status.is_some_and(|s| one_of(&s, &self.keep_statuses)) {
-                return Verdict::NotKept {
-                    key,
-                    reason: NotKeptReason::Status,
-                };
+                return Verdict::NotKept { key };
             }
         }
         if !self.exclude_types.is_empty() {
@@ -185,10 +173,7 @@ impl Rules {
                     .find_map(|&i| found[i].and_then(M::row_text))
             });
             if ty.is_some_and(|t| one_of(&t, &self.exclude_types)) {
-                return Verdict::NotKept {
-                    key,
-                    reason: NotKeptReason::Type,
-                };
+                return Verdict::NotKept { key };
             }
         }
         Verdict::Keep { key }
@@ -298,9 +283,8 @@ mod tests {
                 Verdict::Keep { key } => Verdict::Keep {
                     key: Cow::Owned(key.into_owned()),
                 },
-                Verdict::NotKept { key, reason } => Verdict::NotKept {
+                Verdict::NotKept { key } => Verdict::NotKept {
                     key: Cow::Owned(key.into_owned()),
-                    reason,
                 },
                 Verdict::NoKey => Verdict::NoKey,
                 Verdict::NotObject => Verdict::NotObject,
@@ -408,22 +392,10 @@ mod tests {
     fn services_not_operational_are_not_kept() {
         let r = rules(Inventory::Services);
         let v = r.judge_value(&json!({"externalId": "S", "status": "Terminated"}));
-        assert!(matches!(
-            v,
-            Verdict::NotKept {
-                reason: NotKeptReason::Status,
-                ..
-            }
-        ));
+        assert!(matches!(v, Verdict::NotKept { .. }));
         let v = r.judge_value(&json!({"externalId": "S"}));
         assert!(
-            matches!(
-                v,
-                Verdict::NotKept {
-                    reason: NotKeptReason::Status,
-                    ..
-                }
-            ),
+            matches!(v, Verdict::NotKept { .. }),
             "no status is not Operational"
         );
         assert!(
@@ -476,16 +448,7 @@ mod tests {
             "Circuit",
         ] {
             let v = r.judge_value(&json!({"id": "R", "@type": ty}));
-            assert!(
-                matches!(
-                    v,
-                    Verdict::NotKept {
-                        reason: NotKeptReason::Type,
-                        ..
-                    }
-                ),
-                "{ty}"
-            );
+            assert!(matches!(v, Verdict::NotKept { .. }), "{ty}");
         }
         assert_eq!(
             key_of(r.judge_value(&json!({"id": 7, "@type": "Antenna"}))).as_deref(),

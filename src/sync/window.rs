@@ -51,11 +51,8 @@ pub fn days_ago(since: DateTime<Utc>, now: DateTime<Utc>, semantics: DaysAgoSema
 }
 
 /// The span a refresh with `days_ago` covers when asked at `now`: (from, now].
-pub fn covered_since(
-    days_ago: u32,
-    now: DateTime<Utc>,
-    semantics: DaysAgoSemantics,
-) -> DateTime<Utc> {
+#[cfg(test)]
+fn covered_since(days_ago: u32, now: DateTime<Utc>, semantics: DaysAgoSemantics) -> DateTime<Utc> {
     match semantics {
         DaysAgoSemantics::Rolling => now - Duration::days(i64::from(days_ago) + 1),
         DaysAgoSemantics::Calendar => (now.date_naive() - Duration::days(days_ago.into()))

@@ -23,7 +23,7 @@ fn opt_time(t: Option<DateTime<Utc>>) -> String {
 
 /// A page taken into its listing, in page order (pages requested past the end of a listing and
 /// discarded are not; `UpstreamRequest` counts every attempt).
-pub struct PageFetched {
+pub(crate) struct PageFetched {
     pub inventory: Inventory,
     pub page: u32,
     pub items: usize,
@@ -33,7 +33,7 @@ pub struct PageFetched {
 }
 
 impl PageFetched {
-    pub fn emit(&self) {
+    pub(crate) fn emit(&self) {
         metrics::global().page(self.inventory, PageOutcome::Fetched);
         debug!(
             message = "Page fetched.",
@@ -46,7 +46,7 @@ impl PageFetched {
     }
 }
 
-pub struct PageRetry<'a> {
+pub(crate) struct PageRetry<'a> {
     pub inventory: Inventory,
     pub page: u32,
     pub attempt: u32,
@@ -55,7 +55,7 @@ pub struct PageRetry<'a> {
 }
 
 impl PageRetry<'_> {
-    pub fn emit(&self) {
+    pub(crate) fn emit(&self) {
         metrics::global().retry(self.inventory);
         warn!(
             message = "Page failed; retrying.",
@@ -68,7 +68,7 @@ impl PageRetry<'_> {
     }
 }
 
-pub struct PageSkipped<'a> {
+pub(crate) struct PageSkipped<'a> {
     pub inventory: Inventory,
     pub page: u32,
     pub attempts: u32,
@@ -76,7 +76,7 @@ pub struct PageSkipped<'a> {
 }
 
 impl PageSkipped<'_> {
-    pub fn emit(&self) {
+    pub(crate) fn emit(&self) {
         metrics::global().page(self.inventory, PageOutcome::Skipped);
         warn!(
             message = "Page skipped after its retries; the pass goes on but will be incomplete.",
@@ -89,7 +89,7 @@ impl PageSkipped<'_> {
 }
 
 /// One attempt at one page, whatever its result (the request-duration histogram).
-pub struct UpstreamRequest<'a> {
+pub(crate) struct UpstreamRequest<'a> {
     pub inventory: Inventory,
     pub page: u32,
     /// The HTTP status, or `timeout`, `connect`, `body` when there is none or it was unusable.
@@ -98,7 +98,7 @@ pub struct UpstreamRequest<'a> {
 }
 
 impl UpstreamRequest<'_> {
-    pub fn emit(&self) {
+    pub(crate) fn emit(&self) {
         metrics::global().upstream_request(self.inventory, self.status, self.duration);
         trace!(
             message = "Upstream request.",
@@ -112,7 +112,7 @@ impl UpstreamRequest<'_> {
 
 /// One request answered by the daemon's HTTP server: the access log (debug level) and the
 /// request metrics.
-pub struct ApiRequest<'a> {
+pub(crate) struct ApiRequest<'a> {
     pub method: &'a str,
     /// The route as the router knows it (`/api/v1/{inventory}`), or `unmatched`.
     pub route: &'a str,
@@ -123,7 +123,7 @@ pub struct ApiRequest<'a> {
 }
 
 impl ApiRequest<'_> {
-    pub fn emit(&self) {
+    pub(crate) fn emit(&self) {
         metrics::global().api_request(self.route, self.method, self.status, self.duration);
         debug!(
             message = "API request.",
@@ -138,10 +138,10 @@ impl ApiRequest<'_> {
 
 /// A listing ended at a short page while later pages had been requested ahead: they are not
 /// part of the listing (not counted, not absorbed); those still in flight are abandoned.
-pub struct PagesDiscarded<'a> {
+pub(crate) struct PagesDiscarded<'a> {
     pub inventory: Inventory,
     /// The short page that ended the listing.
-    pub last_page: u32,
+    pub(crate) last_page: u32,
     /// Pages after it that had already arrived.
     pub arrived: &'a [u32],
     /// Pages after it still in flight, abandoned.
@@ -149,7 +149,7 @@ pub struct PagesDiscarded<'a> {
 }
 
 impl PagesDiscarded<'_> {
-    pub fn emit(&self) {
+    pub(crate) fn emit(&self) {
         debug!(
             message = "Pages requested past the end of the listing discarded.",
             inventory = %self.inventory,
@@ -161,13 +161,13 @@ impl PagesDiscarded<'_> {
 }
 
 /// A page request to `api` started or ended: how many are in flight to it now.
-pub struct UpstreamInFlight {
+pub(crate) struct UpstreamInFlight {
     pub api: Api,
     pub in_flight: u32,
 }
 
 impl UpstreamInFlight {
-    pub fn emit(&self) {
+    pub(crate) fn emit(&self) {
         metrics::global().in_flight(self.api, self.in_flight);
         trace!(
             message = "Upstream requests in flight.",
@@ -179,7 +179,7 @@ impl UpstreamInFlight {
 
 /// Why the limit of requests in flight to an API is what it is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LimitCause {
+pub(crate) enum LimitCause {
     /// The client started: `http.max_in_flight_per_api`.
     Start,
     /// The upstream throttled or timed out (429, 503, 504, a timeout): halved.
@@ -189,17 +189,17 @@ pub enum LimitCause {
 }
 
 /// The adaptive limit of page requests in flight to one API changed.
-pub struct UpstreamLimit<'a> {
+pub(crate) struct UpstreamLimit<'a> {
     pub api: Api,
     pub limit: u32,
     pub previous: u32,
-    pub cause: LimitCause,
+    pub(crate) cause: LimitCause,
     /// The answer that made it shrink (`429`, `503`, `504`, `timeout`); empty otherwise.
     pub status: &'a str,
 }
 
 impl UpstreamLimit<'_> {
-    pub fn emit(&self) {
+    pub(crate) fn emit(&self) {
         metrics::global().in_flight_limit(self.api, self.limit);
         match self.cause {
             LimitCause::Start => {}
@@ -221,13 +221,13 @@ impl UpstreamLimit<'_> {
 }
 
 /// The upstream answered with a `Retry-After`: no new request goes to `api` for `delay`.
-pub struct UpstreamPaused {
+pub(crate) struct UpstreamPaused {
     pub api: Api,
     pub delay: Duration,
 }
 
 impl UpstreamPaused {
-    pub fn emit(&self) {
+    pub(crate) fn emit(&self) {
         info!(
             message = "Upstream asked to wait; new requests to this API paused.",
             api = %self.api,
@@ -237,7 +237,7 @@ impl UpstreamPaused {
 }
 
 /// A page that failed its retries with an error that ends the poll (logged with the poll's end).
-pub struct PageFailed<'a> {
+pub(crate) struct PageFailed<'a> {
     pub inventory: Inventory,
     pub page: u32,
     pub attempts: u32,
@@ -245,7 +245,7 @@ pub struct PageFailed<'a> {
 }
 
 impl PageFailed<'_> {
-    pub fn emit(&self) {
+    pub(crate) fn emit(&self) {
         metrics::global().page(self.inventory, PageOutcome::Failed);
         debug!(
             message = "Page failed; the poll ends.",
@@ -258,13 +258,13 @@ impl PageFailed<'_> {
 }
 
 /// The read API is listening.
-pub struct ApiListening {
+pub(crate) struct ApiListening {
     pub addr: std::net::SocketAddr,
-    pub authenticated: bool,
+    pub(crate) authenticated: bool,
 }
 
 impl ApiListening {
-    pub fn emit(&self) {
+    pub(crate) fn emit(&self) {
         info!(
             message = "API listening.",
             addr = %self.addr,
@@ -273,14 +273,14 @@ impl ApiListening {
     }
 }
 
-pub struct CredentialsRejected {
+pub(crate) struct CredentialsRejected {
     pub inventory: Inventory,
     pub api: Api,
     pub status: u16,
 }
 
 impl CredentialsRejected {
-    pub fn emit(&self) {
+    pub(crate) fn emit(&self) {
         error!(
             message = "Upstream rejected the credentials; check them.",
             inventory = %self.inventory,
@@ -294,7 +294,7 @@ impl CredentialsRejected {
     }
 }
 
-pub struct PollStarted {
+pub(crate) struct PollStarted {
     pub inventory: Inventory,
     pub kind: PollKind,
     pub reason: Option<FullReason>,
@@ -302,7 +302,7 @@ pub struct PollStarted {
 }
 
 impl PollStarted {
-    pub fn emit(&self) {
+    pub(crate) fn emit(&self) {
         info!(
             message = "Poll started.",
             inventory = %self.inventory,
@@ -313,14 +313,14 @@ impl PollStarted {
     }
 }
 
-pub struct PollFinished<'a> {
+pub(crate) struct PollFinished<'a> {
     pub inventory: Inventory,
     pub report: &'a PollReport,
     pub items: usize,
 }
 
 impl PollFinished<'_> {
-    pub fn emit(&self) {
+    pub(crate) fn emit(&self) {
         let r = self.report;
         metrics::global().poll(self.inventory, r);
         let duration_ms = (r.finished - r.started).num_milliseconds().max(0);
@@ -360,14 +360,14 @@ impl PollFinished<'_> {
     }
 }
 
-pub struct PollScheduled {
+pub(crate) struct PollScheduled {
     pub inventory: Inventory,
     pub delay: Duration,
     pub at: DateTime<Utc>,
 }
 
 impl PollScheduled {
-    pub fn emit(&self) {
+    pub(crate) fn emit(&self) {
         debug!(
             message = "Next poll scheduled.",
             inventory = %self.inventory,
@@ -379,16 +379,16 @@ impl PollScheduled {
 
 /// A listing saw the collection change under it (its total moved, or a page repeated the
 /// previous page's items): it may have missed items, so a confirming listing follows.
-pub struct ListingShifted {
+pub(crate) struct ListingShifted {
     pub inventory: Inventory,
     pub kind: PollKind,
-    pub total_moved: bool,
-    pub repeated: u64,
+    pub(crate) total_moved: bool,
+    pub(crate) repeated: u64,
     pub candidates: u64,
 }
 
 impl ListingShifted {
-    pub fn emit(&self) {
+    pub(crate) fn emit(&self) {
         warn!(
             message = "Listing shifted during the pass.",
             inventory = %self.inventory,
@@ -402,7 +402,7 @@ impl ListingShifted {
 
 /// The confirming listing of a poll ended: what it recovered, and how many items still await
 /// a second witness.
-pub struct ListingConfirmed<'a> {
+pub(crate) struct ListingConfirmed<'a> {
     pub inventory: Inventory,
     pub kind: PollKind,
     /// Why it could not witness absences (its error, skipped or cut pages), if it could not.
@@ -414,7 +414,7 @@ pub struct ListingConfirmed<'a> {
 }
 
 impl ListingConfirmed<'_> {
-    pub fn emit(&self) {
+    pub(crate) fn emit(&self) {
         metrics::global().confirmation(self.inventory, self.error.is_none());
         macro_rules! confirmed {
             ($level:ident, $message:literal) => {
@@ -442,13 +442,13 @@ impl ListingConfirmed<'_> {
 
 /// A page came back short although the listing went on after it: the gateway cut it. The
 /// listing cannot witness absences.
-pub struct PageCutShort {
+pub(crate) struct PageCutShort {
     pub inventory: Inventory,
     pub page: u32,
 }
 
 impl PageCutShort {
-    pub fn emit(&self) {
+    pub(crate) fn emit(&self) {
         metrics::global().page(self.inventory, PageOutcome::Cut);
         warn!(
             message = "Page cut short while the listing went on; nothing is removed by absence in this listing.",
@@ -460,14 +460,14 @@ impl PageCutShort {
 
 /// The single-item endpoint found none of the items the listing had just returned: it is taken
 /// as misconfigured (`<inventory>.item_path`) and none of its answers counts in this pass.
-pub struct ItemEndpointUnusable<'a> {
+pub(crate) struct ItemEndpointUnusable<'a> {
     pub inventory: Inventory,
     /// Its last answer.
     pub answer: &'a str,
 }
 
 impl ItemEndpointUnusable<'_> {
-    pub fn emit(&self) {
+    pub(crate) fn emit(&self) {
         warn!(
             message = "The single-item endpoint did not find listed items; not used in this pass (check item_path).",
             inventory = %self.inventory,
@@ -477,7 +477,7 @@ impl ItemEndpointUnusable<'_> {
 }
 
 /// The single-item endpoint answered for the items a full pass's first listing missed.
-pub struct ItemsChecked {
+pub(crate) struct ItemsChecked {
     pub inventory: Inventory,
     /// 404: gone (their second witness).
     pub gone: u64,
@@ -488,7 +488,7 @@ pub struct ItemsChecked {
 }
 
 impl ItemsChecked {
-    pub fn emit(&self) {
+    pub(crate) fn emit(&self) {
         info!(
             message = "Items the listing missed checked one by one.",
             inventory = %self.inventory,
@@ -502,14 +502,14 @@ impl ItemsChecked {
 /// Items have awaited a second witness for longer than two full passes: deletions upstream
 /// are not reaching the copy (listings keep failing their checks, or keep missing them at a
 /// page boundary only).
-pub struct DeletionsOverdue {
+pub(crate) struct DeletionsOverdue {
     pub inventory: Inventory,
     pub items: u64,
     pub since: DateTime<Utc>,
 }
 
 impl DeletionsOverdue {
-    pub fn emit(&self) {
+    pub(crate) fn emit(&self) {
         warn!(
             message = "Items have awaited a second witness for more than two full passes.",
             inventory = %self.inventory,
@@ -519,30 +519,30 @@ impl DeletionsOverdue {
     }
 }
 
-pub struct InventoryReady {
+pub(crate) struct InventoryReady {
     pub inventory: Inventory,
     pub items: usize,
 }
 
 impl InventoryReady {
-    pub fn emit(&self) {
+    pub(crate) fn emit(&self) {
         info!(message = "Inventory ready.", inventory = %self.inventory, items = self.items);
     }
 }
 
-pub struct StatusSummary<'a> {
+pub(crate) struct StatusSummary<'a> {
     pub inventory: Inventory,
     pub phase: Phase,
     pub ready: bool,
     pub items: usize,
     pub last_success: Option<DateTime<Utc>>,
     pub last_error: Option<&'a str>,
-    pub last_error_at: Option<DateTime<Utc>>,
+    pub(crate) last_error_at: Option<DateTime<Utc>>,
     pub next_poll: Option<DateTime<Utc>>,
 }
 
 impl StatusSummary<'_> {
-    pub fn emit(&self) {
+    pub(crate) fn emit(&self) {
         info!(
             message = "Status.",
             inventory = %self.inventory,
@@ -559,7 +559,7 @@ impl StatusSummary<'_> {
 
 // Store
 
-pub struct StoreLoaded<'a> {
+pub(crate) struct StoreLoaded<'a> {
     pub path: &'a std::path::Path,
     /// Items loaded, per inventory.
     pub items: [usize; 3],
@@ -569,7 +569,7 @@ pub struct StoreLoaded<'a> {
 }
 
 impl StoreLoaded<'_> {
-    pub fn emit(&self) {
+    pub(crate) fn emit(&self) {
         let [services, carriers, resources] = self.items;
         let ready: Vec<&str> = Inventory::ALL
             .iter()
@@ -588,7 +588,7 @@ impl StoreLoaded<'_> {
     }
 }
 
-pub struct StoreWritten {
+pub(crate) struct StoreWritten {
     pub inventory: Inventory,
     pub kind: PollKind,
     pub outcome: Outcome,
@@ -599,7 +599,7 @@ pub struct StoreWritten {
 }
 
 impl StoreWritten {
-    pub fn emit(&self) {
+    pub(crate) fn emit(&self) {
         info!(
             message = "Store updated.",
             inventory = %self.inventory,
@@ -614,7 +614,7 @@ impl StoreWritten {
 }
 
 /// A compression dictionary was trained for an inventory (once per file and inventory).
-pub struct StoreDictionaryTrained {
+pub(crate) struct StoreDictionaryTrained {
     pub inventory: Inventory,
     pub samples: usize,
     pub bytes: usize,
@@ -622,7 +622,7 @@ pub struct StoreDictionaryTrained {
 }
 
 impl StoreDictionaryTrained {
-    pub fn emit(&self) {
+    pub(crate) fn emit(&self) {
         info!(
             message = "Store compression dictionary trained.",
             inventory = %self.inventory,
@@ -633,13 +633,13 @@ impl StoreDictionaryTrained {
     }
 }
 
-pub struct StoreWriteFailed<'a> {
+pub(crate) struct StoreWriteFailed<'a> {
     pub inventory: Inventory,
     pub error: &'a dyn std::fmt::Display,
 }
 
 impl StoreWriteFailed<'_> {
-    pub fn emit(&self) {
+    pub(crate) fn emit(&self) {
         error!(
             message = "Store write failed; polling goes on, the next complete full pass rewrites the table.",
             inventory = %self.inventory,
@@ -648,14 +648,14 @@ impl StoreWriteFailed<'_> {
     }
 }
 
-pub struct StoreMovedAside<'a> {
+pub(crate) struct StoreMovedAside<'a> {
     pub path: &'a std::path::Path,
-    pub moved_to: &'a std::path::Path,
+    pub(crate) moved_to: &'a std::path::Path,
     pub reason: &'a str,
 }
 
 impl StoreMovedAside<'_> {
-    pub fn emit(&self) {
+    pub(crate) fn emit(&self) {
         error!(
             message = "Store corrupt or unreadable; moved aside, starting empty.",
             path = %self.path.display(),
@@ -667,12 +667,12 @@ impl StoreMovedAside<'_> {
 
 // NATS: the mirror, the change stream, the lease
 
-pub struct NatsConnection {
-    pub connected: bool,
+pub(crate) struct NatsConnection {
+    pub(crate) connected: bool,
 }
 
 impl NatsConnection {
-    pub fn emit(&self) {
+    pub(crate) fn emit(&self) {
         metrics::global().nats_connected(self.connected);
         if self.connected {
             info!(message = "Connected to NATS.");
@@ -682,20 +682,20 @@ impl NatsConnection {
     }
 }
 
-pub struct NatsProblem<'a> {
+pub(crate) struct NatsProblem<'a> {
     pub error: &'a dyn std::fmt::Display,
 }
 
 impl NatsProblem<'_> {
-    pub fn emit(&self) {
+    pub(crate) fn emit(&self) {
         warn!(message = "NATS reported a problem.", error = %self.error);
     }
 }
 
-pub struct MirrorWritten<'a> {
+pub(crate) struct MirrorWritten<'a> {
     pub inventory: Inventory,
-    pub poll_id: &'a str,
-    pub puts: u64,
+    pub(crate) poll_id: &'a str,
+    pub(crate) puts: u64,
     pub deletes: u64,
     /// Stream messages published: upserted, removed, poll.
     pub messages: [u64; 3],
@@ -703,7 +703,7 @@ pub struct MirrorWritten<'a> {
 }
 
 impl MirrorWritten<'_> {
-    pub fn emit(&self) {
+    pub(crate) fn emit(&self) {
         metrics::global().mirror_written(self.inventory, self.puts, self.deletes, self.messages);
         debug!(
             message = "Mirror updated.",
@@ -717,18 +717,18 @@ impl MirrorWritten<'_> {
     }
 }
 
-pub struct MirrorResynced<'a> {
+pub(crate) struct MirrorResynced<'a> {
     pub inventory: Inventory,
     /// Why: `start`, `catch-up` (after a failure), `lagged` (notifications were dropped).
     pub reason: &'a str,
     pub items: usize,
-    pub puts: u64,
+    pub(crate) puts: u64,
     pub deletes: u64,
     pub duration: Duration,
 }
 
 impl MirrorResynced<'_> {
-    pub fn emit(&self) {
+    pub(crate) fn emit(&self) {
         let m = metrics::global();
         m.mirror_resynced(self.inventory);
         m.mirror_written(
@@ -750,15 +750,15 @@ impl MirrorResynced<'_> {
 }
 
 /// The mirror is behind the cache (`behind`), or level again.
-pub struct MirrorBehind<'a> {
+pub(crate) struct MirrorBehind<'a> {
     pub behind: bool,
     pub error: Option<&'a dyn std::fmt::Display>,
     /// When it tries again (behind only).
-    pub retry_in: Duration,
+    pub(crate) retry_in: Duration,
 }
 
 impl MirrorBehind<'_> {
-    pub fn emit(&self) {
+    pub(crate) fn emit(&self) {
         let m = metrics::global();
         m.mirror_behind(self.behind);
         match (self.behind, self.error) {
@@ -779,7 +779,7 @@ impl MirrorBehind<'_> {
 }
 
 /// This instance's part changed (`ha.enabled`).
-pub struct LeaseChanged<'a> {
+pub(crate) struct LeaseChanged<'a> {
     pub instance: &'a str,
     /// `leader` or `standby`.
     pub role: &'a str,
@@ -791,7 +791,7 @@ pub struct LeaseChanged<'a> {
 }
 
 impl LeaseChanged<'_> {
-    pub fn emit(&self) {
+    pub(crate) fn emit(&self) {
         metrics::global().ha_role(self.role);
         if self.role == "leader" {
             info!(
@@ -812,12 +812,12 @@ impl LeaseChanged<'_> {
 }
 
 /// Started as a standby (`ha.enabled`).
-pub struct StandbyStarted<'a> {
+pub(crate) struct StandbyStarted<'a> {
     pub instance: &'a str,
 }
 
 impl StandbyStarted<'_> {
-    pub fn emit(&self) {
+    pub(crate) fn emit(&self) {
         metrics::global().ha_role("standby");
         info!(
             message = "Standing by: serving the mirror until this instance holds the lease.",
@@ -827,7 +827,7 @@ impl StandbyStarted<'_> {
 }
 
 /// A standby loaded the mirror of an inventory into its cache.
-pub struct MirrorLoaded {
+pub(crate) struct MirrorLoaded {
     pub inventory: Inventory,
     pub items: usize,
     pub ready: bool,
@@ -835,7 +835,7 @@ pub struct MirrorLoaded {
 }
 
 impl MirrorLoaded {
-    pub fn emit(&self) {
+    pub(crate) fn emit(&self) {
         info!(
             message = "Mirror loaded.",
             inventory = %self.inventory,
@@ -847,12 +847,12 @@ impl MirrorLoaded {
 }
 
 /// A stopping leader gave its lease up.
-pub struct LeaseReleased {
+pub(crate) struct LeaseReleased {
     pub revision: u64,
 }
 
 impl LeaseReleased {
-    pub fn emit(&self) {
+    pub(crate) fn emit(&self) {
         metrics::global().ha_role("standby");
         info!(message = "Leader lease released.", revision = self.revision);
     }

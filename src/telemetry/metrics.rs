@@ -40,7 +40,7 @@ use std::time::Duration;
 pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
 
 /// Upper bounds (seconds) of the upstream request duration buckets.
-pub const REQUEST_BUCKETS: [f64; 12] = [
+pub(crate) const REQUEST_BUCKETS: [f64; 12] = [
     0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
 ];
 
@@ -90,7 +90,7 @@ const OUTCOMES: [Outcome; 3] = [Outcome::Complete, Outcome::Incomplete, Outcome:
 type Labels<const N: usize> = [(&'static str, &'static str); N];
 
 /// Upper bounds (seconds) of the read API's request duration buckets.
-pub const API_BUCKETS: [f64; 12] = [
+pub(crate) const API_BUCKETS: [f64; 12] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
 ];
 
@@ -376,7 +376,7 @@ impl Metrics {
     }
 
     /// One request answered by the daemon's HTTP server.
-    pub fn api_request(&self, route: &str, method: &str, status: u16, duration: Duration) {
+    pub(crate) fn api_request(&self, route: &str, method: &str, status: u16, duration: Duration) {
         let labels = ApiLabels {
             route: route.to_owned(),
             method: method.to_owned(),
@@ -388,7 +388,13 @@ impl Metrics {
     }
 
     /// One mirror write of `inv`: entries put and deleted, stream messages by kind.
-    pub fn mirror_written(&self, inv: Inventory, puts: u64, deletes: u64, messages: [u64; 3]) {
+    pub(crate) fn mirror_written(
+        &self,
+        inv: Inventory,
+        puts: u64,
+        deletes: u64,
+        messages: [u64; 3],
+    ) {
         for (op, n) in MIRROR_OPS.into_iter().zip([puts, deletes]) {
             self.mirror_writes
                 .get_or_create(&with(inv, "op", op))
@@ -401,23 +407,23 @@ impl Metrics {
         }
     }
 
-    pub fn mirror_resynced(&self, inv: Inventory) {
+    pub(crate) fn mirror_resynced(&self, inv: Inventory) {
         self.mirror_resyncs.get_or_create(&inventory(inv)).inc();
     }
 
-    pub fn mirror_failed(&self) {
+    pub(crate) fn mirror_failed(&self) {
         self.mirror_failures.inc();
     }
 
-    pub fn mirror_behind(&self, behind: bool) {
+    pub(crate) fn mirror_behind(&self, behind: bool) {
         self.mirror_behind.set(i64::from(behind));
     }
 
-    pub fn nats_connected(&self, connected: bool) {
+    pub(crate) fn nats_connected(&self, connected: bool) {
         self.nats_connected.set(i64::from(connected));
     }
 
-    pub fn ha_role(&self, role: &str) {
+    pub(crate) fn ha_role(&self, role: &str) {
         for r in HA_ROLES {
             self.ha_role
                 .get_or_create(&[("role", r)])
@@ -426,7 +432,7 @@ impl Metrics {
     }
 
     /// One attempt at one page: `status` is the HTTP status, or a word for a failure without one.
-    pub fn upstream_request(&self, inv: Inventory, status: &str, duration: Duration) {
+    pub(crate) fn upstream_request(&self, inv: Inventory, status: &str, duration: Duration) {
         let labels = RequestLabels {
             inventory: inv.as_str(),
             status: status.to_owned(),
@@ -442,7 +448,7 @@ impl Metrics {
     }
 
     /// The adaptive limit of page requests in flight to `api`.
-    pub fn in_flight_limit(&self, a: Api, limit: u32) {
+    pub(crate) fn in_flight_limit(&self, a: Api, limit: u32) {
         self.in_flight_limit
             .get_or_create(&api(a))
             .set(i64::from(limit));

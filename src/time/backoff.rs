@@ -5,7 +5,7 @@ use std::time::Duration;
 /// Doubling delays from `initial` up to `max`, each scaled by a random factor in [0.5, 1.0] so
 /// that pollers that failed together do not retry together.
 #[derive(Clone, Debug)]
-pub struct Backoff {
+pub(crate) struct Backoff {
     initial: Duration,
     max: Duration,
     failures: u32,
@@ -21,7 +21,7 @@ impl Backoff {
     }
 
     /// The delay before the next attempt; each call doubles the base.
-    pub fn next_delay(&mut self) -> Duration {
+    pub(crate) fn next_delay(&mut self) -> Duration {
         let base = self.ceiling();
         self.failures = self.failures.saturating_add(1);
         base.mul_f64(0.5 + 0.5 * unit_random())

@@ -9,7 +9,7 @@ pub fn seconds(t: DateTime<Utc>) -> String {
 }
 
 /// Milliseconds (`2026-12-07T01:02:03.456Z`): the read API, the console, the mirror.
-pub fn millis(t: DateTime<Utc>) -> String {
+pub(crate) fn millis(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 

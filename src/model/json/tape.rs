@@ -88,7 +88,7 @@ impl<'a> Tape<'a> {
     /// in a string, nesting deeper than [`fast::MAX_DEPTH`], a syntax error, a number that
     /// `serde_json` does not read), which [`Tape::parse`] then leaves to `serde_json`. What it
     /// accepts it reads exactly as `serde_json` would.
-    pub fn read_compact(text: &'a str) -> Option<Tape<'a>> {
+    pub(crate) fn read_compact(text: &'a str) -> Option<Tape<'a>> {
         // About one node per eight bytes of an upstream element.
         let mut tape = Tape {
             nodes: Vec::with_capacity(text.len() / 8 + 4),
@@ -107,7 +107,7 @@ impl<'a> Tape<'a> {
 
     /// This tape emptied, its allocation kept for values read from another text (a listing
     /// reuses one for all its pages: a fresh one per page costs its pages' first-touch faults).
-    pub fn recycle<'b>(mut self) -> Tape<'b> {
+    pub(crate) fn recycle<'b>(mut self) -> Tape<'b> {
         self.nodes.clear();
         Tape {
             // Collected in place: the same allocation (the vector is empty).
@@ -117,7 +117,7 @@ impl<'a> Tape<'a> {
 
     /// Reads `text` as [`Tape::read_compact`] does onto the end of this tape; the index of its
     /// value (for [`Tape::value`]), or `None` and the tape as it was.
-    pub fn append_compact(&mut self, text: &'a str) -> Option<usize> {
+    pub(crate) fn append_compact(&mut self, text: &'a str) -> Option<usize> {
         let start = self.nodes.len();
         let mut reader = fast::Reader {
             text,
@@ -192,7 +192,7 @@ impl<'t, 'a> Val<'t, 'a> {
     }
 
     /// An object's members in document order (none for anything else).
-    pub fn members(self) -> impl Iterator<Item = (&'a str, Val<'t, 'a>)> {
+    pub(crate) fn members(self) -> impl Iterator<Item = (&'a str, Val<'t, 'a>)> {
         let (mut at, end) = match self.node() {
             Node::Object { end } => (self.at + 1, *end as usize),
             _ => (0, 0),

@@ -24,18 +24,18 @@ impl<'a> Row<'a> {
 
     /// The row of an item read from its JSON (a [`Tape`]'s value): texts borrow from the
     /// text (or tree) the tape was read from.
-    pub fn from_json(inventory: Inventory, item: Val<'_, 'a>) -> Row<'a> {
+    pub(crate) fn from_json(inventory: Inventory, item: Val<'_, 'a>) -> Row<'a> {
         row(inventory, item)
     }
 }
 
 /// An item's External ID column (any shape), without extracting the whole row.
-pub fn external_id_of(item: &Json<'_>) -> Option<Box<str>> {
+pub(crate) fn external_id_of(item: &Json<'_>) -> Option<Box<str>> {
     external_id_in(Tape::of(item).root())
 }
 
 /// [`external_id_of`] an item read onto a tape.
-pub fn external_id_in(item: Val<'_, '_>) -> Option<Box<str>> {
+pub(crate) fn external_id_in(item: Val<'_, '_>) -> Option<Box<str>> {
     external_id_field(item).map(Into::into)
 }
 
@@ -62,7 +62,7 @@ pub(super) fn external_id_field<'a>(item: Value<'_, 'a>) -> Field<'a> {
 }
 
 /// The Status column alone (for the keep rule).
-pub fn status_fields(inventory: Inventory) -> &'static [&'static str] {
+pub(crate) fn status_fields(inventory: Inventory) -> &'static [&'static str] {
     match inventory {
         Inventory::Services | Inventory::Carriers => SERVICE_STATUS,
         Inventory::Resources => RESOURCE_STATUS,
@@ -79,7 +79,7 @@ const RESOURCE_STATUS: &[&str] = &[
     "lifecycleState",
 ];
 /// The members the Type column is read from, in order.
-pub const TYPE_FIELDS: &[&str] = &["@type", "type", "category"];
+pub(crate) const TYPE_FIELDS: &[&str] = &["@type", "type", "category"];
 const LAST_UPDATE: &[&str] = &["lastUpdate", "lastUpdateDate", "lastModifiedDate"];
 const CREATION_DATE: &[&str] = &["creationDate", "createdDate", "startDate"];
 

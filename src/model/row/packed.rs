@@ -31,7 +31,7 @@ const NONE: u32 = u32::MAX;
 const ENTRY_FIELDS: usize = 6;
 
 /// An item's JSON text and its row's cells.
-pub struct Packed {
+pub(crate) struct Packed {
     /// The compact upstream JSON, then the texts that are not verbatim in it.
     text: Box<str>,
     raw_len: u32,
@@ -53,7 +53,7 @@ impl Packed {
 
     /// As [`Packed::new`], from `json`, the tape value already read from `source`: text with the
     /// same bytes as `raw` (the page's copy of the element), so the row is not read twice.
-    pub fn from_tape(
+    pub(crate) fn from_tape(
         inventory: Inventory,
         raw: Box<str>,
         json: Val<'_, '_>,
@@ -125,7 +125,7 @@ impl Packed {
     }
 
     /// Every cell, in column order.
-    pub fn cells(&self) -> impl Iterator<Item = Cell<'_>> {
+    pub(crate) fn cells(&self) -> impl Iterator<Item = Cell<'_>> {
         let mut at = 0;
         Row::columns(self.inventory).iter().map(move |column| {
             let (cell, next) = self.decode(column.kind, at);

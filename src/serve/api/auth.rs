@@ -22,7 +22,7 @@ pub fn authorized(headers: &HeaderMap, token: &Secret) -> bool {
 
 /// Compares without an early exit, so the time taken does not tell how much of a guess was
 /// right. (The length of the expected token may still show; it is not the secret.)
-pub fn constant_time_eq(given: &[u8], expected: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(given: &[u8], expected: &[u8]) -> bool {
     let mut diff = given.len() ^ expected.len();
     for (i, e) in expected.iter().enumerate() {
         let g = given.get(i).copied().unwrap_or(!e);

@@ -1,4 +1,4 @@
-//! The JSON the API answers `/api/v1/status` with: its own types, written from the README's
+//! The JSON the API answers `/api/v1/status` with: its own types, written from docs/api.md's
 //! contract, so that a change to the engine's internal status structs cannot change the API by
 //! accident (a new internal field appears here only when it is added here).
 
@@ -57,7 +57,7 @@ pub struct InventoryStatus {
     /// Items a complete listing did not return, awaiting a second witness.
     pub unconfirmed: u64,
     /// When the oldest of them was first missed.
-    pub unconfirmed_since: Option<DateTime<Utc>>,
+    pub(crate) unconfirmed_since: Option<DateTime<Utc>>,
     /// The first buildup's settling pass has run.
     pub settled: bool,
     /// Settled, and no item awaiting a second witness: every deletion seen has reached the copy.
@@ -94,7 +94,7 @@ pub struct ErrorNote {
     pub message: String,
 }
 
-/// One poll, as the README's status section describes it.
+/// One poll, as docs/api.md ("Status") describes it.
 #[derive(Serialize)]
 pub struct Report {
     pub kind: PollKind,

@@ -11,13 +11,13 @@ use std::hash::{BuildHasher, Hasher};
 use crate::model::inventory::Inventory;
 
 /// The tag of `inventory`'s view `generation` in the daemon started at `boot` (nanoseconds).
-pub fn of_view(boot: i64, inventory: Inventory, generation: u64) -> HeaderValue {
+pub(crate) fn of_view(boot: i64, inventory: Inventory, generation: u64) -> HeaderValue {
     let tag = format!("W/\"{boot:x}-{inventory}-{generation}\"");
     HeaderValue::from_str(&tag).expect("a tag of hex digits, a name and digits")
 }
 
 /// A strong tag of a body's bytes.
-pub fn of_body(body: &[u8]) -> HeaderValue {
+pub(crate) fn of_body(body: &[u8]) -> HeaderValue {
     // A fixed seed: the same body gets the same tag across requests.
     let mut hasher = foldhash::quality::FixedState::with_seed(0x5e5).build_hasher();
     hasher.write(body);
@@ -38,7 +38,7 @@ pub fn matches(request: &HeaderMap, tag: &HeaderValue) -> bool {
 }
 
 /// `304 Not Modified` with its tag and no body.
-pub fn not_modified(tag: HeaderValue) -> Response {
+pub(crate) fn not_modified(tag: HeaderValue) -> Response {
     (StatusCode::NOT_MODIFIED, [(header::ETAG, tag)]).into_response()
 }
 

@@ -34,7 +34,11 @@ pub fn query(pairs: &[(String, String)]) -> String {
 
 /// The `Link` header of the next page: the request's path and parameters, with `after` (or
 /// `offset`) set to where the next page starts.
-pub fn next_link(path: &str, pairs: &[(String, String)], next: &Next) -> Option<HeaderValue> {
+pub(crate) fn next_link(
+    path: &str,
+    pairs: &[(String, String)],
+    next: &Next,
+) -> Option<HeaderValue> {
     let mut pairs: Vec<(String, String)> = pairs
         .iter()
         .filter(|(k, _)| k != "after" && k != "offset")

@@ -14,7 +14,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 
 /// A TCP listener whose connections answer parse errors in JSON.
-pub struct Listener(pub TcpListener);
+pub(crate) struct Listener(pub TcpListener);
 
 impl axum::serve::Listener for Listener {
     type Io = Connection;

@@ -16,13 +16,13 @@ use std::cmp::Ordering;
 use std::sync::Arc;
 
 /// Rows per page when `limit` is not given.
-pub const DEFAULT_LIMIT: usize = 100;
+pub(crate) const DEFAULT_LIMIT: usize = 100;
 /// The largest `limit` accepted.
-pub const MAX_LIMIT: usize = 1000;
+pub(crate) const MAX_LIMIT: usize = 1000;
 
 /// A parameter that cannot be honoured; the message names it.
 #[derive(Debug, thiserror::Error)]
-pub enum QueryError {
+pub(crate) enum QueryError {
     #[error(
         "unknown column `{column}` for {inventory} in `{param}`; columns: {}",
         columns(*inventory).join(", ")
@@ -87,7 +87,7 @@ impl Field {
 
 /// A parsed list query.
 #[derive(Debug)]
-pub struct ListQuery {
+pub(crate) struct ListQuery {
     inventory: Inventory,
     /// Equality filters: a row matches when, for every field, its text equals one of the values
     /// (an empty value matches an empty cell).
@@ -103,7 +103,7 @@ pub struct ListQuery {
 }
 
 /// One page of a list and the total it was cut from.
-pub struct ListPage {
+pub(crate) struct ListPage {
     pub total: usize,
     /// The page's items, in order.
     pub items: Vec<Arc<Item>>,
@@ -117,10 +117,6 @@ impl ListPage {
     /// The rows shown.
     pub fn len(&self) -> usize {
         self.items.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
     }
 
     /// The rows as JSON objects of the chosen fields, `id` first.
@@ -176,7 +172,7 @@ impl Serialize for RowJson<'_> {
 
 /// The next page of a list: by cursor in the default order, else by offset.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Next {
+pub(crate) enum Next {
     After(String),
     Offset(usize),
 }
@@ -385,7 +381,7 @@ impl ListQuery {
     /// Whether running the query on `view` may take more than a moment: a search, a filter
     /// without postings or whose postings `view` has not built yet, a sort by a column (whose
     /// order may still have to be built) or by several.
-    pub fn may_be_slow(&self, view: &View) -> bool {
+    pub(crate) fn may_be_slow(&self, view: &View) -> bool {
         self.q.is_some()
             || self.filters.iter().any(|(field, _)| match field {
                 Field::Column(c) if POSTED.contains(c) => !view.has_postings(*c),
@@ -479,7 +475,7 @@ impl ListQuery {
     }
 
     /// The names of the chosen fields, `id` first: the keys of every rendered row, in order.
-    pub fn field_names(&self) -> Vec<&'static str> {
+    pub(crate) fn field_names(&self) -> Vec<&'static str> {
         self.fields.iter().map(|f| f.name(self.inventory)).collect()
     }
 
@@ -532,7 +528,7 @@ fn intersect(a: &[u32], b: &[u32]) -> Vec<u32> {
 }
 
 /// The full row of an item (every column, `id` first).
-pub fn full_row(inventory: Inventory, item: &Item) -> Value {
+pub(crate) fn full_row(inventory: Inventory, item: &Item) -> Value {
     ListQuery::parse(inventory, &[])
         .expect("no parameters always parse")
         .render(item)
@@ -616,7 +612,7 @@ mod tests {
         assert_eq!(ids(&run(&[("q", "d")])), ["D"]);
         let p = run(&[("offset", "1"), ("limit", "2")]);
         assert_eq!((p.total, ids(&p)), (4, vec!["B", "C"]));
-        assert!(run(&[("offset", "9")]).is_empty());
+        assert!(run(&[("offset", "9")]).items.is_empty());
         assert_eq!(
             ids(&run(&[
                 ("status", "Planned"),

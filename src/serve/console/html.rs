@@ -40,7 +40,7 @@ pub use crate::serve::api::link::{query, url};
 
 /// The console's sections, for the navigation bar.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Nav {
+pub(crate) enum Nav {
     Overview,
     Services,
     Carriers,
@@ -113,7 +113,7 @@ pub fn page(
 }
 
 /// An error page: the message (escaped) and a way back.
-pub fn error_page(status: StatusCode, session: Option<&Session>, message: &str) -> Response {
+pub(crate) fn error_page(status: StatusCode, session: Option<&Session>, message: &str) -> Response {
     let body = format!(
         "<p class=\"error\" role=\"alert\">{}</p><p><a href=\"/\">Back to the overview</a></p>",
         Esc(message)
@@ -123,7 +123,7 @@ pub fn error_page(status: StatusCode, session: Option<&Session>, message: &str) 
 }
 
 /// Adds the security headers to every console answer.
-pub async fn security_headers(request: Request, next: Next) -> Response {
+pub(crate) async fn security_headers(request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
     for (name, value) in [

@@ -33,7 +33,7 @@ fn last(report: Option<&PollReport>, history: &[PollPoint], kind: PollKind) -> O
 }
 
 /// One poll in a line: when, how long, what it changed, what it skipped, its outcome.
-pub fn poll_summary(point: Option<PollPoint>, now: DateTime<Utc>) -> String {
+pub(crate) fn poll_summary(point: Option<PollPoint>, now: DateTime<Utc>) -> String {
     let Some(r) = point else {
         return "<span class=\"muted\">none yet</span>".into();
     };

@@ -23,7 +23,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use std::time::Duration;
 
 /// The session cookie's name.
-pub const COOKIE: &str = "ses_console";
+pub(crate) const COOKIE: &str = "ses_console";
 /// How long a wrong token waits before its answer (slows guessing down).
 const WRONG_TOKEN_PAUSE: Duration = Duration::from_millis(300);
 
@@ -76,7 +76,7 @@ fn safe_next(next: Option<&str>) -> &str {
 
 /// Whether a POST comes from the console's own pages: not from another site by the browser's
 /// own account (`Sec-Fetch-Site`), and with an `Origin`, if any, that is this host.
-pub fn same_origin(headers: &HeaderMap) -> bool {
+pub(crate) fn same_origin(headers: &HeaderMap) -> bool {
     let site = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok());
     if matches!(site, Some("cross-site" | "same-site")) {
         return false;
@@ -93,7 +93,11 @@ pub fn same_origin(headers: &HeaderMap) -> bool {
 
 /// Checks a POST: same origin and the session's CSRF token. `Some` refusal (a 403 page) when
 /// it fails.
-pub fn refuse_post(headers: &HeaderMap, session: &Session, csrf: Option<&str>) -> Option<Response> {
+pub(crate) fn refuse_post(
+    headers: &HeaderMap,
+    session: &Session,
+    csrf: Option<&str>,
+) -> Option<Response> {
     let valid = csrf.is_some_and(|c| constant_time_eq(c.as_bytes(), session.csrf.as_bytes()));
     if same_origin(headers) && valid {
         return None;
@@ -162,12 +166,12 @@ fn signin_page(status: StatusCode, next: &str, wrong: bool) -> Response {
 }
 
 #[derive(serde::Deserialize)]
-pub struct SigninQuery {
+pub(crate) struct SigninQuery {
     next: Option<String>,
 }
 
 /// `GET /ui/signin`: the form (straight on to the console when no token is configured).
-pub async fn signin_form(
+pub(crate) async fn signin_form(
     State(state): State<AppState>,
     Query(query): Query<SigninQuery>,
 ) -> Response {
@@ -179,7 +183,7 @@ pub async fn signin_form(
 }
 
 #[derive(serde::Deserialize)]
-pub struct SigninForm {
+pub(crate) struct SigninForm {
     #[serde(default)]
     token: String,
     next: Option<String>,
@@ -217,7 +221,7 @@ pub async fn signin(
 }
 
 #[derive(serde::Deserialize)]
-pub struct CsrfForm {
+pub(crate) struct CsrfForm {
     csrf: Option<String>,
 }
 

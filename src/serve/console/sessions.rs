@@ -6,17 +6,17 @@ use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 /// How long a session lasts from its creation.
-pub const LIFETIME: Duration = Duration::from_secs(12 * 3600);
+pub(crate) const LIFETIME: Duration = Duration::from_secs(12 * 3600);
 /// Sessions kept at most; creating one more drops the oldest.
-pub const MAX_SESSIONS: usize = 1000;
+pub(crate) const MAX_SESSIONS: usize = 1000;
 
 /// The browser's session, as handlers see it.
 #[derive(Clone)]
-pub struct Session {
+pub(crate) struct Session {
     /// The token forms post back (`csrf`).
     pub csrf: String,
     /// Signed in with the API token (false: an anonymous session, no token configured).
-    pub signed_in: bool,
+    pub(crate) signed_in: bool,
 }
 
 struct Entry {

@@ -308,7 +308,7 @@ pub async fn page(
 }
 
 #[derive(serde::Deserialize)]
-pub struct RefreshForm {
+pub(crate) struct RefreshForm {
     csrf: Option<String>,
     inventory: Option<String>,
     full: Option<String>,

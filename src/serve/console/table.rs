@@ -25,7 +25,7 @@ use serde_json::Value;
 use std::fmt::Write;
 
 /// The most rows a CSV download holds (`ses-inventory export` writes a whole inventory).
-pub const CSV_MAX_ROWS: usize = 50_000;
+pub(crate) const CSV_MAX_ROWS: usize = 50_000;
 
 /// A query string's pairs, in order.
 type Pairs = Vec<(String, String)>;
@@ -55,7 +55,7 @@ fn heading(inv: Inventory, name: &str) -> &'static str {
 
 /// A cell of an API row as text: entries as the connector shows them (`name (role)`, ...),
 /// lists joined with `; `, empty for null.
-pub fn cell_text(value: &Value) -> String {
+pub(crate) fn cell_text(value: &Value) -> String {
     fn entry(v: &Value) -> String {
         serde_json::from_value::<Entry>(v.clone())
             .map(|e| e.to_string())
