@@ -20,7 +20,7 @@ pub struct Applied {
     pub upserts: Vec<Arc<Item>>,
     /// Keys seen again unchanged (their `last_seen` moved to the poll's time).
     pub unchanged: Vec<Key>,
-    /// Keys removed: not kept by the rules, or swept by a complete full pass.
+    /// Keys removed: not kept by the rules, or gone by two witnesses (a complete full pass).
     pub removed: Vec<Key>,
     /// A complete full pass replaced the inventory and every item left was returned by it.
     /// False for refreshes, incomplete passes and full passes that kept items awaiting a

@@ -353,7 +353,7 @@ impl PollFinished<'_> {
             Outcome::Complete => finished!(info, "Poll complete."),
             Outcome::Incomplete => finished!(
                 warn,
-                "Poll incomplete: pages were skipped, nothing was swept."
+                "Poll incomplete: pages were skipped or cut short; nothing was removed by absence."
             ),
             Outcome::Failed => finished!(error, "Poll failed; the cache keeps what it had."),
         }
