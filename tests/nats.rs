@@ -998,6 +998,86 @@ async fn one_of_two_instances_polls_both_serve_the_same_data_and_the_standby_tak
     assert!(logs.contains("Leader lease released."));
 }
 
+/// Items awaiting a second witness (deleted upstream while a full pass ran) are in the mirror's
+/// state: a standby knows them, and a leader that takes over starts with them, so no pass is
+/// lost to the takeover.
+#[tokio::test(flavor = "multi_thread")]
+async fn items_awaiting_a_second_witness_pass_to_the_standby_and_survive_a_takeover() {
+    let Some(nats) = NatsServer::start(None) else {
+        return;
+    };
+    let (sim_a, sc_a) = own_sim().await;
+    let (sim_b, sc_b) = own_sim().await;
+    let mut a = ha_instance(&sim_a, &sc_a, &nats, "host-a");
+    a.wait_role("leader", 20).await;
+    a.settled().await;
+    // While the next full pass reads page 3, five elements it has read are deleted upstream:
+    // its confirming listing misses them, their first witness.
+    sim_a.inject(ses_inventory_sim::Fault::on(
+        Inventory::Services,
+        Some(3),
+        ses_inventory_sim::FaultKind::Churn {
+            deletes: 5,
+            inserts: 0,
+        },
+        Some(1),
+    ));
+    let r = http()
+        .post(format!(
+            "{}/api/v1/refresh?inventory=services&full=true",
+            a.api
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    // (Of the five elements deleted, those the rules keep were cached: they await.)
+    let awaiting = |status: &Value| status["inventories"]["services"]["unconfirmed"].as_u64();
+    eventually(30, "items awaiting a witness on the leader", || async {
+        let status = a.get("/api/v1/status").await;
+        let done = status["inventories"]["services"]["last_full"]["reason"] == "requested";
+        (done && awaiting(&status) > Some(0))
+            .then_some(())
+            .ok_or(format!("{status}"))
+    })
+    .await;
+    let leader = a.get("/api/v1/status").await;
+    let n = awaiting(&leader);
+    // To the millisecond: the mirror's state carries milliseconds.
+    let millis = |status: &Value| {
+        status["inventories"]["services"]["unconfirmed_since"]
+            .as_str()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.timestamp_millis())
+    };
+    let since = millis(&leader);
+    assert!(since.is_some(), "{leader}");
+    assert_eq!(leader["inventories"]["services"]["converged"], false);
+
+    let b = ha_instance(&sim_b, &sc_b, &nats, "host-b");
+    b.wait_role("standby", 20).await;
+    b.ready().await;
+    eventually(20, "the standby knows them", || async {
+        let status = b.get("/api/v1/status").await;
+        (awaiting(&status) == n && millis(&status) == since)
+            .then_some(())
+            .ok_or(format!("{status}"))
+    })
+    .await;
+    // The leader dies; the new one starts from the same marks (its first polls are refreshes,
+    // which remove nothing by absence and leave them be).
+    let _ = a.child.kill();
+    let _ = a.child.wait();
+    b.wait_role("leader", 3 + 5).await;
+    let status = b.get("/api/v1/status").await;
+    assert_eq!(awaiting(&status), n, "{status}");
+    assert_eq!(
+        b.metric("ses_inventory_unconfirmed_items{inventory=\"services\"}")
+            .await,
+        n.map(|n| n as f64)
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_paused_leader_that_wakes_up_writes_nothing_after_losing_the_lease() {
     let Some(nats) = NatsServer::start(None) else {
