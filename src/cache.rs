@@ -253,15 +253,22 @@ impl Cache {
         self.awaiting_lock(inv).clone()
     }
 
-    /// Replaces the items awaiting a second witness, and their summary in the status.
-    pub(crate) fn set_awaiting(&self, inv: Inventory, awaiting: Awaiting) {
+    /// Replaces the items awaiting a second witness, and their summary in the status; returns
+    /// whether they changed.
+    pub(crate) fn set_awaiting(&self, inv: Inventory, awaiting: Awaiting) -> bool {
         let since = awaiting.values().map(|m| m.since).min();
         let count = awaiting.len() as u64;
-        *self.awaiting_lock(inv) = awaiting;
+        let changed = {
+            let mut current = self.awaiting_lock(inv);
+            let changed = *current != awaiting;
+            *current = awaiting;
+            changed
+        };
         self.update_status(inv, |s| {
             s.unconfirmed = count;
             s.unconfirmed_since = since;
         });
+        changed
     }
 
     fn history_lock(&self, inv: Inventory) -> MutexGuard<'_, VecDeque<PollPoint>> {

@@ -84,8 +84,7 @@ impl Rig {
     }
 
     fn poller_for(cfg: &Config, cache: &Cache) -> Poller {
-        let upstream = Upstream::new(Arc::new(cfg.clone())).expect("client builds");
-        Poller::new(Services, cfg, upstream, cache.clone(), Clock::System)
+        poller(cfg, Services, cache)
     }
 
     /// A first buildup and its settling pass, on a quiet upstream: the cache is exact.

@@ -180,6 +180,10 @@ async fn metrics_count_what_the_polls_did() {
         ),
         0.0
     );
+    // One settling pass each for services and resources; none yet for carriers.
+    let settling = |i| value(&scrape, "ses_inventory_settling_passes_total", &[inv(i)]);
+    assert_eq!(settling("services"), 1.0);
+    assert_eq!(settling("carriers"), 0.0);
 
     let pages = |i, outcome| {
         value(

@@ -42,7 +42,6 @@ pub(super) fn apply(
         reference,
     } = decided;
     let before = cx.cache.len(inv) as u64;
-    let previous_marks = cx.cache.awaiting(inv);
     let mut removed = Vec::new();
     // Every item left in the inventory was returned by this poll.
     let mut swept = false;
@@ -52,20 +51,23 @@ pub(super) fn apply(
     } else if report.outcome == Outcome::Complete && report.kind == PollKind::Full {
         let absent_set: HashSet<&Key, crate::cache::Hasher> = absent.iter().collect();
         let mut map = std::mem::take(&mut pass.upserts);
-        let awaiting: Vec<Arc<Item>> = cx.cache.with_items(inv, |old| {
-            if cx.journal.is_some() {
-                removed = old
-                    .keys()
-                    .filter(|k| {
-                        !map.contains_key(*k) && (pass.seen.contains(*k) || absent_set.contains(k))
-                    })
-                    .cloned()
-                    .collect();
+        // One look at the old map: what this pass removes (for the journal) and what it keeps
+        // without having returned it (awaiting a witness, or returned only by a confirming
+        // listing that failed later).
+        let mut awaiting: Vec<Arc<Item>> = Vec::new();
+        cx.cache.with_items(inv, |old| {
+            for (key, item) in old {
+                if map.contains_key(key) {
+                    continue;
+                }
+                if pass.seen.contains(key) || absent_set.contains(key) {
+                    if cx.journal.is_some() {
+                        removed.push(key.clone());
+                    }
+                } else {
+                    awaiting.push(item.clone());
+                }
             }
-            old.values()
-                .filter(|i| !pass.seen.contains(&i.key) && !absent_set.contains(&i.key))
-                .cloned()
-                .collect()
         });
         swept = awaiting.is_empty();
         for item in awaiting {
@@ -84,16 +86,15 @@ pub(super) fn apply(
     cx.cache
         .with_items(inv, |map| marks.retain(|k, _| map.contains_key(k)));
     report.churn.deferred = marks.len() as u64;
-    let awaiting_changed = marks != previous_marks;
-    let awaiting = awaiting_changed.then(|| {
-        let mut v: Vec<_> = marks.iter().map(|(k, m)| (k.clone(), *m)).collect();
+    let changed = cx.cache.set_awaiting(inv, marks);
+    // Every mark, for the store, when they changed.
+    let awaiting = (changed && cx.journal.is_some()).then(|| {
+        let mut v: Vec<_> = cx.cache.awaiting(inv).into_iter().collect();
         v.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         v
     });
-    let oldest = marks.values().map(|m| m.since).min();
-    cx.cache.set_awaiting(inv, marks);
     let resync = cx.poll.full_resync_interval;
-    if let Some(since) = oldest
+    if let Some(since) = cx.cache.status(inv).unconfirmed_since
         && report.kind == PollKind::Full
         && resync > 0
         && report.finished - since > chrono::Duration::seconds(2 * resync as i64)

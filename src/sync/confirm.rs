@@ -60,33 +60,31 @@ pub(super) async fn confirm(
         .keys()
         .filter(|k| !first.seen.contains(*k))
         .count() as u64;
+    // Its order places the items when it could witness (the merge needs neither it nor the
+    // page lists).
     let confirmation = Confirmation {
-        gaps,
         recovered: if result.is_ok() { recovered } else { 0 },
-        skipped_pages: second.skipped_pages.clone(),
-        short_pages: second.short_pages.clone(),
-        witness: None,
+        skipped_pages: std::mem::take(&mut second.skipped_pages),
+        short_pages: std::mem::take(&mut second.short_pages),
+        witness: gaps.is_none().then(|| std::mem::take(&mut second.order)),
+        gaps,
     };
     events::ListingConfirmed {
         inventory: cx.inventory,
         kind,
         error: confirmation.gaps.as_deref(),
-        skipped_pages: second.skipped_pages.len(),
+        skipped_pages: confirmation.skipped_pages.len(),
         recovered: confirmation.recovered,
         awaiting: marks.len() as u64,
     }
     .emit();
-    let witness = confirmation.gaps.is_none().then(|| second.order.clone());
     if result.is_ok() {
         first.merge(second, |k| cx.cache.get(cx.inventory, k.as_str()).is_some());
     } else {
         first.pages += second.pages;
         first.received += second.received;
     }
-    Confirmation {
-        witness,
-        ..confirmation
-    }
+    confirmation
 }
 
 /// Asks the upstream's single-item endpoint (where configured) about the items the first

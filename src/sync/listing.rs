@@ -55,8 +55,7 @@ pub(super) struct Listing {
     /// The previous page's text and where its first occurrences sit in it, to recognise a page
     /// that serves them again.
     pub(super) previous_page: (Box<str>, Vec<(Key, Range<usize>)>),
-    /// A hash of the previous page's text, and how many pages in a row repeated it whole.
-    previous_hash: u64,
+    /// How many pages in a row repeated the previous page's text whole.
     identical_run: u32,
     /// Reused for compact text.
     pub(super) scratch: String,
@@ -93,12 +92,10 @@ impl Listing {
         self.upserts.len() as u64
     }
 
-    /// Notes page text `text`; true if it is the previous page's text again, whole.
+    /// Notes page text `text` (before it is absorbed); true if it is the previous page's text
+    /// again, whole.
     fn repeats_previous(&mut self, text: &str) -> bool {
-        use std::hash::BuildHasher;
-        let hash = foldhash::quality::FixedState::with_seed(0x5e5).hash_one(text);
-        let same = self.pages > 1 && hash == self.previous_hash;
-        self.previous_hash = hash;
+        let same = self.pages > 1 && *self.previous_page.0 == *text;
         self.identical_run = if same { self.identical_run + 1 } else { 0 };
         same
     }
@@ -569,7 +566,6 @@ impl Listing {
             refs: Vec::new(),
             ref_generation,
             previous_page: (Box::default(), Vec::new()),
-            previous_hash: 0,
             identical_run: 0,
             scratch: String::new(),
             tape: json::Tape::default(),
@@ -640,6 +636,7 @@ mod tests {
             l.pages = page;
             l.repeats_previous(text);
             assert_eq!(l.identical_run, run, "page {page}");
+            l.previous_page = (text.into(), Vec::new());
         }
     }
 }

@@ -192,8 +192,8 @@ impl Poller {
         let mut confirm_gaps = None;
         let (mut skipped_pages, mut short_pages) =
             (pass.skipped_pages.clone(), pass.short_pages.clone());
-        // The listing whose order places the items, when the pass could witness absences.
-        let mut reference = None;
+        // The confirming listing's order, when it could witness absences.
+        let mut witness = None;
         if error.is_none() {
             gaps = pass
                 .gaps()
@@ -224,8 +224,6 @@ impl Poller {
                 }
                 .emit();
             }
-            let first_order = std::mem::take(&mut pass.order);
-            reference = Some(first_order);
             if confirming {
                 churn.confirmations = 1;
                 let c = confirm::confirm(&self.cx, &mut pass, &mut marks, kind, days_ago).await;
@@ -233,9 +231,7 @@ impl Poller {
                 skipped_pages.extend(&c.skipped_pages);
                 short_pages.extend(&c.short_pages);
                 confirm_gaps = c.gaps.map(|g| format!("confirming listing: {g}"));
-                if c.witness.is_some() {
-                    reference = c.witness;
-                }
+                witness = c.witness;
                 if kind == PollKind::Refresh {
                     // A refresh that moved and could not be confirmed may have skipped
                     // updates: its window is not closed.
@@ -300,13 +296,10 @@ impl Poller {
                 .or(gaps)
                 .or(confirm_gaps),
         };
-        // Any full listing that ended without an error orders what it returned (pages it
+        // The last full listing that ended without an error orders what it returned (pages it
         // skipped leave their items unplaced): it becomes the reference.
-        let reference = if kind == PollKind::Full && outcome != Outcome::Failed {
-            reference.or(Some(std::mem::take(&mut pass.order)))
-        } else {
-            None
-        };
+        let reference = (kind == PollKind::Full && outcome != Outcome::Failed)
+            .then(|| witness.unwrap_or_else(|| std::mem::take(&mut pass.order)));
         // Applying a large poll (the view's merge, its carried orders) takes a while: on a
         // multi-threaded runtime the worker's other tasks (the API's requests) move elsewhere
         // meanwhile, instead of waiting behind it.
