@@ -41,6 +41,9 @@ enum Command {
         #[arg(long, default_value_t = 3)]
         timeout: u64,
     },
+    /// Print the read API's OpenAPI 3.1 document (as served at /api/v1/openapi.json), for
+    /// generating clients offline.
+    Openapi,
     /// Write one inventory from the store (store.path) as CSV, JSON, NDJSON or the upstream's
     /// JSON; safe while the daemon runs.
     Export {
@@ -71,6 +74,10 @@ fn main() -> ExitCode {
                 .context("simulator")
         })),
         Command::Demo => exit(runtime.block_on(demo::run(shutdown::signal()))),
+        Command::Openapi => {
+            print!("{}", ses_inventory::serve::api::openapi::text());
+            ExitCode::SUCCESS
+        }
         command => {
             let file = cli.config.or_else(config::default_config_path);
             let cfg = match Config::load(file.as_deref()) {

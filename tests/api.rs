@@ -364,7 +364,7 @@ async fn the_token_guards_api_and_metrics_but_not_health() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
-    for path in ["/healthz", "/readyz"] {
+    for path in ["/healthz", "/readyz", "/api/v1/openapi.json"] {
         let (status, _, _) = run.get(path).await;
         assert_eq!(status, StatusCode::OK, "{path} stays open");
     }
@@ -385,6 +385,67 @@ async fn the_token_guards_api_and_metrics_but_not_health() {
         err.contains("api.listen") && err.contains("api.token"),
         "{err}"
     );
+}
+
+/// The OpenAPI document: served as the code generates it, equal to the committed
+/// `docs/openapi.json`, and every operation it names is answered by the daemon with a status
+/// it documents (a route missing from the router would be the fallback's 404).
+#[tokio::test]
+async fn the_openapi_document_is_served_committed_and_true_to_the_routes() {
+    let run = Running::start(crafted, |_| {}).await;
+    run.idle().await;
+    let (status, headers, served) = run.get("/api/v1/openapi.json").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers["content-type"], "application/json");
+    let generated = ses_inventory::serve::api::openapi::text();
+    assert_eq!(served, serde_json::from_str::<Value>(&generated).unwrap());
+    let committed =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/openapi.json")).unwrap();
+    assert!(
+        committed == generated,
+        "docs/openapi.json differs from what the code generates: \
+         run `cargo run -q -- openapi > docs/openapi.json` and commit it"
+    );
+    assert_eq!(served["openapi"], "3.1.0");
+    // The command prints the same document, for offline client generation.
+    let printed = std::process::Command::new(env!("CARGO_BIN_EXE_ses-inventory"))
+        .arg("openapi")
+        .output()
+        .unwrap();
+    assert!(printed.status.success());
+    assert!(
+        printed.stdout == generated.as_bytes(),
+        "`openapi` prints the document"
+    );
+    // An item that is not there is 404, even under `If-None-Match: *`.
+    let r = run
+        .http
+        .get(format!("{}/api/v1/services/NO-SUCH-ID", run.base))
+        .header("if-none-match", "*")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+
+    let paths = served["paths"].as_object().unwrap();
+    assert_eq!(paths.len(), 3 * 2 + 6, "{:?}", paths.keys());
+    for (path, item) in paths {
+        for (method, operation) in item.as_object().unwrap() {
+            let url = format!("{}{}", run.base, path.replace("{id}", "SVC-1"));
+            let request = match method.as_str() {
+                "get" => run.http.get(url),
+                "post" => run.http.post(url),
+                other => panic!("{path}: unexpected method {other}"),
+            };
+            let answer = request.send().await.unwrap();
+            let code = answer.status().as_u16().to_string();
+            assert!(
+                operation["responses"].get(&code).is_some(),
+                "{method} {path} answered {code}, which the document does not list"
+            );
+        }
+    }
+    run.stop().await;
 }
 
 #[tokio::test]

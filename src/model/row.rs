@@ -45,23 +45,29 @@ pub(crate) type Entries<'a> = Box<[Entry<'a>]>;
 
 /// One element of a list column or a reference column. Unused fields are `None` and are
 /// skipped when serialized.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Entry<'a> {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
     pub id: Field<'a>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
     pub name: Field<'a>,
     /// Parties and places: the role played (e.g. `customer`, `installationAddress`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
     pub role: Field<'a>,
     /// Characteristics: a string value as is, any other JSON value as compact JSON text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
     pub value: Field<'a>,
     /// Characteristics: `valueType`, else the v5 `@type` (e.g. `StringCharacteristic`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
     pub(crate) value_type: Field<'a>,
     /// Relationships: `relationshipType` (e.g. `contains`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
     pub(crate) relationship_type: Field<'a>,
 }
 

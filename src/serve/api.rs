@@ -8,6 +8,7 @@
 //! | `POST /api/v1/refresh` | asks pollers for a poll now (`inventory=`, `full=true`) |
 //! | `GET /healthz`, `GET /readyz` | liveness; readiness (503 until every inventory is ready) |
 //! | `GET /metrics` | Prometheus text ([`crate::telemetry::metrics`]) |
+//! | `GET /api/v1/openapi.json` | the OpenAPI 3.1 document of all of the above ([`openapi`]) |
 //!
 //! The handlers; [`crate::serve::server`] routes them, with the web console's pages (`/`,
 //! `/ui/...`, which sign in with a session cookie instead of the bearer token).
@@ -26,6 +27,7 @@ pub mod auth;
 pub mod body;
 pub mod etag;
 pub mod link;
+pub mod openapi;
 pub mod parse_errors;
 pub mod query;
 pub(super) mod warm;
@@ -44,6 +46,25 @@ use axum::response::{IntoResponse, Response};
 use query::ListQuery;
 use serde_json::{Map, json};
 use std::sync::Arc;
+
+/// The paths the router serves these handlers on, and the OpenAPI document names.
+pub(super) mod routes {
+    use crate::model::inventory::Inventory;
+
+    pub const STATUS: &str = "/api/v1/status";
+    pub const REFRESH: &str = "/api/v1/refresh";
+    pub const OPENAPI: &str = "/api/v1/openapi.json";
+    pub const LIST: &str = "/api/v1/{inventory}";
+    pub const ITEM: &str = "/api/v1/{inventory}/{id}";
+    pub const METRICS: &str = "/metrics";
+    pub const HEALTHZ: &str = "/healthz";
+    pub const READYZ: &str = "/readyz";
+
+    /// [`LIST`] for one inventory.
+    pub fn list(inventory: Inventory) -> String {
+        LIST.replace("{inventory}", inventory.as_str())
+    }
+}
 
 /// An error answer: `{"error": message}` with a status.
 pub(super) struct Failure(StatusCode, String);
@@ -175,16 +196,17 @@ pub(super) async fn one(
     let Path((name, id)) = path.map_err(|e| bad_request(e.body_text()))?;
     let inv = inventory(&name)?;
     let view = state.cache.view(inv);
-    let tag = etag::of_view(state.boot, inv, view.generation());
-    if etag::matches(&request, &tag) {
-        return Ok(etag::not_modified(tag));
-    }
+    // An item that is not there is 404 whatever the precondition (`If-None-Match: *` included).
     let item = view.get(&id).ok_or_else(|| {
         Failure(
             StatusCode::NOT_FOUND,
             format!("no {inv} item with id `{id}`"),
         )
     })?;
+    let tag = etag::of_view(state.boot, inv, view.generation());
+    if etag::matches(&request, &tag) {
+        return Ok(etag::not_modified(tag));
+    }
     let body = json!({
         "id": item.key.as_str(),
         "inventory": inv,
@@ -319,6 +341,13 @@ pub(super) async fn readyz(State(state): State<AppState>) -> Response {
         StatusCode::SERVICE_UNAVAILABLE,
         &json!({ "ready": false, "reason": reason, "inventories": inventories }),
     )
+}
+
+/// The OpenAPI document ([`openapi`]), built once.
+pub(super) async fn openapi_json() -> Response {
+    static TEXT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let text = TEXT.get_or_init(openapi::text);
+    ([(header::CONTENT_TYPE, "application/json")], text.as_str()).into_response()
 }
 
 pub(super) async fn metrics_text(State(state): State<AppState>) -> Response {

@@ -6,7 +6,7 @@ use crate::cache::Cache;
 use crate::config::{ApiServerConfig, ConfigError};
 use crate::mirror::lease::HaStatus;
 use crate::model::secret::Secret;
-use crate::serve::api::{self, parse_errors};
+use crate::serve::api::{self, parse_errors, routes};
 use crate::serve::console::{self, Sessions};
 use crate::serve::state::{ApiState, AppState};
 use crate::sync::daemon::{Control, ControlSlot};
@@ -176,18 +176,19 @@ impl Drop for Server {
 /// The whole router: health endpoints open, the rest behind the token when there is one.
 fn router(state: AppState) -> Router {
     let guarded = Router::new()
-        .route("/api/v1/status", get(api::status))
-        .route("/api/v1/refresh", post(api::refresh))
-        .route("/api/v1/{inventory}", get(api::list))
-        .route("/api/v1/{inventory}/{id}", get(api::one))
-        .route("/metrics", get(api::metrics_text))
+        .route(routes::STATUS, get(api::status))
+        .route(routes::REFRESH, post(api::refresh))
+        .route(routes::LIST, get(api::list))
+        .route(routes::ITEM, get(api::one))
+        .route(routes::METRICS, get(api::metrics_text))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             api::require_token,
         ));
     Router::new()
-        .route("/healthz", get(api::healthz))
-        .route("/readyz", get(api::readyz))
+        .route(routes::HEALTHZ, get(api::healthz))
+        .route(routes::READYZ, get(api::readyz))
+        .route(routes::OPENAPI, get(api::openapi_json))
         .merge(guarded)
         .merge(console::routes(state.clone()))
         .fallback(api::not_found)

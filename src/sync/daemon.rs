@@ -78,7 +78,7 @@ impl Pollers {
 }
 
 /// What became of a request for an immediate poll.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum RequestOutcome {
     /// A poll is already running; the request joins it.

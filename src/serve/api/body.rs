@@ -6,8 +6,9 @@ use crate::mirror::lease::HaStatus;
 use crate::model::status::{FullReason, Outcome, Phase, PollKind, PollReport, SyncStatus};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use utoipa::ToSchema;
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct Status {
     pub version: &'static str,
     pub started: String,
@@ -18,7 +19,7 @@ pub struct Status {
 }
 
 /// Leader and standby (`ha.enabled`): this instance's role, who leads, until when.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct Ha {
     /// `leader`, `standby` or `off`.
     pub role: &'static str,
@@ -36,14 +37,14 @@ impl Ha {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct Inventories {
     pub services: InventoryStatus,
     pub carriers: InventoryStatus,
     pub resources: InventoryStatus,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct InventoryStatus {
     pub ready: bool,
     pub items: usize,
@@ -88,14 +89,14 @@ impl InventoryStatus {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct ErrorNote {
     pub at: DateTime<Utc>,
     pub message: String,
 }
 
 /// One poll, as docs/api.md ("Status") describes it.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct Report {
     pub kind: PollKind,
     pub reason: Option<FullReason>,
@@ -123,7 +124,7 @@ pub struct Report {
     pub error: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct Skipped {
     pub no_key: u64,
     pub not_object: u64,

@@ -20,6 +20,9 @@ pub(crate) const DEFAULT_LIMIT: usize = 100;
 /// The largest `limit` accepted.
 pub(crate) const MAX_LIMIT: usize = 1000;
 
+/// The list parameters that are not column filters.
+pub(crate) const RESERVED: [&str; 6] = ["q", "sort", "offset", "limit", "fields", "after"];
+
 /// A parameter that cannot be honoured; the message names it.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum QueryError {
@@ -208,11 +211,7 @@ impl ListQuery {
         };
         let mut seen: Vec<&str> = Vec::new();
         for (key, value) in pairs {
-            let reserved = matches!(
-                key.as_str(),
-                "q" | "sort" | "offset" | "limit" | "fields" | "after"
-            );
-            if reserved {
+            if RESERVED.contains(&key.as_str()) {
                 if seen.contains(&key.as_str()) {
                     return Err(QueryError::Repeated(key.clone()));
                 }

@@ -99,7 +99,8 @@ pub fn page(
     let _ = write!(
         html,
         "</nav></header>\n<main id=\"main\"><h1>{}</h1>\n{body}</main>\n\
-         <footer>ses-inventory {} · read-only console · <a href=\"/api/v1/status\">status JSON</a>\
+         <footer>ses-inventory {} · read-only console · <a href=\"/api/v1/status\">status JSON</a> · \
+         <a href=\"/api/v1/openapi.json\">OpenAPI</a>\
          </footer></body></html>\n",
         Esc(title),
         env!("CARGO_PKG_VERSION"),
