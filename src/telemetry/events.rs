@@ -600,6 +600,7 @@ pub(crate) struct StoreWritten {
 
 impl StoreWritten {
     pub(crate) fn emit(&self) {
+        metrics::global().store_write(self.inventory, true);
         info!(
             message = "Store updated.",
             inventory = %self.inventory,
@@ -640,6 +641,7 @@ pub(crate) struct StoreWriteFailed<'a> {
 
 impl StoreWriteFailed<'_> {
     pub(crate) fn emit(&self) {
+        metrics::global().store_write(self.inventory, false);
         error!(
             message = "Store write failed; polling goes on, the next complete full pass rewrites the table.",
             inventory = %self.inventory,

@@ -80,6 +80,8 @@ const CHURN: [&str; 6] = [
 ];
 /// What the mirror does to an entry (the `op` label of `mirror_writes_total`).
 const MIRROR_OPS: [&str; 2] = ["put", "delete"];
+/// How a store write ended (the `outcome` label of `store_writes_total`).
+const STORE_OUTCOMES: [&str; 2] = ["committed", "failed"];
 /// Change-stream messages (the `kind` label of `stream_messages_total`).
 const STREAM_KINDS: [&str; 3] = ["upserted", "removed", "poll"];
 const HA_ROLES: [&str; 3] = ["off", "standby", "leader"];
@@ -154,6 +156,8 @@ pub struct Metrics {
     /// Settling passes run (once after each first buildup).
     settling: Family<Labels<1>, Counter>,
     requests: Family<RequestLabels, Histogram, fn() -> Histogram>,
+    /// Applied polls written to the store, by `outcome` (committed, failed).
+    store_writes: Family<Labels<2>, Counter>,
     /// Page requests in flight per API, and the adaptive limit on them.
     in_flight: Family<Labels<1>, Gauge>,
     in_flight_limit: Family<Labels<1>, Gauge>,
@@ -199,6 +203,7 @@ impl Metrics {
             full_pass_seconds: Family::default(),
             settling: Family::default(),
             requests: Family::new_with_constructor(request_histogram as fn() -> Histogram),
+            store_writes: Family::default(),
             in_flight: Family::default(),
             in_flight_limit: Family::default(),
             mirror_writes: Family::default(),
@@ -251,6 +256,9 @@ impl Metrics {
                 let _ = m.stream_messages.get_or_create(&with(inv, "kind", kind));
             }
             let _ = m.mirror_resyncs.get_or_create(&inventory(inv));
+            for outcome in STORE_OUTCOMES {
+                let _ = m.store_writes.get_or_create(&with(inv, "outcome", outcome));
+            }
             let _ = m.settling.get_or_create(&inventory(inv));
         }
         m.register()
@@ -329,6 +337,12 @@ impl Metrics {
             self.requests.clone(),
         );
         r.register(
+            "ses_inventory_store_writes",
+            "Applied polls written to the store, by outcome: committed, failed (the next write \
+             rewrites the inventory's table from the cache); 0 without store.path",
+            self.store_writes.clone(),
+        );
+        r.register(
             "ses_inventory_mirror_writes",
             "Entries written to the NATS key-value mirror, by op (put, delete)",
             self.mirror_writes.clone(),
@@ -405,6 +419,14 @@ impl Metrics {
                 .get_or_create(&with(inv, "kind", kind))
                 .inc_by(n);
         }
+    }
+
+    /// One applied poll of `inv` written to the store, or not.
+    pub(crate) fn store_write(&self, inv: Inventory, committed: bool) {
+        let outcome = STORE_OUTCOMES[usize::from(!committed)];
+        self.store_writes
+            .get_or_create(&with(inv, "outcome", outcome))
+            .inc();
     }
 
     pub(crate) fn mirror_resynced(&self, inv: Inventory) {
@@ -602,6 +624,15 @@ impl Collector for AtScrape {
         )?;
         per_inventory(
             &mut encoder,
+            "ses_inventory_consecutive_failures",
+            "Polls in a row that were not complete (failed, or incomplete: pages skipped or cut \
+             short) since the last complete one; 0 after a complete poll.",
+            status
+                .each_ref()
+                .map(|s| Some(u64::from(s.consecutive_failures))),
+        )?;
+        per_inventory(
+            &mut encoder,
             "ses_inventory_last_success_timestamp_seconds",
             "End of the last complete poll since the Unix epoch (absent before the first; \
              restored from the store after a restart).",
@@ -680,6 +711,8 @@ mod tests {
         m.confirmation(Inventory::Carriers, true);
         m.in_flight(Api::Tmf638, 3);
         m.in_flight_limit(Api::Tmf638, 4);
+        m.store_write(Inventory::Services, true);
+        m.store_write(Inventory::Carriers, false);
         let full = report(PollKind::Full, Outcome::Complete, 90);
         m.poll(Inventory::Resources, &full);
         // The last success is the poller's record in the cache, read at scrape time.
@@ -687,6 +720,7 @@ mod tests {
         cache.update_status(Inventory::Resources, |s| {
             s.last_success = Some(full.finished)
         });
+        cache.update_status(Inventory::Carriers, |s| s.consecutive_failures = 2);
         let text = m.render(&cache);
         for line in [
             "# TYPE ses_inventory_polls_total counter",
@@ -709,6 +743,11 @@ mod tests {
             "ses_inventory_churn_items_total{inventory=\"services\",kind=\"deferred\"} 0",
             "ses_inventory_confirmations_total{inventory=\"carriers\",result=\"complete\"} 1",
             "ses_inventory_confirmations_total{inventory=\"carriers\",result=\"incomplete\"} 0",
+            "ses_inventory_store_writes_total{inventory=\"services\",outcome=\"committed\"} 1",
+            "ses_inventory_store_writes_total{inventory=\"carriers\",outcome=\"failed\"} 1",
+            "ses_inventory_store_writes_total{inventory=\"resources\",outcome=\"failed\"} 0",
+            "ses_inventory_consecutive_failures{inventory=\"carriers\"} 2",
+            "ses_inventory_consecutive_failures{inventory=\"services\"} 0",
             "# TYPE ses_inventory_upstream_in_flight gauge",
             "ses_inventory_upstream_in_flight{api=\"tmf638\"} 3",
             "ses_inventory_upstream_in_flight{api=\"tmf639\"} 0",
