@@ -82,7 +82,9 @@ impl PollPoint {
             updated: report.updated,
             removed: report.removed,
             skipped_pages: report.skipped_pages.len() as u64,
-            skipped_items: report.skipped.no_key + report.skipped.not_object,
+            skipped_items: report.skipped.no_key
+                + report.skipped.not_object
+                + report.skipped.too_deep,
         }
     }
 

@@ -34,7 +34,9 @@ impl InventorySummary {
     fn new(report: PollReport, kept: usize) -> Self {
         InventorySummary {
             kept,
-            skipped_items: report.skipped.no_key + report.skipped.not_object,
+            skipped_items: report.skipped.no_key
+                + report.skipped.not_object
+                + report.skipped.too_deep,
             duplicates: report.skipped.duplicates,
             not_kept: report.skipped.not_kept,
             duration_ms: (report.finished - report.started).num_milliseconds(),

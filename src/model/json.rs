@@ -186,6 +186,43 @@ impl<'de> Visitor<'de> for JsonVisitor {
     }
 }
 
+/// The deepest nesting of arrays and objects an item may have. TMF items nest a few levels;
+/// every reader of a cached item's JSON as a tree (the API's and the mirror's `upstream`, the
+/// console's pretty print) recurses, and serde_json stops at 128.
+pub const MAX_DEPTH: usize = 64;
+
+/// Whether the JSON text `text` nests arrays and objects deeper than `max` (strings, and the
+/// brackets in them, skipped). One pass over the bytes, no allocation.
+pub fn nests_deeper_than(text: &str, max: usize) -> bool {
+    let mut depth = 0usize;
+    let mut bytes = text.as_bytes().iter();
+    while let Some(&b) = bytes.next() {
+        match b {
+            b'"' => {
+                // To the closing quote; a backslash takes the byte after it.
+                while let Some(&c) = bytes.next() {
+                    match c {
+                        b'\\' => {
+                            bytes.next();
+                        }
+                        b'"' => break,
+                        _ => {}
+                    }
+                }
+            }
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
+
 /// At most this many fields can be asked of [`scan`].
 pub(crate) const MAX_SCANNED: usize = 16;
 
@@ -504,6 +541,27 @@ mod tests {
             "a string has no members"
         );
         assert_eq!(root.get("s").unwrap().items().count(), 0);
+    }
+
+    #[test]
+    fn nesting_depth_counts_containers_not_brackets_in_strings() {
+        let nested = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+        assert!(!nests_deeper_than(&nested(MAX_DEPTH), MAX_DEPTH));
+        assert!(nests_deeper_than(&nested(MAX_DEPTH + 1), MAX_DEPTH));
+        let in_object = format!(r#"{{"a":{}}}"#, nested(MAX_DEPTH - 1));
+        assert!(!nests_deeper_than(&in_object, MAX_DEPTH));
+        assert!(nests_deeper_than(&format!("[{in_object}]"), MAX_DEPTH));
+        // Brackets inside strings, escaped quotes and backslashes included, do not count.
+        let text = format!(
+            r#"{{"s":"{}\"\\{}","t":[1]}}"#,
+            "[".repeat(500),
+            "{".repeat(500)
+        );
+        assert!(!nests_deeper_than(&text, 2));
+        assert!(nests_deeper_than(&text, 1));
+        // Whatever is allowed reads back as a tree.
+        let deepest = format!(r#"{{"a":{}}}"#, nested(MAX_DEPTH - 1));
+        assert!(serde_json::from_str::<serde_json::Value>(&deepest).is_ok());
     }
 
     #[test]

@@ -109,6 +109,9 @@ pub struct SkipCounts {
     pub no_key: u64,
     /// Element not a JSON object.
     pub not_object: u64,
+    /// Arrays and objects nested deeper than [`crate::model::json::MAX_DEPTH`]: a new version
+    /// is not taken (a cached item keeps the version it had).
+    pub too_deep: u64,
     /// A key already seen earlier in the same poll (the first occurrence wins).
     pub duplicates: u64,
     /// Excluded by the status or type rule (and removed if cached).

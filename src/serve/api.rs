@@ -30,6 +30,7 @@ pub mod link;
 pub mod openapi;
 pub mod parse_errors;
 pub mod query;
+pub mod routes;
 pub(super) mod warm;
 
 use crate::mirror::lease::HaStatus;
@@ -46,25 +47,6 @@ use axum::response::{IntoResponse, Response};
 use query::ListQuery;
 use serde_json::{Map, json};
 use std::sync::Arc;
-
-/// The paths the router serves these handlers on, and the OpenAPI document names.
-pub(super) mod routes {
-    use crate::model::inventory::Inventory;
-
-    pub const STATUS: &str = "/api/v1/status";
-    pub const REFRESH: &str = "/api/v1/refresh";
-    pub const OPENAPI: &str = "/api/v1/openapi.json";
-    pub const LIST: &str = "/api/v1/{inventory}";
-    pub const ITEM: &str = "/api/v1/{inventory}/{id}";
-    pub const METRICS: &str = "/metrics";
-    pub const HEALTHZ: &str = "/healthz";
-    pub const READYZ: &str = "/readyz";
-
-    /// [`LIST`] for one inventory.
-    pub fn list(inventory: Inventory) -> String {
-        LIST.replace("{inventory}", inventory.as_str())
-    }
-}
 
 /// An error answer: `{"error": message}` with a status.
 pub(super) struct Failure(StatusCode, String);

@@ -18,7 +18,10 @@ pub(super) async fn read_limited(
     if response.content_length().is_some_and(|n| n > limit) {
         return Err(too_large());
     }
-    let mut body = Vec::with_capacity(response.content_length().unwrap_or(0) as usize);
+    // The header is a claim, not bytes: reserve at most 1 MiB for it, so a peer that announces a
+    // large body and sends none costs nothing while the timeout runs.
+    let claimed = response.content_length().unwrap_or(0).min(1 << 20);
+    let mut body = Vec::with_capacity(claimed as usize);
     loop {
         match response.chunk().await {
             Ok(Some(chunk)) => {

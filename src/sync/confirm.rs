@@ -341,6 +341,7 @@ impl Listing {
         self.updated = self.changed.len() as u64 - self.added;
         self.skipped.no_key += skipped.no_key;
         self.skipped.not_object += skipped.not_object;
+        self.skipped.too_deep += skipped.too_deep;
         self.skipped.duplicates += skipped.duplicates;
         self.skipped.not_kept += skipped.not_kept;
         self.received += received;

@@ -494,6 +494,21 @@ impl Listing {
                             }
                             old
                         }
+                        // A new version nested too deep for the readers downstream (the API, the
+                        // console, the mirror read an item's JSON as a tree) is not taken: the
+                        // item was seen, so a cached one stays as it was.
+                        old if json::nests_deeper_than(compact, json::MAX_DEPTH) => {
+                            self.skipped.too_deep += 1;
+                            match old {
+                                Some(old) => {
+                                    old.touch(now);
+                                    self.existing_kept += 1;
+                                    self.unchanged.push(key.clone());
+                                    old
+                                }
+                                None => continue,
+                            }
+                        }
                         old => {
                             let raw: Box<str> = compact.into();
                             let first_seen = match &old {

@@ -341,7 +341,7 @@ impl PollFinished<'_> {
                     recovered = r.churn.recovered,
                     confirmed_removed = r.churn.confirmed_removed,
                     deferred = r.churn.deferred,
-                    skipped_items = r.skipped.no_key + r.skipped.not_object,
+                    skipped_items = r.skipped.no_key + r.skipped.not_object + r.skipped.too_deep,
                     duplicates = r.skipped.duplicates,
                     not_kept = r.skipped.not_kept,
                     duration_ms,

@@ -67,7 +67,7 @@ impl PageOutcome {
 }
 
 /// Why page elements were not cached (the `reason` label of `skipped_items_total`).
-const SKIP_REASONS: [&str; 4] = ["no_key", "not_object", "duplicate", "not_kept"];
+const SKIP_REASONS: [&str; 5] = ["no_key", "not_object", "too_deep", "duplicate", "not_kept"];
 const CHANGES: [&str; 3] = ["added", "updated", "removed"];
 /// What confirmation did with items (the `kind` label of `churn_items_total`).
 const CHURN: [&str; 6] = [
@@ -285,7 +285,7 @@ impl Metrics {
         );
         r.register(
             "ses_inventory_skipped_items",
-            "Page elements not cached, by reason (no_key, not_object, duplicate, not_kept)",
+            "Page elements not cached, by reason (no_key, not_object, too_deep, duplicate, not_kept)",
             self.skipped_items.clone(),
         );
         r.register(
@@ -496,11 +496,13 @@ impl Metrics {
             self.settling.get_or_create(&inventory(inv)).inc();
         }
         let s = &report.skipped;
-        for (reason, n) in
-            SKIP_REASONS
-                .into_iter()
-                .zip([s.no_key, s.not_object, s.duplicates, s.not_kept])
-        {
+        for (reason, n) in SKIP_REASONS.into_iter().zip([
+            s.no_key,
+            s.not_object,
+            s.too_deep,
+            s.duplicates,
+            s.not_kept,
+        ]) {
             self.skipped_items
                 .get_or_create(&with(inv, "reason", reason))
                 .inc_by(n);
@@ -685,6 +687,7 @@ mod tests {
             skipped: SkipCounts {
                 no_key: 2,
                 not_object: 1,
+                too_deep: 0,
                 duplicates: 0,
                 not_kept: 4,
             },

@@ -18,6 +18,9 @@ pub enum FaultKind {
     NotArray,
     /// 200 with a body of about this many bytes: the start of a JSON array that never ends.
     Huge(usize),
+    /// 200 with exactly this body (`application/json`): hostile pages a test writes itself,
+    /// e.g. a million empty objects or arrays nested far deeper than any parser should follow.
+    Body(std::sync::Arc<[u8]>),
     /// Answer normally, after this extra delay.
     Delay(Duration),
     /// 200 with a normal page plus one element that is a number: `[ ..., 42 ]`.

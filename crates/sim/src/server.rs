@@ -264,6 +264,9 @@ async fn apply(
         Some(FaultKind::Huge(size)) => {
             return Err(json(StatusCode::OK, Body::from(fault::huge_body(size))));
         }
+        Some(FaultKind::Body(bytes)) => {
+            return Err(json(StatusCode::OK, Body::from(bytes.to_vec())));
+        }
         Some(FaultKind::Delay(d)) => effects.delay = d,
         Some(FaultKind::ElementNotObject) => effects.extra_element = true,
         Some(FaultKind::Short(n)) => effects.limit = n,

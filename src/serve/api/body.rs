@@ -128,6 +128,7 @@ pub struct Report {
 pub struct Skipped {
     pub no_key: u64,
     pub not_object: u64,
+    pub too_deep: u64,
     pub duplicates: u64,
     pub not_kept: u64,
 }
@@ -146,6 +147,7 @@ impl From<&PollReport> for Report {
             skipped: Skipped {
                 no_key: r.skipped.no_key,
                 not_object: r.skipped.not_object,
+                too_deep: r.skipped.too_deep,
                 duplicates: r.skipped.duplicates,
                 not_kept: r.skipped.not_kept,
             },

@@ -113,8 +113,13 @@ fn report(
     fact(
         "Skipped items",
         format!(
-            "{} without a key, {} not objects, {} duplicates, {} not kept by the rules",
-            r.skipped.no_key, r.skipped.not_object, r.skipped.duplicates, r.skipped.not_kept
+            "{} without a key, {} not objects, {} nested too deep, {} duplicates, {} not kept by \
+             the rules",
+            r.skipped.no_key,
+            r.skipped.not_object,
+            r.skipped.too_deep,
+            r.skipped.duplicates,
+            r.skipped.not_kept
         ),
     );
     fact("Received", html::count(r.received));
