@@ -43,7 +43,37 @@ async fn full_pass(upstream: &Upstream, cache: &Cache, inv: Inventory) -> Applie
     rx.recv().await.expect("the poll is journalled")
 }
 
+/// Bytes this process has passed to `write` (`wchar` in /proc/self/io): the WAL's frames, and
+/// the database pages a checkpoint copies back.
+fn written() -> u64 {
+    std::fs::read_to_string("/proc/self/io")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("wchar: ")?.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Writes the passes, then checkpoints the WAL into the file (on a connection of its own), and
+/// prints what that wrote against the file's size.
 fn write_all(store: &mut Store, cache: &Cache, passes: &[Applied], what: &str) {
+    let before = written();
+    write_passes(store, cache, passes, what);
+    let wal = written() - before;
+    let conn = rusqlite::Connection::open(store.path()).unwrap();
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+        .unwrap();
+    let total = written() - before;
+    let file = std::fs::metadata(store.path()).map_or(0, |m| m.len());
+    println!(
+        "  written: {:.1} MB to the WAL, {:.1} MB with the checkpoint: {:.1} % of the {:.0} MB file",
+        wal as f64 / 1e6,
+        total as f64 / 1e6,
+        100.0 * total as f64 / file.max(1) as f64,
+        file as f64 / 1e6
+    );
+}
+
+fn write_passes(store: &mut Store, cache: &Cache, passes: &[Applied], what: &str) {
     let started = Instant::now();
     for applied in passes {
         let t = Instant::now();

@@ -1000,21 +1000,41 @@ async fn export_writes_the_columns_the_contract_describes() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-/// The stored `last_seen` of one service.
+/// The stored `last_seen` of one service, as the file's layout defines it (docs/storage.md):
+/// the row's own, or the last complete full pass's when that is later and the pass did not list
+/// the key as unseen.
 fn stored_last_seen(path: &Path, key: &str) -> chrono::DateTime<chrono::Utc> {
     let conn = rusqlite::Connection::open(path).unwrap();
-    let text: String = conn
+    let (row, full, unseen): (String, Option<String>, bool) = conn
         .query_row(
-            "SELECT last_seen FROM services WHERE key = ?1",
+            "SELECT t.last_seen,
+                    (SELECT full_seen_at FROM sync_state WHERE inventory = 'services'),
+                    EXISTS (SELECT 1 FROM unseen WHERE inventory = 'services' AND key = ?1)
+             FROM services t WHERE t.key = ?1",
             [key],
-            |r| r.get(0),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
         .unwrap();
-    text.parse().unwrap()
+    let row: chrono::DateTime<chrono::Utc> = row.parse().unwrap();
+    match full.map(|f| f.parse::<chrono::DateTime<chrono::Utc>>().unwrap()) {
+        Some(full) if !unseen && full > row => full,
+        _ => row,
+    }
+}
+
+/// The `last_seen` column of one service's row: what its own last write put there.
+fn row_last_seen(path: &Path, key: &str) -> String {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.query_row(
+        "SELECT last_seen FROM services WHERE key = ?1",
+        [key],
+        |r| r.get(0),
+    )
+    .unwrap()
 }
 
 /// `last_seen` in the file moves only for items a poll saw: a swept full pass moves every row
-/// left, a refresh only the items it returned, and a full pass that left items awaiting a
+/// left (without rewriting any: it records once that it saw them), a refresh only the items it returned, and a full pass that left items awaiting a
 /// witness (neither listing returned them, and their misses were not certain) leaves them
 /// alone.
 #[tokio::test]
@@ -1065,11 +1085,18 @@ async fn last_seen_moves_only_for_what_a_poll_saw() {
         )
     );
 
-    // A quiet full pass: swept, every row was seen.
+    // A quiet full pass: swept, every row was seen, and no row is rewritten for it.
     let quiet = journalled(&cfg, &cache, full).await;
     assert!(quiet.swept);
+    let some = ["SVC-0001", "SVC-0200", "SVC-0400"];
+    let rows_before: Vec<String> = some.iter().map(|k| row_last_seen(&path, k)).collect();
     let stats = store.write(&quiet, &cache).unwrap();
     assert_eq!((stats.upserted, stats.removed, stats.touched), (0, 0, 400));
+    let rows_after: Vec<String> = some.iter().map(|k| row_last_seen(&path, k)).collect();
+    assert_eq!(
+        rows_before, rows_after,
+        "no row rewritten by a quiet full pass"
+    );
     for key in ["SVC-0001", "SVC-0200", "SVC-0400"] {
         assert!(
             stored_last_seen(&path, key) >= quiet.report.started,
@@ -1152,6 +1179,44 @@ async fn last_seen_moves_only_for_what_a_poll_saw() {
             stored_last_seen(&path, &key) >= unsteady.report.started,
             "{key}: recovered by the confirming listing, yet its last_seen did not move"
         );
+    }
+    // A warm start and an export read the file the same way.
+    let loaded = Cache::new();
+    Store::open(&path).unwrap().0.load(&loaded).unwrap();
+    let mut exported = Vec::new();
+    ses_inventory::store::export::export(
+        &path,
+        Services,
+        ses_inventory::store::export::Format::Ndjson,
+        &mut exported,
+    )
+    .unwrap();
+    let exported: BTreeMap<String, String> = String::from_utf8(exported)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (
+                v["id"].as_str().unwrap().to_string(),
+                v["last_seen"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    for key in gone
+        .iter()
+        .copied()
+        .chain(["SVC-0201", "SVC-0220", "SVC-0001"])
+    {
+        let stored = stored_last_seen(&path, key);
+        let warm = loaded.get(Services, key).unwrap().last_seen();
+        // (The cache keeps milliseconds.)
+        assert_eq!(
+            warm.timestamp_millis(),
+            stored.timestamp_millis(),
+            "{key}: a warm start reads what the file says"
+        );
+        let text: chrono::DateTime<chrono::Utc> = exported[key].parse().unwrap();
+        assert_eq!(text, stored, "{key}: the export reads what the file says");
     }
     // The next full pass, quiet, removes the 5 (a third miss) and the 40 deleted during the
     // last (a second miss, certain).
@@ -1237,4 +1302,79 @@ async fn the_file_gives_back_the_space_of_removed_items() {
         "the file shrank with its content: {before} pages, then {after}"
     );
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A file written by the previous release (schema 3: `tests/fixtures/store-v3.db`, made by
+/// `sync-once` of that release against the simulator) is upgraded in place on first start:
+/// every item comes back with the row, first and last seen it had, every inventory ready, and
+/// the file says schema 4. Before the upgrade, `export` reads it as it is.
+#[test]
+fn a_file_from_the_previous_release_is_upgraded_in_place() {
+    let dir = temp_dir("v3");
+    let path = dir.join("inventory.db");
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/store-v3.db"),
+        &path,
+    )
+    .unwrap();
+    let version = |path: &Path| -> i64 {
+        rusqlite::Connection::open(path)
+            .unwrap()
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap()
+    };
+    assert_eq!(version(&path), 3);
+    // What the old file holds, read with SQL: key → (first_seen, last_seen).
+    let rows = |inv: Inventory| -> BTreeMap<String, (String, String)> {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        let mut stmt = conn
+            .prepare(&format!(
+                "SELECT key, first_seen, last_seen FROM \"{}\"",
+                inv.as_str()
+            ))
+            .unwrap();
+        stmt.query_map([], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap()
+    };
+    let before: Vec<_> = Inventory::ALL.iter().map(|&inv| rows(inv)).collect();
+    assert_eq!(
+        before.iter().map(BTreeMap::len).collect::<Vec<_>>(),
+        [51, 9, 45]
+    );
+    let mut exported = Vec::new();
+    ses_inventory::store::export::export(
+        &path,
+        Services,
+        ses_inventory::store::export::Format::Ndjson,
+        &mut exported,
+    )
+    .unwrap();
+    assert_eq!(String::from_utf8(exported).unwrap().lines().count(), 51);
+
+    let (store, _) = Store::open(&path).unwrap();
+    assert_eq!(version(&path), SCHEMA_VERSION);
+    assert_eq!(SCHEMA_VERSION, 4);
+    let cache = Cache::new();
+    let loaded = store.load(&cache).unwrap();
+    assert_eq!(loaded.items, [51, 9, 45]);
+    assert_eq!(loaded.ready, [true, true, true]);
+    for (i, inv) in Inventory::ALL.into_iter().enumerate() {
+        for (key, (first, last)) in &before[i] {
+            let item = cache.get(inv, key).unwrap_or_else(|| panic!("{inv} {key}"));
+            let first: chrono::DateTime<chrono::Utc> = first.parse().unwrap();
+            let last: chrono::DateTime<chrono::Utc> = last.parse().unwrap();
+            assert_eq!(
+                (
+                    item.first_seen.timestamp_millis(),
+                    item.last_seen().timestamp_millis()
+                ),
+                (first.timestamp_millis(), last.timestamp_millis()),
+                "{inv} {key}"
+            );
+        }
+    }
+    drop(store);
+    std::fs::remove_dir_all(&dir).ok();
 }

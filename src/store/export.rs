@@ -66,15 +66,27 @@ pub fn export(
         });
     }
     let cols = Row::columns(inv);
-    let names: Vec<String> = cols.iter().map(|c| format!("\"{}\"", c.name)).collect();
+    let names: Vec<String> = cols.iter().map(|c| format!("t.\"{}\"", c.name)).collect();
+    // A file the daemon has not upgraded yet (schema 3 and before) holds each row's own.
+    let version: i64 = tx
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(read)?;
+    let last_seen = if version >= 4 {
+        store::LAST_SEEN
+    } else {
+        "t.last_seen"
+    };
     let mut stmt = tx
         .prepare(&format!(
-            "SELECT key, {}, first_seen, last_seen FROM \"{}\" ORDER BY key",
+            "SELECT t.key, {}, t.first_seen, {last_seen} FROM \"{}\" t ORDER BY t.key",
             names.join(", "),
             store::table(inv)
         ))
         .map_err(read)?;
-    let mut rows = stmt.query([]).map_err(read)?;
+    let bound: &[&str] = if version >= 4 { &[inv.as_str()] } else { &[] };
+    let mut rows = stmt
+        .query(rusqlite::params_from_iter(bound))
+        .map_err(read)?;
     let mut count = 0u64;
     match format {
         Format::Csv => {

@@ -176,6 +176,20 @@ fn read_items(path: &Path, inv: Inventory) -> rusqlite::Result<ItemMap> {
     let mut map =
         ItemMap::with_capacity_and_hasher(usize::try_from(n).unwrap_or(0), Default::default());
     let mut decoders = Decoders::read(&conn, inv)?;
+    // The last complete full pass saw every item but the unseen ones (see `schema::LAST_SEEN`).
+    let full_seen: Option<DateTime<Utc>> = conn
+        .query_row(
+            "SELECT full_seen_at FROM sync_state WHERE inventory = ?1",
+            [inv.as_str()],
+            |r| r.get(0),
+        )
+        .optional()?
+        .flatten()
+        .and_then(|t: String| parse_time(Some(t)));
+    let unseen: std::collections::HashSet<String> = conn
+        .prepare("SELECT key FROM unseen WHERE inventory = ?1")?
+        .query_map([inv.as_str()], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
     let mut stmt = conn.prepare(&format!(
         "SELECT key, raw, first_seen, last_seen, raw_dict FROM \"{}\"",
         table(inv)
@@ -185,7 +199,13 @@ fn read_items(path: &Path, inv: Inventory) -> rusqlite::Result<ItemMap> {
         let key: String = r.get(0)?;
         let raw = decoders.json(r.get_ref(1)?, r.get(4)?, 1)?;
         let first_seen = parse_time(r.get(2)?).unwrap_or_default();
-        let last_seen = parse_time(r.get(3)?).unwrap_or(first_seen);
+        let mut last_seen = parse_time(r.get(3)?).unwrap_or(first_seen);
+        if let Some(full) = full_seen
+            && full > last_seen
+            && !unseen.contains(&key)
+        {
+            last_seen = full;
+        }
         // The row is extracted again from the upstream JSON, so rows follow this build's rules.
         let key = Key::new(&key);
         map.insert(

@@ -6,7 +6,9 @@
 //!   ([`Row::columns`]: text; dates as RFC 3339 UTC text; single entries and lists as JSON
 //!   text), plus `key` (primary key), `raw` (the upstream JSON: a zstd frame against the
 //!   dictionary `raw_dict` names, or text when it names none; see `compression`),
-//!   `first_seen` and `last_seen`;
+//!   `first_seen` and `last_seen` (as of the row's own last write: a complete full pass
+//!   records once, in `sync_state.full_seen_at`, that it saw every item but those it lists in
+//!   `unseen`; `schema::LAST_SEEN` is the item's `last_seen` in SQL);
 //!   and `sync_state`, one row per inventory with the refresh window's timestamps (and
 //!   whether its first buildup was settled); `awaiting`, the items awaiting a second witness
 //!   before they are removed (replaced in the transaction of each poll that changed them); and
@@ -34,8 +36,9 @@ mod schema;
 mod writer;
 
 pub use load::Loaded;
+pub(crate) use schema::LAST_SEEN;
 pub use schema::table;
-use schema::{schema_v1, schema_v2, schema_v3};
+use schema::{schema_v1, schema_v2, schema_v3, schema_v4};
 pub use writer::{WriteStats, Writer};
 
 use crate::model::inventory::Inventory;
@@ -46,7 +49,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// The schema version this build writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -287,7 +290,10 @@ impl Store {
         if from < 3 {
             tx.execute_batch(&schema_v3())?;
         }
-        // Later versions: `if from < 4 { ... }`, each step inside this transaction.
+        if from < 4 {
+            tx.execute_batch(&schema_v4())?;
+        }
+        // Later versions: `if from < 5 { ... }`, each step inside this transaction.
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         tx.commit()
     }

@@ -90,6 +90,28 @@ ALTER TABLE sync_state ADD COLUMN settled INTEGER NOT NULL DEFAULT 1;\n"
         .into()
 }
 
+/// Version 4: a complete full pass records once that it saw every item it did not leave
+/// unseen, instead of rewriting each row's `last_seen`: an item's `last_seen` is the later of
+/// its row's and its inventory's `sync_state.full_seen_at`, unless its key is in `unseen` (the
+/// items that pass kept without having returned them). See [`LAST_SEEN`].
+pub(super) fn schema_v4() -> String {
+    "ALTER TABLE sync_state ADD COLUMN full_seen_at TEXT;
+CREATE TABLE unseen (
+  inventory TEXT NOT NULL,
+  key TEXT NOT NULL,
+  PRIMARY KEY (inventory, key)
+) WITHOUT ROWID;\n"
+        .into()
+}
+
+/// An item's `last_seen` in SQL, over its table aliased `t` (`?1` = the inventory): the row's,
+/// or the last complete full pass's when that is later and the pass saw the item.
+pub(crate) const LAST_SEEN: &str = "CASE
+    WHEN EXISTS (SELECT 1 FROM unseen u WHERE u.inventory = ?1 AND u.key = t.key) THEN t.last_seen
+    ELSE max(t.last_seen, coalesce(
+        (SELECT s.full_seen_at FROM sync_state s WHERE s.inventory = ?1), ''))
+  END";
+
 pub(super) fn upsert_sql(inv: Inventory) -> String {
     let cols = Row::columns(inv);
     let names: Vec<String> = cols.iter().map(|c| format!("\"{}\"", c.name)).collect();

@@ -55,6 +55,8 @@ impl Store {
             let items = cache.snapshot(inv);
             let stored = self.encoders[inv.index()].as_mut();
             stats.upserted = upsert_all(&tx, inv, &items, stored, &mut trained)?;
+            // The rows now carry the cache's own last_seen.
+            write_full_seen(&tx, inv, None, &[])?;
         } else {
             {
                 let mut delete =
@@ -66,28 +68,25 @@ impl Store {
             let stored = self.encoders[inv.index()].as_mut();
             stats.upserted = upsert_all(&tx, inv, &applied.upserts, stored, &mut trained)?;
             // (A failed poll journals no unchanged keys: it applied nothing.)
-            if !applied.unchanged.is_empty() {
+            if applied.unseen.is_some() {
+                // A complete full pass saw every item it did not list as unseen: recorded once,
+                // below, instead of rewriting each row (a row is a whole record: its upstream
+                // JSON and every column).
+                stats.touched = applied.unchanged.len();
+            } else if !applied.unchanged.is_empty() {
                 let seen = format::nanos(report.finished);
-                if applied.swept {
-                    // After a complete full pass and its sweep, every row left was seen by it:
-                    // one statement instead of one per key. Rows upserted by this pass already
-                    // carry a later time than its start. (A full pass that could not confirm
-                    // its removals kept items it did not see: those are touched one by one.)
-                    stats.touched = tx.execute(
-                        &format!("UPDATE \"{t}\" SET last_seen = ?1 WHERE last_seen < ?2"),
-                        params![seen, format::nanos(report.started)],
-                    )?;
-                } else {
-                    let mut touch = tx.prepare_cached(&format!(
-                        "UPDATE \"{t}\" SET last_seen = ?1 WHERE key = ?2 AND last_seen < ?1"
-                    ))?;
-                    for key in &applied.unchanged {
-                        stats.touched += touch.execute(params![seen, key.as_str()])?;
-                    }
+                let mut touch = tx.prepare_cached(&format!(
+                    "UPDATE \"{t}\" SET last_seen = ?1 WHERE key = ?2 AND last_seen < ?1"
+                ))?;
+                for key in &applied.unchanged {
+                    stats.touched += touch.execute(params![seen, key.as_str()])?;
                 }
             }
         }
         write_state(&tx, applied)?;
+        if let Some(unseen) = &applied.unseen {
+            write_full_seen(&tx, inv, Some(report.finished), unseen)?;
+        }
         if let Some(cache) = rewrite_from {
             // The failed write may have carried a change of the marks too.
             let mut awaiting: Vec<_> = cache.awaiting(inv).into_iter().collect();
@@ -284,6 +283,26 @@ fn upsert_item(
     stmt.raw_bind_parameter(at + 1, format::nanos(item.first_seen))?;
     stmt.raw_bind_parameter(at + 2, format::nanos(item.last_seen()))?;
     stmt.raw_execute()?;
+    Ok(())
+}
+
+/// Records that a complete full pass that ended at `seen` saw every item of `inv` but the
+/// `unseen` ones (`None`: no such pass; the rows' own `last_seen` hold).
+fn write_full_seen(
+    tx: &rusqlite::Transaction<'_>,
+    inv: crate::model::inventory::Inventory,
+    seen: Option<DateTime<Utc>>,
+    unseen: &[crate::model::item::Key],
+) -> rusqlite::Result<()> {
+    tx.execute(
+        "UPDATE sync_state SET full_seen_at = ?2 WHERE inventory = ?1",
+        params![inv.as_str(), seen.map(format::nanos)],
+    )?;
+    tx.execute("DELETE FROM unseen WHERE inventory = ?1", [inv.as_str()])?;
+    let mut insert = tx.prepare_cached("INSERT INTO unseen (inventory, key) VALUES (?1, ?2)")?;
+    for key in unseen {
+        insert.execute(params![inv.as_str(), key.as_str()])?;
+    }
     Ok(())
 }
 

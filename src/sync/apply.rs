@@ -45,6 +45,7 @@ pub(super) fn apply(
     let mut removed = Vec::new();
     // Every item left in the inventory was returned by this poll.
     let mut swept = false;
+    let mut unseen = None;
     if report.outcome == Outcome::Failed {
         pass.changed.clear();
         pass.unchanged.clear();
@@ -70,6 +71,9 @@ pub(super) fn apply(
             }
         });
         swept = awaiting.is_empty();
+        if cx.journal.is_some() {
+            unseen = Some(awaiting.iter().map(|item| item.key.clone()).collect());
+        }
         for item in awaiting {
             map.insert(item.key.clone(), item);
         }
@@ -119,6 +123,7 @@ pub(super) fn apply(
             unchanged: pass.unchanged,
             removed,
             swept,
+            unseen,
             items,
             awaiting,
             placement,

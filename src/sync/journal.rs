@@ -26,6 +26,11 @@ pub struct Applied {
     /// False for refreshes, incomplete passes and full passes that kept items awaiting a
     /// second witness.
     pub swept: bool,
+    /// A complete full pass: the keys it kept without having returned them (awaiting a second
+    /// witness, or returned only by a confirming listing that failed). Every other item left
+    /// was seen by the pass, which the store records once (`sync_state.full_seen_at`) instead
+    /// of on each row. `None` for any other poll.
+    pub unseen: Option<Vec<Key>>,
     /// Items in the inventory once this poll was applied (for the stored poll history).
     pub items: usize,
     /// Every item awaiting a second witness after this poll, by key, when that set changed
@@ -76,6 +81,7 @@ impl Applied {
             unchanged: Vec::new(),
             removed: Vec::new(),
             swept: false,
+            unseen: None,
         }
     }
 }
