@@ -58,15 +58,16 @@ fn written() -> u64 {
 fn write_all(store: &mut Store, cache: &Cache, passes: &[Applied], what: &str) {
     let before = written();
     write_passes(store, cache, passes, what);
-    let wal = written() - before;
+    let during = written() - before;
     let conn = rusqlite::Connection::open(store.path()).unwrap();
     conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
         .unwrap();
     let total = written() - before;
     let file = std::fs::metadata(store.path()).map_or(0, |m| m.len());
     println!(
-        "  written: {:.1} MB to the WAL, {:.1} MB with the checkpoint: {:.1} % of the {:.0} MB file",
-        wal as f64 / 1e6,
+        "  written: {:.1} MB by the writes (WAL frames and automatic checkpoints), {:.1} MB with a \
+         final checkpoint: {:.1} % of the {:.0} MB file",
+        during as f64 / 1e6,
         total as f64 / 1e6,
         100.0 * total as f64 / file.max(1) as f64,
         file as f64 / 1e6
