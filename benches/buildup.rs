@@ -3,7 +3,10 @@
 //! are the work's alone.
 //!
 //! `cargo bench --bench buildup` (sizes: `BUILDUP_SERVICES`, `BUILDUP_CARRIERS`,
-//! `BUILDUP_RESOURCES`, default 20 000 / 5 000 / 40 000; `BUILDUP_ROUNDS`, default 3).
+//! `BUILDUP_RESOURCES`, default 20 000 / 5 000 / 40 000; `BUILDUP_ROUNDS`, default 3;
+//! `BUILDUP_MIX`, the simulator's data mix as its flags take it, e.g.
+//! `BUILDUP_MIX="--not-kept-permille 400 --v5-permille 900 --pad-bytes 1500"`; default: the
+//! simulator's default mix).
 //!
 //! The minimal client does what any client must: reqwest with keep-alive, pages of 40 one after
 //! the other, each page parsed into borrowed raw elements, each element's key read (`externalId`,
@@ -237,11 +240,13 @@ fn main() {
         env_usize("BUILDUP_RESOURCES", 40_000),
     );
     let rounds = env_usize("BUILDUP_ROUNDS", 3).max(1);
+    let mix = std::env::var("BUILDUP_MIX").unwrap_or_default();
     let mut sim = Command::new(env!("CARGO_BIN_EXE_ses-inventory"))
         .args(["sim", "--listen", "127.0.0.1:0"])
         .args(["--services", &services.to_string()])
         .args(["--carriers", &carriers.to_string()])
         .args(["--resources", &resources.to_string()])
+        .args(mix.split_whitespace())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -254,7 +259,9 @@ fn main() {
     let url = first.split_whitespace().nth(2).unwrap_or_default();
     let base = url.split("/gstm").next().unwrap_or_default().to_string();
     println!(
-        "simulator at {base}: {services} services, {carriers} carriers, {resources} resources"
+        "simulator at {base}: {services} services, {carriers} carriers, {resources} resources, \
+         mix: {}",
+        if mix.is_empty() { "default" } else { &mix }
     );
 
     let mut results: HashMap<&str, Vec<(f64, u64, usize, f64)>> = HashMap::new();

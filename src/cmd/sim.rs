@@ -58,6 +58,15 @@ pub struct SimArgs {
     /// `lastUpdate` order.
     #[arg(long)]
     pub resort_on_update: bool,
+    /// Per mille of services and resources generated as ones the daemon's rules drop.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u16).range(0..=1000))]
+    pub(crate) not_kept_permille: u16,
+    /// Per mille of fields written in their TMF v5 shape rather than v4.
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u16).range(0..=1000))]
+    pub(crate) v5_permille: u16,
+    /// Extra bytes of description per service and resource (larger items).
+    #[arg(long, default_value_t = 0)]
+    pub(crate) pad_bytes: usize,
     /// Fail requests: INVENTORY:PAGE:CODE:TIMES, e.g. services:3:504:1000 (`*` = any/forever).
     #[arg(long = "fail", value_name = "INVENTORY:PAGE:CODE:TIMES")]
     pub fail: Vec<String>,
@@ -77,6 +86,11 @@ impl SimArgs {
             latency: Duration::from_millis(self.latency_ms),
             total_header: !self.no_total,
             resort_on_update: self.resort_on_update,
+            mix: ses_inventory_sim::Mix {
+                not_kept_permille: self.not_kept_permille.into(),
+                v5_permille: self.v5_permille.into(),
+                pad_bytes: self.pad_bytes,
+            },
             ..SimConfig::default()
         }
     }

@@ -423,6 +423,8 @@ struct Gen {
     force_kept: bool,
     /// Reused output buffer.
     buf: String,
+    /// The shape of the data (see `SimConfig::mix`).
+    mix: crate::Mix,
 }
 
 impl Dataset {
@@ -439,6 +441,7 @@ impl Dataset {
             force_not_kept: false,
             force_kept: false,
             buf: String::new(),
+            mix: config.mix,
         };
         // Serials of keepable first occurrences that may still be duplicated (each at most once).
         let mut pool: Vec<u64> = Vec::new();
@@ -699,6 +702,7 @@ impl Dataset {
             force_not_kept: false,
             force_kept: false,
             buf: String::new(),
+            mix: config.mix,
         };
         let n = self.items.len();
         let (updates, deletes, adds) = (n.div_ceil(50), n.div_ceil(100), n.div_ceil(100));
@@ -807,6 +811,7 @@ impl Dataset {
             force_not_kept: false,
             force_kept: false,
             buf: String::new(),
+            mix: config.mix,
         };
         let mut at: Vec<usize> = if view.is_empty() {
             vec![0; change.inserts]
@@ -1087,12 +1092,39 @@ impl Gen {
         o.s(k, &fmt_ts(ms, style));
     }
 
+    /// Whether the next field takes its v5 shape (a fair coin by default, drawn as it always
+    /// was, so the default data stay the same).
+    fn v5(&mut self) -> bool {
+        match self.mix.v5_permille {
+            500 => self.rng.below(2) == 0,
+            p => self.rng.permille(p),
+        }
+    }
+
+    /// `pad_bytes` of words for a description, or nothing.
+    fn padding(&mut self) -> String {
+        const WORDS: [&str; 8] = [
+            "uplink", "carrier", "beam", "transponder", "gateway", "teleport", "redundant", "lease",
+        ];
+        let mut pad = String::new();
+        while pad.len() < self.mix.pad_bytes {
+            pad.push(' ');
+            pad.push_str(self.rng.pick(&WORDS));
+        }
+        pad
+    }
+
     /// `externalId` (v4) or `externalIdentifier` (v5), or one of the empty-key shapes.
     fn external_key(&mut self, o: &mut Obj<'_>, spec: KeySpec) {
         match spec {
             KeySpec::Serial(s) => {
                 let key = key_for(self.inv, s);
-                if self.rng.below(2) == 0 {
+                // v4 on a zero, as drawn before mixes existed (the default data stay the same).
+                let v4 = match self.mix.v5_permille {
+                    500 => self.rng.below(2) == 0,
+                    p => !self.rng.permille(p),
+                };
+                if v4 {
                     o.s("externalId", &key);
                 } else {
                     let second = self.rng.permille(300).then(|| self.rng.below(1_000_000));
@@ -1132,7 +1164,13 @@ impl Gen {
     /// `operatingStatus`.
     fn status(&mut self, o: &mut Obj<'_>, status: &'static str) {
         let spelled = self.spelled(status);
-        match self.rng.below(10) {
+        // Six in ten v4 (`status`), four in ten v5, by default.
+        let shape = match self.mix.v5_permille {
+            500 => self.rng.below(10),
+            p if self.rng.permille(p) => 6 + self.rng.below(4),
+            _ => self.rng.below(6),
+        };
+        match shape {
             0..6 => {
                 o.s("status", &spelled);
                 if self.rng.below(3) == 0 {
@@ -1214,7 +1252,7 @@ impl Gen {
         if self.rng.below(2) == 0 {
             parties.swap(0, 1);
         }
-        let v5 = self.rng.below(2) == 0;
+        let v5 = self.v5();
         o.arr("relatedParty", |a| {
             for (id, name, role) in &parties[..n] {
                 a.obj(|o| {
@@ -1285,7 +1323,7 @@ impl Gen {
     }
 
     fn characteristics(&mut self, o: &mut Obj<'_>, k: &str, chars: Vec<(&str, Cv)>) {
-        let v5 = self.rng.below(2) == 0;
+        let v5 = self.v5();
         o.arr(k, |a| {
             for (name, value) in chars {
                 a.obj(|o| {
@@ -1320,7 +1358,9 @@ impl Gen {
         let cust = self.rng.below(CUSTOMERS.len());
         let customer = CUSTOMERS[cust];
         let (spec_id, spec_name) = self.rng.pick(&SERVICE_SPECS);
-        let status = if (self.rng.permille(50) || self.force_not_kept) && !self.force_kept {
+        let status = if (self.rng.permille(self.mix.not_kept_permille) || self.force_not_kept)
+            && !self.force_kept
+        {
             self.rng.pick(&NON_OPERATIONAL)
         } else {
             "Operational"
@@ -1333,11 +1373,12 @@ impl Gen {
         )
         .s("id", &id);
         self.external_key(&mut o, spec);
+        let pad = self.padding();
         o.f("name", format_args!("{spec_name} {sat} {band}-band - {customer}"))
             .f(
                 "description",
                 format_args!(
-                    "{spec_name} for {customer} on {sat} ({pos}), {band}-band, uplinked from {} teleport",
+                    "{spec_name} for {customer} on {sat} ({pos}), {band}-band, uplinked from {} teleport{pad}",
                     tp.0
                 ),
             );
@@ -1471,7 +1512,8 @@ impl Gen {
     }
 
     fn resource(&mut self, b: &mut String, spec: KeySpec, fresh: bool) -> (Option<i64>, bool) {
-        let excluded = (self.rng.permille(50) || self.force_not_kept) && !self.force_kept;
+        let excluded = (self.rng.permille(self.mix.not_kept_permille) || self.force_not_kept)
+            && !self.force_kept;
         let rtype = if excluded {
             self.rng.pick(&EXCLUDED_TYPES)
         } else {
@@ -1591,10 +1633,11 @@ impl Gen {
                 vec![],
             ),
         };
+        let pad = self.padding();
         o.s("name", &name)
             .f(
                 "description",
-                format_args!("{rtype} at {tp_name} teleport for {sat}"),
+                format_args!("{rtype} at {tp_name} teleport for {sat}{pad}"),
             )
             .s("@type", &self.spelled(rtype))
             .s("category", category);
@@ -1638,7 +1681,7 @@ impl Gen {
             self.teleport_place(&mut o, tp);
         }
         if self.next_serial > 0 && self.rng.permille(600) {
-            let v5 = self.rng.below(2) == 0;
+            let v5 = self.v5();
             let k = 1 + self.rng.below(2);
             o.arr("resourceRelationship", |a| {
                 for _ in 0..k {
@@ -1761,6 +1804,65 @@ pub(crate) mod tests {
                 _ => assert!(facts.not_kept > 0, "{inv}"),
             }
         }
+    }
+
+    /// The mix moves what it says and keeps the facts true: the share the rules drop, the
+    /// share of v5 keys, the size of items.
+    #[test]
+    fn a_mix_shapes_the_data_and_the_facts_stay_true() {
+        let count = |cfg: &SimConfig, inv: Inventory| {
+            let ds = Dataset::generate(inv, cfg, ANCHOR);
+            let facts = ds.facts().unwrap();
+            assert_eq!(facts, reference_facts(inv, &ds.values()), "{inv} {:?}", cfg.mix);
+            let values = ds.values();
+            let v5_keys = values
+                .iter()
+                .filter(|v| v.get("externalIdentifier").is_some())
+                .count();
+            let bytes: usize = values.iter().map(|v| v.to_string().len()).sum();
+            (facts.not_kept, v5_keys, bytes / values.len())
+        };
+        let sized = |mix: crate::Mix| SimConfig {
+            services: 2000,
+            resources: 2000,
+            mix,
+            ..SimConfig::default()
+        };
+        let default = sized(crate::Mix::default());
+        let dropping = sized(crate::Mix {
+            not_kept_permille: 400,
+            ..crate::Mix::default()
+        });
+        let (dropped, ..) = count(&dropping, Inventory::Services);
+        let (usual, ..) = count(&default, Inventory::Services);
+        assert!(dropped > 600 && usual < 200, "{dropped} vs {usual}");
+        let (dropped, ..) = count(&dropping, Inventory::Resources);
+        assert!(dropped > 600, "{dropped}");
+        let (_, all_v5, _) = count(
+            &sized(crate::Mix {
+                v5_permille: 1000,
+                ..crate::Mix::default()
+            }),
+            Inventory::Services,
+        );
+        let (_, no_v5, _) = count(
+            &sized(crate::Mix {
+                v5_permille: 0,
+                ..crate::Mix::default()
+            }),
+            Inventory::Services,
+        );
+        // Keys of the empty-key anomaly keep their own shapes.
+        assert!(all_v5 > 1800 && no_v5 < 100, "{all_v5} vs {no_v5}");
+        let (.., plain) = count(&default, Inventory::Resources);
+        let (.., padded) = count(
+            &sized(crate::Mix {
+                pad_bytes: 2000,
+                ..crate::Mix::default()
+            }),
+            Inventory::Resources,
+        );
+        assert!(padded > plain + 1900, "{padded} vs {plain}");
     }
 
     #[test]

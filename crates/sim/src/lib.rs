@@ -115,6 +115,34 @@ pub struct SimConfig {
     /// Move an item to the end of its dataset when it is updated (by [`Simulator::mutate`] or
     /// an [`Edit`]), like a gateway that lists in `lastUpdate` order.
     pub resort_on_update: bool,
+    /// The shape of the generated data: how many items the daemon's rules drop, how often each
+    /// field takes its TMF v5 shape, how large items are. The default is the mix every test
+    /// and benchmark was written against.
+    pub mix: Mix,
+}
+
+/// What the generated datasets are made of (see [`SimConfig::mix`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Mix {
+    /// Per mille of services and resources generated as ones the daemon does not keep (a
+    /// status other than Operational, an excluded resource type), anomalies aside. Default 50.
+    pub not_kept_permille: usize,
+    /// Per mille of fields (key, status, parties, places, characteristics, relationships) written
+    /// in their TMF v5 shape rather than v4. Default 500.
+    pub v5_permille: usize,
+    /// Extra bytes of description text per service and resource (words, not one run), to
+    /// make items larger. Default 0.
+    pub pad_bytes: usize,
+}
+
+impl Default for Mix {
+    fn default() -> Self {
+        Mix {
+            not_kept_permille: 50,
+            v5_permille: 500,
+            pad_bytes: 0,
+        }
+    }
 }
 
 impl Default for SimConfig {
@@ -138,6 +166,7 @@ impl Default for SimConfig {
             pretty: false,
             total_header: true,
             resort_on_update: false,
+            mix: Mix::default(),
         }
     }
 }
