@@ -1104,7 +1104,14 @@ impl Gen {
     /// `pad_bytes` of words for a description, or nothing.
     fn padding(&mut self) -> String {
         const WORDS: [&str; 8] = [
-            "uplink", "carrier", "beam", "transponder", "gateway", "teleport", "redundant", "lease",
+            "uplink",
+            "carrier",
+            "beam",
+            "transponder",
+            "gateway",
+            "teleport",
+            "redundant",
+            "lease",
         ];
         let mut pad = String::new();
         while pad.len() < self.mix.pad_bytes {
@@ -1813,7 +1820,12 @@ pub(crate) mod tests {
         let count = |cfg: &SimConfig, inv: Inventory| {
             let ds = Dataset::generate(inv, cfg, ANCHOR);
             let facts = ds.facts().unwrap();
-            assert_eq!(facts, reference_facts(inv, &ds.values()), "{inv} {:?}", cfg.mix);
+            assert_eq!(
+                facts,
+                reference_facts(inv, &ds.values()),
+                "{inv} {:?}",
+                cfg.mix
+            );
             let values = ds.values();
             let v5_keys = values
                 .iter()
