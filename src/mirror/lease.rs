@@ -206,11 +206,15 @@ async fn run(
     tx: watch::Sender<HaStatus>,
 ) {
     let store = lease_bucket(&js, lease, replicas).await;
+    let client = js.client();
     let tick = lease / 3;
     let mut held: Option<(u64, Instant)> = None;
     loop {
         match held {
             None => {
+                if !connected_by(&client, Instant::now() + tick).await {
+                    continue;
+                }
                 let sent = Instant::now();
                 let attempt = tokio::time::timeout(
                     tick,
@@ -253,39 +257,46 @@ async fn run(
             }
             Some((revision, deadline)) => {
                 // Renew at a third of the term; give up the moment the term runs out.
-                let sent = Instant::now();
-                let renewal =
-                    store.update(LEASE_KEY, value(&instance, lease, Utc::now()), revision);
-                let outcome = tokio::select! {
-                    r = renewal => Some(r),
-                    () = tokio::time::sleep_until(deadline) => None,
-                };
-                let lost = match outcome {
-                    Some(Ok(next)) => {
-                        let deadline = sent + lease;
-                        held = Some((next, deadline));
-                        tx.send_modify(|s| {
-                            s.revision = next;
-                            s.deadline = Some(deadline);
-                            s.lease_expires = Some(
-                                Utc::now() + chrono::Duration::from_std(lease).unwrap_or_default(),
-                            );
-                        });
-                        tokio::time::sleep_until(sent + tick).await;
-                        None
+                // While the client is disconnected nothing is sent: try again soon, within
+                // the term (the deadline below ends it).
+                let retry = (Instant::now() + Duration::from_millis(500).min(tick)).min(deadline);
+                let lost = if connected_by(&client, retry).await {
+                    let sent = Instant::now();
+                    let renewal =
+                        store.update(LEASE_KEY, value(&instance, lease, Utc::now()), revision);
+                    let outcome = tokio::select! {
+                        r = renewal => Some(r),
+                        () = tokio::time::sleep_until(deadline) => None,
+                    };
+                    match outcome {
+                        Some(Ok(next)) => {
+                            let deadline = sent + lease;
+                            held = Some((next, deadline));
+                            let expires =
+                                Utc::now() + chrono::Duration::from_std(lease).unwrap_or_default();
+                            tx.send_modify(|s| {
+                                s.revision = next;
+                                s.deadline = Some(deadline);
+                                s.lease_expires = Some(expires);
+                            });
+                            tokio::time::sleep_until(sent + tick).await;
+                            None
+                        }
+                        Some(Err(e))
+                            if e.kind()
+                                == async_nats::jetstream::kv::UpdateErrorKind::WrongLastRevision =>
+                        {
+                            Some("another instance holds the lease")
+                        }
+                        Some(Err(_)) if Instant::now() < deadline => {
+                            // NATS did not answer: try again soon, within the term.
+                            tokio::time::sleep(Duration::from_millis(500).min(tick)).await;
+                            None
+                        }
+                        _ => Some("the lease ran out before it could be renewed"),
                     }
-                    Some(Err(e))
-                        if e.kind()
-                            == async_nats::jetstream::kv::UpdateErrorKind::WrongLastRevision =>
-                    {
-                        Some("another instance holds the lease")
-                    }
-                    Some(Err(_)) if Instant::now() < deadline => {
-                        // NATS did not answer: try again soon, within the term.
-                        tokio::time::sleep(Duration::from_millis(500).min(tick)).await;
-                        None
-                    }
-                    _ => Some("the lease ran out before it could be renewed"),
+                } else {
+                    None
                 };
                 // A term also ends when the process was paused past its deadline.
                 let lost = lost.or_else(|| {
@@ -306,6 +317,24 @@ async fn run(
                 }
             }
         }
+    }
+}
+
+/// Waits until the client is connected, at most until `until`; whether it is. Nothing is
+/// asked of the lease while the client is disconnected: it would keep the request and send it
+/// once it reconnects, perhaps terms later, and a create sent that late makes this instance
+/// the holder without its knowing (nobody leads until the entry runs out), a renewal that late
+/// renews a term it has already given up.
+async fn connected_by(client: &async_nats::Client, until: Instant) -> bool {
+    loop {
+        if client.connection_state() == async_nats::connection::State::Connected {
+            return true;
+        }
+        let now = Instant::now();
+        if now >= until {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50).min(until - now)).await;
     }
 }
 

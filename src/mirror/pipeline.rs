@@ -32,6 +32,8 @@ pub(crate) type Tag = (usize, String);
 
 pub(crate) struct Pipeline {
     js: jetstream::Context,
+    /// The connection `js` sends on, whose state is checked before each send.
+    client: async_nats::Client,
     pending: VecDeque<(String, PublishAckFuture, Option<Tag>)>,
     /// The revisions of tagged messages acknowledged since the last [`Pipeline::take_revisions`].
     revisions: Vec<(Tag, u64)>,
@@ -45,6 +47,7 @@ pub(crate) struct Pipeline {
 impl Pipeline {
     pub fn new(js: jetstream::Context, max: usize, fence: Option<Fence>) -> Pipeline {
         Pipeline {
+            client: js.client(),
             js,
             pending: VecDeque::new(),
             revisions: Vec::new(),
@@ -81,6 +84,17 @@ impl Pipeline {
             return Err(WriteError::new(
                 format!("publish to {subject}"),
                 "refused: this instance no longer holds the leader lease",
+            ));
+        }
+        // And only onto a live connection: the client keeps what it is given while
+        // disconnected and sends it once it reconnects, however late that is, so a leader cut
+        // off from NATS past its term would write when the link heals, over its successor's
+        // term. (What the client already held when the link broke, and bytes the network
+        // delivers late, are left to the server's revision checks and to `Ses-Lease-Revision`.)
+        if self.client.connection_state() != async_nats::connection::State::Connected {
+            return Err(WriteError::new(
+                format!("publish to {subject}"),
+                "refused: not connected to NATS",
             ));
         }
         let send = self
