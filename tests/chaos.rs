@@ -16,148 +16,22 @@ mod common;
 
 use async_nats::jetstream;
 use chrono::{DateTime, Utc};
-use futures_util::StreamExt;
+use common::nats::{
+    Daemon, LEASE, NatsServer, eventually, ha_command, header, http_bounded, mirror_equals_api,
+    same_data, same_items, stream_messages,
+};
 use serde_json::Value;
 use ses_inventory::Inventory;
 use ses_inventory::cache::Cache;
-use ses_inventory::mirror::{kv, stream};
 use ses_inventory::model::status::Outcome;
 use ses_inventory_sim::{Fault, FaultKind, SimConfig, Simulator};
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
-
-/// `ha.lease_seconds` of every instance here.
-const LEASE: u64 = 3;
-
-// ----------------------------------------------------------------------------------------------
-// nats-server (as tests/nats.rs starts it: -js, a loopback port, a store directory of its own)
-
-struct NatsServer {
-    child: Option<Child>,
-    port: u16,
-    dir: PathBuf,
-}
-
-impl NatsServer {
-    /// A running server, or `None` (after a note) when nats-server is not installed and `CI`
-    /// is unset.
-    fn start() -> Option<NatsServer> {
-        if let Err(e) = Command::new("nats-server").arg("--version").output() {
-            if std::env::var_os("CI").is_none() {
-                eprintln!(
-                    "note: chaos tests skipped ({e}); `apt-get install nats-server` to run them"
-                );
-                return None;
-            }
-            panic!("cannot run nats-server ({e}): install it with `apt-get install nats-server`");
-        }
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos();
-        let dir = std::env::temp_dir().join(format!("ses-chaos-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut server = NatsServer {
-            child: None,
-            port: 0,
-            dir,
-        };
-        // A free port can be taken by someone else before the server binds it: try a few.
-        for _ in 0..5 {
-            server.port = std::net::TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port();
-            if server.spawn() {
-                return Some(server);
-            }
-        }
-        panic!("nats-server did not start on any of 5 ports");
-    }
-
-    fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
-    }
-
-    fn addr(&self) -> SocketAddr {
-        ([127, 0, 0, 1], self.port).into()
-    }
-
-    /// Starts the server on its port and directory; true once it accepts connections.
-    fn spawn(&mut self) -> bool {
-        let mut child = Command::new("nats-server")
-            .args([
-                "-js",
-                "-a",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-sd",
-            ])
-            .arg(&self.dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("nats-server starts");
-        for _ in 0..200 {
-            if let Ok(Some(_)) = child.try_wait() {
-                return false; // exited: the port was taken
-            }
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                self.child = Some(child);
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        false
-    }
-
-    /// Kills the server (SIGKILL): an outage, not a goodbye.
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// Starts it again on the same port and store directory (the port may be busy for a
-    /// moment: a bounded number of tries).
-    fn restart(&mut self) {
-        for _ in 0..20 {
-            if self.spawn() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(250));
-        }
-        panic!("nats-server did not start again on port {}", self.port);
-    }
-
-    async fn client(&self) -> jetstream::Context {
-        let client = async_nats::ConnectOptions::new()
-            .connect(self.url())
-            .await
-            .expect("test client connects");
-        jetstream::new(client)
-    }
-}
-
-impl Drop for NatsServer {
-    fn drop(&mut self) {
-        self.stop();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
 
 // ----------------------------------------------------------------------------------------------
 // A TCP proxy on loopback whose link the test cuts and heals
@@ -297,26 +171,10 @@ async fn pump(
 // ----------------------------------------------------------------------------------------------
 // The daemons (the binary, as tests/nats.rs runs the pair: a frozen process must be its own)
 
-fn http() -> reqwest::Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap()
-}
-
-/// The daemon binary as a child process, its JSON log collected; killed on drop.
-struct Daemon {
-    name: String,
-    child: Child,
-    api: String,
-    logs: Arc<Mutex<String>>,
-}
-
 impl Daemon {
     /// An instance with `ha.enabled` and a short lease, polling `sim` (through `upstream` when
-    /// given: a proxy in front of the simulator) and writing to NATS at `nats_url`.
+    /// given: a proxy in front of the simulator) and writing to NATS at `nats_url`; each
+    /// request to it is given up after 10 s.
     fn start(
         sim: &Simulator,
         sc: &SimConfig,
@@ -324,12 +182,7 @@ impl Daemon {
         name: &str,
         upstream: Option<SocketAddr>,
     ) -> Daemon {
-        let mut c = common::binary(sim, sc);
-        c.arg("run")
-            .env("SES_INVENTORY__NATS__URL", nats_url)
-            .env("SES_INVENTORY__HA__ENABLED", "true")
-            .env("SES_INVENTORY__HA__LEASE_SECONDS", LEASE.to_string())
-            .env("SES_INVENTORY__HA__INSTANCE", name);
+        let mut c = ha_command(sim, sc, nats_url, name);
         if let Some(addr) = upstream {
             c.env(
                 "SES_INVENTORY__TMF638__ENDPOINT",
@@ -340,89 +193,7 @@ impl Daemon {
                 format!("http://{addr}{}", sc.base639),
             );
         }
-        c.stderr(Stdio::piped()).stdout(Stdio::null());
-        let mut child = c.spawn().expect("the daemon starts");
-        let stderr = child.stderr.take().unwrap();
-        let logs = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = std::sync::mpsc::channel::<String>();
-        let sink = logs.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx.send(line.clone());
-                let mut logs = sink.lock().unwrap();
-                logs.push_str(&line);
-                logs.push('\n');
-            }
-        });
-        let api = loop {
-            let line = rx
-                .recv_timeout(Duration::from_secs(30))
-                .expect("the daemon logs where the API listens");
-            if line.contains("API listening.") {
-                let log: Value = serde_json::from_str(&line).unwrap();
-                break log["addr"].as_str().unwrap().to_string();
-            }
-        };
-        Daemon {
-            name: name.to_owned(),
-            child,
-            api: format!("http://{api}"),
-            logs,
-        }
-    }
-
-    fn logs(&self) -> String {
-        self.logs.lock().unwrap().clone()
-    }
-
-    async fn get(&self, path: &str) -> Value {
-        http()
-            .get(format!("{}{path}", self.api))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
-    }
-
-    async fn ha(&self) -> Value {
-        self.get("/api/v1/status").await["ha"].clone()
-    }
-
-    async fn wait_role(&self, role: &str, secs: u64) {
-        eventually(secs, &format!("{} to be {role}", self.name), || async {
-            let ha = self.ha().await;
-            (ha["role"] == role).then_some(()).ok_or(format!("{ha}"))
-        })
-        .await;
-    }
-
-    async fn ready(&self) {
-        eventually(60, &format!("{} ready", self.name), || async {
-            let status = self.get("/api/v1/status").await;
-            (status["ready"] == true)
-                .then_some(())
-                .ok_or_else(|| "not ready".to_owned())
-        })
-        .await;
-    }
-
-    /// Every inventory settled and its poller idle (a leader: a standby runs no pollers).
-    async fn settled(&self) {
-        for inv in Inventory::ALL {
-            common::settled_over_api(&http(), &self.api, inv, 60).await;
-        }
-    }
-
-    /// Every cached row of `inv` by id, as the read API lists them.
-    async fn rows(&self, inv: Inventory) -> BTreeMap<String, Value> {
-        let rows = self.get(&format!("/api/v1/{inv}?limit=1000")).await;
-        rows.as_array()
-            .unwrap()
-            .iter()
-            .map(|r| (r["id"].as_str().unwrap().to_owned(), r.clone()))
-            .collect()
+        Daemon::spawn(name, c).with_http(http_bounded)
     }
 
     /// Asks for a poll of every inventory (`full`: a full pass) and waits (at most 60 s) until
@@ -451,134 +222,10 @@ impl Daemon {
             .await;
         }
     }
-
-    /// Asks for a poll without waiting for it; the status code.
-    async fn request_poll(&self, query: &str) -> u16 {
-        http()
-            .post(format!("{}/api/v1/refresh?{query}", self.api))
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .as_u16()
-    }
-
-    fn signal(&self, signal: &str) {
-        let ok = Command::new("kill")
-            .args([signal, &self.child.id().to_string()])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "kill {signal}");
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        // A frozen process is killed all the same (SIGKILL needs no SIGCONT).
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() || std::env::var_os("SHOW_LOGS").is_some() {
-            eprintln!("----- {} -----\n{}", self.name, self.logs());
-        }
-    }
 }
 
 // ----------------------------------------------------------------------------------------------
 // What the copies hold
-
-/// Bounded async wait for `cond`, every 100 ms, at most `secs` seconds.
-async fn eventually<F, Fut>(secs: u64, what: &str, mut cond: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<(), String>>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    loop {
-        match cond().await {
-            Ok(()) => return,
-            Err(why) if tokio::time::Instant::now() >= deadline => {
-                panic!("timed out waiting for {what}: {why}")
-            }
-            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-        }
-    }
-}
-
-/// A bucket's entries by upstream key.
-async fn bucket(
-    js: &jetstream::Context,
-    inv: Inventory,
-) -> Result<BTreeMap<String, Value>, String> {
-    let (contents, _follow) = kv::read_all(js, &kv::bucket(inv), false).await?;
-    contents
-        .into_iter()
-        .map(|(k, v)| {
-            let key = kv::decode_key(&k).ok_or(format!("foreign key {k}"))?;
-            let value: Value = serde_json::from_slice(&v).map_err(|e| e.to_string())?;
-            Ok((key, value))
-        })
-        .collect()
-}
-
-/// Whether an entry (of a bucket, or an upserted message) holds `row`: every member of it,
-/// equal.
-fn holds(entry: &Value, row: &Value) -> bool {
-    let (Some(entry), Some(row)) = (entry.as_object(), row.as_object()) else {
-        return false;
-    };
-    row.iter().all(|(k, v)| entry.get(k) == Some(v))
-}
-
-/// `entries` hold exactly `rows`: the same keys, each entry holding its row.
-fn same_items(
-    what: &str,
-    entries: &BTreeMap<String, Value>,
-    rows: &BTreeMap<String, Value>,
-) -> Result<(), String> {
-    if entries.keys().ne(rows.keys()) {
-        let missing: Vec<_> = rows.keys().filter(|k| !entries.contains_key(*k)).collect();
-        let extra: Vec<_> = entries.keys().filter(|k| !rows.contains_key(*k)).collect();
-        return Err(format!(
-            "{what}: {} against {} rows; missing {missing:?}, extra {extra:?}",
-            entries.len(),
-            rows.len()
-        ));
-    }
-    match rows.keys().find(|k| !holds(&entries[*k], &rows[*k])) {
-        Some(key) => Err(format!("{what} {key}: differs from the row")),
-        None => Ok(()),
-    }
-}
-
-/// The buckets hold exactly the rows `daemon` lists: no item of its cache lost, none extra.
-async fn mirror_equals_api(js: &jetstream::Context, daemon: &Daemon) -> Result<(), String> {
-    for inv in Inventory::ALL {
-        same_items(
-            &format!("{inv} bucket"),
-            &bucket(js, inv).await?,
-            &daemon.rows(inv).await,
-        )?;
-    }
-    Ok(())
-}
-
-/// Both instances list the same rows.
-async fn same_data(a: &Daemon, b: &Daemon) -> Result<(), String> {
-    for inv in Inventory::ALL {
-        let (ra, rb) = (a.rows(inv).await, b.rows(inv).await);
-        if ra.is_empty() || ra != rb {
-            return Err(format!(
-                "{inv}: {} rows on {} and {} on {}",
-                ra.len(),
-                a.name,
-                rb.len(),
-                b.name
-            ));
-        }
-    }
-    Ok(())
-}
 
 /// What a fresh full pass of the simulator caches, as read-API rows: the upstream's data as
 /// the daemon's own code reads it.
@@ -828,46 +475,23 @@ struct Written {
 
 /// Every message of the change stream, from the first.
 async fn written(js: &jetstream::Context) -> Vec<Written> {
-    let mut stream = js
-        .get_stream(stream::STREAM)
+    stream_messages(js)
         .await
-        .expect("the stream exists");
-    let total = stream.info().await.unwrap().state.messages;
-    let consumer = stream
-        .create_consumer(jetstream::consumer::pull::Config {
-            deliver_policy: jetstream::consumer::DeliverPolicy::All,
-            ack_policy: jetstream::consumer::AckPolicy::None,
-            ..Default::default()
+        .into_iter()
+        .map(|m| {
+            let instance = header(&m, "Ses-Instance").expect("Ses-Instance").to_owned();
+            let revision = header(&m, "Ses-Lease-Revision")
+                .and_then(|r| r.parse().ok())
+                .unwrap_or_else(|| panic!("a message of {instance} without its lease revision"));
+            Written {
+                sequence: m.info().unwrap().stream_sequence,
+                instance,
+                revision,
+                subject: m.subject.to_string(),
+                payload: serde_json::from_slice(&m.payload).unwrap_or(Value::Null),
+            }
         })
-        .await
-        .unwrap();
-    let mut messages = consumer.messages().await.unwrap();
-    let mut out = Vec::new();
-    while (out.len() as u64) < total {
-        let m = tokio::time::timeout(Duration::from_secs(10), messages.next())
-            .await
-            .expect("the stream delivers")
-            .unwrap()
-            .unwrap();
-        let header = |name: &str| {
-            m.headers
-                .as_ref()
-                .and_then(|h| h.get(name))
-                .map(|v| v.as_str().to_owned())
-        };
-        let instance = header("Ses-Instance").expect("Ses-Instance");
-        let revision = header("Ses-Lease-Revision")
-            .and_then(|r| r.parse().ok())
-            .unwrap_or_else(|| panic!("a message of {instance} without its lease revision"));
-        out.push(Written {
-            sequence: m.info().unwrap().stream_sequence,
-            instance,
-            revision,
-            subject: m.subject.to_string(),
-            payload: serde_json::from_slice(&m.payload).unwrap_or(Value::Null),
-        });
-    }
-    out
+        .collect()
 }
 
 /// The messages of instances other than `leader` after `leader`'s first message.
@@ -978,7 +602,7 @@ fn log_time(logs: &str, message: &str) -> Option<DateTime<Utc>> {
 /// The simulator (the one upstream both instances poll) and a NATS server; `None` without
 /// nats-server outside CI.
 async fn setup() -> Option<(NatsServer, Simulator, SimConfig)> {
-    let nats = NatsServer::start()?;
+    let nats = NatsServer::start("chaos")?;
     let (sim, sc) = common::sim_with_passwords("p638", "p639").await;
     Some((nats, sim, sc))
 }

@@ -8,8 +8,10 @@
 mod common;
 
 use async_nats::jetstream;
-use common::{get_text, internal_ca};
-use futures_util::StreamExt;
+use common::nats::{
+    Daemon, NatsServer, bucket, eventually, ha_command, header, holds_seen, http,
+    mirror_equals_api, same_data, stream_messages,
+};
 use serde_json::Value;
 use ses_inventory::Inventory;
 use ses_inventory::cache::Cache;
@@ -17,187 +19,13 @@ use ses_inventory::cmd::root::{App, Notify};
 use ses_inventory::mirror::{kv, stream};
 use ses_inventory::serve::server::Bound;
 use ses_inventory::time::clock::Clock;
+use ses_inventory_sim::{SimConfig, Simulator};
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-/// A `nats-server -js` on a loopback port with its own store directory; killed and its
-/// directory removed on drop.
-struct NatsServer {
-    child: Option<Child>,
-    port: u16,
-    dir: PathBuf,
-    token: Option<String>,
-    /// With TLS: the CA's PEM file (the server's certificate and key are in `dir`).
-    ca: Option<PathBuf>,
-}
-
-impl NatsServer {
-    /// A running server, or `None` (after a note) when nats-server is not installed and `CI`
-    /// is unset.
-    fn start(token: Option<&str>) -> Option<NatsServer> {
-        Self::start_with(token, false)
-    }
-
-    /// As [`NatsServer::start`]; with `tls`, the server speaks TLS only, with a certificate
-    /// for 127.0.0.1 from a CA of its own.
-    fn start_with(token: Option<&str>, tls: bool) -> Option<NatsServer> {
-        if let Err(e) = Command::new("nats-server").arg("--version").output() {
-            if std::env::var_os("CI").is_none() {
-                eprintln!(
-                    "note: NATS tests skipped ({e}); `apt-get install nats-server` to run them"
-                );
-                return None;
-            }
-            panic!("cannot run nats-server ({e}): install it with `apt-get install nats-server`");
-        }
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos();
-        let dir = std::env::temp_dir().join(format!("ses-nats-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let ca = tls.then(|| {
-            let (ca, cert, key) = internal_ca("SES test NATS CA");
-            std::fs::write(dir.join("ca.pem"), ca).unwrap();
-            std::fs::write(dir.join("server.pem"), cert.pem()).unwrap();
-            std::fs::write(dir.join("server.key"), key.serialize_pem()).unwrap();
-            dir.join("ca.pem")
-        });
-        let mut server = NatsServer {
-            child: None,
-            port: 0,
-            dir,
-            token: token.map(str::to_owned),
-            ca,
-        };
-        // A free port can be taken by someone else before the server binds it: try a few.
-        for _ in 0..5 {
-            let port = std::net::TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port();
-            server.port = port;
-            if server.spawn() {
-                return Some(server);
-            }
-        }
-        panic!("nats-server did not start on any of 5 ports");
-    }
-
-    fn url(&self) -> String {
-        let scheme = if self.ca.is_some() { "tls" } else { "nats" };
-        format!("{scheme}://127.0.0.1:{}", self.port)
-    }
-
-    /// Starts the server on its port and directory; true once it accepts connections.
-    fn spawn(&mut self) -> bool {
-        let mut c = Command::new("nats-server");
-        c.args([
-            "-js",
-            "-a",
-            "127.0.0.1",
-            "-p",
-            &self.port.to_string(),
-            "-sd",
-        ])
-        .arg(&self.dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-        if let Some(token) = &self.token {
-            c.args(["--auth", token]);
-        }
-        if self.ca.is_some() {
-            c.arg("--tls")
-                .arg("--tlscert")
-                .arg(self.dir.join("server.pem"))
-                .arg("--tlskey")
-                .arg(self.dir.join("server.key"));
-        }
-        let mut child = c.spawn().expect("nats-server starts");
-        for _ in 0..200 {
-            if let Ok(Some(_)) = child.try_wait() {
-                return false; // exited: the port was taken
-            }
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                self.child = Some(child);
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        false
-    }
-
-    /// Kills the server (SIGKILL): an outage, not a goodbye.
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    async fn client(&self) -> jetstream::Context {
-        let mut options = async_nats::ConnectOptions::new();
-        if let Some(token) = &self.token {
-            options = options.token(token.clone());
-        }
-        if let Some(ca) = &self.ca {
-            options = options.add_root_certificates(ca.clone()).require_tls(true);
-        }
-        let client = options
-            .connect(self.url())
-            .await
-            .expect("test client connects");
-        jetstream::new(client)
-    }
-}
-
-impl Drop for NatsServer {
-    fn drop(&mut self) {
-        self.stop();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// Bounded async wait for `cond`, every 100 ms, at most `secs` seconds.
-async fn eventually<F, Fut>(secs: u64, what: &str, mut cond: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<(), String>>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    loop {
-        match cond().await {
-            Ok(()) => return,
-            Err(why) if tokio::time::Instant::now() >= deadline => {
-                panic!("timed out waiting for {what}: {why}")
-            }
-            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-        }
-    }
-}
-
-/// A bucket's entries by upstream key.
-async fn bucket(
-    js: &jetstream::Context,
-    inv: Inventory,
-) -> Result<BTreeMap<String, Value>, String> {
-    let (contents, _follow) = kv::read_all(js, &kv::bucket(inv), false).await?;
-    contents
-        .into_iter()
-        .map(|(k, v)| {
-            let key = kv::decode_key(&k).ok_or(format!("foreign key {k}"))?;
-            let value: Value = serde_json::from_slice(&v).map_err(|e| e.to_string())?;
-            Ok((key, value))
-        })
-        .collect()
-}
+/// What the note says is skipped without nats-server.
+const TESTS: &str = "NATS";
 
 /// What a read-API list row says, as a map: `id` and the columns.
 fn row_of(cache: &Cache, inv: Inventory, key: &str) -> Value {
@@ -212,16 +40,6 @@ fn row_of(cache: &Cache, inv: Inventory, key: &str) -> Value {
     }
     row.insert("upstream".into(), item.json());
     Value::Object(row)
-}
-
-/// Whether an entry holds `row` (every member of it, equal) and the seen times.
-fn holds(entry: &Value, row: &Value) -> bool {
-    let (Some(entry), Some(row)) = (entry.as_object(), row.as_object()) else {
-        return false;
-    };
-    row.iter().all(|(k, v)| entry.get(k) == Some(v))
-        && entry.contains_key("first_seen")
-        && entry.contains_key("last_seen")
 }
 
 /// The buckets equal `cache` item for item.
@@ -242,7 +60,7 @@ async fn mirror_equals_cache(js: &jetstream::Context, cache: &Cache) -> Result<(
             ));
         }
         for key in &keys {
-            if !holds(&entries[key], &row_of(cache, inv, key)) {
+            if !holds_seen(&entries[key], &row_of(cache, inv, key)) {
                 return Err(format!("{inv} {key}: entry differs from the cache"));
             }
         }
@@ -264,11 +82,6 @@ async fn start_app(
     let base = format!("http://{}", bound.addr().unwrap());
     let app = App::start(Arc::new(cfg), Clock::System, Some(bound), Notify::Off).expect("starts");
     (app, base)
-}
-
-fn http() -> reqwest::Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder().no_proxy().build().unwrap()
 }
 
 /// Asks for a poll of every inventory and waits until each has finished one after the request.
@@ -304,7 +117,7 @@ fn last_finished(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_buckets_equal_the_cache_after_buildup_refresh_and_full_pass_with_removals() {
-    let Some(nats) = NatsServer::start(None) else {
+    let Some(nats) = NatsServer::start(TESTS) else {
         return;
     };
     let _ = tracing_subscriber::fmt()
@@ -372,109 +185,16 @@ async fn the_buckets_equal_the_cache_after_buildup_refresh_and_full_pass_with_re
     app.stop().await;
 }
 
-/// The daemon binary as a child process, its JSON log collected; killed on drop.
-struct Daemon {
-    child: Child,
-    api: String,
-    logs: Arc<Mutex<String>>,
-}
-
 impl Daemon {
-    fn spawn(mut c: Command) -> Daemon {
-        c.stderr(Stdio::piped()).stdout(Stdio::null());
-        let mut child = c.spawn().expect("the daemon starts");
-        let stderr = child.stderr.take().unwrap();
-        let logs = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = std::sync::mpsc::channel::<String>();
-        let sink = logs.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx.send(line.clone());
-                let mut logs = sink.lock().unwrap();
-                logs.push_str(&line);
-                logs.push('\n');
-            }
-        });
-        let api = loop {
-            let line = rx
-                .recv_timeout(Duration::from_secs(30))
-                .expect("the daemon logs where the API listens");
-            if line.contains("API listening.") {
-                let log: Value = serde_json::from_str(&line).unwrap();
-                break log["addr"].as_str().unwrap().to_string();
-            }
-        };
-        Daemon {
-            child,
-            api: format!("http://{api}"),
-            logs,
-        }
-    }
-
-    fn logs(&self) -> String {
-        self.logs.lock().unwrap().clone()
-    }
-
-    async fn get(&self, path: &str) -> Value {
-        http()
-            .get(format!("{}{path}", self.api))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
-    }
-
-    /// Every cached row of `inv` by id, as the read API lists them.
-    async fn rows(&self, inv: Inventory) -> BTreeMap<String, Value> {
-        let rows = self.get(&format!("/api/v1/{inv}?limit=1000")).await;
-        rows.as_array()
-            .unwrap()
-            .iter()
-            .map(|r| (r["id"].as_str().unwrap().to_owned(), r.clone()))
-            .collect()
-    }
-
-    /// The value of the metric series `series` (name and labels as exposed), if present.
-    async fn metric(&self, series: &str) -> Option<f64> {
-        let text = get_text(&http(), format!("{}/metrics", self.api)).await;
-        text.lines()
-            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-    }
-
-    /// Waits until every inventory is settled (the settling pass after its buildup has run)
-    /// and its poller idle: a poll requested now runs on its own, not joined to that pass.
-    /// (A leader or a single instance: a standby runs no pollers.)
-    async fn settled(&self) {
-        for inv in Inventory::ALL {
-            common::settled_over_api(&http(), &self.api, inv, 60).await;
-        }
-    }
-
-    async fn ready(&self) {
-        eventually(60, "the daemon ready", || async {
-            let status = self.get("/api/v1/status").await;
-            (status["ready"] == true)
-                .then_some(())
-                .ok_or_else(|| "not ready".to_owned())
-        })
-        .await;
-    }
-
-    /// Asks for a poll of every inventory and returns each one's report once it is finished.
+    /// Asks for a poll of every inventory and returns each one's report once it is finished
+    /// (at most 30 s in all).
     async fn poll_all(&self, full: bool) -> Vec<Value> {
         let which = if full { "last_full" } else { "last_refresh" };
         let finished = |status: &Value, inv: Inventory| {
             status["inventories"][inv.as_str()][which]["finished"].clone()
         };
         let before = self.get("/api/v1/status").await;
-        let r = http()
-            .post(format!("{}/api/v1/refresh?full={full}", self.api))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 202);
+        assert_eq!(self.request_poll(&format!("full={full}")).await, 202);
         let mut reports = Vec::new();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         for inv in Inventory::ALL {
@@ -493,64 +213,6 @@ impl Daemon {
         }
         reports
     }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The buckets hold exactly the rows the read API lists.
-async fn mirror_equals_api(js: &jetstream::Context, daemon: &Daemon) -> Result<(), String> {
-    for inv in Inventory::ALL {
-        let entries = bucket(js, inv).await?;
-        let rows = daemon.rows(inv).await;
-        if entries.keys().ne(rows.keys()) {
-            return Err(format!(
-                "{inv}: {} mirrored, {} listed",
-                entries.len(),
-                rows.len()
-            ));
-        }
-        if let Some(key) = rows.keys().find(|k| !holds(&entries[*k], &rows[*k])) {
-            return Err(format!("{inv} {key}: entry differs from the API's row"));
-        }
-    }
-    Ok(())
-}
-
-/// Every message of the change stream, from the first.
-async fn stream_messages(js: &jetstream::Context) -> Vec<jetstream::Message> {
-    let mut stream = js
-        .get_stream(stream::STREAM)
-        .await
-        .expect("the stream exists");
-    let total = stream.info().await.unwrap().state.messages;
-    let consumer = stream
-        .create_consumer(jetstream::consumer::pull::Config {
-            deliver_policy: jetstream::consumer::DeliverPolicy::All,
-            ack_policy: jetstream::consumer::AckPolicy::None,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    let mut messages = consumer.messages().await.unwrap();
-    let mut out = Vec::new();
-    while (out.len() as u64) < total {
-        let m = tokio::time::timeout(Duration::from_secs(10), messages.next())
-            .await
-            .expect("the stream delivers")
-            .unwrap()
-            .unwrap();
-        out.push(m);
-    }
-    out
-}
-
-fn header<'a>(m: &'a jetstream::Message, name: &str) -> Option<&'a str> {
-    m.headers.as_ref()?.get(name).map(|v| v.as_str())
 }
 
 /// What a consumer of the change stream knows: per inventory, key → last upserted body.
@@ -578,7 +240,7 @@ fn rebuild(messages: &[jetstream::Message]) -> BTreeMap<String, BTreeMap<String,
 #[tokio::test(flavor = "multi_thread")]
 async fn a_nats_outage_fails_no_poll_and_the_mirror_and_the_stream_converge() {
     const TOKEN: &str = "nats-T0ken-never-logged";
-    let Some(mut nats) = NatsServer::start(Some(TOKEN)) else {
+    let Some(mut nats) = NatsServer::start_with(TESTS, Some(TOKEN), false) else {
         return;
     };
     let (sim, sc) = common::sim_with_passwords("p638", "p639").await;
@@ -602,7 +264,7 @@ async fn a_nats_outage_fails_no_poll_and_the_mirror_and_the_stream_converge() {
         .env("SES_INVENTORY__NATS__STREAM_MAX_AGE", "7200")
         .env("SES_INVENTORY__NATS__STREAM_MAX_BYTES", "50000000")
         .env("SES_INVENTORY__HA__INSTANCE", "outage-test");
-    let daemon = Daemon::spawn(c);
+    let daemon = Daemon::spawn("the daemon", c);
     daemon.ready().await;
     daemon.settled().await;
     let js = nats.client().await;
@@ -713,7 +375,7 @@ async fn a_nats_outage_fails_no_poll_and_the_mirror_and_the_stream_converge() {
         let items = &rebuilt[inv.as_str()];
         assert!(items.keys().eq(rows.keys()), "{inv}: keys differ");
         for (key, row) in &rows {
-            assert!(holds(&items[key], row), "{inv} {key}: differs");
+            assert!(holds_seen(&items[key], row), "{inv} {key}: differs");
         }
     }
     for m in &messages {
@@ -841,76 +503,18 @@ async fn bad_nats_settings_stop_the_start_naming_the_key_and_never_the_secret() 
 
 /// A simulator of its own (the default data: every instance sees the same upstream), so that
 /// each instance's upstream requests are counted apart.
-async fn own_sim() -> (ses_inventory_sim::Simulator, ses_inventory_sim::SimConfig) {
+async fn own_sim() -> (Simulator, SimConfig) {
     common::sim_with_passwords("p638", "p639").await
 }
 
 /// An instance with `ha.enabled` and a 3 s lease.
-fn ha_instance(
-    sim: &ses_inventory_sim::Simulator,
-    sc: &ses_inventory_sim::SimConfig,
-    nats: &NatsServer,
-    name: &str,
-) -> Daemon {
-    let mut c = common::binary(sim, sc);
-    c.arg("run")
-        .env("SES_INVENTORY__NATS__URL", nats.url())
-        .env("SES_INVENTORY__HA__ENABLED", "true")
-        .env("SES_INVENTORY__HA__LEASE_SECONDS", "3")
-        .env("SES_INVENTORY__HA__INSTANCE", name);
-    Daemon::spawn(c)
-}
-
-impl Daemon {
-    async fn ha(&self) -> Value {
-        self.get("/api/v1/status").await["ha"].clone()
-    }
-
-    async fn wait_role(&self, role: &str, secs: u64) {
-        eventually(secs, &format!("role {role}"), || async {
-            let ha = self.ha().await;
-            (ha["role"] == role).then_some(()).ok_or(format!("{ha}"))
-        })
-        .await;
-    }
-
-    /// SIGTERM, then waits (at most 20 s) for the exit; returns the exit status and the log.
-    async fn terminate(mut self) -> (std::process::ExitStatus, String) {
-        self.signal("-TERM");
-        let exit = tokio::task::spawn_blocking(move || {
-            let status = self.child.wait().unwrap();
-            (status, self.logs())
-        });
-        tokio::time::timeout(Duration::from_secs(20), exit)
-            .await
-            .expect("the daemon stops")
-            .unwrap()
-    }
-
-    fn signal(&self, signal: &str) {
-        let ok = Command::new("kill")
-            .args([signal, &self.child.id().to_string()])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "kill {signal}");
-    }
-}
-
-/// Both instances list the same rows.
-async fn same_data(a: &Daemon, b: &Daemon) -> Result<(), String> {
-    for inv in Inventory::ALL {
-        let (ra, rb) = (a.rows(inv).await, b.rows(inv).await);
-        if ra.is_empty() || ra != rb {
-            return Err(format!("{inv}: {} rows and {} rows", ra.len(), rb.len()));
-        }
-    }
-    Ok(())
+fn ha_instance(sim: &Simulator, sc: &SimConfig, nats: &NatsServer, name: &str) -> Daemon {
+    Daemon::spawn(name, ha_command(sim, sc, &nats.url(), name))
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn one_of_two_instances_polls_both_serve_the_same_data_and_the_standby_takes_over() {
-    let Some(nats) = NatsServer::start(None) else {
+    let Some(nats) = NatsServer::start(TESTS) else {
         return;
     };
     let (sim_a, sc_a) = own_sim().await;
@@ -1003,7 +607,7 @@ async fn one_of_two_instances_polls_both_serve_the_same_data_and_the_standby_tak
 /// lost to the takeover.
 #[tokio::test(flavor = "multi_thread")]
 async fn items_awaiting_a_second_witness_pass_to_the_standby_and_survive_a_takeover() {
-    let Some(nats) = NatsServer::start(None) else {
+    let Some(nats) = NatsServer::start(TESTS) else {
         return;
     };
     let (sim_a, sc_a) = own_sim().await;
@@ -1080,7 +684,7 @@ async fn items_awaiting_a_second_witness_pass_to_the_standby_and_survive_a_takeo
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_paused_leader_that_wakes_up_writes_nothing_after_losing_the_lease() {
-    let Some(nats) = NatsServer::start(None) else {
+    let Some(nats) = NatsServer::start(TESTS) else {
         return;
     };
     let (sim_a, sc_a) = own_sim().await;
@@ -1147,14 +751,11 @@ async fn a_paused_leader_that_wakes_up_writes_nothing_after_losing_the_lease() {
     );
     assert_eq!(a.ha().await["leader"], "new-leader");
     assert!(a.logs().contains("Leader lease lost"), "{}", a.logs());
-    if std::env::var_os("SHOW_LOGS").is_some() {
-        eprintln!("{}", a.logs());
-    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_first_leader_with_a_warm_store_keeps_it_and_fills_an_empty_mirror() {
-    let Some(nats) = NatsServer::start(None) else {
+    let Some(nats) = NatsServer::start(TESTS) else {
         return;
     };
     let (sim, sc) = own_sim().await;
@@ -1162,7 +763,7 @@ async fn a_first_leader_with_a_warm_store_keeps_it_and_fills_an_empty_mirror() {
     // A first run without NATS leaves a store behind.
     let mut c = common::binary(&sim, &sc);
     c.arg("run").env("SES_INVENTORY__STORE__PATH", &db);
-    let first = Daemon::spawn(c);
+    let first = Daemon::spawn("the daemon", c);
     first.ready().await;
     // Settled (stored with the sync state): a warm start has no settling pass left to run.
     first.settled().await;
@@ -1172,14 +773,9 @@ async fn a_first_leader_with_a_warm_store_keeps_it_and_fills_an_empty_mirror() {
 
     // With HA and an empty mirror: it leads, serves the store's items at once, polls a refresh
     // (not a buildup), and the mirror gets the whole inventory.
-    let mut c = common::binary(&sim, &sc);
-    c.arg("run")
-        .env("SES_INVENTORY__STORE__PATH", &db)
-        .env("SES_INVENTORY__NATS__URL", nats.url())
-        .env("SES_INVENTORY__HA__ENABLED", "true")
-        .env("SES_INVENTORY__HA__LEASE_SECONDS", "3")
-        .env("SES_INVENTORY__HA__INSTANCE", "warm");
-    let leader = Daemon::spawn(c);
+    let mut c = ha_command(&sim, &sc, &nats.url(), "warm");
+    c.env("SES_INVENTORY__STORE__PATH", &db);
+    let leader = Daemon::spawn("warm", c);
     leader.wait_role("leader", 20).await;
     leader.ready().await;
     let js = nats.client().await;
@@ -1216,7 +812,7 @@ async fn a_first_leader_with_a_warm_store_keeps_it_and_fills_an_empty_mirror() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_mirror_reaches_a_tls_server_through_the_configured_ca() {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let Some(nats) = NatsServer::start_with(None, true) else {
+    let Some(nats) = NatsServer::start_with(TESTS, None, true) else {
         return;
     };
     let (sim, sc) = own_sim().await;
@@ -1224,7 +820,7 @@ async fn the_mirror_reaches_a_tls_server_through_the_configured_ca() {
     c.arg("run")
         .env("SES_INVENTORY__NATS__URL", nats.url())
         .env("SES_INVENTORY__NATS__CA_FILE", nats.ca.as_ref().unwrap());
-    let daemon = Daemon::spawn(c);
+    let daemon = Daemon::spawn("the daemon", c);
     daemon.ready().await;
     let js = nats.client().await;
     eventually(30, "the mirror over TLS", || {
@@ -1239,7 +835,7 @@ async fn the_mirror_reaches_a_tls_server_through_the_configured_ca() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_leader_write_over_an_entry_changed_since_it_read_it_is_refused_by_the_server() {
-    let Some(nats) = NatsServer::start(None) else {
+    let Some(nats) = NatsServer::start(TESTS) else {
         return;
     };
     let (sim, sc) = own_sim().await;

@@ -15,6 +15,10 @@ use ses_inventory_sim::{SimConfig, Simulator};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// nats-server, the daemon binary as an HA instance, and the mirror read back: tests/nats.rs
+/// and tests/chaos.rs.
+pub mod nats;
+
 pub const FULL: PollPlan = PollPlan::Full(FullReason::Initial);
 
 /// A daemon configuration for `sim`, with retries fast enough for tests and no timers that
