@@ -8,6 +8,9 @@
 pub mod cache;
 pub mod cmd;
 pub mod config;
+/// The fuzz targets' checks (`fuzz/`): for the tests and the `fuzzing` feature only.
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzzing;
 pub mod mirror;
 pub mod model;
 pub mod serve;

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// Lowest first.
-const LAYERS: [&str; 11] = [
+const LAYERS: [&str; 12] = [
     "time",      // clock, backoff, times as text
     "model",     // the shared vocabulary: inventories, items, rows, poll reports, secrets
     "config",    // layered configuration
@@ -20,6 +20,7 @@ const LAYERS: [&str; 11] = [
     "mirror",    // NATS JetStream: key-value mirror, change stream, leader lease
     "serve",     // read API, web console, metrics exposition, systemd notify, status log
     "cmd",       // the commands and their composition root
+    "fuzzing",   // the fuzz targets' checks (tests and the `fuzzing` feature only)
 ];
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {

@@ -223,6 +223,55 @@ pub fn nests_deeper_than(text: &str, max: usize) -> bool {
     false
 }
 
+/// Whether `text` is one JSON value that `serde_json` reads whole: besides its syntax (which a
+/// page's element finder checks), strings whose escapes make text (no lone surrogate), numbers
+/// in range, nesting within `serde_json`'s limit (127 levels). Nothing is kept; strings without
+/// escapes are not copied.
+pub fn readable(text: &str) -> bool {
+    struct Any;
+    impl<'de> Deserialize<'de> for Any {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Any, D::Error> {
+            d.deserialize_any(AnyVisitor)
+        }
+    }
+    struct AnyVisitor;
+    impl<'de> Visitor<'de> for AnyVisitor {
+        type Value = Any;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("any JSON value")
+        }
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<Any, E> {
+            Ok(Any)
+        }
+        fn visit_i64<E: de::Error>(self, _: i64) -> Result<Any, E> {
+            Ok(Any)
+        }
+        fn visit_u64<E: de::Error>(self, _: u64) -> Result<Any, E> {
+            Ok(Any)
+        }
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<Any, E> {
+            Ok(Any)
+        }
+        fn visit_str<E: de::Error>(self, _: &str) -> Result<Any, E> {
+            Ok(Any)
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Any, E> {
+            Ok(Any)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Any, A::Error> {
+            while seq.next_element::<Any>()?.is_some() {}
+            Ok(Any)
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Any, A::Error> {
+            while map.next_key::<Any>()?.is_some() {
+                map.next_value::<Any>()?;
+            }
+            Ok(Any)
+        }
+    }
+    serde_json::from_str::<Any>(text).is_ok()
+}
+
 /// At most this many fields can be asked of [`scan`].
 pub(crate) const MAX_SCANNED: usize = 16;
 
@@ -562,6 +611,34 @@ mod tests {
         // Whatever is allowed reads back as a tree.
         let deepest = format!(r#"{{"a":{}}}"#, nested(MAX_DEPTH - 1));
         assert!(serde_json::from_str::<serde_json::Value>(&deepest).is_ok());
+    }
+
+    #[test]
+    fn readable_is_what_serde_json_reads_whole() {
+        let deep = |n: usize| format!("{}1{}", "[".repeat(n), "]".repeat(n));
+        for text in [
+            r#"{"a":"\ud83d\ude80","b":[1,2.5,-0,1e308],"c":{"d":null}}"#,
+            r#""plain""#,
+            "true",
+            &deep(127),
+        ] {
+            assert!(readable(text), "{text}");
+            assert!(serde_json::from_str::<serde_json::Value>(text).is_ok());
+        }
+        // Syntax a raw value accepts, which serde_json cannot read as a value.
+        for text in [
+            r#"{"a":"\ud800"}"#,
+            r#"{"a":"x\ude80"}"#,
+            r#"{"\udc00":1}"#,
+            "[1e400]",
+            "-1e309",
+            &deep(128),
+        ] {
+            assert!(serde_json::from_str::<&RawValue>(text).is_ok(), "{text}");
+            assert!(!readable(text), "{text}");
+            assert!(serde_json::from_str::<serde_json::Value>(text).is_err());
+        }
+        assert!(!readable("[1,]") && !readable("{} {}") && !readable(""));
     }
 
     #[test]

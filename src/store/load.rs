@@ -31,7 +31,8 @@ struct StoredState {
 
 impl Store {
     /// Loads every inventory into `cache` and restores its sync state; an inventory with a
-    /// complete full pass on record is marked ready. Call before the pollers start.
+    /// complete full pass on record is marked ready. Call before the pollers start. All or
+    /// nothing: when any part of the file cannot be read, the error leaves `cache` untouched.
     pub fn load(&self, cache: &Cache) -> Result<Loaded, StoreError> {
         let started = Instant::now();
         let sqlite = |source| StoreError::Sqlite {
@@ -46,12 +47,21 @@ impl Store {
             });
             handles.map(|h| h.join().expect("store loader panicked"))
         });
-        let mut loaded = Loaded::default();
+        // Everything is read before anything goes into the cache: a load that fails leaves the
+        // cache as it was (all or nothing).
+        let mut read = Vec::with_capacity(Inventory::ALL.len());
         for (inv, map) in Inventory::ALL.into_iter().zip(maps) {
             let map = map.map_err(sqlite)?;
-            loaded.items[inv.index()] = map.len();
-            drop(cache.replace(inv, map));
             let state = self.read_state(inv).map_err(sqlite)?;
+            let placement = self.read_placement(inv).map_err(sqlite)?;
+            let awaiting = self.read_awaiting(inv).map_err(sqlite)?;
+            read.push((inv, map, state, placement, awaiting));
+        }
+        let mut loaded = Loaded::default();
+        for (inv, map, state, placement, awaiting) in read {
+            loaded.items[inv.index()] = map.len();
+            let placed_by = placement.map(|keys| place(&map, &keys));
+            drop(cache.replace(inv, map));
             if let Some(state) = state {
                 let ready = state.times.last_complete_full.is_some();
                 cache.update_status(inv, |s| {
@@ -68,8 +78,9 @@ impl Store {
                 }
                 loaded.ready[inv.index()] = ready;
             }
-            self.place(cache, inv).map_err(sqlite)?;
-            let awaiting = self.read_awaiting(inv).map_err(sqlite)?;
+            if let Some(generation) = placed_by {
+                cache.update_status(inv, |s| s.placed_by = generation);
+            }
             cache.set_awaiting(inv, awaiting);
         }
         loaded.duration = started.elapsed();
@@ -109,10 +120,10 @@ impl Store {
             .optional()
     }
 
-    /// Places the loaded items of `inv` as the last full listing ordered them (see
-    /// `Item::place`). A missing or unreadable order leaves them unplaced: the next pass's
-    /// misses are then uncertain, which only delays removals.
-    fn place(&self, cache: &Cache, inv: Inventory) -> rusqlite::Result<()> {
+    /// The keys of `inv` in the order the last full listing placed them (see `Item::place`). A
+    /// missing or unreadable order is none: the items stay unplaced, the next pass's misses are
+    /// then uncertain, which only delays removals.
+    fn read_placement(&self, inv: Inventory) -> rusqlite::Result<Option<Vec<String>>> {
         let blob: Option<Vec<u8>> = self
             .conn
             .query_row(
@@ -121,23 +132,9 @@ impl Store {
                 |r| r.get(0),
             )
             .optional()?;
-        let Some(keys) = blob
+        Ok(blob
             .and_then(|b| zstd::stream::decode_all(b.as_slice()).ok())
-            .and_then(|json| serde_json::from_slice::<Vec<String>>(&json).ok())
-        else {
-            return Ok(());
-        };
-        let generation = crate::model::item::new_generation();
-        cache.with_items(inv, |map| {
-            for (i, key) in keys.iter().enumerate() {
-                if let Some(item) = map.get(key.as_str()) {
-                    let position = u32::try_from((i as u64 + 1) * 256).unwrap_or(u32::MAX);
-                    item.set_place(generation, position);
-                }
-            }
-        });
-        cache.update_status(inv, |s| s.placed_by = generation);
-        Ok(())
+            .and_then(|json| serde_json::from_slice::<Vec<String>>(&json).ok()))
     }
 
     /// The items of `inv` awaiting a second witness, as the last poll that changed them left
@@ -160,6 +157,19 @@ impl Store {
         })?;
         rows.collect()
     }
+}
+
+/// Places the items of `map` in the order of `keys` (a listing of a new generation, which it
+/// returns).
+fn place(map: &ItemMap, keys: &[String]) -> u32 {
+    let generation = crate::model::item::new_generation();
+    for (i, key) in keys.iter().enumerate() {
+        if let Some(item) = map.get(key.as_str()) {
+            let position = u32::try_from((i as u64 + 1) * 256).unwrap_or(u32::MAX);
+            item.set_place(generation, position);
+        }
+    }
+    generation
 }
 
 /// Reads one inventory's items on a connection of its own (read-only).

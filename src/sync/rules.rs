@@ -16,7 +16,7 @@ pub(crate) enum Verdict<'a> {
     NotKept { key: Cow<'a, str> },
     /// No usable key: skipped.
     NoKey,
-    /// Not a JSON object: skipped.
+    /// Not a JSON object (or not JSON `serde_json` reads whole): skipped.
     NotObject,
 }
 
@@ -86,9 +86,16 @@ impl Rules {
         }
     }
 
-    /// Runs for every element of every page: it reads only the members it needs, borrowed from
-    /// the page, and allocates nothing for an element whose strings carry no escapes.
+    /// Runs for every element of a page that is not read onto a tape (whitespace, escapes, deep
+    /// nesting) and for the single-item endpoint's answers: it reads the members it needs,
+    /// borrowed from the page, and allocates nothing for an element whose strings carry no
+    /// escapes. An element `serde_json` cannot read whole (a lone surrogate escape, a number out
+    /// of range: the page's element finder checks syntax only) is not an object: its row could
+    /// not be read, and the API could not serve it.
     pub fn judge<'a>(&self, element: &'a str) -> Verdict<'a> {
+        if !json::readable(element) {
+            return Verdict::NotObject;
+        }
         let Some(mut found) = json::scan(element, &self.wanted, self.enough) else {
             return Verdict::NotObject;
         };

@@ -1,0 +1,4 @@
+//! See `ses_inventory::fuzzing::store_loader` for what bytes become and what is checked.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| ses_inventory::fuzzing::store_loader(data));
