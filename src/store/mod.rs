@@ -217,6 +217,19 @@ impl Store {
                 found: version,
             }));
         }
+        if version == 0 {
+            // Version 0 is a new, empty file. One that holds tables is not a store (a corrupt
+            // header, or another program's database): moved aside as it is, before the first
+            // migration's VACUUM rewrites it.
+            let tables: i64 = conn
+                .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
+                .map_err(classify)?;
+            if tables > 0 {
+                return Err(Failure::Corrupt(format!(
+                    "schema version 0, yet {tables} tables: not a store of ses-inventory"
+                )));
+            }
+        }
         conn.busy_timeout(Duration::from_secs(10))
             .map_err(classify)?;
         let mode: String = conn

@@ -91,9 +91,10 @@ impl Rules {
     /// borrowed from the page, and allocates nothing for an element whose strings carry no
     /// escapes. An element `serde_json` cannot read whole (a lone surrogate escape, a number out
     /// of range: the page's element finder checks syntax only) is not an object: its row could
-    /// not be read, and the API could not serve it.
+    /// not be read, and the API could not serve it. (Nesting deeper than [`json::MAX_DEPTH`] is
+    /// the listing's `too_deep` rule's: no version of such an element is taken.)
     pub fn judge<'a>(&self, element: &'a str) -> Verdict<'a> {
-        if !json::readable(element) {
+        if !json::nests_deeper_than(element, json::MAX_DEPTH) && !json::readable(element) {
             return Verdict::NotObject;
         }
         let Some(mut found) = json::scan(element, &self.wanted, self.enough) else {
