@@ -623,6 +623,14 @@ impl Config {
                 format!("{} is not a readable file", self.http.ca_file),
             ));
         }
+        // tracing-subscriber's directive parser panics on some text that is not ASCII (it
+        // slices at character positions); no target, level or span filter needs any.
+        if !self.log.level.is_ascii() {
+            return Err(invalid(
+                "log.level",
+                "must be ASCII: targets, levels and span filters",
+            ));
+        }
         tracing_subscriber::EnvFilter::try_new(&self.log.level)
             .map_err(|e| invalid("log.level", e.to_string()))?;
         self.api.validate()?;
@@ -776,6 +784,19 @@ mod tests {
         let cfg = Config::build(None, env(pairs))?;
         cfg.validate()?;
         Ok(cfg)
+    }
+
+    #[test]
+    fn a_log_level_that_is_not_ascii_is_an_error_not_a_panic() {
+        // tracing-subscriber 0.3.23 panics on this one ("not a char boundary"), found by fuzzing.
+        let panics = "\u{b}:\u{fffd}[";
+        let err = build_env(&[("SES_INVENTORY__LOG__LEVEL", panics)]).unwrap_err();
+        assert!(err.to_string().contains("`log.level`"), "{err}");
+        build_env(&[(
+            "SES_INVENTORY__LOG__LEVEL",
+            "warn,ses_inventory[poll]=debug",
+        )])
+        .unwrap();
     }
 
     #[test]

@@ -302,18 +302,42 @@ fn extract(inventory: Inventory, value: &Value) -> Option<Row<'static>> {
     (again == *value).then(|| Row::extract(inventory, value))
 }
 
-/// Every cell of `item` equals `expected`'s, and the text columns equal the reading written
-/// here; `what` names the case in a failure.
+/// A cell as JSON, an entry's `value` (a characteristic's value: a string as is, any other JSON
+/// as its text) as the JSON it reads as. The daemon writes such a value from the element's text,
+/// every member of an object included; `Row::extract`, from a `serde_json::Value`, has only the
+/// last of a repeated name: the two texts differ, the JSON they read as does not.
+fn as_json(cell: &Cell<'_>) -> Value {
+    let mut json = cell.to_json();
+    let entries = match &mut json {
+        Value::Array(entries) => entries.iter_mut().collect(),
+        entry @ Value::Object(_) => vec![entry],
+        _ => Vec::new(),
+    };
+    for entry in entries {
+        if let Some(value) = entry.get_mut("value")
+            && let Some(read) = value.as_str().and_then(|t| serde_json::from_str(t).ok())
+        {
+            *value = read;
+        }
+    }
+    json
+}
+
+/// Every cell of `item` equals `expected`'s (a characteristic's value as the JSON it reads as,
+/// see [`as_json`]), and the text columns equal the reading written here; `what` names the case
+/// in a failure.
 fn assert_row(item: &Item, inventory: Inventory, expected: &Row<'_>, value: &Value, what: &str) {
     for (i, column) in Row::columns(inventory).iter().enumerate() {
-        assert_eq!(
-            item.cell(i),
-            expected.cell(i),
-            "{what}: {inventory}.{} of the packed row differs from Row::extract",
-            column.name
-        );
+        let (got, want) = (item.cell(i), expected.cell(i));
+        if got != want {
+            assert_eq!(
+                as_json(&got),
+                as_json(&want),
+                "{what}: {inventory}.{} of the packed row differs from Row::extract: {got:?}",
+                column.name
+            );
+        }
     }
-    assert_eq!(item.row(), *expected, "{what}: the whole row");
     let texts = expected_texts(inventory, value);
     for (i, want) in texts.iter().enumerate() {
         let got = match item.cell(i) {

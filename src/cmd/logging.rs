@@ -5,11 +5,12 @@ use crate::config::{LogConfig, LogFormat};
 use std::io::IsTerminal;
 use tracing_subscriber::EnvFilter;
 
-/// Installs the global subscriber. `RUST_LOG`, when set, wins over `log.level`.
+/// Installs the global subscriber. `RUST_LOG`, when set (and ASCII: tracing-subscriber's parser
+/// panics on some other text, see `Config::validate`), wins over `log.level`.
 pub(crate) fn init(cfg: &LogConfig) {
     let filter = std::env::var("RUST_LOG")
         .ok()
-        .filter(|v| !v.trim().is_empty())
+        .filter(|v| !v.trim().is_empty() && v.is_ascii())
         .and_then(|v| EnvFilter::try_new(v).ok())
         .unwrap_or_else(|| {
             EnvFilter::try_new(&cfg.level).unwrap_or_else(|_| EnvFilter::new("info"))
