@@ -21,6 +21,8 @@ pub struct Poller {
     cx: Context,
     failure_backoff: crate::time::backoff::Backoff,
     requests: Option<mpsc::Receiver<PollRequest>>,
+    /// The requests that joined the last poll: those queued before it was applied.
+    joined: Option<PollRequest>,
 }
 
 impl Poller {
@@ -41,6 +43,7 @@ impl Poller {
             cx: Context::new(inventory, cfg, upstream, cache, clock),
             failure_backoff,
             requests: None,
+            joined: None,
         }
     }
 
@@ -72,10 +75,11 @@ impl Poller {
                 _ => window::plan(&status.times, now, &self.cx.poll),
             };
             let report = self.poll(plan).await;
-            // Requests that arrived while the poll ran have joined it; only a request for a full
-            // pass made during a refresh still needs its own poll.
+            // Requests that arrived while the poll ran (taken just before it was applied) have
+            // joined it; only a request for a full pass made during a refresh still needs its
+            // own poll. Requests made since then are still queued: `wait` takes them at once.
             let full_pending =
-                self.drain_requests().is_some_and(|r| r.full) && report.kind != PollKind::Full;
+                self.joined.take().is_some_and(|r| r.full) && report.kind != PollKind::Full;
             let delay = if full_pending {
                 Duration::ZERO
             } else {
@@ -300,6 +304,10 @@ impl Poller {
         // skipped leave their items unplaced): it becomes the reference.
         let reference = (kind == PollKind::Full && outcome != Outcome::Failed)
             .then(|| witness.unwrap_or_else(|| std::mem::take(&mut pass.order)));
+        // Requests made while this poll ran join it. They are taken before it is applied: once
+        // applied, the inventory is no longer polling, and a request made from then on is
+        // answered `queued` and must get a poll of its own.
+        self.joined = self.drain_requests();
         // Applying a large poll (the view's merge, its carried orders) takes a while: on a
         // multi-threaded runtime the worker's other tasks (the API's requests) move elsewhere
         // meanwhile, instead of waiting behind it.
