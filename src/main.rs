@@ -61,6 +61,7 @@ enum Command {
 const EXIT_CONFIG: u8 = 2;
 
 fn main() -> ExitCode {
+    ses_inventory::cmd::memory::limit_arenas();
     let cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -5,6 +5,7 @@
 //! starts and stops the pollers as the lease decides.
 
 use crate::cache::Cache;
+use crate::cmd::memory;
 use crate::config::Config;
 use crate::mirror::{HaParts, Mirror};
 use crate::serve::{notify, server, status_log};
@@ -102,6 +103,10 @@ impl App {
                 Duration::from_secs(cfg.poll.status_interval),
             )));
         }
+        background.push(tokio::spawn(memory::trim_after_polls(
+            cache.clone(),
+            memory::TRIM_EVERY,
+        )));
         let notifier = (notify == Notify::FromEnv).then(notify::Notifier::from_env);
         if let Some(notifier) = &notifier {
             background.push(tokio::spawn(notify::run(

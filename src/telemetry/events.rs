@@ -614,6 +614,24 @@ impl StoreWritten {
     }
 }
 
+/// glibc's free memory was given back to the kernel after polls (`cmd::memory`).
+pub(crate) struct MemoryTrimmed {
+    pub resident_before: u64,
+    pub resident_after: u64,
+    pub duration: Duration,
+}
+
+impl MemoryTrimmed {
+    pub(crate) fn emit(&self) {
+        debug!(
+            message = "Free memory given back.",
+            resident_before_bytes = self.resident_before,
+            resident_after_bytes = self.resident_after,
+            duration_ms = ms(self.duration),
+        );
+    }
+}
+
 /// A compression dictionary was trained for an inventory (once per file and inventory).
 pub(crate) struct StoreDictionaryTrained {
     pub inventory: Inventory,
