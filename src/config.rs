@@ -174,6 +174,11 @@ pub struct InventoryConfig {
 #[serde(deny_unknown_fields)]
 pub struct StoreConfig {
     pub path: String,
+    /// The change log keeps entries this many days (0: no limit by age).
+    pub history_max_age_days: u64,
+    /// The change log's entries (mostly the earlier versions they keep) are pruned, oldest
+    /// first, beyond this many bytes (0: no limit by size).
+    pub history_max_bytes: u64,
 }
 
 /// The read API, health, readiness and metrics server.

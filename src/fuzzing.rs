@@ -1532,6 +1532,7 @@ fn valid_store() -> &'static (Vec<u8>, Contents) {
                 upserts: items,
                 unchanged: Vec::new(),
                 removed: Vec::new(),
+                gone: Vec::new(),
                 swept: true,
                 unseen: Some(Vec::new()),
                 items: n,

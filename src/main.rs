@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use ses_inventory::cmd::{demo, export, healthcheck, run, shutdown, sim, sync_once};
+use ses_inventory::cmd::{changes, demo, export, healthcheck, run, shutdown, sim, sync_once};
 use ses_inventory::config::{self, Config};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -54,6 +54,14 @@ enum Command {
         /// Write to this file instead of stdout.
         #[arg(long, value_name = "FILE")]
         output: Option<PathBuf>,
+    },
+    /// Print the change log from the store (store.path), newest first: what each poll added,
+    /// updated (which columns, from what to what) and removed; safe while the daemon runs.
+    Changes {
+        #[command(flatten)]
+        filter: changes::Args,
+        #[arg(long, value_enum, default_value = "csv")]
+        format: changes::Format,
     },
 }
 
@@ -107,6 +115,10 @@ fn main() -> ExitCode {
                     format,
                     output,
                 } => exit(export::command(&cfg, inventory, format, output.as_deref())),
+                Command::Changes { filter, format } => {
+                    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+                    exit(changes::command(&cfg, &filter, format, &mut out))
+                }
                 _ => exit(runtime.block_on(run::run(cfg, shutdown::signal()))),
             }
         }

@@ -428,7 +428,7 @@ async fn the_openapi_document_is_served_committed_and_true_to_the_routes() {
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
 
     let paths = served["paths"].as_object().unwrap();
-    assert_eq!(paths.len(), 3 * 2 + 6, "{:?}", paths.keys());
+    assert_eq!(paths.len(), 3 * 3 + 7, "{:?}", paths.keys());
     for (path, item) in paths {
         for (method, operation) in item.as_object().unwrap() {
             let url = format!("{}{}", run.base, path.replace("{id}", "SVC-1"));

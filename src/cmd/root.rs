@@ -26,6 +26,7 @@ pub(crate) fn open_store(
         return Ok(None);
     };
     let (store, _opened) = Store::open(&path)?;
+    let store = store.with_retention(cfg.store.history_max_age_days, cfg.store.history_max_bytes);
     store.load(cache)?;
     // The poll history only feeds the console's charts: a file that cannot give it back
     // starts the daemon with an empty one.
@@ -94,6 +95,7 @@ impl App {
         let api = api.map(|bound| {
             bound
                 .with_ha(ha.clone())
+                .with_store(store::resolve_path(&cfg.store.path))
                 .serve_switchable(cache.clone(), control.clone())
         });
         let mut background = Vec::new();

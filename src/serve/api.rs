@@ -26,6 +26,8 @@
 pub mod auth;
 pub mod body;
 pub mod etag;
+pub mod failure;
+pub mod history;
 pub mod link;
 pub mod openapi;
 pub mod parse_errors;
@@ -44,22 +46,10 @@ use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use failure::{Failure, bad_request, inventory};
 use query::ListQuery;
 use serde_json::{Map, json};
 use std::sync::Arc;
-
-/// An error answer: `{"error": message}` with a status.
-pub(super) struct Failure(StatusCode, String);
-
-impl IntoResponse for Failure {
-    fn into_response(self) -> Response {
-        (self.0, axum::Json(json!({ "error": self.1 }))).into_response()
-    }
-}
-
-fn bad_request(message: impl ToString) -> Failure {
-    Failure(StatusCode::BAD_REQUEST, message.to_string())
-}
 
 pub(super) async fn not_found(uri: Uri) -> Failure {
     Failure(
@@ -102,17 +92,6 @@ fn query_pairs(uri: &Uri) -> Result<Vec<(String, String)>, Failure> {
     Query::<Vec<(String, String)>>::try_from_uri(uri)
         .map(|q| q.0)
         .map_err(|e| bad_request(format!("malformed query string: {e}")))
-}
-
-fn inventory(name: &str) -> Result<Inventory, Failure> {
-    // Only the canonical plural names are routes; `Services` or `service` are not aliases here.
-    name.parse::<Inventory>()
-        .ok()
-        .filter(|inv| inv.as_str() == name)
-        .ok_or_else(|| {
-            let unknown = crate::model::inventory::UnknownInventory(name.into());
-            Failure(StatusCode::NOT_FOUND, unknown.to_string())
-        })
 }
 
 fn json_body(status: StatusCode, body: &impl serde::Serialize) -> Response {
@@ -173,10 +152,14 @@ pub(super) async fn list(
 pub(super) async fn one(
     State(state): State<AppState>,
     path: Result<Path<(String, String)>, PathRejection>,
+    uri: Uri,
     request: HeaderMap,
 ) -> Result<Response, Failure> {
     let Path((name, id)) = path.map_err(|e| bad_request(e.body_text()))?;
     let inv = inventory(&name)?;
+    if let Some((_, at)) = query_pairs(&uri)?.into_iter().find(|(k, _)| k == "at") {
+        return history::at(state, inv, id, &at, request).await;
+    }
     let view = state.cache.view(inv);
     // An item that is not there is 404 whatever the precondition (`If-None-Match: *` included).
     let item = view.get(&id).ok_or_else(|| {
@@ -200,6 +183,24 @@ pub(super) async fn one(
     let mut response = json_body(StatusCode::OK, &body);
     response.headers_mut().insert(header::ETAG, tag);
     Ok(response)
+}
+
+pub(super) async fn changes(
+    State(state): State<AppState>,
+    uri: Uri,
+    request: HeaderMap,
+) -> Result<Response, Failure> {
+    let pairs = query_pairs(&uri)?;
+    history::list(state, uri.path(), pairs, request).await
+}
+
+pub(super) async fn item_history(
+    State(state): State<AppState>,
+    path: Result<Path<(String, String)>, PathRejection>,
+    request: HeaderMap,
+) -> Result<Response, Failure> {
+    let Path((name, id)) = path.map_err(|e| bad_request(e.body_text()))?;
+    history::item(state, &name, id, request).await
 }
 
 pub(super) async fn status(State(state): State<AppState>, request: HeaderMap) -> Response {

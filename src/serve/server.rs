@@ -44,6 +44,7 @@ pub struct Bound {
     listener: Option<TcpListener>,
     token: Secret,
     ha: Option<watch::Receiver<HaStatus>>,
+    store: Option<std::path::PathBuf>,
 }
 
 impl Bound {
@@ -62,6 +63,7 @@ impl Bound {
             listener,
             token: cfg.token.clone(),
             ha: None,
+            store: None,
         })
     }
 
@@ -71,6 +73,7 @@ impl Bound {
             listener: Some(listener),
             token,
             ha: None,
+            store: None,
         }
     }
 
@@ -82,6 +85,12 @@ impl Bound {
     /// The leader/standby role the status reports (`ha.enabled`); `off` without it.
     pub(crate) fn with_ha(mut self, ha: Option<watch::Receiver<HaStatus>>) -> Bound {
         self.ha = ha;
+        self
+    }
+
+    /// The store's file, where the change log is read (none: the history endpoints say so).
+    pub(crate) fn with_store(mut self, store: Option<std::path::PathBuf>) -> Bound {
+        self.store = store;
         self
     }
 
@@ -120,6 +129,7 @@ impl Bound {
             started_at: Utc::now(),
             boot: Utc::now().timestamp_nanos_opt().unwrap_or_default(),
             sessions: Sessions::default(),
+            store: self.store,
         });
         let app = router(state);
         let warmer = api::warm::spawn(cache_for_warmer, stop_rx.clone());
@@ -180,6 +190,8 @@ fn router(state: AppState) -> Router {
         .route(routes::REFRESH, post(api::refresh))
         .route(routes::LIST, get(api::list))
         .route(routes::ITEM, get(api::one))
+        .route(routes::CHANGES, get(api::changes))
+        .route(routes::HISTORY, get(api::item_history))
         .route(routes::METRICS, get(api::metrics_text))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),

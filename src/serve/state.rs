@@ -23,6 +23,8 @@ pub(crate) struct ApiState {
     pub(crate) started_at: DateTime<Utc>,
     /// The start, in nanoseconds: part of every `ETag`, so a restart never repeats one.
     pub(crate) boot: i64,
+    /// The store's file, when there is one: the change log is read from it.
+    pub(crate) store: Option<std::path::PathBuf>,
     /// The console's signed-in browsers.
     pub(crate) sessions: Sessions,
 }

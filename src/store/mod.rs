@@ -28,6 +28,7 @@
 //!   inventory with a complete full pass on record is ready at once, and its next poll's window
 //!   follows from the stored timestamps (see `window::plan`).
 
+pub mod changes;
 mod compression;
 pub mod export;
 mod history;
@@ -126,6 +127,8 @@ pub struct Store {
     dirty: [bool; 3],
     /// Each inventory's compressor, once it has a dictionary.
     encoders: [Option<compression::Encoder>; 3],
+    /// The change log's retention: days and bytes (0: no bound).
+    retention: (u64, u64),
 }
 
 impl std::fmt::Debug for Store {
@@ -255,11 +258,16 @@ impl Store {
             conn,
             dirty: [false; 3],
             encoders: [None, None, None],
+            retention: (90, 0),
         };
         store.migrate(version).map_err(classify)?;
         store
             .conn
             .execute_batch(schema::POLL_HISTORY)
+            .map_err(classify)?;
+        store
+            .conn
+            .execute_batch(changes::CHANGES)
             .map_err(classify)?;
         for inv in Inventory::ALL {
             store.encoders[inv.index()] =
@@ -309,6 +317,13 @@ impl Store {
         // Later versions: `if from < 5 { ... }`, each step inside this transaction.
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         tx.commit()
+    }
+
+    /// Keeps the change log's entries at most `max_age_days` days and `max_bytes` bytes
+    /// (0: no bound); 90 days and no bound until called.
+    pub fn with_retention(mut self, max_age_days: u64, max_bytes: u64) -> Store {
+        self.retention = (max_age_days, max_bytes);
+        self
     }
 
     pub fn path(&self) -> &Path {
@@ -413,6 +428,94 @@ mod tests {
 
     fn applied(upserts: Vec<std::sync::Arc<crate::model::item::Item>>) -> crate::sync::Applied {
         crate::sync::Applied::refresh_for_test(Inventory::Services, upserts)
+    }
+
+    /// An applied refresh of services that ended `days` after a fixed day.
+    fn applied_at(
+        upserts: Vec<std::sync::Arc<crate::model::item::Item>>,
+        days: i64,
+    ) -> crate::sync::Applied {
+        let mut a = applied(upserts);
+        let t = chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap()
+            + chrono::Duration::days(days);
+        a.report.started = t;
+        a.report.finished = t;
+        a
+    }
+
+    /// Service `n` with its name changed to `name`.
+    fn renamed(n: usize, name: &str) -> std::sync::Arc<crate::model::item::Item> {
+        let s = service(n);
+        let mut raw: serde_json::Value = serde_json::from_str(s.raw()).unwrap();
+        raw["name"] = serde_json::json!(name);
+        std::sync::Arc::new(crate::model::item::Item::new(
+            s.key.clone(),
+            Inventory::Services,
+            raw.to_string().into_boxed_str(),
+            s.first_seen,
+            s.first_seen,
+        ))
+    }
+
+    fn change_days(store: &Store) -> Vec<(String, i64)> {
+        let mut stmt = store
+            .conn
+            .prepare("SELECT kind, (unixepoch(at) - 1800000000) / 86400 FROM changes ORDER BY id")
+            .unwrap();
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    }
+
+    #[test]
+    fn the_change_log_is_pruned_by_age_then_by_size() {
+        let dir = std::env::temp_dir().join(format!("sesinv-changes-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("inventory.db");
+        let cache = crate::cache::Cache::new();
+        let (store, _) = Store::open(&path).unwrap();
+        // Kept three days.
+        let mut store = store.with_retention(3, 0);
+        store
+            .write(&applied_at(vec![service(1), service(2)], 0), &cache)
+            .unwrap();
+        for day in 1..=5 {
+            store
+                .write(
+                    &applied_at(vec![renamed(1, &format!("day {day}"))], day),
+                    &cache,
+                )
+                .unwrap();
+        }
+        // Written on day 5: what is older than day 2 is gone (the baseline of day 0, day 1's).
+        assert_eq!(
+            change_days(&store),
+            [
+                ("updated".into(), 2),
+                ("updated".into(), 3),
+                ("updated".into(), 4),
+                ("updated".into(), 5)
+            ]
+        );
+        // Bounded by size: each entry counts its kept version and 64 bytes; two fit.
+        let one: i64 = store
+            .conn
+            .query_row("SELECT max(length(before)) + 64 FROM changes", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        let mut store = store.with_retention(0, (2 * one + one / 2) as u64);
+        store
+            .write(&applied_at(vec![renamed(1, "day 6")], 6), &cache)
+            .unwrap();
+        assert_eq!(
+            change_days(&store),
+            [("updated".into(), 5), ("updated".into(), 6)],
+            "the oldest go first, until the rest fit"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     /// key → upstream JSON of every cached service after a warm start from `path`.

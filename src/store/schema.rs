@@ -2,8 +2,9 @@
 //! the steps from one schema version to the next.
 
 use crate::model::inventory::Inventory;
-use crate::model::row::{ColumnKind, Row};
+use crate::model::row::{Cell, ColumnKind, Row};
 use chrono::{DateTime, Utc};
+use std::borrow::Cow;
 
 /// SQL table of an inventory.
 pub fn table(inv: Inventory) -> &'static str {
@@ -111,6 +112,19 @@ pub(crate) const LAST_SEEN: &str = "CASE
     ELSE max(t.last_seen, coalesce(
         (SELECT s.full_seen_at FROM sync_state s WHERE s.inventory = ?1), ''))
   END";
+
+/// A column's value as its table holds it: texts as they are, times as RFC 3339, entries as
+/// JSON; `None` (NULL) for an empty single entry.
+pub(super) fn column_text<'a>(kind: ColumnKind, cell: &Cell<'a>) -> Option<Cow<'a, str>> {
+    match (kind, cell) {
+        (_, Cell::Text(Some(t))) if !t.is_empty() => Some(Cow::Borrowed(*t)),
+        (ColumnKind::Text | ColumnKind::Time, _) => cell.to_text().map(Cow::Owned),
+        (ColumnKind::One, _) if cell.is_empty() => None,
+        (ColumnKind::One | ColumnKind::Many, _) => {
+            Some(Cow::Owned(serde_json::to_string(cell).unwrap_or_default()))
+        }
+    }
+}
 
 pub(super) fn upsert_sql(inv: Inventory) -> String {
     let cols = Row::columns(inv);

@@ -2,11 +2,11 @@
 //! transaction.
 
 use super::compression::Encoder;
-use super::schema::{table, upsert_sql};
+use super::schema::{column_text, table, upsert_sql};
 use super::{Store, StoreError};
 use crate::cache::Cache;
 use crate::model::item::Item;
-use crate::model::row::{Cell, ColumnKind, Row};
+use crate::model::row::Row;
 use crate::model::status::Outcome;
 use crate::sync::{Applied, Journal};
 use crate::telemetry::events;
@@ -58,6 +58,7 @@ impl Store {
             // The rows now carry the cache's own last_seen.
             write_full_seen(&tx, inv, None, &[])?;
         } else {
+            stats.changes = super::changes::record(&tx, applied)?;
             {
                 let mut delete =
                     tx.prepare_cached(&format!("DELETE FROM \"{t}\" WHERE key = ?1"))?;
@@ -99,11 +100,13 @@ impl Store {
             write_placement(&tx, inv, keys)?;
         }
         super::history::append(&tx, applied)?;
+        let (days, bytes) = self.retention;
+        stats.pruned = super::changes::prune(&tx, report.finished, days, bytes)?;
         tx.commit()?;
         if trained.is_some() {
             self.encoders[inv.index()] = trained;
         }
-        if stats.removed > 0 || rewrite_from.is_some() {
+        if stats.removed > 0 || stats.pruned > 0 || rewrite_from.is_some() {
             // Give the freed pages back (a no-op for files made without auto_vacuum). The pragma
             // frees a page per step: step it to the end.
             let mut vacuum = self.conn.prepare_cached("PRAGMA incremental_vacuum")?;
@@ -156,6 +159,9 @@ pub struct WriteStats {
     pub upserted: usize,
     pub removed: usize,
     pub touched: usize,
+    /// Entries written to the change log, and pruned from it.
+    pub changes: usize,
+    pub pruned: usize,
     pub duration: Duration,
 }
 
@@ -254,20 +260,8 @@ fn upsert_item(
     // cell (no `Value`). Parameters: key, the columns, raw, first_seen, last_seen, raw_dict.
     stmt.raw_bind_parameter(1, item.key.as_str())?;
     for (i, c) in cols.iter().enumerate() {
-        let at = i + 2;
         let cell = item.cell(i);
-        match (c.kind, &cell) {
-            (_, Cell::Text(Some(t))) if !t.is_empty() => stmt.raw_bind_parameter(at, *t)?,
-            (ColumnKind::Text | ColumnKind::Time, _) => {
-                stmt.raw_bind_parameter(at, cell.to_text())?
-            }
-            (ColumnKind::One, _) if cell.is_empty() => {
-                stmt.raw_bind_parameter(at, rusqlite::types::Null)?
-            }
-            (ColumnKind::One | ColumnKind::Many, _) => {
-                stmt.raw_bind_parameter(at, serde_json::to_string(&cell).unwrap_or_default())?
-            }
-        }
+        stmt.raw_bind_parameter(i + 2, column_text(c.kind, &cell).as_deref())?;
     }
     let at = cols.len() + 2;
     match raw {

@@ -43,6 +43,8 @@ pub(super) fn apply(
     } = decided;
     let before = cx.cache.len(inv) as u64;
     let mut removed = Vec::new();
+    // Of those, the ones gone upstream (two witnesses); the others left the keep rules.
+    let mut gone = Vec::new();
     // Every item left in the inventory was returned by this poll.
     let mut swept = false;
     let mut unseen = None;
@@ -64,6 +66,9 @@ pub(super) fn apply(
                 if pass.seen.contains(key) || absent_set.contains(key) {
                     if cx.journal.is_some() {
                         removed.push(key.clone());
+                        if !pass.seen.contains(key) {
+                            gone.push(key.clone());
+                        }
                     }
                 } else {
                     awaiting.push(item.clone());
@@ -122,6 +127,7 @@ pub(super) fn apply(
             upserts: pass.changed,
             unchanged: pass.unchanged,
             removed,
+            gone,
             swept,
             unseen,
             items,

@@ -22,6 +22,8 @@ pub struct Applied {
     pub unchanged: Vec<Key>,
     /// Keys removed: not kept by the rules, or gone by two witnesses (a complete full pass).
     pub removed: Vec<Key>,
+    /// Of `removed`, the keys gone upstream (by two witnesses); the others left the keep rules.
+    pub gone: Vec<Key>,
     /// A complete full pass replaced the inventory and every item left was returned by it.
     /// False for refreshes, incomplete passes and full passes that kept items awaiting a
     /// second witness.
@@ -80,6 +82,7 @@ impl Applied {
             upserts,
             unchanged: Vec::new(),
             removed: Vec::new(),
+            gone: Vec::new(),
             swept: false,
             unseen: None,
         }

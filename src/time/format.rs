@@ -30,9 +30,43 @@ pub fn parse(s: &str) -> Option<DateTime<Utc>> {
         .map(|t| t.with_timezone(&Utc))
 }
 
+/// A time parameter: RFC 3339, or a span back from `now` (`30m`, `24h`, `7d`, `90s`).
+pub fn parse_or_span(text: &str, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    if let Some(t) = parse(text) {
+        return Some(t);
+    }
+    let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit())?);
+    let n: i64 = number.parse().ok()?;
+    let seconds = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return None,
+    };
+    Some(now - chrono::Duration::seconds(n.checked_mul(seconds)?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_are_rfc_3339_or_spans_back_from_now() {
+        let now = parse("2026-12-07T12:00:00Z").unwrap();
+        let at = |s: &str| parse_or_span(s, now).map(seconds);
+        assert_eq!(at("24h").as_deref(), Some("2026-12-06T12:00:00Z"));
+        assert_eq!(at("7d").as_deref(), Some("2026-11-30T12:00:00Z"));
+        assert_eq!(at("90s").as_deref(), Some("2026-12-07T11:58:30Z"));
+        assert_eq!(
+            at("2026-12-01T00:00:00+01:00").as_deref(),
+            Some("2026-11-30T23:00:00Z")
+        );
+        assert_eq!(at("24"), None);
+        assert_eq!(at("h"), None);
+        assert_eq!(at("3w"), None);
+        assert_eq!(at("99999999999999999d"), None);
+    }
 
     #[test]
     fn each_precision_reads_back() {

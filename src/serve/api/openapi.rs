@@ -13,6 +13,7 @@ use super::routes;
 use crate::model::inventory::Inventory;
 use crate::model::row::{ColumnKind, Entry, Row};
 use crate::model::status::{FullReason, Outcome, Phase, PollKind};
+use crate::store::changes::{Change, ChangeKind};
 use crate::sync::daemon::RequestOutcome;
 use serde_json::{Map, Value, json};
 use utoipa::PartialSchema;
@@ -26,7 +27,12 @@ pub fn document() -> Value {
             format!("{}/{{id}}", routes::list(inv)),
             json!({ "get": item(inv) }),
         );
+        paths.insert(
+            routes::HISTORY.replace("{inventory}", inv.as_str()),
+            json!({ "get": item_history(inv) }),
+        );
     }
+    paths.insert(routes::CHANGES.into(), json!({ "get": changes() }));
     paths.insert(routes::STATUS.into(), json!({ "get": status() }));
     paths.insert(routes::REFRESH.into(), json!({ "post": refresh() }));
     paths.insert(routes::OPENAPI.into(), json!({ "get": openapi() }));
@@ -50,6 +56,7 @@ pub fn document() -> Value {
         "tags": [
             { "name": "inventory", "description": "The cached rows and items." },
             { "name": "daemon", "description": "Status, refresh, health, readiness, metrics." },
+            { "name": "history", "description": "What changed and when: the change log kept in the store." },
         ],
         "paths": paths,
         "components": components(),
@@ -168,6 +175,8 @@ fn components() -> Value {
         ("FullReason", derived::<FullReason>()),
         ("Outcome", derived::<Outcome>()),
         ("RequestOutcome", derived::<RequestOutcome>()),
+        ("Change", derived::<Change>()),
+        ("ChangeKind", derived::<ChangeKind>()),
     ];
     for (name, schema) in derived_schemas {
         schemas.insert(name.into(), schema);
@@ -206,6 +215,46 @@ fn components() -> Value {
         }),
     );
     schemas.insert(
+        "ItemAt".into(),
+        json!({
+            "type": "object",
+            "description": "An item as it was at a time: its upstream JSON then.",
+            "properties": {
+                "id": { "type": "string" },
+                "inventory": { "enum": Inventory::ALL.iter().map(|i| i.as_str()).collect::<Vec<_>>() },
+                "at": { "type": "string", "format": "date-time" },
+                "upstream": { "type": "object" },
+            },
+            "required": ["id", "inventory", "at", "upstream"],
+            "additionalProperties": false,
+        }),
+    );
+    schemas.insert(
+        "ItemHistory".into(),
+        json!({
+            "type": "object",
+            "properties": {
+                "id": { "type": "string" },
+                "inventory": { "enum": Inventory::ALL.iter().map(|i| i.as_str()).collect::<Vec<_>>() },
+                "current": { "type": ["object", "null"], "description": "Its upstream JSON now; null when it is not in the inventory." },
+                "changes": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "change": schema_ref("Change"),
+                            "before": { "type": ["object", "null"], "description": "The upstream JSON this change replaced (updates and removals)." },
+                        },
+                        "required": ["change", "before"],
+                        "additionalProperties": false,
+                    },
+                },
+            },
+            "required": ["id", "inventory", "current", "changes"],
+            "additionalProperties": false,
+        }),
+    );
+    schemas.insert(
         "Error".into(),
         json!({
             "type": "object",
@@ -228,6 +277,10 @@ fn components() -> Value {
             },
             "NotFound": {
                 "description": "No such item, inventory or path.",
+                "content": json_content(schema_ref("Error")),
+            },
+            "StoreUnreadable": {
+                "description": "The store's file could not be read (the message says why).",
                 "content": json_content(schema_ref("Error")),
             },
             "NotModified": {
@@ -357,17 +410,96 @@ fn item(inv: Inventory) -> Value {
         "parameters": [
             { "name": "id", "in": "path", "required": true, "description": "The item's id (percent-encoded).", "schema": { "type": "string", "minLength": 1 } },
             { "$ref": "#/components/parameters/IfNoneMatch" },
+            query_param(
+                "at",
+                "The item as it was at this time (RFC 3339, or a span back from now: `30m`, \
+                 `24h`, `7d`), read from the change log: its upstream JSON then.",
+                json!({ "type": "string" }),
+            ),
         ],
         "responses": {
             "200": {
-                "description": "The item.",
+                "description": "The item (with `at`: its upstream JSON as it was then).",
                 "headers": { "ETag": header_ref("ETag") },
-                "content": json_content(schema_ref(&format!("{}Item", title(inv)))),
+                "content": json_content(json!({ "oneOf": [
+                    schema_ref(&format!("{}Item", title(inv))),
+                    schema_ref("ItemAt"),
+                ] })),
             },
             "304": response_ref("NotModified"),
             "400": response_ref("BadRequest"),
             "401": response_ref("Unauthorized"),
             "404": response_ref("NotFound"),
+            "503": response_ref("StoreUnreadable"),
+        },
+    })
+}
+
+fn item_history(inv: Inventory) -> Value {
+    json!({
+        "tags": ["history"],
+        "operationId": format!("get{}History", title(inv)),
+        "summary": format!("One {}'s changes in the change log, oldest first, each with the upstream JSON it replaced.", title(inv).to_lowercase()),
+        "parameters": [
+            { "name": "id", "in": "path", "required": true, "description": "The item's id (percent-encoded).", "schema": { "type": "string", "minLength": 1 } },
+            { "$ref": "#/components/parameters/IfNoneMatch" },
+        ],
+        "responses": {
+            "200": {
+                "description": "The item's history.",
+                "headers": { "ETag": header_ref("ETag") },
+                "content": json_content(schema_ref("ItemHistory")),
+            },
+            "304": response_ref("NotModified"),
+            "400": response_ref("BadRequest"),
+            "401": response_ref("Unauthorized"),
+            "404": response_ref("NotFound"),
+            "503": response_ref("StoreUnreadable"),
+        },
+    })
+}
+
+fn changes() -> Value {
+    let names: Vec<&str> = Inventory::ALL.iter().map(|inv| inv.as_str()).collect();
+    let time = "RFC 3339, or a span back from now (`30m`, `24h`, `7d`).";
+    json!({
+        "tags": ["history"],
+        "operationId": "listChanges",
+        "summary": "The change log: what each poll added, updated (which columns, from what to what) and removed, newest first.",
+        "parameters": [
+            { "$ref": "#/components/parameters/IfNoneMatch" },
+            query_param("inventory", "Only this inventory.", json!({ "enum": names })),
+            query_param("id", "Only this item's changes.", json!({ "type": "string" })),
+            query_param("kind", "Only these kinds, comma-separated: baseline, added, updated, removed.", json!({ "type": "string" })),
+            query_param("column", "Only updates that changed this column.", json!({ "type": "string" })),
+            query_param("since", &format!("Only changes at or after this time: {time}"), json!({ "type": "string" })),
+            query_param("until", &format!("Only changes before this time: {time}"), json!({ "type": "string" })),
+            query_param("poll", "Only the changes of the poll that started at this time (to the millisecond, as `poll_started` shows it).", json!({ "type": "string" })),
+            query_param("after", "The cursor: entries older than this `seq`. The `Link` header's next page carries it.", json!({ "type": "integer" })),
+            query_param("limit", "Entries to return at most.", json!({ "type": "integer", "minimum": 1, "maximum": super::history::MAX_LIMIT, "default": super::history::DEFAULT_LIMIT })),
+        ],
+        "responses": {
+            "200": {
+                "description": "One page of the change log.",
+                "headers": {
+                    "ETag": { "description": "Of the body.", "schema": { "type": "string" }, "required": true },
+                    "Link": { "description": "`<...>; rel=\"next\"`: the next page, when more entries follow.", "schema": { "type": "string" } },
+                },
+                "content": json_content(json!({
+                    "type": "object",
+                    "properties": {
+                        "changes": { "type": "array", "items": schema_ref("Change") },
+                        "next": { "type": ["string", "null"], "description": "The next page's path and query, or null." },
+                    },
+                    "required": ["changes", "next"],
+                    "additionalProperties": false,
+                })),
+            },
+            "304": response_ref("NotModified"),
+            "400": response_ref("BadRequest"),
+            "401": response_ref("Unauthorized"),
+            "404": response_ref("NotFound"),
+            "503": response_ref("StoreUnreadable"),
         },
     })
 }
