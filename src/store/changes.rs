@@ -207,40 +207,85 @@ fn diff(inv: Inventory, old: &[Option<String>], item: &Item) -> String {
     serde_json::Value::Object(out).to_string()
 }
 
-/// Deletes the entries older than `max_age_days` (0: none by age) and then the oldest while
-/// the versions they keep take more than `max_bytes` (0: no bound). Returns how many went.
-pub(super) fn prune(
-    tx: &Transaction<'_>,
-    now: DateTime<Utc>,
-    max_age_days: u64,
-    max_bytes: u64,
-) -> rusqlite::Result<usize> {
-    let mut pruned = 0;
-    if max_age_days > 0 {
-        let horizon = now - chrono::Duration::days(max_age_days.min(100_000) as i64);
-        pruned += tx.execute(
-            "DELETE FROM changes WHERE at < ?1",
-            [format::nanos(horizon)],
-        )?;
+/// How long and how large the change log may grow, and its size as last counted.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Retention {
+    /// Entries older than this go (0: no bound).
+    pub(super) max_age_days: u64,
+    /// The oldest entries go while the log is larger (0: no bound).
+    pub(super) max_bytes: u64,
+    /// The log's size as [`Retention::prune`] counts it (each entry's kept version and 64
+    /// bytes), once counted: kept up to date by each write, so the whole log is read once.
+    /// `None` after a write failed.
+    pub(super) size: Option<i64>,
+}
+
+/// What one entry costs beside the version it keeps.
+const ENTRY_BYTES: i64 = 64;
+
+impl Retention {
+    pub(super) fn new(max_age_days: u64, max_bytes: u64) -> Retention {
+        Retention {
+            max_age_days,
+            max_bytes,
+            size: None,
+        }
     }
-    if max_bytes > 0 {
-        let total: i64 = tx.query_row(
-            "SELECT coalesce(sum(length(before)) + count(*) * 64, 0) FROM changes",
-            [],
-            |r| r.get(0),
-        )?;
-        let mut excess = total - max_bytes as i64;
+
+    /// The entry ids this transaction starts after: [`Retention::prune`] counts what it wrote.
+    pub(super) fn mark(tx: &Transaction<'_>) -> rusqlite::Result<i64> {
+        tx.query_row("SELECT coalesce(max(id), 0) FROM changes", [], |r| r.get(0))
+    }
+
+    /// Deletes the entries older than `max_age_days`, then the oldest while the log is larger
+    /// than `max_bytes`; `written_after` is the [`Retention::mark`] taken before this write's
+    /// entries. Returns how many went.
+    pub(super) fn prune(
+        &mut self,
+        tx: &Transaction<'_>,
+        now: DateTime<Utc>,
+        written_after: i64,
+    ) -> rusqlite::Result<usize> {
+        let size = |tx: &Transaction<'_>, filter: &str, arg: rusqlite::types::Value| {
+            tx.query_row(
+                &format!(
+                    "SELECT coalesce(sum(coalesce(length(before), 0) + {ENTRY_BYTES}), 0) FROM changes WHERE {filter}"
+                ),
+                [arg],
+                |r| r.get::<_, i64>(0),
+            )
+        };
+        let mut pruned = 0;
+        if self.max_bytes > 0 {
+            self.size = Some(match self.size {
+                Some(known) => known + size(tx, "id > ?1", written_after.into())?,
+                None => size(tx, "?1", 1.into())?,
+            });
+        }
+        if self.max_age_days > 0 {
+            let horizon = now - chrono::Duration::days(self.max_age_days.min(100_000) as i64);
+            let horizon = format::nanos(horizon);
+            if let Some(total) = self.size.as_mut() {
+                *total -= size(tx, "at < ?1", horizon.clone().into())?;
+            }
+            pruned += tx.execute("DELETE FROM changes WHERE at < ?1", [horizon])?;
+        }
+        let Some(total) = self.size.as_mut() else {
+            return Ok(pruned);
+        };
+        let mut excess = *total - self.max_bytes as i64;
         if excess > 0 {
             // The oldest entries that cover the excess.
-            let mut stmt = tx.prepare_cached(
-                "SELECT id, coalesce(length(before), 0) + 64 FROM changes ORDER BY id",
-            )?;
+            let mut stmt = tx.prepare_cached(&format!(
+                "SELECT id, coalesce(length(before), 0) + {ENTRY_BYTES} FROM changes ORDER BY id"
+            ))?;
             let mut rows = stmt.query([])?;
             let mut last = None;
             while excess > 0 {
                 let Some(r) = rows.next()? else { break };
-                let (id, size): (i64, i64) = (r.get(0)?, r.get(1)?);
-                excess -= size;
+                let (id, bytes): (i64, i64) = (r.get(0)?, r.get(1)?);
+                excess -= bytes;
+                *total -= bytes;
                 last = Some(id);
             }
             drop(rows);
@@ -248,8 +293,8 @@ pub(super) fn prune(
                 pruned += tx.execute("DELETE FROM changes WHERE id <= ?1", [id])?;
             }
         }
+        Ok(pruned)
     }
-    Ok(pruned)
 }
 
 /// One entry of the change log, as the API, the console and the CLI show it.

@@ -127,8 +127,8 @@ pub struct Store {
     dirty: [bool; 3],
     /// Each inventory's compressor, once it has a dictionary.
     encoders: [Option<compression::Encoder>; 3],
-    /// The change log's retention: days and bytes (0: no bound).
-    retention: (u64, u64),
+    /// The change log's retention.
+    retention: changes::Retention,
 }
 
 impl std::fmt::Debug for Store {
@@ -258,7 +258,7 @@ impl Store {
             conn,
             dirty: [false; 3],
             encoders: [None, None, None],
-            retention: (90, 0),
+            retention: changes::Retention::new(90, 0),
         };
         store.migrate(version).map_err(classify)?;
         store
@@ -322,7 +322,7 @@ impl Store {
     /// Keeps the change log's entries at most `max_age_days` days and `max_bytes` bytes
     /// (0: no bound); 90 days and no bound until called.
     pub fn with_retention(mut self, max_age_days: u64, max_bytes: u64) -> Store {
-        self.retention = (max_age_days, max_bytes);
+        self.retention = changes::Retention::new(max_age_days, max_bytes);
         self
     }
 
@@ -514,6 +514,14 @@ mod tests {
             change_days(&store),
             [("updated".into(), 5), ("updated".into(), 6)],
             "the oldest go first, until the rest fit"
+        );
+        // The next write counts only what it added.
+        store
+            .write(&applied_at(vec![renamed(1, "day 7")], 7), &cache)
+            .unwrap();
+        assert_eq!(
+            change_days(&store),
+            [("updated".into(), 6), ("updated".into(), 7)]
         );
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -1,6 +1,7 @@
 //! The one writer: a thread that commits each applied poll — items and sync state — in one
 //! transaction.
 
+use super::changes::Retention;
 use super::compression::Encoder;
 use super::schema::{column_text, table, upsert_sql};
 use super::{Store, StoreError};
@@ -28,6 +29,10 @@ impl Store {
         // Committed: the table holds the cache's whole polls (rewritten or not). Failed: it
         // may lack this one.
         self.dirty[inv.index()] = result.is_err();
+        if result.is_err() {
+            // The change log's size may have been counted for a write that did not commit.
+            self.retention.size = None;
+        }
         result.map_err(|source| StoreError::Sqlite {
             path: self.path.clone(),
             error: source,
@@ -48,6 +53,8 @@ impl Store {
         // once the transaction commits, so no row is ever written against one the file lacks.
         let mut trained = None;
         let tx = self.conn.transaction()?;
+        // The change log's last entry before this write's.
+        let mut mark = None;
         if let Some(cache) = rewrite_from {
             // After a failed write the table may have missed changes: take the cache's (whole
             // polls only) as the truth. Later journal entries re-apply idempotently.
@@ -58,6 +65,7 @@ impl Store {
             // The rows now carry the cache's own last_seen.
             write_full_seen(&tx, inv, None, &[])?;
         } else {
+            mark = Some(Retention::mark(&tx)?);
             stats.changes = super::changes::record(&tx, applied)?;
             {
                 let mut delete =
@@ -100,8 +108,11 @@ impl Store {
             write_placement(&tx, inv, keys)?;
         }
         super::history::append(&tx, applied)?;
-        let (days, bytes) = self.retention;
-        stats.pruned = super::changes::prune(&tx, report.finished, days, bytes)?;
+        let written_after = match mark {
+            Some(m) => m,
+            None => Retention::mark(&tx)?,
+        };
+        stats.pruned = self.retention.prune(&tx, report.finished, written_after)?;
         tx.commit()?;
         if trained.is_some() {
             self.encoders[inv.index()] = trained;
