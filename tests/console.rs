@@ -15,8 +15,7 @@ use ses_inventory::Inventory::{self, Carriers, Resources, Services};
 use ses_inventory::cmd::root::{App, Notify};
 use ses_inventory::config::Config;
 use ses_inventory::model::secret::Secret;
-use ses_inventory::serve::server::{Bound, Server};
-use ses_inventory::sync::daemon::Daemon;
+use ses_inventory::serve::server::Bound;
 use ses_inventory::time::clock::Clock;
 use ses_inventory_sim::{SimConfig, Simulator};
 use std::path::PathBuf;
@@ -32,34 +31,66 @@ const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self' data:; \
 struct Running {
     sim: Simulator,
     _sc: SimConfig,
-    daemon: Daemon,
-    server: Server,
+    app: App,
     base: String,
     /// Follows no redirects, keeps no cookies: the tests look at both.
     http: reqwest::Client,
     token: Option<&'static str>,
+    /// The store's directory, when the daemon keeps one (removed by [`Running::stop`]).
+    dir: Option<PathBuf>,
+}
+
+/// The simulator's default data plus one service whose name is [`PLANTED`].
+async fn planted_sim() -> (Simulator, SimConfig) {
+    let sc = SimConfig::default();
+    let sim = Simulator::start(sc.clone(), ([127, 0, 0, 1], 0).into())
+        .await
+        .expect("sim starts");
+    let mut items = sim.items(Services);
+    let mut planted = service("PLANTED-1", "Operational");
+    planted["name"] = json!(PLANTED);
+    items.push(planted);
+    sim.set_items(Services, items);
+    (sim, sc)
 }
 
 impl Running {
     /// The simulator's default data plus one service whose name is [`PLANTED`]; a daemon with
-    /// the API (and the console) on an ephemeral loopback port, with `token` if given.
+    /// the API (and the console) on an ephemeral loopback port, with `token` if given, and no
+    /// store.
     async fn start(token: Option<&'static str>) -> Running {
-        let sc = SimConfig::default();
-        let sim = Simulator::start(sc.clone(), ([127, 0, 0, 1], 0).into())
-            .await
-            .expect("sim starts");
-        let mut items = sim.items(Services);
-        let mut planted = service("PLANTED-1", "Operational");
-        planted["name"] = json!(PLANTED);
-        items.push(planted);
-        sim.set_items(Services, items);
+        let (sim, sc) = planted_sim().await;
+        Running::with(sim, sc, token, false).await
+    }
+
+    /// A daemon (the composition root, as `run` starts it) polling `sim`, with the API and the
+    /// console on an ephemeral loopback port, `token` if given, and a store in a new temporary
+    /// directory if `store`; once every inventory is ready and settled.
+    async fn with(
+        sim: Simulator,
+        sc: SimConfig,
+        token: Option<&'static str>,
+        store: bool,
+    ) -> Running {
+        static STORES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let mut cfg: Config = config(&sim, &sc);
-        cfg.api.listen = "127.0.0.1:0".into();
         cfg.api.token = Secret::new(token.unwrap_or_default());
-        let bound = Bound::bind(&cfg.api).await.expect("API binds");
-        let daemon = Daemon::start(Arc::new(cfg), Clock::System).expect("daemon starts");
-        let server = bound.serve(daemon.cache().clone(), daemon.control());
-        let base = format!("http://{}", server.addr().expect("API on"));
+        let dir = store.then(|| {
+            let n = STORES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let dir = std::env::temp_dir()
+                .join(format!("sesinv-console-store-{}-{n}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            dir
+        });
+        if let Some(dir) = &dir {
+            cfg.store.path = dir.join("inventory.db").display().to_string();
+        }
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let api = Bound::from_listener(listener, Secret::new(token.unwrap_or_default()));
+        let app = App::start(Arc::new(cfg), Clock::System, Some(api), Notify::Off)
+            .expect("daemon starts");
         let http = reqwest::Client::builder()
             .no_proxy()
             .redirect(reqwest::redirect::Policy::none())
@@ -69,18 +100,18 @@ impl Running {
         let run = Running {
             sim,
             _sc: sc,
-            daemon,
-            server,
+            app,
             base,
             http,
             token,
+            dir,
         };
-        tokio::time::timeout(Duration::from_secs(30), run.daemon.cache().wait_all_ready())
+        tokio::time::timeout(Duration::from_secs(30), run.app.cache().wait_all_ready())
             .await
             .expect("every inventory ready within 30 s");
         // And settled: the settling pass after each buildup has run, the pollers are idle.
         for inv in Inventory::ALL {
-            settled(run.daemon.cache(), inv, 30).await;
+            settled(run.app.cache(), inv, 30).await;
         }
         run
     }
@@ -142,10 +173,55 @@ impl Running {
         (ids, total)
     }
 
+    /// The change log's entries as `GET /api/v1/changes?{query}` lists them (seq, id, kind;
+    /// newest first), and its `next` link.
+    async fn api_changes(&self, query: &str) -> (Vec<(i64, String, String)>, Option<String>) {
+        let (_, body) = self.api(&format!("/api/v1/changes?{query}")).await;
+        let entries = body["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                (
+                    c["seq"].as_i64().unwrap(),
+                    c["id"].as_str().unwrap().to_string(),
+                    c["kind"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        (entries, body["next"].as_str().map(str::to_string))
+    }
+
+    /// Asks for a refresh of `inv` until the change log holds `n` entries (at most 30 s).
+    async fn poll_until_changes(&self, inv: &str, n: usize) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let r = self
+                .http
+                .post(format!("{}/api/v1/refresh?inventory={inv}", self.base))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), StatusCode::ACCEPTED);
+            for _ in 0..50 {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                if self.api_changes("limit=1000").await.0.len() >= n {
+                    return;
+                }
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the change log never reached {n} entries"
+            );
+        }
+    }
+
     async fn stop(self) {
-        self.server.shutdown().await;
-        self.daemon.shutdown().await;
+        self.app.stop().await;
         self.sim.shutdown().await;
+        if let Some(dir) = &self.dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 
@@ -182,6 +258,28 @@ fn attr_values(html: &str, marker: &str) -> Vec<String> {
     html.split(marker)
         .skip(1)
         .map(|rest| unescape(&rest[..rest.find('"').unwrap()]))
+        .collect()
+}
+
+/// The value of `name="..."` in the tag `tag`.
+fn attr(tag: &str, name: &str) -> Option<String> {
+    let marker = format!(" {name}=\"");
+    let at = tag.find(&marker)? + marker.len();
+    Some(unescape(&tag[at..at + tag[at..].find('"')?]))
+}
+
+/// The entries of a Changes page, in order: (seq, id, kind).
+fn change_rows(html: &str) -> Vec<(i64, String, String)> {
+    html.split("<tr data-seq=\"")
+        .skip(1)
+        .map(|rest| {
+            let tag = format!(" data-seq=\"{}", &rest[..rest.find('>').unwrap()]);
+            (
+                attr(&tag, "data-seq").unwrap().parse().unwrap(),
+                attr(&tag, "data-id").unwrap(),
+                attr(&tag, "data-kind").unwrap(),
+            )
+        })
         .collect()
 }
 
@@ -338,6 +436,13 @@ async fn tables_show_the_apis_rows_and_upstream_text_stays_text() {
         back.contains(&format!("href=\"/ui/services/{sid}\"")),
         "{rid} ← {sid}"
     );
+
+    // Without a store: the Changes page and the item's history say so.
+    let (status, _, html) = run.page("/ui/changes", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(text_of(&html, "no-store").contains("store.path"), "{html}");
+    let (_, _, html) = run.page(&format!("/ui/services/{sid}"), None).await;
+    assert!(text_of(&html, "no-store").contains("store.path"));
 
     // Bad requests are pages that say what was wrong.
     let (status, _, html) = run.page("/ui/services?limit=5000", None).await;
@@ -657,6 +762,217 @@ async fn the_poll_history_survives_a_restart_and_old_files_gain_it() {
     sim.shutdown().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_changes_page_shows_the_apis_entries_and_an_items_history() {
+    let (sim, sc) = empty_sim().await;
+    sim.set_items(Services, services(5));
+    sim.set_items(Carriers, vec![carrier("CAR-1"), carrier("CAR-2")]);
+    sim.set_items(Resources, vec![resource("RES-1", "Antenna")]);
+    let run = Running::with(sim, sc, None, true).await;
+    // The first fill: a baseline per inventory (the store's writer may lag the cache a little).
+    run.poll_until_changes("services", 3).await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let before_rename = chrono::Utc::now();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+
+    // A rename (only the name: the other lines of its JSON stay as they were), then in one
+    // poll a status that leaves the keep rules and a new service.
+    const RENAMED: &str = "Renamed <two> & co";
+    let mut items = run.sim.items(Services);
+    items[1]["name"] = json!(RENAMED);
+    run.sim.set_items(Services, items.clone());
+    run.poll_until_changes("services", 4).await;
+    items[2]["status"] = json!("Terminated");
+    items.push(service("SVC-0006", "Operational"));
+    run.sim.set_items(Services, items);
+    run.poll_until_changes("services", 6).await;
+
+    let (all, _) = run.api_changes("").await;
+    let kinds: Vec<(&str, &str)> = all
+        .iter()
+        .map(|(_, id, kind)| (id.as_str(), kind.as_str()))
+        .collect();
+    assert_eq!(
+        kinds[..3],
+        [
+            ("SVC-0003", "removed"),
+            ("SVC-0006", "added"),
+            ("SVC-0002", "updated")
+        ],
+        "{all:?}"
+    );
+    let (_, body) = run.api("/api/v1/changes?kind=added").await;
+    let poll = body["changes"][0]["poll_started"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let until = before_rename.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+
+    // The same query string, the same entries in the same order, the same next page.
+    for query in [
+        String::new(),
+        "inventory=services".into(),
+        "kind=updated,removed".into(),
+        "kind=added&kind=baseline".into(),
+        "column=name".into(),
+        "inventory=services&id=SVC-0003".into(),
+        "since=1h&inventory=carriers".into(),
+        format!("until={until}"),
+        "limit=2".into(),
+        format!("limit=2&after={}", all[1].0),
+        format!("poll={poll}&inventory=services"),
+        "id=NO-SUCH-ID".into(),
+    ] {
+        let path = format!("/ui/changes?{query}");
+        let (status, _, html) = run.page(&path, None).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        let (entries, next) = run.api_changes(&query).await;
+        assert_eq!(change_rows(&html), entries, "{path}");
+        assert_eq!(
+            href_of(&html, "page-next"),
+            next.map(|n| n.replace("/api/v1/changes", "/ui/changes")),
+            "{path}"
+        );
+        // Its link to the API is the same query.
+        let json = href_of(&html, "as-json").unwrap();
+        let (_, body) = run.api(&json).await;
+        assert_eq!(body["changes"].as_array().unwrap().len(), entries.len());
+    }
+    // Each filter did filter.
+    for (query, n) in [
+        format!("until={until}"),
+        format!("poll={poll}&inventory=services"),
+        "column=name".into(),
+        "id=NO-SUCH-ID".into(),
+        "kind=updated,removed".into(),
+        "inventory=carriers".into(),
+    ]
+    .into_iter()
+    .zip([3, 2, 1, 0, 2, 1])
+    {
+        let (_, _, html) = run.page(&format!("/ui/changes?{query}"), None).await;
+        assert_eq!(change_rows(&html).len(), n, "{query}");
+    }
+
+    // A form's empty fields: the same query without them, in the address bar.
+    let (status, headers, _) = run
+        .page(
+            "/ui/changes?inventory=&kind=updated&column=&since=&until=&id=",
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(headers[LOCATION], "/ui/changes?kind=updated");
+    // A wrong parameter is named, as by the API.
+    let (status, _, html) = run.page("/ui/changes?kind=moved", None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let r = run
+        .http
+        .get(format!("{}/api/v1/changes?kind=moved", run.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let api_error: Value = r.json().await.unwrap();
+    assert_eq!(
+        text_of(&html, "query-error"),
+        api_error["error"].as_str().unwrap()
+    );
+
+    // The rename reads `name: before → after`, as text.
+    let (_, _, html) = run.page("/ui/changes?column=name", None).await;
+    assert!(
+        html.contains(
+            "<code>name</code>: <del>Service SVC-0002</del> → <ins>Renamed &lt;two&gt; &amp; co</ins>"
+        ),
+        "{html}"
+    );
+    assert!(!html.contains("<two>"));
+    // Its id links to the item's page, whose history lists the item's entries and whose
+    // side by side marks the renamed line, and that line only.
+    assert!(html.contains("href=\"/ui/services/SVC-0002\""));
+    let (status, _, html) = run.page("/ui/services/SVC-0002", None).await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, history) = run.api("/api/v1/services/SVC-0002/history").await;
+    let mut seqs: Vec<String> = history["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["change"]["seq"].to_string())
+        .collect();
+    seqs.reverse();
+    let timeline = &html[html.find("id=\"timeline\"").unwrap()..];
+    assert_eq!(attr_values(timeline, "data-seq=\""), seqs);
+    assert_eq!(
+        seqs.len(),
+        1,
+        "the rename only (the first fill is a baseline)"
+    );
+    assert_eq!(attr_values(&html, "id=\"version-a\" data-version=\""), seqs);
+    assert_eq!(
+        attr_values(&html, "id=\"version-b\" data-version=\""),
+        ["now"]
+    );
+    let diff = &html[html.find("id=\"diff\"").unwrap()..];
+    let changed: Vec<&str> = diff.split("<tr class=\"changed\">").skip(1).collect();
+    assert_eq!(changed.len(), 1, "one line differs: {diff}");
+    let line = &changed[0][..changed[0].find("</tr>").unwrap()];
+    assert!(
+        line.contains("class=\"a del\"><code>  &quot;name&quot;: &quot;Service SVC-0002&quot;,")
+            && line.contains(
+                "class=\"b ins\"><code>  &quot;name&quot;: &quot;Renamed &lt;two&gt; &amp; co&quot;,"
+            ),
+        "{line}"
+    );
+    // Two versions picked by the query: the same one twice differs nowhere.
+    let seq = &seqs[0];
+    let (_, _, html) = run
+        .page(&format!("/ui/services/SVC-0002?a={seq}&b={seq}"), None)
+        .await;
+    assert!(text_of(&html, "compare-summary").contains("the same"));
+    assert!(!html.contains("<tr class=\"changed\">"));
+    let (_, _, html) = run.page("/ui/services/SVC-0002?a=now&b=999999", None).await;
+    assert!(
+        text_of(&html, "pick-error").contains("b: `999999`"),
+        "{html}"
+    );
+
+    // An item no longer in the inventory: its history, from the change log.
+    let (status, _, html) = run.page("/ui/services/SVC-0003", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(text_of(&html, "not-cached").contains("removed"), "{html}");
+    let timeline = &html[html.find("id=\"timeline\"").unwrap()..];
+    assert_eq!(
+        attr_values(timeline, "data-kind=\""),
+        ["removed"],
+        "{timeline}"
+    );
+    assert_eq!(
+        run.page("/ui/services/NEVER-THERE", None).await.0,
+        StatusCode::NOT_FOUND
+    );
+
+    // The overview's chart links each poll to its changes; the status page's polls too.
+    let link = format!(
+        "/ui/changes?poll={}&inventory=services",
+        poll.replace(':', "%3A")
+    );
+    for page in ["/", "/ui/status"] {
+        let (_, _, html) = run.page(page, None).await;
+        assert!(
+            attr_values(&html, "<a href=\"").contains(&link),
+            "{page} has no link to {link}"
+        );
+    }
+    let (_, _, html) = run.page(&link, None).await;
+    let (entries, _) = run
+        .api_changes(&format!("poll={poll}&inventory=services"))
+        .await;
+    assert_eq!(change_rows(&html), entries);
+    assert_eq!(entries.len(), 2);
+    run.stop().await;
+}
+
 /// Where the browser test writes its screenshots (CI keeps the folder).
 fn screenshots() -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
@@ -681,13 +997,39 @@ async fn same_rows_as_the_api(b: &webdriver::Browser, run: &Running) -> usize {
     shown.len()
 }
 
+/// The Changes page the browser shows holds the API's entries for the query in its address bar.
+async fn same_changes_as_the_api(b: &webdriver::Browser, run: &Running) -> usize {
+    let url = b.current_url().await;
+    let query = url
+        .strip_prefix(&format!("{}/ui/changes", run.base))
+        .unwrap()
+        .trim_start_matches('?');
+    let mut shown = Vec::new();
+    for row in b.find_all("#changes tbody tr[data-seq]").await {
+        shown.push((
+            b.attribute(&row, "data-seq")
+                .await
+                .unwrap()
+                .parse()
+                .unwrap(),
+            b.attribute(&row, "data-id").await.unwrap(),
+            b.attribute(&row, "data-kind").await.unwrap(),
+        ));
+    }
+    let (entries, _) = run.api_changes(query).await;
+    assert_eq!(shown, entries, "{url}");
+    shown.len()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_a_real_browser() {
     let Some((chromium, chromedriver)) = webdriver::tools() else {
         return;
     };
     let shots = screenshots();
-    let run = Running::start(None).await;
+    // With a store: the change log too.
+    let (sim, sc) = planted_sim().await;
+    let run = Running::with(sim, sc, None, true).await;
     let driver = webdriver::Driver::start(chromium, &chromedriver).await;
     let b = driver.session().await;
     let base = run.base.clone();
@@ -811,6 +1153,58 @@ async fn in_a_real_browser() {
     // The overview once more, its services chart with the refresh in it.
     b.goto(&format!("{base}/")).await;
     b.screenshot(&shots.join("overview.png")).await;
+
+    // The change log: the first fill, then a rename.
+    run.poll_until_changes("services", 3).await;
+    let mut items = run.sim.items(Services);
+    let planted = items
+        .iter()
+        .position(|i| i["externalId"] == "PLANTED-1")
+        .unwrap();
+    items[planted]["name"] = json!("Renamed in the browser");
+    run.sim.set_items(Services, items);
+    run.poll_until_changes("services", 4).await;
+    // The navigation leads to the Changes page, which shows the API's entries.
+    b.goto(&format!("{base}/")).await;
+    b.click_to_load(&b.find("header a[href=\"/ui/changes\"]").await)
+        .await;
+    assert_eq!(same_changes_as_the_api(&b, &run).await, 4);
+    // Filtering by kind: the form's query (its empty fields dropped) is the API's.
+    b.click(&b.find("#kind-updated").await).await;
+    b.click_to_load(&b.find("#apply").await).await;
+    assert_eq!(
+        b.current_url().await,
+        format!("{base}/ui/changes?kind=updated")
+    );
+    assert_eq!(same_changes_as_the_api(&b, &run).await, 1);
+    b.screenshot(&shots.join("changes.png")).await;
+    // The id leads to the item, whose history has the rename and marks the renamed line.
+    b.click_to_load(&b.find("#changes tbody tr a[href^=\"/ui/services/\"]").await)
+        .await;
+    assert!(b.current_url().await.ends_with("/ui/services/PLANTED-1"));
+    let (_, history) = run.api("/api/v1/services/PLANTED-1/history").await;
+    let entries = b.find_all("#timeline li[data-seq]").await;
+    assert_eq!(entries.len(), history["changes"].as_array().unwrap().len());
+    let changed = b.find_all("#diff tr.changed").await;
+    assert_eq!(changed.len(), 1);
+    let line = b.text(&changed[0]).await;
+    assert!(
+        // The old name as its JSON text (quotes escaped), the new one.
+        line.contains(&serde_json::to_string(PLANTED).unwrap())
+            && line.contains("\"Renamed in the browser\""),
+        "{line}"
+    );
+    assert_eq!(b.dialog().await, None, "the old planted name stays text");
+    let url = b.current_url().await;
+    b.goto(&format!("{url}#compare")).await;
+    b.screenshot(&shots.join("history.png")).await;
+    // The overview's chart: the last services poll links to its changes, the rename.
+    b.goto(&format!("{base}/")).await;
+    let polls = b.find_all("#card-services svg a").await;
+    b.click_to_load(polls.last().unwrap()).await;
+    let url = b.current_url().await;
+    assert!(url.contains("/ui/changes?poll="), "{url}");
+    assert_eq!(same_changes_as_the_api(&b, &run).await, 1);
     b.quit().await;
     run.stop().await;
 

@@ -7,7 +7,8 @@
 //! | `GET /` | overview: per inventory, items, phase, readiness, last polls, next poll, charts |
 //! | `GET /ui/{services,carriers,resources}` | the table: the API's list parameters ([`table`]) |
 //! | `GET /ui/csv/{inventory}` | the table's rows as CSV (the same parameters, every page) |
-//! | `GET /ui/{inventory}/{id}` | one item: row, related items, upstream JSON |
+//! | `GET /ui/changes` | the change log: the API's `GET /api/v1/changes` parameters ([`changes`]) |
+//! | `GET /ui/{inventory}/{id}` | one item: row, related items, history (`?a=&b=`), upstream JSON |
 //! | `GET /ui/status` | sync details; `POST /ui/refresh` asks for a poll now |
 //! | `GET`, `POST /ui/signin`, `POST /ui/signout` | the session, when `api.token` is set |
 //!
@@ -19,10 +20,14 @@
 //! through [`html::Esc`].
 //!
 //! Files: `html` (escaping, URLs, the page layout, headers), `session` (sessions, sign-in, CSRF),
-//! `assets` (the stylesheet), `chart` (inline SVG), `overview`, `table`, `item`, `status`.
+//! `assets` (the stylesheet), `chart` (inline SVG), `diff` (two texts side by side), `overview`,
+//! `table`, `changes`, `item` and its `history`, `status`.
 
 mod assets;
+mod changes;
 mod chart;
+mod diff;
+mod history;
 mod html;
 mod item;
 mod overview;
@@ -45,6 +50,7 @@ pub(crate) fn routes(state: AppState) -> Router<AppState> {
         .route("/", get(overview::page))
         .route("/ui", get(|| async { Redirect::to("/") }))
         .route("/ui/status", get(status::page))
+        .route("/ui/changes", get(changes::page))
         .route("/ui/refresh", axum::routing::post(status::refresh))
         .route("/ui/signout", axum::routing::post(session::signout))
         .route("/ui/csv/{inventory}", get(table::csv))

@@ -1,10 +1,13 @@
 //! A small inline SVG chart of recent polls: the item count after each (a line) over their
 //! durations (bars: refreshes, full passes, failures). Drawn on the server; styled by classes
-//! from the stylesheet (no inline style: the CSP allows none).
+//! from the stylesheet (no inline style: the CSP allows none). Each poll's column is a link to
+//! its changes (`/ui/changes?poll=<its start>&inventory=<inventory>`).
 
 use super::html;
 use crate::cache::PollPoint;
+use crate::model::inventory::Inventory;
 use crate::model::status::{Outcome, PollKind};
+use crate::time::format;
 use std::fmt::Write;
 
 const W: f64 = 400.0;
@@ -15,9 +18,18 @@ const GAP: f64 = 14.0;
 /// The chart has room for this many polls at least; fewer fill it from the right (newest).
 const SLOTS: usize = 30;
 
-/// The chart of `points` (oldest first); a line of text when there are none. `label` names the
-/// inventory in the chart's accessible title.
-pub fn polls(label: &str, points: &[PollPoint]) -> String {
+/// The change log's page of the poll `p` of `inv` (`poll` matches its start to the millisecond).
+pub fn changes_link(inv: Inventory, p: &PollPoint) -> String {
+    let pairs = [
+        ("poll".to_string(), format::millis(p.started)),
+        ("inventory".to_string(), inv.as_str().to_string()),
+    ];
+    format!("/ui/changes{}", html::query(&pairs))
+}
+
+/// The chart of `points` (oldest first) of `inv`; a line of text when there are none. `label`
+/// names the inventory in the chart's accessible title.
+pub fn polls(label: &str, inv: Inventory, points: &[PollPoint]) -> String {
     if points.is_empty() {
         return "<p class=\"muted\">No polls yet: the chart starts with the first.</p>".into();
     }
@@ -46,9 +58,9 @@ pub fn polls(label: &str, points: &[PollPoint]) -> String {
     let mut svg = String::new();
     let _ = write!(
         svg,
-        "<svg class=\"chart\" viewBox=\"0 0 {W} {height}\" role=\"img\" \
+        "<svg class=\"chart\" viewBox=\"0 0 {W} {height}\" role=\"group\" \
          aria-label=\"{}: items after each of the last {n} polls, from {} to {} (now {}); \
-         durations up to {}\">",
+         durations up to {}; each poll links to its changes\">",
         html::Esc(label),
         min_items,
         max_items,
@@ -104,10 +116,32 @@ pub fn polls(label: &str, points: &[PollPoint]) -> String {
     }
     let _ = write!(
         svg,
-        "<text x=\"4\" y=\"{}\">duration, up to {}</text></svg>",
+        "<text x=\"4\" y=\"{}\">duration, up to {}</text>",
         TOP + GAP - 3.0,
         html::duration(chrono::TimeDelta::milliseconds(max_ms)),
     );
+    // On top: each poll's whole column, a link to its changes.
+    for (i, p) in points.iter().enumerate() {
+        let kind = match p.kind {
+            PollKind::Full => "full pass",
+            PollKind::Refresh => "refresh",
+        };
+        let _ = write!(
+            svg,
+            "<a href=\"{}\" class=\"poll\"><title>{kind} started {}, {}: +{} added, {} updated, \
+             −{} removed — its changes</title><rect class=\"hit\" x=\"{:.1}\" y=\"0\" \
+             width=\"{:.1}\" height=\"{height}\"/></a>",
+            html::Esc(&changes_link(inv, p)),
+            format::millis(p.started),
+            p.outcome.as_str(),
+            p.added,
+            p.updated,
+            p.removed,
+            left + step * i as f64,
+            step,
+        );
+    }
+    svg.push_str("</svg>");
     svg
 }
 
@@ -139,7 +173,7 @@ mod tests {
             point(12, 100, PollKind::Refresh, Outcome::Complete),
             point(12, 50, PollKind::Refresh, Outcome::Failed),
         ];
-        let svg = polls("services <x>", &points);
+        let svg = polls("services <x>", Inventory::Services, &points);
         assert_eq!(svg.matches("class=\"dur").count(), 3);
         assert_eq!(svg.matches("dur full").count(), 1);
         assert_eq!(svg.matches("dur failed").count(), 1);
@@ -151,7 +185,12 @@ mod tests {
         );
         assert!(svg.contains("services &lt;x&gt;"));
         assert!(!svg.contains("style="));
-        assert!(polls("x", &[]).contains("No polls yet"));
-        assert!(polls("x", &points[..1]).contains("<circle"));
+        // Each poll links to its changes.
+        assert_eq!(svg.matches("<a href=").count(), 3);
+        assert!(svg.contains(
+            "href=\"/ui/changes?poll=1970-01-01T00%3A00%3A00.000Z&amp;inventory=services\""
+        ));
+        assert!(polls("x", Inventory::Services, &[]).contains("No polls yet"));
+        assert!(polls("x", Inventory::Services, &points[..1]).contains("<circle"));
     }
 }

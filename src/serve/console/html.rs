@@ -45,6 +45,7 @@ pub(crate) enum Nav {
     Services,
     Carriers,
     Resources,
+    Changes,
     Status,
     None,
 }
@@ -76,6 +77,7 @@ pub fn page(
             (Nav::Services, "/ui/services", "Services"),
             (Nav::Carriers, "/ui/carriers", "Carriers"),
             (Nav::Resources, "/ui/resources", "Resources"),
+            (Nav::Changes, "/ui/changes", "Changes"),
             (Nav::Status, "/ui/status", "Status"),
         ] {
             let current = if item == nav {

@@ -1,7 +1,10 @@
 //! `GET /ui/{inventory}/{id}`: one item — its row (as the API renders it), first and last
-//! seen, the items it refers to and the items that refer to it (linked when cached), and the
-//! upstream JSON, pretty-printed and collapsible.
+//! seen, the items it refers to and the items that refer to it (linked when cached), its
+//! history in the change log with two versions side by side (`?a=&b=`, [`history`]), and the
+//! upstream JSON, pretty-printed and collapsible. An item no longer in the cache that the change
+//! log knows shows its history alone.
 
+use super::history;
 use super::html::{self, Esc, Nav};
 use super::overview::title;
 use super::sessions::Session;
@@ -14,8 +17,8 @@ use crate::serve::api::query::full_row;
 use crate::serve::state::AppState;
 use axum::Extension;
 use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, Uri};
 use axum::response::Response;
 use chrono::Utc;
 use std::fmt::Write;
@@ -57,6 +60,7 @@ pub async fn page(
     State(state): State<AppState>,
     Extension(session): Extension<Session>,
     path: Result<Path<(String, String)>, PathRejection>,
+    uri: Uri,
 ) -> Response {
     let Ok(Path((name, id))) = path else {
         return html::error_page(
@@ -72,12 +76,22 @@ pub async fn page(
             &format!("no inventory `{name}`: services, carriers or resources"),
         );
     };
+    // `a` and `b` pick the versions compared; nothing else is read from the query.
+    let pairs = Query::<Vec<(String, String)>>::try_from_uri(&uri)
+        .map(|q| q.0)
+        .unwrap_or_default();
+    let versions = history::versions(&state, inv, &id).await;
     let Some(item) = state.cache.get(inv, &id) else {
-        return html::error_page(
-            StatusCode::NOT_FOUND,
-            Some(&session),
-            &format!("no {inv} item with id `{id}` in the cache"),
-        );
+        return match &versions {
+            Some(found) if found.as_ref().is_ok_and(|v| !v.is_empty()) => {
+                gone(&session, inv, &id, found, &pairs)
+            }
+            _ => html::error_page(
+                StatusCode::NOT_FOUND,
+                Some(&session),
+                &format!("no {inv} item with id `{id}` in the cache"),
+            ),
+        };
     };
     let now = Utc::now();
     let row = full_row(inv, &item);
@@ -135,6 +149,15 @@ pub async fn page(
     }
     body.push_str("</dl>");
     referrers(&mut body, &state, inv, item.key.as_str()).await;
+    history::section(
+        &mut body,
+        inv,
+        &id,
+        versions.as_ref(),
+        Some(item.raw()),
+        &pairs,
+        now,
+    );
     let pretty = serde_json::to_string_pretty(&item.json()).unwrap_or_default();
     let _ = write!(
         body,
@@ -147,12 +170,47 @@ pub async fn page(
         Some(n) => format!("{n} ({})", title(inv)),
         None => format!("{id} ({})", title(inv)),
     };
-    let nav = match inv {
+    html::page(StatusCode::OK, &heading, nav(inv), Some(&session), &body)
+}
+
+fn nav(inv: Inventory) -> Nav {
+    match inv {
         Inventory::Services => Nav::Services,
         Inventory::Carriers => Nav::Carriers,
         Inventory::Resources => Nav::Resources,
-    };
-    html::page(StatusCode::OK, &heading, nav, Some(&session), &body)
+    }
+}
+
+/// The page of an item that is no longer in the cache but is in the change log: its history.
+fn gone(
+    session: &Session,
+    inv: Inventory,
+    id: &str,
+    found: &Result<history::Versions, String>,
+    pairs: &[(String, String)],
+) -> Response {
+    let now = Utc::now();
+    let mut body = String::new();
+    let last = found.as_ref().ok().and_then(|v| v.last()).map(|(c, _)| c);
+    let _ = write!(
+        body,
+        "<p><a href=\"/ui/{inv}\">← {}</a></p>\
+         <p class=\"notice\" id=\"not-cached\">Not in the inventory now{}.</p>\
+         <dl class=\"facts\" id=\"row\"><dt>ID</dt><dd id=\"item-id\">{}</dd></dl>",
+        title(inv),
+        match last {
+            Some(c) if c.kind == crate::store::changes::ChangeKind::Removed => format!(
+                ": removed {} ({})",
+                super::changes::at(c, now),
+                Esc(c.reason.as_deref().unwrap_or_default())
+            ),
+            _ => String::new(),
+        },
+        Esc(id),
+    );
+    history::section(&mut body, inv, id, Some(found), None, pairs, now);
+    let heading = format!("{id} ({})", title(inv));
+    html::page(StatusCode::OK, &heading, nav(inv), Some(session), &body)
 }
 
 /// The items whose reference columns name `key`: a scan of the referring inventories' views, on

@@ -123,13 +123,19 @@ pub async fn page(
             );
         }
         body.push_str("</dl>");
-        body.push_str(&chart::polls(title(inv), &history));
+        body.push_str(&chart::polls(title(inv), inv, &history));
+        if state.store.is_some() {
+            let _ = write!(
+                body,
+                "<p><a href=\"/ui/changes?inventory={name}\" id=\"changes-{name}\">Recent changes</a></p>"
+            );
+        }
         body.push_str("</section>");
     }
     body.push_str(
         "</div><p class=\"muted\">Charts: items after each recent poll (line); each poll's \
-         duration below (full passes and failures marked). <a href=\"/ui/status\">Sync details \
-         and “refresh now”</a>.</p>",
+         duration below (full passes and failures marked); click a poll for its changes. \
+         <a href=\"/ui/status\">Sync details and “refresh now”</a>.</p>",
     );
     html::page(
         StatusCode::OK,

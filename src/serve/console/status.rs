@@ -3,6 +3,7 @@
 //! buttons, which `POST /ui/refresh` (session and CSRF token required) turns into the same
 //! requests as `POST /api/v1/refresh`.
 
+use super::chart::changes_link;
 use super::html::{self, Esc, Nav};
 use super::overview::poll_summary;
 use super::overview::title;
@@ -278,13 +279,18 @@ pub async fn page(
              <thead><tr><th scope=\"col\">Finished</th><th scope=\"col\">Kind</th>\
              <th scope=\"col\">Outcome</th><th scope=\"col\">Took</th><th scope=\"col\">Items</th>\
              <th scope=\"col\">Added / updated / removed</th><th scope=\"col\">Skipped pages / items</th>\
-             </tr></thead><tbody>"
+             {}</tr></thead><tbody>",
+            if state.store.is_some() {
+                "<th scope=\"col\">Changes</th>"
+            } else {
+                ""
+            }
         );
         for p in history.iter().rev().take(RECENT) {
             let _ = write!(
                 body,
                 "<tr><td>{}</td><td>{}</td><td class=\"outcome-{o}\">{o}</td><td>{}</td><td>{}</td>\
-                 <td>{} / {} / {}</td><td>{} / {}</td></tr>",
+                 <td>{} / {} / {}</td><td>{} / {}</td>{}</tr>",
                 html::time(Some(p.finished), now),
                 p.kind.as_str(),
                 html::duration(p.duration()),
@@ -294,11 +300,19 @@ pub async fn page(
                 p.removed,
                 p.skipped_pages,
                 p.skipped_items,
+                if state.store.is_some() {
+                    format!(
+                        "<td><a href=\"{}\">its changes</a></td>",
+                        Esc(&changes_link(inv, p))
+                    )
+                } else {
+                    String::new()
+                },
                 o = p.outcome.as_str(),
             );
         }
         if history.is_empty() {
-            body.push_str("<tr><td colspan=\"7\" class=\"muted\">No polls yet.</td></tr>");
+            body.push_str("<tr><td colspan=\"8\" class=\"muted\">No polls yet.</td></tr>");
         }
         body.push_str("</tbody></table></div></section>");
     }
