@@ -58,7 +58,7 @@ mod tests {
     use std::time::Duration;
 
     fn applied() -> Applied {
-        Applied::refresh_for_test(Inventory::Services, Vec::new())
+        Applied::refresh(Inventory::Services, Vec::new(), chrono::Utc::now())
     }
 
     #[tokio::test]

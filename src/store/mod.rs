@@ -356,7 +356,7 @@ fn move_aside(path: &Path) -> std::io::Result<PathBuf> {
 }
 
 /// Opens the store read-only for readers (`export`): never creates, migrates or moves it.
-pub(crate) fn open_read_only(path: &Path) -> Result<Connection, StoreError> {
+pub fn open_read_only(path: &Path) -> Result<Connection, StoreError> {
     if !path.exists() {
         return Err(StoreError::Missing {
             path: path.to_path_buf(),
@@ -427,7 +427,7 @@ mod tests {
     }
 
     fn applied(upserts: Vec<std::sync::Arc<crate::model::item::Item>>) -> crate::sync::Applied {
-        crate::sync::Applied::refresh_for_test(Inventory::Services, upserts)
+        crate::sync::Applied::refresh(Inventory::Services, upserts, chrono::Utc::now())
     }
 
     /// An applied refresh of services that ended `days` after a fixed day.

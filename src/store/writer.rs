@@ -65,8 +65,10 @@ impl Store {
             // The rows now carry the cache's own last_seen.
             write_full_seen(&tx, inv, None, &[])?;
         } else {
+            let logging = Instant::now();
             mark = Some(Retention::mark(&tx)?);
             stats.changes = super::changes::record(&tx, applied)?;
+            stats.history += logging.elapsed();
             {
                 let mut delete =
                     tx.prepare_cached(&format!("DELETE FROM \"{t}\" WHERE key = ?1"))?;
@@ -112,7 +114,9 @@ impl Store {
             Some(m) => m,
             None => Retention::mark(&tx)?,
         };
+        let pruning = Instant::now();
         stats.pruned = self.retention.prune(&tx, report.finished, written_after)?;
+        stats.history += pruning.elapsed();
         tx.commit()?;
         if trained.is_some() {
             self.encoders[inv.index()] = trained;
@@ -173,6 +177,8 @@ pub struct WriteStats {
     /// Entries written to the change log, and pruned from it.
     pub changes: usize,
     pub pruned: usize,
+    /// Of `duration`, the time the change log took (its entries and pruning).
+    pub history: Duration,
     pub duration: Duration,
 }
 

@@ -3,6 +3,7 @@
 use crate::model::inventory::Inventory;
 use crate::model::item::{Item, Key};
 use crate::model::status::{Mark, PollReport, SyncTimes};
+use chrono::{DateTime, Utc};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
@@ -46,13 +47,11 @@ pub struct Applied {
 /// Where pollers send each [`Applied`] poll.
 pub type Journal = mpsc::UnboundedSender<Applied>;
 
-#[cfg(test)]
 impl Applied {
-    /// A complete refresh of `inventory` that added `upserts` (for tests of what consumes the
-    /// journal).
-    pub(crate) fn refresh_for_test(inventory: Inventory, upserts: Vec<Arc<Item>>) -> Applied {
+    /// A complete refresh of `inventory` that added or changed `upserts`, ended `now`: for
+    /// tests and benchmarks of what consumes the journal.
+    pub fn refresh(inventory: Inventory, upserts: Vec<Arc<Item>>, now: DateTime<Utc>) -> Applied {
         use crate::model::status::{Churn, Outcome, PollKind, SkipCounts};
-        let now = chrono::Utc::now();
         Applied {
             inventory,
             report: PollReport {
