@@ -79,6 +79,7 @@ fn main() {
     };
     let t = Instant::now();
     let all: Vec<_> = values.iter().map(item).collect();
+    let mut current = all.clone();
     let stats = store
         .write(&Applied::refresh(Services, all, start), &cache)
         .unwrap();
@@ -113,15 +114,29 @@ fn main() {
                 v["name"] = serde_json::json!(format!("Service {i} rev {day}"));
             }
             v["lastUpdate"] = serde_json::json!(now.to_rfc3339());
-            upserts.push(item(v));
+            let fresh = item(v);
+            let before = std::mem::replace(&mut current[i], fresh.clone());
+            upserts.push((fresh, before));
             if changed_keys.len() < 10_000 {
-                changed_keys.push(upserts.last().unwrap().key.as_str().to_owned());
+                changed_keys.push(upserts.last().unwrap().0.key.as_str().to_owned());
             }
         }
-        upserts.sort_by(|a, b| a.key.cmp(&b.key));
-        upserts.dedup_by(|a, b| a.key == b.key);
+        // An item changed twice in a day: its last version replaces its first day's.
+        upserts.sort_by(|a, b| a.0.key.cmp(&b.0.key));
+        upserts.dedup_by(|later, first| {
+            let same = later.0.key == first.0.key;
+            if same {
+                first.0 = later.0.clone();
+            }
+            same
+        });
+        let (upserts, previous): (Vec<_>, Vec<_>) =
+            upserts.into_iter().map(|(i, p)| (i, Some(p))).unzip();
         let stats = store
-            .write(&Applied::refresh(Services, upserts, now), &cache)
+            .write(
+                &Applied::refresh(Services, upserts, now).with_previous(previous),
+                &cache,
+            )
             .unwrap();
         writing += stats.duration;
         logging += stats.history;
@@ -159,8 +174,10 @@ fn main() {
     };
     println!("reads (open + query, {} entries in the log):", {
         let conn = ses_inventory::store::open_read_only(&path).unwrap();
-        conn.query_row("SELECT count(*) FROM changes", [], |r| r.get::<_, i64>(0))
-            .unwrap()
+        conn.query_row("SELECT count(*) FROM change_log", [], |r| {
+            r.get::<_, i64>(0)
+        })
+        .unwrap()
     });
     let list = |f: ChangeFilter| {
         let conn = ses_inventory::store::open_read_only(&path).unwrap();
@@ -214,7 +231,8 @@ fn main() {
     conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE); VACUUM;")
         .unwrap();
     let with = size(&path);
-    conn.execute_batch("DROP TABLE changes; VACUUM;").unwrap();
+    conn.execute_batch("DROP TABLE change_log; DROP TABLE change_polls; VACUUM;")
+        .unwrap();
     let without = size(&path);
     println!(
         "on disk (vacuumed): {with:.1} MB with the change log, {without:.1} MB without: the log is \

@@ -1529,6 +1529,7 @@ fn valid_store() -> &'static (Vec<u8>, Contents) {
                     window_anchor: Some(now),
                 },
                 settled: true,
+                previous: vec![None; items.len()],
                 upserts: items,
                 unchanged: Vec::new(),
                 removed: Vec::new(),

@@ -196,6 +196,64 @@ impl Decoders {
     }
 }
 
+/// Earlier versions of an item, each compressed against the version that replaced it (zstd with
+/// that text as its dictionary): what changed costs bytes, what stayed costs almost none. One
+/// per write; the contexts are reused from item to item.
+pub(super) struct Deltas {
+    compress: zstd::zstd_safe::CCtx<'static>,
+    decompress: zstd::zstd_safe::DCtx<'static>,
+}
+
+/// The level deltas are written at: they are small, and a write makes thousands.
+const DELTA_LEVEL: i32 = 1;
+
+impl Deltas {
+    pub(super) fn new() -> Deltas {
+        Deltas {
+            compress: zstd::zstd_safe::CCtx::create(),
+            decompress: zstd::zstd_safe::DCtx::create(),
+        }
+    }
+
+    /// `old` as a frame against `new`.
+    pub(super) fn encode(&mut self, old: &str, new: &str) -> std::io::Result<Vec<u8>> {
+        let mut out = Vec::with_capacity(zstd::zstd_safe::compress_bound(old.len()));
+        self.compress
+            .compress_using_dict(&mut out, old.as_bytes(), new.as_bytes(), DELTA_LEVEL)
+            .map_err(zstd_error)?;
+        Ok(out)
+    }
+
+    /// The text [`Deltas::encode`] wrote as `frame` against `new`; an error when `new` is not the
+    /// text it was written against (the frame's size or the JSON does not come out).
+    pub(super) fn decode(&mut self, frame: &[u8], new: &str) -> std::io::Result<String> {
+        let size = zstd::zstd_safe::get_frame_content_size(frame)
+            .ok()
+            .flatten()
+            .ok_or_else(|| std::io::Error::other("not a zstd frame with its size"))?;
+        let mut out = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+        self.decompress
+            .decompress_using_dict(&mut out, frame, new.as_bytes())
+            .map_err(zstd_error)?;
+        let text = String::from_utf8(out).map_err(std::io::Error::other)?;
+        if out_len_ok(&text, size) && serde_json::from_str::<serde::de::IgnoredAny>(&text).is_ok() {
+            Ok(text)
+        } else {
+            Err(std::io::Error::other(
+                "an earlier version does not decode against the one after it",
+            ))
+        }
+    }
+}
+
+fn out_len_ok(text: &str, size: u64) -> bool {
+    text.len() as u64 == size
+}
+
+fn zstd_error(code: usize) -> std::io::Error {
+    std::io::Error::other(zstd::zstd_safe::get_error_name(code))
+}
+
 fn codec_error(inv: Inventory, id: i64, e: std::io::Error) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(
         0,

@@ -457,15 +457,85 @@ mod tests {
         ))
     }
 
+    /// Service 1 renamed `day N` on day `day`, replacing its version of the day before.
+    fn rename_on(day: i64) -> crate::sync::Applied {
+        let previous = match day {
+            1 => service(1),
+            _ => renamed(1, &format!("day {}", day - 1)),
+        };
+        applied_at(vec![renamed(1, &format!("day {day}"))], day).with_previous(vec![Some(previous)])
+    }
+
     fn change_days(store: &Store) -> Vec<(String, i64)> {
         let mut stmt = store
             .conn
-            .prepare("SELECT kind, (unixepoch(at) - 1800000000) / 86400 FROM changes ORDER BY id")
+            .prepare("SELECT CASE c.kind WHEN 0 THEN 'baseline' ELSE 'updated' END, (unixepoch(p.at) - 1800000000) / 86400 FROM change_log c JOIN change_polls p ON p.id = c.poll ORDER BY c.id")
             .unwrap();
         stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
             .unwrap()
             .map(Result::unwrap)
             .collect()
+    }
+
+    #[test]
+    fn every_earlier_version_reads_back_exactly_and_as_it_was_at_a_time() {
+        let dir = std::env::temp_dir().join(format!("sesinv-versions-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("inventory.db");
+        let cache = crate::cache::Cache::new();
+        let (mut store, _) = Store::open(&path).unwrap();
+        // Enough items for a dictionary: rows are frames, as in production.
+        let all: Vec<_> = (1..=150).map(service).collect();
+        store.write(&applied_at(all, 0), &cache).unwrap();
+        let mut written = vec![service(1).raw().to_string()];
+        for day in 1..=3 {
+            written.push(renamed(1, &format!("day {day}")).raw().to_string());
+            store.write(&rename_on(day), &cache).unwrap();
+        }
+        // Removed (gone upstream) on day 4, back on day 5.
+        let mut gone = applied_at(Vec::new(), 4);
+        gone.removed = vec![service(1).key.clone()];
+        gone.gone = gone.removed.clone();
+        store.write(&gone, &cache).unwrap();
+        store
+            .write(&applied_at(vec![service(1)], 5), &cache)
+            .unwrap();
+
+        let conn = open_read_only(&path).unwrap();
+        let key = service(1).key.to_string();
+        let versions = changes::versions(&conn, Inventory::Services, &key).unwrap();
+        let kinds: Vec<_> = versions.iter().map(|(c, _)| c.kind.as_str()).collect();
+        assert_eq!(kinds, ["updated", "updated", "updated", "removed", "added"]);
+        let befores: Vec<_> = versions.iter().map(|(_, b)| b.as_deref()).collect();
+        assert_eq!(
+            befores,
+            [
+                Some(written[0].as_str()),
+                Some(written[1].as_str()),
+                Some(written[2].as_str()),
+                Some(written[3].as_str()),
+                None
+            ]
+        );
+        assert_eq!(versions[3].0.reason.as_deref(), Some("gone"));
+        let day = |d: i64, h: i64| {
+            chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap()
+                + chrono::Duration::days(d)
+                + chrono::Duration::hours(h)
+        };
+        let at = |t| changes::item_at(&conn, Inventory::Services, &key, t).unwrap();
+        for d in 0..=3 {
+            assert_eq!(
+                at(day(d, 12)).as_deref(),
+                Some(written[d as usize].as_str()),
+                "day {d}"
+            );
+        }
+        assert_eq!(at(day(4, 12)), None, "removed then");
+        assert_eq!(at(day(5, 12)).as_deref(), Some(service(1).raw()), "back");
+        assert_eq!(at(day(-1, 0)), None, "before the log");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
@@ -482,12 +552,7 @@ mod tests {
             .write(&applied_at(vec![service(1), service(2)], 0), &cache)
             .unwrap();
         for day in 1..=5 {
-            store
-                .write(
-                    &applied_at(vec![renamed(1, &format!("day {day}"))], day),
-                    &cache,
-                )
-                .unwrap();
+            store.write(&rename_on(day), &cache).unwrap();
         }
         // Written on day 5: what is older than day 2 is gone (the baseline of day 0, day 1's).
         assert_eq!(
@@ -499,26 +564,24 @@ mod tests {
                 ("updated".into(), 5)
             ]
         );
-        // Bounded by size: each entry counts its kept version and 64 bytes; two fit.
+        // Bounded by size: two entries fit.
         let one: i64 = store
             .conn
-            .query_row("SELECT max(length(before)) + 64 FROM changes", [], |r| {
-                r.get(0)
-            })
+            .query_row(
+                &format!("SELECT max({}) FROM change_log", changes::ENTRY_SIZE),
+                [],
+                |r| r.get(0),
+            )
             .unwrap();
         let mut store = store.with_retention(0, (2 * one + one / 2) as u64);
-        store
-            .write(&applied_at(vec![renamed(1, "day 6")], 6), &cache)
-            .unwrap();
+        store.write(&rename_on(6), &cache).unwrap();
         assert_eq!(
             change_days(&store),
             [("updated".into(), 5), ("updated".into(), 6)],
             "the oldest go first, until the rest fit"
         );
         // The next write counts only what it added.
-        store
-            .write(&applied_at(vec![renamed(1, "day 7")], 7), &cache)
-            .unwrap();
+        store.write(&rename_on(7), &cache).unwrap();
         assert_eq!(
             change_days(&store),
             [("updated".into(), 6), ("updated".into(), 7)]

@@ -51,7 +51,19 @@ pub(super) fn apply(
     if report.outcome == Outcome::Failed {
         pass.changed.clear();
         pass.unchanged.clear();
-    } else if report.outcome == Outcome::Complete && report.kind == PollKind::Full {
+    }
+    // The versions the changed items replace, for the store's change log.
+    let previous = if cx.journal.is_some() && !pass.changed.is_empty() {
+        cx.cache.with_items(inv, |old| {
+            pass.changed
+                .iter()
+                .map(|i| old.get(&i.key).cloned())
+                .collect()
+        })
+    } else {
+        Vec::new()
+    };
+    if report.outcome == Outcome::Complete && report.kind == PollKind::Full {
         let absent_set: HashSet<&Key, crate::cache::Hasher> = absent.iter().collect();
         let mut map = std::mem::take(&mut pass.upserts);
         // One look at the old map: what this pass removes (for the journal) and what it keeps
@@ -84,7 +96,7 @@ pub(super) fn apply(
         }
         let old = cx.cache.replace(inv, map);
         drop(old); // the previous map is freed here, after the write lock is released
-    } else {
+    } else if report.outcome != Outcome::Failed {
         let upserts = std::mem::take(&mut pass.upserts);
         cx.cache.apply(inv, upserts.into_values(), &pass.removals);
         removed = std::mem::take(&mut pass.removals);
@@ -125,6 +137,7 @@ pub(super) fn apply(
             times,
             settled: cx.cache.status(inv).settled,
             upserts: pass.changed,
+            previous,
             unchanged: pass.unchanged,
             removed,
             gone,

@@ -19,6 +19,8 @@ pub struct Applied {
     pub settled: bool,
     /// Items added or changed by this poll.
     pub upserts: Vec<Arc<Item>>,
+    /// For each of `upserts`, the version it replaced (`None`: added), as the cache held it.
+    pub previous: Vec<Option<Arc<Item>>>,
     /// Keys seen again unchanged (their `last_seen` moved to the poll's time).
     pub unchanged: Vec<Key>,
     /// Keys removed: not kept by the rules, or gone by two witnesses (a complete full pass).
@@ -50,6 +52,13 @@ pub type Journal = mpsc::UnboundedSender<Applied>;
 impl Applied {
     /// A complete refresh of `inventory` that added or changed `upserts`, ended `now`: for
     /// tests and benchmarks of what consumes the journal.
+    /// The same, each of `upserts` replacing the version in `previous` at its place.
+    pub fn with_previous(mut self, previous: Vec<Option<Arc<Item>>>) -> Applied {
+        assert_eq!(previous.len(), self.upserts.len());
+        self.previous = previous;
+        self
+    }
+
     pub fn refresh(inventory: Inventory, upserts: Vec<Arc<Item>>, now: DateTime<Utc>) -> Applied {
         use crate::model::status::{Churn, Outcome, PollKind, SkipCounts};
         Applied {
@@ -78,6 +87,7 @@ impl Applied {
             items: upserts.len(),
             awaiting: None,
             placement: None,
+            previous: vec![None; upserts.len()],
             upserts,
             unchanged: Vec::new(),
             removed: Vec::new(),
