@@ -795,8 +795,9 @@ async fn the_changes_page_shows_the_apis_entries_and_an_items_history() {
     assert_eq!(
         kinds[..3],
         [
-            ("SVC-0003", "removed"),
+            // One poll: its removals are written first (they copy the rows they remove).
             ("SVC-0006", "added"),
+            ("SVC-0003", "removed"),
             ("SVC-0002", "updated")
         ],
         "{all:?}"

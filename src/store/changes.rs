@@ -109,14 +109,31 @@ impl ChangeKind {
     }
 }
 
-/// Writes the entries of `applied` (before its rows are written: an update and a removal read
-/// the row as it was). Returns how many were written.
-pub(super) fn record(tx: &Transaction<'_>, applied: &Applied) -> rusqlite::Result<usize> {
+/// A write's entries, begun before its rows change: its poll, and the entries written so far
+/// (a baseline, or the removals, which copy the rows they remove).
+pub(super) struct Begun {
+    poll: i64,
+    first: i64,
+    written: usize,
+    /// The upserts are entries too (not a baseline).
+    pub(super) upserts: bool,
+}
+
+/// An upsert's entry, prepared off the writer's thread ([`prepare`]).
+pub(super) struct Prepared {
+    kind: ChangeKind,
+    columns: Option<String>,
+    frame: Option<Vec<u8>>,
+}
+
+/// Begins the entries of `applied`, before its rows are written: its poll, a baseline for a
+/// first fill, the removals (the rows they remove are copied). `None` when it changed nothing.
+pub(super) fn begin(tx: &Transaction<'_>, applied: &Applied) -> rusqlite::Result<Option<Begun>> {
     let inv = applied.inventory;
     let t = table(inv);
     let report = &applied.report;
     if applied.upserts.is_empty() && applied.removed.is_empty() {
-        return Ok(0);
+        return Ok(None);
     }
     let inv_code = inv.index() as i64;
     let first: i64 = tx.query_row("SELECT coalesce(max(id), 0) + 1 FROM change_log", [], |r| {
@@ -135,10 +152,6 @@ pub(super) fn record(tx: &Transaction<'_>, applied: &Applied) -> rusqlite::Resul
         ],
     )?;
     let poll = tx.last_insert_rowid();
-    let mut insert = tx.prepare_cached(
-        "INSERT INTO change_log (poll, inventory, key, kind, columns, reason, items, before, before_form)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-    )?;
     let empty: bool = tx.query_row(
         &format!(
             "SELECT NOT EXISTS (SELECT 1 FROM \"{t}\")
@@ -147,75 +160,107 @@ pub(super) fn record(tx: &Transaction<'_>, applied: &Applied) -> rusqlite::Resul
         params![inv_code, poll],
         |r| r.get(0),
     )?;
-    let mut written = 0;
+    let mut begun = Begun {
+        poll,
+        first,
+        written: 0,
+        upserts: !empty,
+    };
     if empty {
-        insert.execute(params![
+        tx.execute(
+            "INSERT INTO change_log (poll, inventory, key, kind, items) VALUES (?1, ?2, '', ?3, ?4)",
+            params![
+                poll,
+                inv_code,
+                ChangeKind::Baseline.code(),
+                applied.upserts.len() as i64
+            ],
+        )?;
+        begun.written = 1;
+        return Ok(Some(begun));
+    }
+    let gone: HashSet<&Key> = applied.gone.iter().collect();
+    let mut removed = tx.prepare_cached(&format!(
+        "INSERT INTO change_log (poll, inventory, key, kind, reason, before, before_form)
+         SELECT ?1, ?2, key, ?3, ?4, raw, coalesce(raw_dict, {FORM_TEXT}) FROM \"{t}\" WHERE key = ?5"
+    ))?;
+    for key in &applied.removed {
+        let reason = if gone.contains(key) { GONE } else { NOT_KEPT };
+        begun.written += removed.execute(params![
             poll,
             inv_code,
-            "",
-            ChangeKind::Baseline.code(),
-            None::<String>,
-            None::<i64>,
-            applied.upserts.len() as i64,
-            None::<Vec<u8>>,
-            None::<i64>,
+            ChangeKind::Removed.code(),
+            reason,
+            key.as_str()
         ])?;
-        written = 1;
-    } else {
-        let mut deltas = Deltas::new();
-        for (i, item) in applied.upserts.iter().enumerate() {
-            // The version it replaces, as the cache held it (and so the table: the journal
-            // is written in the order the polls were applied).
-            let previous = applied.previous.get(i).and_then(Option::as_ref);
-            let (kind, columns, frame) = match previous {
-                None => (ChangeKind::Added, None, None),
-                Some(old) => {
-                    let frame = deltas.encode(old.raw(), item.raw()).map_err(|e| {
-                        rusqlite::Error::ToSqlConversionFailure(
-                            format!("{inv} {}: the version before: {e}", item.key.as_str()).into(),
-                        )
-                    })?;
-                    (ChangeKind::Updated, Some(diff(inv, old, item)), Some(frame))
-                }
-            };
-            insert.execute(params![
-                poll,
-                inv_code,
-                item.key.as_str(),
-                kind.code(),
-                columns,
-                None::<i64>,
-                None::<i64>,
-                frame,
-                frame_form(&kind),
-            ])?;
-            written += 1;
-        }
-        let gone: HashSet<&Key> = applied.gone.iter().collect();
-        let mut removed = tx.prepare_cached(&format!(
-            "INSERT INTO change_log (poll, inventory, key, kind, reason, before, before_form)
-             SELECT ?1, ?2, key, ?3, ?4, raw, coalesce(raw_dict, {FORM_TEXT}) FROM \"{t}\" WHERE key = ?5"
-        ))?;
-        for key in &applied.removed {
-            let reason = if gone.contains(key) { GONE } else { NOT_KEPT };
-            written += removed.execute(params![
-                poll,
-                inv_code,
-                ChangeKind::Removed.code(),
-                reason,
-                key.as_str()
-            ])?;
-        }
     }
-    if written == 0 {
-        tx.execute("DELETE FROM change_polls WHERE id = ?1", [poll])?;
+    Ok(Some(begun))
+}
+
+/// The entries of `applied`'s upserts: for an update, the columns that changed and the version
+/// it replaces (from `applied.previous`, as the cache held it, and so the table: the journal is
+/// written in the order the polls were applied) against the new one. No SQL: it runs on any
+/// thread, while the writer writes the rows.
+pub(super) fn prepare(applied: &Applied) -> Result<Vec<Prepared>, String> {
+    let inv = applied.inventory;
+    let mut deltas = Deltas::new();
+    applied
+        .upserts
+        .iter()
+        .enumerate()
+        .map(
+            |(i, item)| match applied.previous.get(i).and_then(Option::as_ref) {
+                None => Ok(Prepared {
+                    kind: ChangeKind::Added,
+                    columns: None,
+                    frame: None,
+                }),
+                Some(old) => Ok(Prepared {
+                    kind: ChangeKind::Updated,
+                    columns: Some(diff(inv, old, item)),
+                    frame: Some(deltas.encode(old.raw(), item.raw()).map_err(|e| {
+                        format!("{inv} {}: the version before: {e}", item.key.as_str())
+                    })?),
+                }),
+            },
+        )
+        .collect()
+}
+
+/// Writes the upserts' entries [`prepare`] made and closes the poll's range; returns how many
+/// entries the write made in all.
+pub(super) fn finish(
+    tx: &Transaction<'_>,
+    applied: &Applied,
+    mut begun: Begun,
+    prepared: Vec<Prepared>,
+) -> rusqlite::Result<usize> {
+    let inv_code = applied.inventory.index() as i64;
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO change_log (poll, inventory, key, kind, columns, before, before_form)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?;
+    for (item, p) in applied.upserts.iter().zip(prepared) {
+        insert.execute(params![
+            begun.poll,
+            inv_code,
+            item.key.as_str(),
+            p.kind.code(),
+            p.columns,
+            p.frame,
+            frame_form(&p.kind),
+        ])?;
+        begun.written += 1;
+    }
+    if begun.written == 0 {
+        tx.execute("DELETE FROM change_polls WHERE id = ?1", [begun.poll])?;
     } else {
         tx.execute(
             "UPDATE change_polls SET last_entry = ?2 WHERE id = ?1",
-            params![poll, first + written as i64 - 1],
+            params![begun.poll, begun.first + begun.written as i64 - 1],
         )?;
     }
-    Ok(written)
+    Ok(begun.written)
 }
 
 fn frame_form(kind: &ChangeKind) -> Option<i64> {

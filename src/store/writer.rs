@@ -67,17 +67,39 @@ impl Store {
         } else {
             let logging = Instant::now();
             mark = Some(Retention::mark(&tx)?);
-            stats.changes = super::changes::record(&tx, applied)?;
+            let begun = super::changes::begin(&tx, applied)?;
             stats.history += logging.elapsed();
-            {
-                let mut delete =
-                    tx.prepare_cached(&format!("DELETE FROM \"{t}\" WHERE key = ?1"))?;
-                for key in &applied.removed {
-                    stats.removed += delete.execute([key.as_str()])?;
+            let upserts = begun.as_ref().is_some_and(|b| b.upserts);
+            // A large write's entries are prepared on a thread of their own while the rows
+            // are written; a small one's after them.
+            let prepared = std::thread::scope(|scope| {
+                let preparing = (upserts && applied.upserts.len() >= PREPARE_APART)
+                    .then(|| scope.spawn(|| super::changes::prepare(applied)));
+                {
+                    let mut delete =
+                        tx.prepare_cached(&format!("DELETE FROM \"{t}\" WHERE key = ?1"))?;
+                    for key in &applied.removed {
+                        stats.removed += delete.execute([key.as_str()])?;
+                    }
                 }
+                let stored = self.encoders[inv.index()].as_mut();
+                stats.upserted = upsert_all(&tx, inv, &applied.upserts, stored, &mut trained)?;
+                let waiting = Instant::now();
+                let prepared = match preparing {
+                    Some(thread) => thread.join().unwrap_or_else(|_| {
+                        Err(format!("{inv}: preparing the change log's entries failed"))
+                    }),
+                    None if upserts => super::changes::prepare(applied),
+                    None => Ok(Vec::new()),
+                };
+                stats.history += waiting.elapsed();
+                prepared.map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))
+            })?;
+            if let Some(begun) = begun {
+                let logging = Instant::now();
+                stats.changes = super::changes::finish(&tx, applied, begun, prepared)?;
+                stats.history += logging.elapsed();
             }
-            let stored = self.encoders[inv.index()].as_mut();
-            stats.upserted = upsert_all(&tx, inv, &applied.upserts, stored, &mut trained)?;
             // (A failed poll journals no unchanged keys: it applied nothing.)
             if applied.unseen.is_some() {
                 // A complete full pass saw every item it did not list as unseen: recorded once,
@@ -167,6 +189,9 @@ impl Store {
         (tx, Writer { thread })
     }
 }
+
+/// Upserts from which the change log's entries are prepared on a thread of their own.
+const PREPARE_APART: usize = 256;
 
 /// What one commit did.
 #[derive(Debug, Default, Clone, Copy)]
