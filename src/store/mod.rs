@@ -539,6 +539,51 @@ mod tests {
     }
 
     #[test]
+    fn a_write_that_fails_midway_leaves_neither_items_nor_history_half_written() {
+        let dir = std::env::temp_dir().join(format!("sesinv-atomic-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("inventory.db");
+        let cache = crate::cache::Cache::new();
+        let (mut store, _) = Store::open(&path).unwrap();
+        store
+            .write(&applied_at(vec![service(1), service(2)], 0), &cache)
+            .unwrap();
+        // The row of service 2 cannot be written: the write fails after it recorded its poll in
+        // the change log and wrote service 1's row.
+        store
+            .conn
+            .execute_batch(&format!(
+                "CREATE TRIGGER refuse BEFORE UPDATE ON services WHEN new.key = '{}'
+                 BEGIN SELECT RAISE(ABORT, 'refused'); END;",
+                service(2).key.as_str()
+            ))
+            .unwrap();
+        let count = |store: &Store, sql: &str| -> i64 {
+            store.conn.query_row(sql, [], |r| r.get(0)).unwrap()
+        };
+        let log = |store: &Store| count(store, "SELECT count(*) FROM change_log");
+        let polls = |store: &Store| count(store, "SELECT count(*) FROM change_polls");
+        let (entries, polls_before) = (log(&store), polls(&store));
+        let mut both = applied_at(vec![renamed(1, "x"), renamed(2, "y")], 1)
+            .with_previous(vec![Some(service(1)), Some(service(2))]);
+        both.removed = Vec::new();
+        assert!(store.write(&both, &cache).is_err());
+        assert_eq!(log(&store), entries, "no entry of the failed write");
+        assert_eq!(polls(&store), polls_before, "nor its poll");
+        let name: String = store
+            .conn
+            .query_row(
+                "SELECT name FROM services WHERE key = ?1",
+                [service(1).key.as_str()],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(name, "Service 1 \u{e9}\"quoted\"", "nor service 1's row");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn the_change_log_is_pruned_by_age_then_by_size() {
         let dir = std::env::temp_dir().join(format!("sesinv-changes-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
