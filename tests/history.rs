@@ -13,7 +13,7 @@ use std::io::{BufRead, BufReader};
 use std::time::Duration;
 
 struct Daemon {
-    child: std::process::Child,
+    child: Child,
     base: String,
     http: reqwest::Client,
     store: std::path::PathBuf,
@@ -47,7 +47,7 @@ impl Daemon {
         .await
         .unwrap();
         Daemon {
-            child,
+            child: Child(Some(child)),
             base: format!("http://{addr}"),
             http: {
                 // In other tests the daemon's own client installs it; this one has none.
@@ -113,18 +113,42 @@ impl Daemon {
         }
     }
 
+    /// SIGTERM, then the exit status: 0.
     async fn stop(mut self) {
         let pid = self.child.id().to_string();
+        let mut child = self.child.take();
         let status = tokio::task::spawn_blocking(move || {
             std::process::Command::new("kill")
                 .args(["-TERM", &pid])
                 .status()
                 .unwrap();
-            self.child.wait().unwrap()
+            child.wait().unwrap()
         })
         .await
         .unwrap();
         assert_eq!(status.code(), Some(0));
+    }
+}
+
+/// The daemon's process; killed if the test ends before stopping it (a failed assertion).
+struct Child(Option<std::process::Child>);
+
+impl Child {
+    fn id(&self) -> u32 {
+        self.0.as_ref().map_or(0, std::process::Child::id)
+    }
+
+    fn take(&mut self) -> std::process::Child {
+        self.0.take().expect("the daemon is running")
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 
