@@ -287,6 +287,23 @@ async fn the_change_log_follows_the_upstream_poll_for_poll() {
     assert_eq!(changes[1]["change"]["kind"], "added");
     assert_eq!(history["current"]["status"], "Operational");
 
+    // The log's pages carry a tag of their body: asked again with it, 304 and no body; the
+    // next page's `Link` comes with the 200.
+    let url = format!("{}/api/v1/changes?inventory=services&limit=2", d.base);
+    let first = d.http.get(&url).send().await.unwrap();
+    assert_eq!(first.status(), StatusCode::OK);
+    let tag = first.headers()["etag"].clone();
+    assert!(first.headers()["link"].to_str().unwrap().contains("after="));
+    let again = d
+        .http
+        .get(&url)
+        .header("if-none-match", tag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
+    assert!(again.bytes().await.unwrap().is_empty());
+
     // A wrong parameter is named.
     let (status, body) = d.get("/api/v1/changes?kind=moved").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);

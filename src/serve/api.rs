@@ -228,23 +228,7 @@ pub(super) async fn status(State(state): State<AppState>, request: HeaderMap) ->
                 .map_or_else(HaStatus::off, |ha| ha.borrow().clone()),
         ),
     };
-    let body = serde_json::to_vec(&status).unwrap_or_default();
-    let tag = etag::of_body(&body);
-    if etag::matches(&request, &tag) {
-        return etag::not_modified(tag);
-    }
-    (
-        StatusCode::OK,
-        [
-            (
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            ),
-            (header::ETAG, tag),
-        ],
-        body,
-    )
-        .into_response()
+    etag::json_of_body(&request, serde_json::to_vec(&status).unwrap_or_default())
 }
 
 pub(super) async fn refresh(State(state): State<AppState>, uri: Uri) -> Result<Response, Failure> {

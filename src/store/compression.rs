@@ -236,7 +236,8 @@ impl Deltas {
             .decompress_using_dict(&mut out, frame, new.as_bytes())
             .map_err(zstd_error)?;
         let text = String::from_utf8(out).map_err(std::io::Error::other)?;
-        if out_len_ok(&text, size) && serde_json::from_str::<serde::de::IgnoredAny>(&text).is_ok() {
+        if text.len() as u64 == size && serde_json::from_str::<serde::de::IgnoredAny>(&text).is_ok()
+        {
             Ok(text)
         } else {
             Err(std::io::Error::other(
@@ -244,10 +245,6 @@ impl Deltas {
             ))
         }
     }
-}
-
-fn out_len_ok(text: &str, size: u64) -> bool {
-    text.len() as u64 == size
 }
 
 fn zstd_error(code: usize) -> std::io::Error {

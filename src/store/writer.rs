@@ -170,6 +170,8 @@ impl Store {
                             upserted: stats.upserted,
                             removed: stats.removed,
                             touched: stats.touched,
+                            changes: stats.changes,
+                            pruned: stats.pruned,
                             duration: stats.duration,
                         }
                         .emit(),

@@ -595,6 +595,9 @@ pub(crate) struct StoreWritten {
     pub upserted: usize,
     pub removed: usize,
     pub touched: usize,
+    /// Change-log entries written, and pruned.
+    pub changes: usize,
+    pub pruned: usize,
     pub duration: Duration,
 }
 
@@ -609,6 +612,8 @@ impl StoreWritten {
             upserted = self.upserted,
             removed = self.removed,
             touched = self.touched,
+            changes = self.changes,
+            pruned = self.pruned,
             duration_ms = ms(self.duration),
         );
     }

@@ -25,6 +25,27 @@ pub(crate) fn of_body(body: &[u8]) -> HeaderValue {
     HeaderValue::from_str(&tag).expect("a tag of hex digits")
 }
 
+/// `200` with the JSON `body` under a strong tag of its bytes, or `304` when the request's
+/// `If-None-Match` names that tag (the status, the change log).
+pub(crate) fn json_of_body(request: &HeaderMap, body: Vec<u8>) -> Response {
+    let tag = of_body(&body);
+    if matches(request, &tag) {
+        return not_modified(tag);
+    }
+    (
+        StatusCode::OK,
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ),
+            (header::ETAG, tag),
+        ],
+        body,
+    )
+        .into_response()
+}
+
 /// Whether the request's `If-None-Match` names `tag` (weak comparison, `*` included).
 pub fn matches(request: &HeaderMap, tag: &HeaderValue) -> bool {
     let opaque = |t: &str| t.trim().trim_start_matches("W/").to_string();

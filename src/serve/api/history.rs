@@ -11,7 +11,7 @@ use crate::serve::state::AppState;
 use crate::store::changes::{self, ChangeFilter, ChangeKind};
 use crate::time::format;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use chrono::{DateTime, Utc};
 use serde_json::json;
 use std::path::PathBuf;
@@ -101,36 +101,34 @@ fn store_of(state: &AppState) -> Result<PathBuf, Failure> {
     })
 }
 
-/// Runs `read` on a read-only connection to the store, on a blocking thread.
-async fn read<T: Send + 'static>(
+/// Runs `read` on a read-only connection to the store at `path`, on a blocking thread (the
+/// API's history handlers and the console's pages); the error as text.
+pub(crate) async fn read<T: Send + 'static>(
     path: PathBuf,
     read: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<T> + Send + 'static,
-) -> Result<T, Failure> {
-    let failed = |e: String| Failure(StatusCode::SERVICE_UNAVAILABLE, e);
+) -> Result<T, String> {
     tokio::task::spawn_blocking(move || {
         let conn = crate::store::open_read_only(&path).map_err(|e| e.to_string())?;
         read(&conn).map_err(|e| format!("reading the change log: {e}"))
     })
     .await
-    .map_err(|e| failed(e.to_string()))?
-    .map_err(failed)
+    .map_err(|e| e.to_string())?
 }
 
-/// A JSON body with a strong tag of its bytes, or 304.
+/// [`read`] for the API: a store that cannot be read is 503.
+async fn read_or_503<T: Send + 'static>(
+    path: PathBuf,
+    f: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<T> + Send + 'static,
+) -> Result<T, Failure> {
+    read(path, f)
+        .await
+        .map_err(|e| Failure(StatusCode::SERVICE_UNAVAILABLE, e))
+}
+
+/// A JSON body with a strong tag of its bytes (or 304), and a `Link` to the next page.
 fn tagged(request: &HeaderMap, body: &serde_json::Value, link: Option<HeaderValue>) -> Response {
-    let bytes = serde_json::to_vec(body).unwrap_or_default();
-    let tag = etag::of_body(&bytes);
-    if etag::matches(request, &tag) {
-        return etag::not_modified(tag);
-    }
-    let mut response = (
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, "application/json")],
-        bytes,
-    )
-        .into_response();
-    response.headers_mut().insert(header::ETAG, tag);
-    if let Some(link) = link {
+    let mut response = etag::json_of_body(request, serde_json::to_vec(body).unwrap_or_default());
+    if let Some(link) = link.filter(|_| response.status() == StatusCode::OK) {
         response.headers_mut().insert(header::LINK, link);
     }
     response
@@ -146,7 +144,7 @@ pub(super) async fn list(
     let f = filter(&pairs, Utc::now()).map_err(bad_request)?;
     let store = store_of(&state)?;
     let limit = f.limit;
-    let mut entries = read(store, move |conn| changes::list(conn, &f)).await?;
+    let mut entries = read_or_503(store, move |conn| changes::list(conn, &f)).await?;
     let more = entries.len() > limit;
     entries.truncate(limit);
     let next = more
@@ -176,7 +174,7 @@ pub(super) async fn item(
     let inv = inventory(name)?;
     let store = store_of(&state)?;
     let key = id.clone();
-    let versions = read(store, move |conn| changes::versions(conn, inv, &key)).await?;
+    let versions = read_or_503(store, move |conn| changes::versions(conn, inv, &key)).await?;
     let current = state.cache.view(inv).get(&id).cloned();
     if versions.is_empty() && current.is_none() {
         return Err(Failure(
@@ -215,7 +213,7 @@ pub(super) async fn at(
     })?;
     let store = store_of(&state)?;
     let key = id.clone();
-    let json = read(store, move |conn| changes::item_at(conn, inv, &key, when)).await?;
+    let json = read_or_503(store, move |conn| changes::item_at(conn, inv, &key, when)).await?;
     let Some(json) = json else {
         return Err(Failure(
             StatusCode::NOT_FOUND,

@@ -22,25 +22,10 @@ use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::Utc;
 use std::fmt::Write;
-use std::path::PathBuf;
 
 /// What the page says when the daemon keeps no store.
 pub(crate) const NO_STORE: &str =
     "The daemon runs without a store (store.path is empty): there is no change log.";
-
-/// Runs `read` on a read-only connection to the store at `path`, on a blocking thread (as the
-/// API's history handlers do); the error as text.
-pub(crate) async fn read<T: Send + 'static>(
-    path: PathBuf,
-    read: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<T> + Send + 'static,
-) -> Result<T, String> {
-    tokio::task::spawn_blocking(move || {
-        let conn = crate::store::open_read_only(&path).map_err(|e| e.to_string())?;
-        read(&conn).map_err(|e| format!("reading the change log: {e}"))
-    })
-    .await
-    .map_err(|e| e.to_string())?
-}
 
 /// What a removal's reason means.
 fn reason_text(reason: &str) -> &str {
@@ -295,7 +280,7 @@ pub async fn page(
         );
     }
     let limit = f.limit;
-    let entries = match read(store, move |conn| changes::list(conn, &f)).await {
+    let entries = match history::read(store, move |conn| changes::list(conn, &f)).await {
         Ok(e) => e,
         Err(e) => {
             let _ = write!(body, "<p class=\"error\" role=\"alert\">{}</p>", Esc(&e));

@@ -6,10 +6,11 @@
 //! last kept version against now (for an item no longer in the cache, the two last kept ones).
 //! Each timeline entry links to the picks it offers.
 
-use super::changes::{NO_STORE, at, details, poll_link, read};
+use super::changes::{NO_STORE, at, details, poll_link};
 use super::diff;
 use super::html::{self, Esc};
 use crate::model::inventory::Inventory;
+use crate::serve::api::history::read;
 use crate::serve::state::AppState;
 use crate::store::changes::{self, Change};
 use chrono::{DateTime, Utc};
