@@ -208,6 +208,26 @@ impl Cache {
         old
     }
 
+    /// As [`Cache::replace`] with the items already in key order ([`View::sorted`]): a warm
+    /// start sorts each inventory on its own loader thread.
+    pub(crate) fn replace_sorted(
+        &self,
+        inv: Inventory,
+        items: ItemMap,
+        sorted: Vec<Arc<Item>>,
+    ) -> ItemMap {
+        let current = self.view(inv);
+        let view = if current.is_empty() && sorted.len() == items.len() {
+            View::from_sorted(current.generation() + 1, sorted)
+        } else {
+            current.rebuilt(current.generation() + 1, &items)
+        };
+        drop(current);
+        let old = std::mem::replace(&mut *self.write(inv), items);
+        self.publish(inv, view);
+        old
+    }
+
     /// Upserts and removes in one step under the write lock (a refresh or an incomplete pass).
     pub fn apply(
         &self,

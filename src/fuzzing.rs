@@ -1596,7 +1596,7 @@ pub fn store_loader(data: &[u8]) {
             .iter()
             .all(|&inv| cache.len(inv) == 0 && !cache.is_ready(inv))
     };
-    let (store, opened) = match Store::open(&path) {
+    let (mut store, opened) = match Store::open(&path) {
         Ok(opened) => opened,
         Err(crate::store::StoreError::Newer { .. }) => {
             assert!(

@@ -486,7 +486,7 @@ async fn deletions_during_a_pass_leave_by_the_next_one_and_their_marks_survive_a
     rig.poller = Rig::poller_for(&rig.cfg, &rig.cache);
     writer.finish().await;
     let cache = Cache::new();
-    let (store, _) = Store::open(&path).unwrap();
+    let (mut store, _) = Store::open(&path).unwrap();
     store.load(&cache).unwrap();
     assert_eq!(cache.awaiting(Services), awaiting, "the marks survive");
     let status = cache.status(Services);

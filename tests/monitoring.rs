@@ -608,7 +608,7 @@ async fn every_dashboard_and_alert_expression_returns_data_from_a_live_daemon() 
     let db = dir.0.join("inventory.db");
     cfg.store.path = db.display().to_string();
     let cache = Cache::new();
-    let (store, _) = Store::open(&db).unwrap();
+    let (mut store, _) = Store::open(&db).unwrap();
     store.load(&cache).unwrap();
     let (journal, writer) = store.spawn_writer(cache.clone());
     let bound = Bound::bind(&cfg.api).await.unwrap();

@@ -130,7 +130,7 @@ fn stored_keys(path: &Path, inv: Inventory) -> BTreeSet<String> {
 /// Starts the daemon in-process over `path`: open, warm load, writer, pollers.
 fn start(cfg: &Config, path: &Path) -> (Daemon, ses_inventory::store::Writer) {
     let cache = Cache::new();
-    let (store, _) = Store::open(path).unwrap();
+    let (mut store, _) = Store::open(path).unwrap();
     store.load(&cache).unwrap();
     let (journal, writer) = store.spawn_writer(cache.clone());
     let daemon =
@@ -200,10 +200,14 @@ async fn a_restart_keeps_every_item_and_the_sync_state_and_is_ready_before_any_r
 
     // The restart: the store alone makes every inventory ready, with the same items and times.
     let cache = Cache::new();
-    let (store, opened) = Store::open(&path).unwrap();
+    let (mut store, opened) = Store::open(&path).unwrap();
     assert!(!opened.created && opened.moved_aside.is_none());
     let loaded = store.load(&cache).unwrap();
     assert_eq!(loaded.ready, [true; 3]);
+    assert_eq!(
+        loaded.extracted, [0; 3],
+        "every row read from its stored cells"
+    );
     assert!(cache.all_ready(), "ready at once");
     // Monitoring sees the stored last success at once, not a gap until the next poll.
     let scrape = ses_inventory::telemetry::metrics::render(&cache);
@@ -372,7 +376,7 @@ async fn a_corrupt_store_is_moved_aside_and_the_daemon_starts_empty() {
     let garbage = b"this is not an SQLite database\n".repeat(200);
     std::fs::write(&path, &garbage).unwrap();
 
-    let (store, opened) = Store::open(&path).unwrap();
+    let (mut store, opened) = Store::open(&path).unwrap();
     let aside = opened.moved_aside.expect("moved aside");
     assert!(aside.starts_with(&dir), "{aside:?}");
     assert!(
@@ -1304,16 +1308,57 @@ async fn the_file_gives_back_the_space_of_removed_items() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-/// A file written by the previous release (schema 3: `tests/fixtures/store-v3.db`, made by
-/// `sync-once` of that release against the simulator) is upgraded in place on first start:
-/// every item comes back with the row, first and last seen it had, every inventory ready, and
-/// the file says schema 4. Before the upgrade, `export` reads it as it is.
-#[test]
-fn a_file_from_the_previous_release_is_upgraded_in_place() {
-    let dir = temp_dir("v3");
+/// key → (raw, row, first_seen, last_seen in ms) of every item of `inv` in `cache`.
+fn items_of(cache: &Cache, inv: Inventory) -> BTreeMap<String, (String, String, i64, i64)> {
+    cache
+        .snapshot(inv)
+        .iter()
+        .map(|i| {
+            let times = (
+                i.first_seen.timestamp_millis(),
+                i.last_seen().timestamp_millis(),
+            );
+            let item = (
+                i.raw().to_string(),
+                format!("{:?}", i.row()),
+                times.0,
+                times.1,
+            );
+            (i.key.to_string(), item)
+        })
+        .collect()
+}
+
+/// Every version of every item the change log holds, through the API's reader.
+fn change_log(path: &Path) -> Vec<String> {
+    let conn = ses_inventory::store::open_read_only(path).unwrap();
+    let filter = ses_inventory::store::changes::ChangeFilter {
+        limit: 10_000,
+        ..Default::default()
+    };
+    let mut all = Vec::new();
+    for change in ses_inventory::store::changes::list(&conn, &filter).unwrap() {
+        let versions =
+            ses_inventory::store::changes::versions(&conn, change.inventory, &change.id).unwrap();
+        all.push(format!("{change:?} {versions:?}"));
+    }
+    all
+}
+
+/// A file written by an earlier release (made by `sync-once` of that release against the
+/// simulator; `tests/fixtures/store-v4.db` by two runs a few seconds apart, so its change log
+/// has additions, updates and removals) is upgraded in place on first start: every item comes
+/// back with the row, first and last seen it had, every inventory ready, the change log as it
+/// was, and the file says this build's schema. Its rows have no stored cells: the first start
+/// extracts them, the writer stores them in the background, and the next start reads them
+/// (extracting none) to the same items. Before the upgrade, `export` reads it as it is.
+fn upgrade_in_place(fixture: &str, version_before: i64, counts: [usize; 3], history: bool) {
+    let dir = temp_dir(fixture);
     let path = dir.join("inventory.db");
     std::fs::copy(
-        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/store-v3.db"),
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(fixture),
         &path,
     )
     .unwrap();
@@ -1323,26 +1368,30 @@ fn a_file_from_the_previous_release_is_upgraded_in_place() {
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap()
     };
-    assert_eq!(version(&path), 3);
+    assert_eq!(version(&path), version_before);
     // What the old file holds, read with SQL: key → (first_seen, last_seen).
     let rows = |inv: Inventory| -> BTreeMap<String, (String, String)> {
         let conn = rusqlite::Connection::open(&path).unwrap();
         let mut stmt = conn
             .prepare(&format!(
-                "SELECT key, first_seen, last_seen FROM \"{}\"",
+                "SELECT key, first_seen, {} FROM \"{}\" t",
+                ses_inventory_last_seen(version_before),
                 inv.as_str()
             ))
             .unwrap();
-        stmt.query_map([], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))
+        stmt.query_map([inv.as_str()], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))
             .unwrap()
             .collect::<rusqlite::Result<_>>()
             .unwrap()
     };
     let before: Vec<_> = Inventory::ALL.iter().map(|&inv| rows(inv)).collect();
-    assert_eq!(
-        before.iter().map(BTreeMap::len).collect::<Vec<_>>(),
-        [51, 9, 45]
-    );
+    assert_eq!(before.iter().map(BTreeMap::len).collect::<Vec<_>>(), counts);
+    let log_before = if history {
+        change_log(&path)
+    } else {
+        Vec::new()
+    };
+    assert_eq!(log_before.is_empty(), !history);
     let mut exported = Vec::new();
     ses_inventory::store::export::export(
         &path,
@@ -1351,14 +1400,18 @@ fn a_file_from_the_previous_release_is_upgraded_in_place() {
         &mut exported,
     )
     .unwrap();
-    assert_eq!(String::from_utf8(exported).unwrap().lines().count(), 51);
+    assert_eq!(
+        String::from_utf8(exported).unwrap().lines().count(),
+        counts[0]
+    );
 
-    let (store, _) = Store::open(&path).unwrap();
+    let (mut store, _) = Store::open(&path).unwrap();
     assert_eq!(version(&path), SCHEMA_VERSION);
-    assert_eq!(SCHEMA_VERSION, 4);
+    assert_eq!(SCHEMA_VERSION, 5);
     let cache = Cache::new();
     let loaded = store.load(&cache).unwrap();
-    assert_eq!(loaded.items, [51, 9, 45]);
+    assert_eq!(loaded.items, counts);
+    assert_eq!(loaded.extracted, counts, "no row of the old file has cells");
     assert_eq!(loaded.ready, [true, true, true]);
     for (i, inv) in Inventory::ALL.into_iter().enumerate() {
         for (key, (first, last)) in &before[i] {
@@ -1375,6 +1428,87 @@ fn a_file_from_the_previous_release_is_upgraded_in_place() {
             );
         }
     }
+    if history {
+        assert_eq!(change_log(&path), log_before, "the change log as it was");
+    }
+    let first_start: Vec<_> = Inventory::ALL
+        .iter()
+        .map(|&i| items_of(&cache, i))
+        .collect();
+    // The writer fills in the cells while no poll waits.
+    let (journal, writer) = store.spawn_writer(cache.clone());
+    let lacking = || -> i64 {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        Inventory::ALL
+            .iter()
+            .map(|inv| {
+                let sql = format!("SELECT count(*) FROM \"{inv}\" WHERE cells IS NULL");
+                conn.query_row(&sql, [], |r| r.get::<_, i64>(0)).unwrap()
+            })
+            .sum()
+    };
+    for _ in 0..300 {
+        if lacking() == 0 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        lacking(),
+        0,
+        "the writer stored every row's cells within 30 s"
+    );
+    drop(journal);
+    futures_executor_block_on(writer.finish());
+
+    let (mut store, _) = Store::open(&path).unwrap();
+    let cache = Cache::new();
+    let loaded = store.load(&cache).unwrap();
+    assert_eq!(loaded.items, counts);
+    assert_eq!(loaded.extracted, [0; 3], "every row's cells stored");
+    let second_start: Vec<_> = Inventory::ALL
+        .iter()
+        .map(|&i| items_of(&cache, i))
+        .collect();
+    assert_eq!(
+        second_start, first_start,
+        "the same items from stored cells"
+    );
+    if history {
+        assert_eq!(change_log(&path), log_before, "the change log as it was");
+    }
     drop(store);
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// An item's `last_seen` as a file of schema `version` holds it (`?1`: the inventory).
+fn ses_inventory_last_seen(version: i64) -> &'static str {
+    if version >= 4 {
+        "CASE WHEN EXISTS (SELECT 1 FROM unseen u WHERE u.inventory = ?1 AND u.key = t.key)
+              THEN t.last_seen
+              ELSE max(t.last_seen, coalesce(
+                  (SELECT s.full_seen_at FROM sync_state s WHERE s.inventory = ?1), ''))
+         END"
+    } else {
+        "t.last_seen || substr(?1, 1, 0)"
+    }
+}
+
+/// Runs `future` to its end on a runtime of its own (the tests here are not async).
+fn futures_executor_block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(future)
+}
+
+#[test]
+fn a_file_from_schema_3_is_upgraded_in_place() {
+    upgrade_in_place("store-v3.db", 3, [51, 9, 45], false);
+}
+
+#[test]
+fn a_file_from_the_previous_release_is_upgraded_in_place() {
+    upgrade_in_place("store-v4.db", 4, [48, 9, 45], true);
 }

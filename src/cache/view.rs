@@ -90,8 +90,20 @@ impl View {
 
     /// The view of a whole inventory (a complete pass, or a load).
     pub fn build(generation: u64, items: impl IntoIterator<Item = Arc<Item>>) -> View {
+        View::from_sorted(generation, View::sorted(items))
+    }
+
+    /// `items` in key order: a whole view's items, sorted where they are gathered (a load's
+    /// threads).
+    pub(crate) fn sorted(items: impl IntoIterator<Item = Arc<Item>>) -> Vec<Arc<Item>> {
         let mut items: Vec<Arc<Item>> = items.into_iter().collect();
         items.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+        items
+    }
+
+    /// The view of `items`, already in key order ([`View::sorted`]).
+    pub(crate) fn from_sorted(generation: u64, items: Vec<Arc<Item>>) -> View {
+        debug_assert!(items.windows(2).all(|w| w[0].key < w[1].key));
         View::with_items(generation, items.into_boxed_slice())
     }
 

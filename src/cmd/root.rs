@@ -26,7 +26,8 @@ pub(crate) fn open_store(
         return Ok(None);
     };
     let (store, _opened) = Store::open(&path)?;
-    let store = store.with_retention(cfg.store.history_max_age_days, cfg.store.history_max_bytes);
+    let mut store =
+        store.with_retention(cfg.store.history_max_age_days, cfg.store.history_max_bytes);
     store.load(cache)?;
     // The poll history only feeds the console's charts: a file that cannot give it back
     // starts the daemon with an empty one.

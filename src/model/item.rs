@@ -100,6 +100,40 @@ impl Item {
         }
     }
 
+    /// As [`Item::new`], with the row taken from `cells` (as the store keeps them:
+    /// [`Item::stored_cells`]) when they are of this build's extraction and fit `raw`, else
+    /// extracted. The second value says whether the row was extracted.
+    pub(crate) fn from_stored(
+        key: Key,
+        inventory: Inventory,
+        raw: String,
+        cells: Option<&[u8]>,
+        first_seen: DateTime<Utc>,
+        last_seen: DateTime<Utc>,
+    ) -> (Item, bool) {
+        let stored = match cells {
+            Some(cells) => Packed::from_stored(inventory, raw, cells),
+            None => Err(raw),
+        };
+        let (packed, extracted) = match stored {
+            Ok(packed) => (packed, false),
+            Err(raw) => (Packed::new(inventory, raw.into_boxed_str()), true),
+        };
+        let item = Item {
+            key,
+            packed,
+            first_seen,
+            last_seen_ms: AtomicI64::new(last_seen.timestamp_millis()),
+            place: AtomicU64::new(0),
+        };
+        (item, extracted)
+    }
+
+    /// The row's cells as the store keeps them (see [`Item::from_stored`]).
+    pub(crate) fn stored_cells(&self) -> Vec<u8> {
+        self.packed.stored_cells()
+    }
+
     /// The upstream JSON, compact.
     pub fn raw(&self) -> &str {
         self.packed.raw()

@@ -135,7 +135,8 @@ impl Encoder {
 /// Decompresses one inventory's rows (each loader thread has its own).
 pub(super) struct Decoders {
     inventory: Inventory,
-    by_id: HashMap<i64, zstd::bulk::Decompressor<'static>>,
+    /// Each dictionary's decompressor, and its bytes (for frames too large to decode at once).
+    by_id: HashMap<i64, (zstd::bulk::Decompressor<'static>, Vec<u8>)>,
 }
 
 impl Decoders {
@@ -148,7 +149,7 @@ impl Decoders {
             let (id, dict): (i64, Vec<u8>) = (r.get(0)?, r.get(1)?);
             let d = zstd::bulk::Decompressor::with_dictionary(&dict)
                 .map_err(|e| codec_error(inv, id, e))?;
-            by_id.insert(id, d);
+            by_id.insert(id, (d, dict));
         }
         Ok(Decoders {
             inventory: inv,
@@ -163,6 +164,17 @@ impl Decoders {
         dict: Option<i64>,
         col: usize,
     ) -> rusqlite::Result<String> {
+        self.json_with_room(raw, dict, col, 0)
+    }
+
+    /// As [`Decoders::json`], in a string with room for `room` more bytes.
+    pub(super) fn json_with_room(
+        &mut self,
+        raw: ValueRef<'_>,
+        dict: Option<i64>,
+        col: usize,
+        room: usize,
+    ) -> rusqlite::Result<String> {
         let bad = |what: String| {
             rusqlite::Error::FromSqlConversionFailure(
                 col,
@@ -172,10 +184,12 @@ impl Decoders {
         };
         match (raw, dict) {
             (ValueRef::Text(t), None) => {
-                String::from_utf8(t.to_vec()).map_err(|e| bad(e.to_string()))
+                let mut text = Vec::with_capacity(t.len() + room);
+                text.extend_from_slice(t);
+                String::from_utf8(text).map_err(|e| bad(e.to_string()))
             }
             (ValueRef::Blob(frame), Some(id)) => {
-                let d = self
+                let (d, dict) = self
                     .by_id
                     .get_mut(&id)
                     .ok_or_else(|| bad(format!("dictionary {id} is not in the file")))?;
@@ -183,9 +197,24 @@ impl Decoders {
                     .ok()
                     .flatten()
                     .ok_or_else(|| bad("not a zstd frame with its size".into()))?;
-                let bytes = d
-                    .decompress(frame, usize::try_from(size).unwrap_or(0))
-                    .map_err(|e| bad(e.to_string()))?;
+                let bytes = match usize::try_from(size) {
+                    Ok(size) if size <= AT_ONCE => {
+                        let mut bytes = Vec::with_capacity(size + room);
+                        d.decompress_to_buffer(frame, &mut bytes)
+                            .map_err(|e| bad(e.to_string()))?;
+                        bytes
+                    }
+                    // Memory as the text comes: a damaged header can claim any size.
+                    _ => {
+                        use std::io::Read;
+                        let mut bytes = Vec::new();
+                        zstd::stream::read::Decoder::with_dictionary(frame, dict)
+                            .and_then(|r| r.take(u64::from(u32::MAX)).read_to_end(&mut bytes))
+                            .map_err(|e| bad(e.to_string()))?;
+                        bytes.reserve_exact(room);
+                        bytes
+                    }
+                };
                 String::from_utf8(bytes).map_err(|e| bad(e.to_string()))
             }
             (_, dict) => Err(bad(format!(
@@ -195,6 +224,10 @@ impl Decoders {
         }
     }
 }
+
+/// Frames claiming up to this size are decompressed at once, into a buffer of that size;
+/// larger ones as a stream.
+const AT_ONCE: usize = 1 << 26;
 
 /// Earlier versions of an item, each compressed against the version that replaced it (zstd with
 /// that text as its dictionary): what changed costs bytes, what stayed costs almost none. One

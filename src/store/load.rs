@@ -2,7 +2,8 @@
 
 use super::compression::Decoders;
 use super::schema::{parse_time, table};
-use super::{Store, StoreError};
+use super::{CellFill, Store, StoreError};
+use crate::cache::view::View;
 use crate::cache::{Awaiting, Cache, ItemMap};
 use crate::model::inventory::Inventory;
 use crate::model::item::{Item, Key};
@@ -18,6 +19,9 @@ use std::time::{Duration, Instant};
 #[derive(Debug, Default, Clone)]
 pub struct Loaded {
     pub items: [usize; 3],
+    /// Of `items`, those whose row was extracted from the upstream JSON (no stored cells, or
+    /// cells of another extraction): the writer stores their cells in the background.
+    pub extracted: [usize; 3],
     pub ready: [bool; 3],
     pub duration: Duration,
 }
@@ -33,7 +37,7 @@ impl Store {
     /// Loads every inventory into `cache` and restores its sync state; an inventory with a
     /// complete full pass on record is marked ready. Call before the pollers start. All or
     /// nothing: when any part of the file cannot be read, the error leaves `cache` untouched.
-    pub fn load(&self, cache: &Cache) -> Result<Loaded, StoreError> {
+    pub fn load(&mut self, cache: &Cache) -> Result<Loaded, StoreError> {
         let started = Instant::now();
         let sqlite = |source| StoreError::Sqlite {
             path: self.path.clone(),
@@ -58,10 +62,12 @@ impl Store {
             read.push((inv, map, state, placement, awaiting));
         }
         let mut loaded = Loaded::default();
-        for (inv, map, state, placement, awaiting) in read {
+        for (inv, (map, sorted, extracted), state, placement, awaiting) in read {
             loaded.items[inv.index()] = map.len();
+            loaded.extracted[inv.index()] = extracted;
+            self.fill_cells[inv.index()] = (extracted > 0).then(CellFill::default);
             let placed_by = placement.map(|keys| place(&map, &keys));
-            drop(cache.replace(inv, map));
+            drop(cache.replace_sorted(inv, map, sorted));
             if let Some(state) = state {
                 let ready = state.times.last_complete_full.is_some();
                 cache.update_status(inv, |s| {
@@ -88,6 +94,7 @@ impl Store {
             path: &self.path,
             items: loaded.items,
             ready: loaded.ready,
+            extracted: loaded.extracted.iter().sum(),
             duration: loaded.duration,
         }
         .emit();
@@ -172,12 +179,16 @@ fn place(map: &ItemMap, keys: &[String]) -> u32 {
     generation
 }
 
-/// Reads one inventory's items on a connection of its own (read-only).
-fn read_items(path: &Path, inv: Inventory) -> rusqlite::Result<ItemMap> {
+/// Reads one inventory's items on a connection of its own (read-only), each row from its
+/// stored cells when they are this build's: the items by key, in key order (for the view), and
+/// how many rows had to be extracted.
+fn read_items(path: &Path, inv: Inventory) -> rusqlite::Result<(ItemMap, Vec<Arc<Item>>, usize)> {
     let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
+    // Pages read in place from the page cache rather than copied (SQLite bounds the map).
+    conn.pragma_update(None, "mmap_size", 1_i64 << 40)?;
     let n: i64 = conn.query_row(
         &format!("SELECT count(*) FROM \"{}\"", table(inv)),
         [],
@@ -201,13 +212,16 @@ fn read_items(path: &Path, inv: Inventory) -> rusqlite::Result<ItemMap> {
         .query_map([inv.as_str()], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
     let mut stmt = conn.prepare(&format!(
-        "SELECT key, raw, first_seen, last_seen, raw_dict FROM \"{}\"",
+        "SELECT key, raw, first_seen, last_seen, raw_dict, cells FROM \"{}\"",
         table(inv)
     ))?;
     let mut rows = stmt.query([])?;
+    let mut extracted = 0;
     while let Some(r) = rows.next()? {
         let key: String = r.get(0)?;
-        let raw = decoders.json(r.get_ref(1)?, r.get(4)?, 1)?;
+        let cells = r.get_ref(5)?.as_blob_or_null()?;
+        let room = cells.map_or(0, crate::model::row::packed::stored_extras_len);
+        let raw = decoders.json_with_room(r.get_ref(1)?, r.get(4)?, 1, room)?;
         let first_seen = parse_time(r.get(2)?).unwrap_or_default();
         let mut last_seen = parse_time(r.get(3)?).unwrap_or(first_seen);
         if let Some(full) = full_seen
@@ -216,18 +230,12 @@ fn read_items(path: &Path, inv: Inventory) -> rusqlite::Result<ItemMap> {
         {
             last_seen = full;
         }
-        // The row is extracted again from the upstream JSON, so rows follow this build's rules.
+        // Cells of another extraction are not taken: rows follow this build's rules.
         let key = Key::new(&key);
-        map.insert(
-            key.clone(),
-            Arc::new(Item::new(
-                key,
-                inv,
-                raw.into_boxed_str(),
-                first_seen,
-                last_seen,
-            )),
-        );
+        let (item, fresh) = Item::from_stored(key.clone(), inv, raw, cells, first_seen, last_seen);
+        extracted += usize::from(fresh);
+        map.insert(key, Arc::new(item));
     }
-    Ok(map)
+    let sorted = View::sorted(map.values().cloned());
+    Ok((map, sorted, extracted))
 }

@@ -8,7 +8,9 @@
 //!   dictionary `raw_dict` names, or text when it names none; see `compression`),
 //!   `first_seen` and `last_seen` (as of the row's own last write: a complete full pass
 //!   records once, in `sync_state.full_seen_at`, that it saw every item but those it lists in
-//!   `unseen`; `schema::LAST_SEEN` is the item's `last_seen` in SQL);
+//!   `unseen`; `schema::LAST_SEEN` is the item's `last_seen` in SQL), `cells` (the row as the
+//!   cache packs it, so that a warm start reads rows instead of extracting them; see
+//!   `schema_v5`);
 //!   and `sync_state`, one row per inventory with the refresh window's timestamps (and
 //!   whether its first buildup was settled); `awaiting`, the items awaiting a second witness
 //!   before they are removed (replaced in the transaction of each poll that changed them); and
@@ -39,7 +41,7 @@ mod writer;
 pub use load::Loaded;
 pub(crate) use schema::LAST_SEEN;
 pub use schema::table;
-use schema::{schema_v1, schema_v2, schema_v3, schema_v4};
+use schema::{schema_v1, schema_v2, schema_v3, schema_v4, schema_v5};
 pub use writer::{WriteStats, Writer};
 
 use crate::model::inventory::Inventory;
@@ -50,7 +52,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// The schema version this build writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -129,6 +131,19 @@ pub struct Store {
     encoders: [Option<compression::Encoder>; 3],
     /// The change log's retention.
     retention: changes::Retention,
+    /// Inventories with rows whose cells are missing or of another extraction (found by the
+    /// warm start): the writer fills them in between polls.
+    fill_cells: [Option<CellFill>; 3],
+}
+
+/// Where the writer is in filling in an inventory's rows that lack their cells (see
+/// `schema_v5`).
+#[derive(Debug, Default)]
+struct CellFill {
+    /// The last row (by rowid) looked at.
+    after: i64,
+    rows: usize,
+    took: Duration,
 }
 
 impl std::fmt::Debug for Store {
@@ -257,6 +272,7 @@ impl Store {
             path: path.to_path_buf(),
             conn,
             dirty: [false; 3],
+            fill_cells: [None, None, None],
             encoders: [None, None, None],
             retention: changes::Retention::new(90, 0),
         };
@@ -314,7 +330,10 @@ impl Store {
         if from < 4 {
             tx.execute_batch(&schema_v4())?;
         }
-        // Later versions: `if from < 5 { ... }`, each step inside this transaction.
+        if from < 5 {
+            tx.execute_batch(&schema_v5())?;
+        }
+        // Later versions: `if from < 6 { ... }`, each step inside this transaction.
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         tx.commit()
     }
@@ -637,7 +656,7 @@ mod tests {
     /// key → upstream JSON of every cached service after a warm start from `path`.
     fn loaded(path: &Path) -> std::collections::BTreeMap<String, String> {
         let cache = crate::cache::Cache::new();
-        let (store, _) = Store::open(path).unwrap();
+        let (mut store, _) = Store::open(path).unwrap();
         store.load(&cache).unwrap();
         cache
             .snapshot(Inventory::Services)
@@ -737,8 +756,15 @@ mod tests {
     #[test]
     fn the_schema_has_every_row_column_and_is_readable_by_name() {
         let conn = Connection::open_in_memory().unwrap();
-        conn.execute_batch(&schema_v1()).unwrap();
-        conn.execute_batch(&schema_v2()).unwrap();
+        for step in [
+            schema_v1(),
+            schema_v2(),
+            schema_v3(),
+            schema_v4(),
+            schema_v5(),
+        ] {
+            conn.execute_batch(&step).unwrap();
+        }
         for inv in Inventory::ALL {
             let stmt = conn
                 .prepare(&format!("SELECT * FROM \"{}\"", table(inv)))
@@ -746,7 +772,8 @@ mod tests {
             let names: Vec<String> = stmt.column_names().into_iter().map(String::from).collect();
             let mut expected = vec!["key".to_string()];
             expected.extend(Row::columns(inv).iter().map(|c| c.name.to_string()));
-            expected.extend(["raw", "first_seen", "last_seen", "raw_dict"].map(String::from));
+            expected
+                .extend(["raw", "first_seen", "last_seen", "raw_dict", "cells"].map(String::from));
             assert_eq!(names, expected, "{inv}");
             // The upsert statement is valid SQL for this table.
             conn.prepare(&upsert_sql(inv)).unwrap();

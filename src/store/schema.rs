@@ -105,6 +105,18 @@ CREATE TABLE unseen (
         .into()
 }
 
+/// Version 5: each row keeps its cells as the cache packs them (`cells`: see
+/// `Item::stored_cells`), so that a warm start reads rows instead of extracting them from the
+/// upstream JSON. Rows written before have none (NULL) until the writer fills them in
+/// (`writer::fill_cells`); cells of another extraction version are treated as none. An earlier
+/// build would rewrite rows without their cells, so it must refuse the file: hence a version.
+pub(super) fn schema_v5() -> String {
+    Inventory::ALL
+        .iter()
+        .map(|&inv| format!("ALTER TABLE \"{}\" ADD COLUMN cells BLOB;\n", table(inv)))
+        .collect()
+}
+
 /// An item's `last_seen` in SQL, over its table aliased `t` (`?1` = the inventory): the row's,
 /// or the last complete full pass's when that is later and the pass saw the item.
 pub(crate) const LAST_SEEN: &str = "CASE
@@ -130,7 +142,7 @@ pub(super) fn upsert_sql(inv: Inventory) -> String {
     let cols = Row::columns(inv);
     let names: Vec<String> = cols.iter().map(|c| format!("\"{}\"", c.name)).collect();
     let n = cols.len();
-    let placeholders: Vec<String> = (1..=n + 5).map(|i| format!("?{i}")).collect();
+    let placeholders: Vec<String> = (1..=n + 6).map(|i| format!("?{i}")).collect();
     let updates: Vec<String> = names
         .iter()
         .chain(
@@ -139,13 +151,14 @@ pub(super) fn upsert_sql(inv: Inventory) -> String {
                 "first_seen".into(),
                 "last_seen".into(),
                 "raw_dict".into(),
+                "cells".into(),
             ]
             .iter(),
         )
         .map(|c| format!("{c} = excluded.{c}"))
         .collect();
     format!(
-        "INSERT INTO \"{t}\" (key, {names}, raw, first_seen, last_seen, raw_dict) VALUES ({ph})
+        "INSERT INTO \"{t}\" (key, {names}, raw, first_seen, last_seen, raw_dict, cells) VALUES ({ph})
          ON CONFLICT(key) DO UPDATE SET {updates}",
         t = table(inv),
         names = names.join(", "),

@@ -4,8 +4,9 @@
 use super::changes::Retention;
 use super::compression::Encoder;
 use super::schema::{column_text, table, upsert_sql};
-use super::{Store, StoreError};
+use super::{CellFill, Store, StoreError};
 use crate::cache::Cache;
+use crate::model::inventory::Inventory;
 use crate::model::item::Item;
 use crate::model::row::Row;
 use crate::model::status::Outcome;
@@ -161,7 +162,21 @@ impl Store {
         let thread = std::thread::Builder::new()
             .name("ses-store".into())
             .spawn(move || {
-                while let Some(applied) = rx.blocking_recv() {
+                loop {
+                    // Rows without their cells are filled in while no poll waits.
+                    let next = if self.fill_cells.iter().any(Option::is_some) {
+                        match rx.try_recv() {
+                            Ok(applied) => Some(applied),
+                            Err(tokio::sync::mpsc::error::TryRecvError::Empty) => {
+                                self.fill_some_cells();
+                                continue;
+                            }
+                            Err(tokio::sync::mpsc::error::TryRecvError::Disconnected) => None,
+                        }
+                    } else {
+                        rx.blocking_recv()
+                    };
+                    let Some(applied) = next else { break };
                     match self.write(&applied, &cache) {
                         Ok(stats) => events::StoreWritten {
                             inventory: applied.inventory,
@@ -190,6 +205,91 @@ impl Store {
             .expect("the store writer thread starts");
         (tx, Writer { thread })
     }
+}
+
+/// Rows filled in per transaction: short, so that a poll's write waits little behind one.
+const FILL_CHUNK: i64 = 2000;
+
+impl Store {
+    /// Stores the cells of the next rows of the first inventory being filled in (see
+    /// [`CellFill`]), in one short transaction; the row's cells are extracted from its own
+    /// upstream JSON, so a row and its cells always agree. A failure stops the filling (the
+    /// rows are extracted again at the next start).
+    fn fill_some_cells(&mut self) {
+        let Some(inv) = Inventory::ALL
+            .into_iter()
+            .find(|inv| self.fill_cells[inv.index()].is_some())
+        else {
+            return;
+        };
+        let started = Instant::now();
+        let fill = self.fill_cells[inv.index()].take().unwrap_or_default();
+        match fill_chunk(&mut self.conn, inv, fill.after) {
+            Ok((filled, Some(after))) => {
+                self.fill_cells[inv.index()] = Some(CellFill {
+                    after,
+                    rows: fill.rows + filled,
+                    took: fill.took + started.elapsed(),
+                });
+            }
+            Ok((filled, None)) => events::StoreCellsFilled {
+                inventory: inv,
+                rows: fill.rows + filled,
+                duration: fill.took + started.elapsed(),
+            }
+            .emit(),
+            Err(error) => events::StoreWriteFailed {
+                inventory: inv,
+                error: &StoreError::Sqlite {
+                    path: self.path.clone(),
+                    error,
+                },
+            }
+            .emit(),
+        }
+    }
+}
+
+/// Fills in the cells of up to [`FILL_CHUNK`] rows of `inv` after rowid `after` that lack this
+/// build's; returns how many, and the last rowid looked at unless the table's end was reached.
+fn fill_chunk(
+    conn: &mut rusqlite::Connection,
+    inv: Inventory,
+    after: i64,
+) -> rusqlite::Result<(usize, Option<i64>)> {
+    let t = table(inv);
+    let tx = conn.transaction()?;
+    let mut decoders = super::compression::Decoders::read(&tx, inv)?;
+    let version = crate::model::row::packed::CELLS_VERSION.to_le_bytes();
+    let mut filled = 0;
+    let mut last = None;
+    {
+        let mut select = tx.prepare(&format!(
+            "SELECT rowid, raw, raw_dict, substr(cells, 1, 4) = ?2 FROM \"{t}\"
+             WHERE rowid > ?1 ORDER BY rowid LIMIT {FILL_CHUNK}"
+        ))?;
+        let mut update = tx.prepare(&format!("UPDATE \"{t}\" SET cells = ?1 WHERE rowid = ?2"))?;
+        let mut rows = select.query(params![after, version.as_slice()])?;
+        let mut seen = 0;
+        while let Some(r) = rows.next()? {
+            let rowid: i64 = r.get(0)?;
+            seen += 1;
+            last = Some(rowid);
+            if r.get::<_, Option<bool>>(3)? == Some(true) {
+                continue;
+            }
+            let raw = decoders.json(r.get_ref(1)?, r.get(2)?, 1)?;
+            let cells =
+                crate::model::row::packed::Packed::new(inv, raw.into_boxed_str()).stored_cells();
+            update.execute(params![cells, rowid])?;
+            filled += 1;
+        }
+        if seen < FILL_CHUNK {
+            last = None;
+        }
+    }
+    tx.commit()?;
+    Ok((filled, last))
 }
 
 /// Upserts from which the change log's entries are prepared on a thread of their own.
@@ -301,7 +401,8 @@ fn upsert_item(
     let inv = item.inventory();
     let cols = Row::columns(inv);
     // Texts are bound borrowed from the item; entries are written as JSON straight from the
-    // cell (no `Value`). Parameters: key, the columns, raw, first_seen, last_seen, raw_dict.
+    // cell (no `Value`). Parameters: key, the columns, raw, first_seen, last_seen, raw_dict,
+    // cells.
     stmt.raw_bind_parameter(1, item.key.as_str())?;
     for (i, c) in cols.iter().enumerate() {
         let cell = item.cell(i);
@@ -320,6 +421,7 @@ fn upsert_item(
     }
     stmt.raw_bind_parameter(at + 1, format::nanos(item.first_seen))?;
     stmt.raw_bind_parameter(at + 2, format::nanos(item.last_seen()))?;
+    stmt.raw_bind_parameter(at + 4, item.stored_cells())?;
     stmt.raw_execute()?;
     Ok(())
 }

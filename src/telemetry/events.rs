@@ -565,6 +565,9 @@ pub(crate) struct StoreLoaded<'a> {
     pub items: [usize; 3],
     /// Inventories ready from the file alone.
     pub ready: [bool; 3],
+    /// Of the items, those whose row was extracted from the upstream JSON (their stored cells
+    /// missing or of another build's extraction).
+    pub extracted: usize,
     pub duration: Duration,
 }
 
@@ -583,6 +586,26 @@ impl StoreLoaded<'_> {
             carriers,
             resources,
             ready = %ready.join(","),
+            extracted = self.extracted,
+            duration_ms = ms(self.duration),
+        );
+    }
+}
+
+/// The writer stored the cells of every row of an inventory that lacked them (after an upgrade
+/// or a change of the row extraction), so the next warm start reads them.
+pub(crate) struct StoreCellsFilled {
+    pub inventory: Inventory,
+    pub rows: usize,
+    pub duration: Duration,
+}
+
+impl StoreCellsFilled {
+    pub(crate) fn emit(&self) {
+        info!(
+            message = "Store rows filled in for fast warm starts.",
+            inventory = %self.inventory,
+            rows = self.rows,
             duration_ms = ms(self.duration),
         );
     }

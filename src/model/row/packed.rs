@@ -27,6 +27,13 @@ use crate::model::json::{Tape, Val};
 
 /// An absent text's start, an absent time's nanoseconds.
 const NONE: u32 = u32::MAX;
+
+/// The version of the row extraction and of this packing, written with stored cells
+/// ([`Packed::stored_cells`]). **Bump it whenever either changes** (a column, a rule of
+/// [`Row::from_json`], the words): cells stored by another version are not taken back, their
+/// rows are extracted again. `tests::cells_version_follows_the_extraction` fails when the
+/// extraction of a fixed sample changes and this did not.
+pub(crate) const CELLS_VERSION: u32 = 1;
 /// The entry fields, in mask-bit order.
 const ENTRY_FIELDS: usize = 6;
 
@@ -37,6 +44,40 @@ pub(crate) struct Packed {
     raw_len: u32,
     inventory: Inventory,
     words: Box<[u32]>,
+}
+
+/// The length of the texts that follow the JSON in stored cells (0 when they are not stored
+/// cells): the room to leave after the JSON for them.
+pub(crate) fn stored_extras_len(stored: &[u8]) -> usize {
+    let words_len = stored.get(12..16).map_or(0, |b| {
+        u32::from_le_bytes(b.try_into().unwrap_or_default()) as usize
+    });
+    stored.len().saturating_sub(16 + words_len)
+}
+
+/// A word of stored cells: LEB128 of the word plus one, so that `NONE` and the many small
+/// offsets and lengths take one or two bytes.
+fn put_word(out: &mut Vec<u8>, word: u32) {
+    let mut v = word.wrapping_add(1);
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// The word at the start of `bytes` ([`put_word`]) and the bytes after it; `None` when cut
+/// short or longer than a `u32`.
+fn take_word(bytes: &[u8]) -> Option<(u32, &[u8])> {
+    let mut v: u64 = 0;
+    for (i, &b) in bytes.iter().enumerate().take(5) {
+        v |= u64::from(b & 0x7f) << (7 * i);
+        if b & 0x80 == 0 {
+            let word = u32::try_from(v).ok()?.wrapping_sub(1);
+            return Some((word, &bytes[i + 1..]));
+        }
+    }
+    None
 }
 
 impl Packed {
@@ -97,6 +138,134 @@ impl Packed {
             inventory,
             words,
         }
+    }
+
+    /// The cells as the store keeps them beside the compressed JSON, so that a warm start reads
+    /// them instead of extracting the row again: [`CELLS_VERSION`], the JSON's length, the
+    /// number of words and the bytes they take (`u32` little-endian each), the words (each as
+    /// [`put_word`] writes it), then the texts that follow the JSON.
+    pub(crate) fn stored_cells(&self) -> Vec<u8> {
+        let extras = &self.text.as_bytes()[self.raw_len as usize..];
+        let mut words = Vec::with_capacity(2 * self.words.len());
+        for &word in &self.words {
+            put_word(&mut words, word);
+        }
+        let mut out = Vec::with_capacity(16 + words.len() + extras.len());
+        out.extend_from_slice(&CELLS_VERSION.to_le_bytes());
+        out.extend_from_slice(&self.raw_len.to_le_bytes());
+        out.extend_from_slice(&(self.words.len() as u32).to_le_bytes());
+        out.extend_from_slice(&(words.len() as u32).to_le_bytes());
+        out.extend_from_slice(&words);
+        out.extend_from_slice(extras);
+        out
+    }
+
+    /// The packed row of `raw` from `stored` ([`Packed::stored_cells`]) without extracting it;
+    /// `raw` given back when the cells are of another version, of another JSON's length, or
+    /// do not fit it (a damaged file): the caller extracts the row instead.
+    pub(crate) fn from_stored(
+        inventory: Inventory,
+        raw: String,
+        stored: &[u8],
+    ) -> Result<Packed, String> {
+        let header = |i: usize| -> Option<u32> {
+            let bytes = stored.get(4 * i..4 * i + 4)?;
+            Some(u32::from_le_bytes(bytes.try_into().ok()?))
+        };
+        let (Some(CELLS_VERSION), Some(raw_len), Some(count), Some(words_len)) =
+            (header(0), header(1), header(2), header(3))
+        else {
+            return Err(raw);
+        };
+        let Some(encoded) = stored.get(16..16 + words_len as usize) else {
+            return Err(raw);
+        };
+        if raw_len as usize != raw.len() || count as usize > encoded.len() {
+            return Err(raw);
+        }
+        let Ok(extras) = std::str::from_utf8(&stored[16 + words_len as usize..]) else {
+            return Err(raw);
+        };
+        let mut words = Vec::with_capacity(count as usize);
+        let mut rest = encoded;
+        while let Some((word, after)) = take_word(rest) {
+            words.push(word);
+            rest = after;
+        }
+        if words.len() != count as usize || !rest.is_empty() {
+            return Err(raw);
+        }
+        let mut text = raw;
+        text.push_str(extras);
+        let packed = Packed {
+            text: text.into_boxed_str(),
+            raw_len,
+            inventory,
+            words: words.into_boxed_slice(),
+        };
+        if packed.fits() {
+            Ok(packed)
+        } else {
+            let mut raw = String::from(packed.text);
+            raw.truncate(packed.raw_len as usize);
+            Err(raw)
+        }
+    }
+
+    /// Whether the words describe the inventory's columns and every text they locate lies in
+    /// the text, on character boundaries: what reading a cell relies on not to panic.
+    fn fits(&self) -> bool {
+        use super::ColumnKind::*;
+        let words = &self.words;
+        let text_fits = |at: usize| -> bool {
+            let (Some(&start), Some(&len)) = (words.get(at), words.get(at + 1)) else {
+                return false;
+            };
+            if start == NONE {
+                return true;
+            }
+            let (start, end) = (start as usize, start as usize + len as usize);
+            end <= self.text.len()
+                && self.text.is_char_boundary(start)
+                && self.text.is_char_boundary(end)
+        };
+        let mut at = 0;
+        for column in Row::columns(self.inventory) {
+            match column.kind {
+                Text => {
+                    if !text_fits(at) {
+                        return false;
+                    }
+                    at += 2;
+                }
+                Time => at += 3,
+                One | Many => {
+                    let Some(&count) = words.get(at) else {
+                        return false;
+                    };
+                    if column.kind == One && count > 1 || count as usize > words.len() {
+                        return false;
+                    }
+                    at += 1;
+                    for _ in 0..count {
+                        let Some(&mask) = words.get(at) else {
+                            return false;
+                        };
+                        if mask >> ENTRY_FIELDS != 0 {
+                            return false;
+                        }
+                        at += 1;
+                        for _ in 0..mask.count_ones() {
+                            if !text_fits(at) {
+                                return false;
+                            }
+                            at += 2;
+                        }
+                    }
+                }
+            }
+        }
+        at == words.len()
     }
 
     /// The item's compact upstream JSON.
@@ -377,6 +546,105 @@ mod tests {
             assert_eq!(packed.raw(), raw);
             assert!(packed.cells().all(|cell| cell.is_empty()), "{raw}");
         }
+    }
+
+    #[test]
+    fn stored_cells_come_back_as_extracted() {
+        let samples = [
+            every_column(),
+            json!({}),
+            json!({"externalId": 7, "name": "a\"b"}),
+        ];
+        for inventory in Inventory::ALL {
+            for item in &samples {
+                let packed = round_trip(inventory, item.clone());
+                let stored = packed.stored_cells();
+                let back = Packed::from_stored(inventory, item.to_string(), &stored)
+                    .unwrap_or_else(|_| panic!("{inventory}: the stored cells are taken back"));
+                assert_eq!(back.raw(), packed.raw());
+                assert_eq!(back.row(), packed.row(), "{inventory}: {item}");
+                assert_eq!(back.text, packed.text);
+            }
+        }
+    }
+
+    #[test]
+    fn stored_cells_that_do_not_fit_are_refused() {
+        let item = every_column();
+        let raw = item.to_string();
+        let stored = Packed::new(Inventory::Services, raw.clone().into()).stored_cells();
+        let refused = |stored: &[u8], raw: &str, why: &str| match Packed::from_stored(
+            Inventory::Services,
+            raw.to_string(),
+            stored,
+        ) {
+            Ok(_) => panic!("taken back: {why}"),
+            Err(back) => assert_eq!(back, raw, "{why}: the JSON is given back whole"),
+        };
+        let mut other_version = stored.clone();
+        other_version[0] ^= 0xff;
+        refused(&other_version, &raw, "another version");
+        refused(&stored, &raw[1..], "another JSON's length");
+        refused(&stored[..stored.len() / 2], &raw, "cut short");
+        refused(&stored[..12], &raw, "no word count");
+        // The first column's text (the name) moved past the text, or into the middle of a
+        // character ("ACME é").
+        let with_first = |start: u32| {
+            let (_, rest) = take_word(&stored[16..]).unwrap();
+            let first_len = stored.len() - 16 - rest.len();
+            let mut first = Vec::new();
+            put_word(&mut first, start);
+            let words_len = u32::from_le_bytes(stored[12..16].try_into().unwrap()) as usize;
+            let mut out = stored[..12].to_vec();
+            out.extend_from_slice(&((words_len - first_len + first.len()) as u32).to_le_bytes());
+            out.extend_from_slice(&first);
+            out.extend_from_slice(rest);
+            out
+        };
+        assert!(Packed::from_stored(Inventory::Services, raw.clone(), &with_first(1)).is_ok());
+        refused(
+            &with_first(raw.len() as u32 + 100),
+            &raw,
+            "a text past the end",
+        );
+        let accent = raw.find('é').unwrap() as u32;
+        refused(&with_first(accent + 1), &raw, "a text inside a character");
+        // Any byte flipped gives back either the row or the JSON, never a panic.
+        for at in 0..stored.len() {
+            let mut flipped = stored.clone();
+            flipped[at] ^= 0x5a;
+            if let Ok(packed) = Packed::from_stored(Inventory::Services, raw.clone(), &flipped) {
+                let _ = packed.row();
+            }
+        }
+    }
+
+    /// A fingerprint of what the extraction makes of a fixed sample. When it changes, rows
+    /// stored with cells of [`CELLS_VERSION`] no longer match this build's: bump the version,
+    /// then set the fingerprint this test prints.
+    #[test]
+    fn cells_version_follows_the_extraction() {
+        let samples = [
+            every_column(),
+            json!({}),
+            json!({"externalId": 7, "name": "a\"b", "status": false}),
+            json!({"id": "r-1", "resourceStatus": "available", "operationalState": "enable",
+                   "category": "antenna", "resourceCharacteristic": [{"name": "band", "value": "Ku"}]}),
+        ];
+        // FNV-1a over every inventory's stored cells of every sample.
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for inventory in Inventory::ALL {
+            for item in &samples {
+                for byte in Packed::new(inventory, item.to_string().into()).stored_cells() {
+                    hash = (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3);
+                }
+            }
+        }
+        assert_eq!(
+            (CELLS_VERSION, hash),
+            (1, 0x2129_8fbe_1e30_56a7),
+            "the extraction changed: bump CELLS_VERSION and set the fingerprint to {hash:#x}"
+        );
     }
 
     #[test]
