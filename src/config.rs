@@ -520,6 +520,12 @@ impl Config {
         let prefix = format!("{ENV_PREFIX}__");
         let vars: config::Map<String, String> =
             env.filter(|(k, _)| k.starts_with(&prefix)).collect();
+        if let Some((value, inside)) = nested_env_pair(vars.keys()) {
+            return Err(ConfigError::Parse(format!(
+                "environment variables {value} and {inside} are both set: the first names a \
+                 value, the second a key inside it (set one of them)"
+            )));
+        }
         let mut environment = Environment::with_prefix(ENV_PREFIX)
             .prefix_separator("__")
             .separator("__")
@@ -773,6 +779,23 @@ fn read_secret_file(path: &Path) -> Result<Secret, String> {
     Ok(Secret::new(text))
 }
 
+/// Two of `names` where one is a key path inside the other (`X__SERVICES` and
+/// `X__SERVICES__KEEP_STATUSES`, in any case), the shortest such pair in name order: merged,
+/// their outcome would depend on the order the `config` crate meets them in, which it does
+/// not fix (a value, or a section without its other keys).
+fn nested_env_pair<'a>(names: impl Iterator<Item = &'a String>) -> Option<(String, String)> {
+    let mut names: Vec<String> = names.map(|n| n.to_ascii_uppercase()).collect();
+    names.sort();
+    names.iter().find_map(|outer| {
+        let inside = names.iter().find(|n| {
+            n.len() > outer.len() + 2
+                && n.starts_with(outer.as_str())
+                && n[outer.len()..].starts_with("__")
+        })?;
+        Some((outer.clone(), inside.clone()))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -802,6 +825,40 @@ mod tests {
             "warn,ses_inventory[poll]=debug",
         )])
         .unwrap();
+    }
+
+    #[test]
+    fn a_value_and_a_key_inside_it_from_the_environment_are_an_error_every_time() {
+        // Found by fuzzing: merged in the `config` crate's hash order, these loaded in some
+        // runs and failed naming `services.path` in others.
+        for _ in 0..20 {
+            let err = build_env(&[
+                (
+                    "SES_INVENTORY__SERVICES__KEEP_STATUSES",
+                    "Operational,Planned",
+                ),
+                ("SES_INVENTORY__SERVICES", "Operational"),
+            ])
+            .unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                "configuration: environment variables SES_INVENTORY__SERVICES and \
+                 SES_INVENTORY__SERVICES__KEEP_STATUSES are both set: the first names a value, \
+                 the second a key inside it (set one of them)"
+            );
+        }
+        // Keys side by side are not nested.
+        build_env(&[
+            ("SES_INVENTORY__SERVICES__KEEP_STATUSES", "Operational"),
+            ("SES_INVENTORY__SERVICES__KEEP_STATUSES_X", "x"),
+        ])
+        .unwrap_err();
+        build_env(&[
+            ("SES_INVENTORY__POLL__MAX_PAGES", "10"),
+            ("SES_INVENTORY__POLL__MAX_PAGES2", "10"),
+        ])
+        .unwrap_err();
+        build_env(&[("SES_INVENTORY__POLL__MAX_PAGES", "10")]).unwrap();
     }
 
     #[test]

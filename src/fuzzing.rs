@@ -1357,7 +1357,14 @@ fn assert_names_the_key(e: &ConfigError, file: &Path, toml: &str, env: &[(String
                 let rest = text.split_once(after)?.1;
                 Some(rest.split('`').next().unwrap_or_default().to_owned())
             };
-            if let Some(name) = text.strip_prefix("unknown field `") {
+            if let Some(rest) = text.strip_prefix("environment variables ") {
+                // A value and a key inside it: both named, as set.
+                let named = env
+                    .iter()
+                    .filter(|(k, _)| rest.contains(&k.to_ascii_uppercase()))
+                    .count();
+                assert!(named >= 2, "both variables are named as set: {message}");
+            } else if let Some(name) = text.strip_prefix("unknown field `") {
                 let name = name.split('`').next().unwrap_or_default();
                 // An environment variable's name reads as `section.key`, lower case.
                 let written = toml.contains(name)
