@@ -235,6 +235,12 @@ impl Store {
                 found: version,
             }));
         }
+        if version < 0 {
+            // No build writes one: a damaged header. Moved aside as it is, like the next case.
+            return Err(Failure::Corrupt(format!(
+                "schema version {version}: not a store of ses-inventory"
+            )));
+        }
         if version == 0 {
             // Version 0 is a new, empty file. One that holds tables is not a store (a corrupt
             // header, or another program's database): moved aside as it is, before the first
