@@ -200,16 +200,12 @@ impl Cache {
     /// Replaces the whole inventory (a complete full pass). The old map is returned so that it is
     /// dropped after the lock is released.
     pub fn replace(&self, inv: Inventory, items: ItemMap) -> ItemMap {
-        let current = self.view(inv);
-        let view = current.rebuilt(current.generation() + 1, &items);
-        drop(current);
-        let old = std::mem::replace(&mut *self.write(inv), items);
-        self.publish(inv, view);
-        old
+        self.replace_sorted(inv, items, Vec::new())
     }
 
-    /// As [`Cache::replace`] with the items already in key order ([`View::sorted`]): a warm
-    /// start sorts each inventory on its own loader thread.
+    /// As [`Cache::replace`] with the items already in key order ([`View::sorted`]; empty: not
+    /// sorted): a warm start sorts each inventory on its own loader thread. Sorted items are
+    /// taken as the view when there is nothing to carry from the current one.
     pub(crate) fn replace_sorted(
         &self,
         inv: Inventory,
@@ -217,7 +213,7 @@ impl Cache {
         sorted: Vec<Arc<Item>>,
     ) -> ItemMap {
         let current = self.view(inv);
-        let view = if current.is_empty() && sorted.len() == items.len() {
+        let view = if current.is_empty() && !sorted.is_empty() && sorted.len() == items.len() {
             View::from_sorted(current.generation() + 1, sorted)
         } else {
             current.rebuilt(current.generation() + 1, &items)

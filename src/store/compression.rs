@@ -209,8 +209,14 @@ impl Decoders {
                         use std::io::Read;
                         let mut bytes = Vec::new();
                         zstd::stream::read::Decoder::with_dictionary(frame, dict)
-                            .and_then(|r| r.take(u64::from(u32::MAX)).read_to_end(&mut bytes))
+                            .and_then(|r| r.take(size.saturating_add(1)).read_to_end(&mut bytes))
                             .map_err(|e| bad(e.to_string()))?;
+                        if bytes.len() as u64 != size {
+                            return Err(bad(format!(
+                                "a frame claiming {size} bytes gives {}",
+                                bytes.len()
+                            )));
+                        }
                         bytes.reserve_exact(room);
                         bytes
                     }

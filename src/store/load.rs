@@ -64,8 +64,11 @@ impl Store {
         let mut loaded = Loaded::default();
         for (inv, (map, sorted, extracted), state, placement, awaiting) in read {
             loaded.items[inv.index()] = map.len();
-            loaded.extracted[inv.index()] = extracted;
-            self.fill_cells[inv.index()] = (extracted > 0).then(CellFill::default);
+            loaded.extracted[inv.index()] = extracted.len();
+            self.fill_cells[inv.index()] = (!extracted.is_empty()).then(|| CellFill {
+                rowids: extracted,
+                ..CellFill::default()
+            });
             let placed_by = placement.map(|keys| place(&map, &keys));
             drop(cache.replace_sorted(inv, map, sorted));
             if let Some(state) = state {
@@ -181,8 +184,11 @@ fn place(map: &ItemMap, keys: &[String]) -> u32 {
 
 /// Reads one inventory's items on a connection of its own (read-only), each row from its
 /// stored cells when they are this build's: the items by key, in key order (for the view), and
-/// how many rows had to be extracted.
-fn read_items(path: &Path, inv: Inventory) -> rusqlite::Result<(ItemMap, Vec<Arc<Item>>, usize)> {
+/// the rowids of the rows that had to be extracted.
+fn read_items(
+    path: &Path,
+    inv: Inventory,
+) -> rusqlite::Result<(ItemMap, Vec<Arc<Item>>, Vec<i64>)> {
     let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -212,11 +218,11 @@ fn read_items(path: &Path, inv: Inventory) -> rusqlite::Result<(ItemMap, Vec<Arc
         .query_map([inv.as_str()], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
     let mut stmt = conn.prepare(&format!(
-        "SELECT key, raw, first_seen, last_seen, raw_dict, cells FROM \"{}\"",
+        "SELECT key, raw, first_seen, last_seen, raw_dict, cells, rowid FROM \"{}\"",
         table(inv)
     ))?;
     let mut rows = stmt.query([])?;
-    let mut extracted = 0;
+    let mut extracted = Vec::new();
     while let Some(r) = rows.next()? {
         let key: String = r.get(0)?;
         let cells = r.get_ref(5)?.as_blob_or_null()?;
@@ -233,7 +239,9 @@ fn read_items(path: &Path, inv: Inventory) -> rusqlite::Result<(ItemMap, Vec<Arc
         // Cells of another extraction are not taken: rows follow this build's rules.
         let key = Key::new(&key);
         let (item, fresh) = Item::from_stored(key.clone(), inv, raw, cells, first_seen, last_seen);
-        extracted += usize::from(fresh);
+        if fresh {
+            extracted.push(r.get(6)?);
+        }
         map.insert(key, Arc::new(item));
     }
     let sorted = View::sorted(map.values().cloned());

@@ -131,18 +131,20 @@ pub struct Store {
     encoders: [Option<compression::Encoder>; 3],
     /// The change log's retention.
     retention: changes::Retention,
-    /// Inventories with rows whose cells are missing or of another extraction (found by the
-    /// warm start): the writer fills them in between polls.
+    /// Per inventory, the rows whose cells the warm start could not take: the writer fills
+    /// them in between polls.
     fill_cells: [Option<CellFill>; 3],
 }
 
-/// Where the writer is in filling in an inventory's rows that lack their cells (see
+/// The rows of an inventory whose cells the warm start could not take (missing, of another
+/// extraction, or not fitting their JSON), and how far the writer is in filling them in (see
 /// `schema_v5`).
 #[derive(Debug, Default)]
 struct CellFill {
-    /// The last row (by rowid) looked at.
-    after: i64,
-    rows: usize,
+    /// Their rowids, as the warm start read them.
+    rowids: Vec<i64>,
+    /// How many of `rowids` are done.
+    done: usize,
     took: Duration,
 }
 

@@ -108,7 +108,8 @@ CREATE TABLE unseen (
 /// Version 5: each row keeps its cells as the cache packs them (`cells`: see
 /// `Item::stored_cells`), so that a warm start reads rows instead of extracting them from the
 /// upstream JSON. Rows written before have none (NULL) until the writer fills them in
-/// (`writer::fill_cells`); cells of another extraction version are treated as none. An earlier
+/// (`Store::fill_some_cells`, for the rows the warm start extracted); cells of another
+/// extraction version are treated as none. An earlier
 /// build would rewrite rows without their cells, so it must refuse the file: hence a version.
 pub(super) fn schema_v5() -> String {
     Inventory::ALL

@@ -4,7 +4,7 @@
 use super::changes::Retention;
 use super::compression::Encoder;
 use super::schema::{column_text, table, upsert_sql};
-use super::{CellFill, Store, StoreError};
+use super::{Store, StoreError};
 use crate::cache::Cache;
 use crate::model::inventory::Inventory;
 use crate::model::item::Item;
@@ -208,11 +208,11 @@ impl Store {
 }
 
 /// Rows filled in per transaction: short, so that a poll's write waits little behind one.
-const FILL_CHUNK: i64 = 2000;
+const FILL_CHUNK: usize = 2000;
 
 impl Store {
     /// Stores the cells of the next rows of the first inventory being filled in (see
-    /// [`CellFill`]), in one short transaction; the row's cells are extracted from its own
+    /// `CellFill`), in one short transaction; the row's cells are extracted from its own
     /// upstream JSON, so a row and its cells always agree. A failure stops the filling (the
     /// rows are extracted again at the next start).
     fn fill_some_cells(&mut self) {
@@ -223,21 +223,25 @@ impl Store {
             return;
         };
         let started = Instant::now();
-        let fill = self.fill_cells[inv.index()].take().unwrap_or_default();
-        match fill_chunk(&mut self.conn, inv, fill.after) {
-            Ok((filled, Some(after))) => {
-                self.fill_cells[inv.index()] = Some(CellFill {
-                    after,
-                    rows: fill.rows + filled,
-                    took: fill.took + started.elapsed(),
-                });
+        let Some(mut fill) = self.fill_cells[inv.index()].take() else {
+            return;
+        };
+        let end = (fill.done + FILL_CHUNK).min(fill.rowids.len());
+        match fill_rows(&mut self.conn, inv, &fill.rowids[fill.done..end]) {
+            Ok(()) => {
+                fill.done = end;
+                fill.took += started.elapsed();
+                if fill.done < fill.rowids.len() {
+                    self.fill_cells[inv.index()] = Some(fill);
+                } else {
+                    events::StoreCellsFilled {
+                        inventory: inv,
+                        rows: fill.done,
+                        duration: fill.took,
+                    }
+                    .emit();
+                }
             }
-            Ok((filled, None)) => events::StoreCellsFilled {
-                inventory: inv,
-                rows: fill.rows + filled,
-                duration: fill.took + started.elapsed(),
-            }
-            .emit(),
             Err(error) => events::StoreWriteFailed {
                 inventory: inv,
                 error: &StoreError::Sqlite {
@@ -250,46 +254,33 @@ impl Store {
     }
 }
 
-/// Fills in the cells of up to [`FILL_CHUNK`] rows of `inv` after rowid `after` that lack this
-/// build's; returns how many, and the last rowid looked at unless the table's end was reached.
-fn fill_chunk(
+/// Stores the cells of the rows `rowids` of `inv`, extracted from each row's own JSON, in one
+/// transaction (a row gone since the warm start is skipped; one rewritten since gets its new
+/// JSON's cells).
+fn fill_rows(
     conn: &mut rusqlite::Connection,
     inv: Inventory,
-    after: i64,
-) -> rusqlite::Result<(usize, Option<i64>)> {
+    rowids: &[i64],
+) -> rusqlite::Result<()> {
     let t = table(inv);
     let tx = conn.transaction()?;
+    // Read per chunk: a dictionary trained by a write since is in the file, not in a copy.
     let mut decoders = super::compression::Decoders::read(&tx, inv)?;
-    let version = crate::model::row::packed::CELLS_VERSION.to_le_bytes();
-    let mut filled = 0;
-    let mut last = None;
     {
         let mut select = tx.prepare(&format!(
-            "SELECT rowid, raw, raw_dict, substr(cells, 1, 4) = ?2 FROM \"{t}\"
-             WHERE rowid > ?1 ORDER BY rowid LIMIT {FILL_CHUNK}"
+            "SELECT raw, raw_dict FROM \"{t}\" WHERE rowid = ?1"
         ))?;
         let mut update = tx.prepare(&format!("UPDATE \"{t}\" SET cells = ?1 WHERE rowid = ?2"))?;
-        let mut rows = select.query(params![after, version.as_slice()])?;
-        let mut seen = 0;
-        while let Some(r) = rows.next()? {
-            let rowid: i64 = r.get(0)?;
-            seen += 1;
-            last = Some(rowid);
-            if r.get::<_, Option<bool>>(3)? == Some(true) {
-                continue;
-            }
-            let raw = decoders.json(r.get_ref(1)?, r.get(2)?, 1)?;
+        for &rowid in rowids {
+            let mut rows = select.query([rowid])?;
+            let Some(r) = rows.next()? else { continue };
+            let raw = decoders.json(r.get_ref(0)?, r.get(1)?, 0)?;
             let cells =
                 crate::model::row::packed::Packed::new(inv, raw.into_boxed_str()).stored_cells();
             update.execute(params![cells, rowid])?;
-            filled += 1;
-        }
-        if seen < FILL_CHUNK {
-            last = None;
         }
     }
-    tx.commit()?;
-    Ok((filled, last))
+    tx.commit()
 }
 
 /// Upserts from which the change log's entries are prepared on a thread of their own.

@@ -49,10 +49,15 @@ pub(crate) struct Packed {
 /// The length of the texts that follow the JSON in stored cells (0 when they are not stored
 /// cells): the room to leave after the JSON for them.
 pub(crate) fn stored_extras_len(stored: &[u8]) -> usize {
-    let words_len = stored.get(12..16).map_or(0, |b| {
-        u32::from_le_bytes(b.try_into().unwrap_or_default()) as usize
-    });
+    let words_len = stored_header(stored, 3).unwrap_or(0) as usize;
     stored.len().saturating_sub(16 + words_len)
+}
+
+/// Word `i` of stored cells' header: the version, the JSON's length, the number of words, the
+/// bytes they take.
+fn stored_header(stored: &[u8], i: usize) -> Option<u32> {
+    let bytes = stored.get(4 * i..4 * i + 4)?;
+    Some(u32::from_le_bytes(bytes.try_into().ok()?))
 }
 
 /// A word of stored cells: LEB128 of the word plus one, so that `NONE` and the many small
@@ -146,16 +151,16 @@ impl Packed {
     /// [`put_word`] writes it), then the texts that follow the JSON.
     pub(crate) fn stored_cells(&self) -> Vec<u8> {
         let extras = &self.text.as_bytes()[self.raw_len as usize..];
-        let mut words = Vec::with_capacity(2 * self.words.len());
-        for &word in &self.words {
-            put_word(&mut words, word);
-        }
-        let mut out = Vec::with_capacity(16 + words.len() + extras.len());
+        let mut out = Vec::with_capacity(16 + 2 * self.words.len() + extras.len());
         out.extend_from_slice(&CELLS_VERSION.to_le_bytes());
         out.extend_from_slice(&self.raw_len.to_le_bytes());
         out.extend_from_slice(&(self.words.len() as u32).to_le_bytes());
-        out.extend_from_slice(&(words.len() as u32).to_le_bytes());
-        out.extend_from_slice(&words);
+        out.extend_from_slice(&[0; 4]);
+        for &word in &self.words {
+            put_word(&mut out, word);
+        }
+        let words_len = (out.len() - 16) as u32;
+        out[12..16].copy_from_slice(&words_len.to_le_bytes());
         out.extend_from_slice(extras);
         out
     }
@@ -168,10 +173,7 @@ impl Packed {
         raw: String,
         stored: &[u8],
     ) -> Result<Packed, String> {
-        let header = |i: usize| -> Option<u32> {
-            let bytes = stored.get(4 * i..4 * i + 4)?;
-            Some(u32::from_le_bytes(bytes.try_into().ok()?))
-        };
+        let header = |i| stored_header(stored, i);
         let (Some(CELLS_VERSION), Some(raw_len), Some(count), Some(words_len)) =
             (header(0), header(1), header(2), header(3))
         else {
