@@ -3,8 +3,9 @@
 //!
 //! Run: `cargo bench --bench store` (optionally `-- 20000` for another size). Prints figures;
 //! docs/performance.md ("Store") records them. `STORE_BENCH_KEEP=1` keeps the file;
-//! `cargo bench --bench store -- warm FILE` times only warm starts of a kept file (five, with the
-//! file in the page cache after the first).
+//! `cargo bench --bench store -- warm FILE` times only warm starts of a kept file: three from
+//! the rows (the file in the page cache after the first), then three that each stop cleanly,
+//! leaving a stop snapshot, and start again from it.
 
 use ses_inventory::Inventory;
 use ses_inventory::cache::Cache;
@@ -21,9 +22,13 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(i) = args.iter().position(|a| a == "warm") {
         let path = std::path::Path::new(args.get(i + 1).expect("warm FILE"));
-        for _ in 0..5 {
-            warm_start(path);
+        for _ in 0..3 {
+            warm_start(path, false);
         }
+        for _ in 0..3 {
+            warm_start(path, true);
+        }
+        warm_start(path, false);
         return;
     }
     let n: usize = std::env::args()
@@ -174,7 +179,8 @@ async fn run(n: usize) {
         mb(ndjson),
     );
 
-    warm_start(&path);
+    warm_start(&path, true);
+    warm_start(&path, false);
     if std::env::var_os("STORE_BENCH_KEEP").is_some() {
         println!("kept {}", path.display());
     } else {
@@ -185,18 +191,54 @@ async fn run(n: usize) {
 /// Opens the store at `path` and loads it into a new cache: what a restarted daemon does before
 /// it is ready.
 /// When rows had to be extracted (a file of an earlier schema), waits for the writer to store
-/// their cells, as a daemon's does in the background, and says how long that took.
-fn warm_start(path: &std::path::Path) {
+/// their cells, as a daemon's does in the background, and says how long that took. With
+/// `stop_snapshot`, then stops as a daemon does on SIGTERM, leaving a stop snapshot for the
+/// next warm start, and says how long the stop took.
+fn warm_start(path: &std::path::Path, stop_snapshot: bool) {
+    // A start removes the snapshot it read on a thread of its own, while the daemon polls; here
+    // the next start would overlap it: wait (bounded) until it is gone.
+    for _ in 0..600 {
+        let used = Inventory::ALL.iter().any(|inv| {
+            std::path::Path::new(&format!("{}-snapshot-{inv}.used", path.display())).exists()
+        });
+        if !used {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
     let t = Instant::now();
     let cache = Cache::new();
-    let (mut store, _) = Store::open(path).unwrap();
+    let (store, _) = Store::open(path).unwrap();
+    let mut store = store.with_snapshot_on_stop(stop_snapshot);
     let loaded = store.load(&cache).unwrap();
     let extracted: usize = loaded.extracted.iter().sum();
+    let from = if loaded.from_snapshot.contains(&true) {
+        "the stop snapshot"
+    } else {
+        "the rows"
+    };
     println!(
-        "warm start (open + load {} items into the cache, {extracted} rows extracted): {:.2} s",
+        "warm start from {from} (open + load {} items into the cache, {extracted} rows extracted): {:.2} s",
         loaded.items.iter().sum::<usize>(),
         t.elapsed().as_secs_f64()
     );
+    if stop_snapshot && extracted == 0 {
+        let t = Instant::now();
+        let (journal, writer) = store.spawn_writer(cache.clone());
+        drop(journal);
+        finish(writer);
+        let bytes: u64 = Inventory::ALL
+            .iter()
+            .filter_map(|inv| std::fs::metadata(format!("{}-snapshot-{inv}", path.display())).ok())
+            .map(|m| m.len())
+            .sum();
+        println!(
+            "  clean stop, leaving a stop snapshot of {:.0} MB: {:.2} s",
+            bytes as f64 / 1e6,
+            t.elapsed().as_secs_f64()
+        );
+        return;
+    }
     if extracted > 0 {
         let t = Instant::now();
         let (journal, writer) = store.spawn_writer(cache.clone());
@@ -218,15 +260,24 @@ fn warm_start(path: &std::path::Path) {
             std::thread::sleep(std::time::Duration::from_secs(1));
         }
         drop(journal);
-        tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap()
-            .block_on(writer.finish());
+        finish(writer);
         println!(
             "  the writer stored the cells of {extracted} rows in {:.1} s",
             t.elapsed().as_secs_f64()
         );
     }
+}
+
+/// Waits for `writer`'s last commit (and stop snapshot), from inside a runtime or not.
+fn finish(writer: ses_inventory::store::Writer) {
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(writer.finish())
+    })
+    .join()
+    .unwrap();
 }
 
 /// Counts the bytes written to it.

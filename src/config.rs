@@ -179,6 +179,9 @@ pub struct StoreConfig {
     /// The change log's entries (mostly the earlier versions they keep) are pruned, oldest
     /// first, beyond this many bytes (0: no limit by size).
     pub history_max_bytes: u64,
+    /// On a clean stop, leave a snapshot of the cache beside the file for a fast next start
+    /// (not with `ha.enabled`: a standby's cache follows the mirror, not the file).
+    pub snapshot_on_stop: bool,
 }
 
 /// The read API, health, readiness and metrics server.

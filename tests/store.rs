@@ -277,6 +277,204 @@ async fn a_restart_keeps_every_item_and_the_sync_state_and_is_ready_before_any_r
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// The stop snapshot files beside the store at `path` that exist.
+fn snapshot_files(path: &Path) -> Vec<PathBuf> {
+    Inventory::ALL
+        .iter()
+        .map(|inv| PathBuf::from(format!("{}-snapshot-{inv}", path.display())))
+        .filter(|p| p.exists())
+        .collect()
+}
+
+/// The keys of `inv` that the last full listing placed, in the order it placed them.
+fn placed_order(cache: &Cache, inv: Inventory) -> Vec<String> {
+    let generation = cache.status(inv).placed_by;
+    assert_ne!(generation, 0, "{inv}: placed by a full listing");
+    let mut placed: Vec<(u32, String)> = cache
+        .snapshot(inv)
+        .iter()
+        .filter(|i| i.place().0 == generation)
+        .map(|i| (i.place().1, i.key.to_string()))
+        .collect();
+    placed.sort();
+    placed.into_iter().map(|(_, k)| k).collect()
+}
+
+/// Runs a daemon over `path` that leaves a stop snapshot, until settled; stops it cleanly and
+/// returns every item as its cache held them at the stop, and the order the last full listing
+/// placed them in.
+async fn run_and_stop(cfg: &Config, path: &Path) -> (Vec<Snapshot>, Vec<Vec<String>>) {
+    let cache = Cache::new();
+    let (store, _) = Store::open(path).unwrap();
+    let mut store = store.with_snapshot_on_stop(true);
+    store.load(&cache).unwrap();
+    let (journal, writer) = store.spawn_writer(cache.clone());
+    let daemon =
+        Daemon::start_with(Arc::new(cfg.clone()), Clock::System, cache, Some(journal)).unwrap();
+    settled(daemon.cache()).await;
+    let cache = daemon.cache().clone();
+    daemon.shutdown().await;
+    writer.finish().await;
+    let items = Inventory::ALL
+        .iter()
+        .map(|&inv| snapshot(&cache, inv))
+        .collect();
+    let placed = Inventory::ALL
+        .iter()
+        .map(|&inv| placed_order(&cache, inv))
+        .collect();
+    (items, placed)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_clean_stop_leaves_a_snapshot_the_next_start_reads_once_and_only_while_current() {
+    let sim = sim_with(SimConfig::default()).await;
+    let cfg = common::config(&sim, sim.config());
+    let dir = temp_dir("stop-snapshot");
+    let path = dir.join("inventory.db");
+    let load = |path: &Path| {
+        let cache = Cache::new();
+        let (mut store, _) = Store::open(path).unwrap();
+        let loaded = store.load(&cache).unwrap();
+        let items: Vec<Snapshot> = Inventory::ALL
+            .iter()
+            .map(|&inv| snapshot(&cache, inv))
+            .collect();
+        (loaded, items, cache)
+    };
+    // key → (raw, row, first_seen): what the rows and the snapshot must agree on (the rows may
+    // hold a pass's end as last_seen where the cache noted the moment the page came in).
+    let without_last_seen =
+        |items: &[Snapshot]| -> Vec<BTreeMap<String, (String, String, String)>> {
+            items
+                .iter()
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, (raw, row, first, _))| {
+                            (k.clone(), (raw.clone(), row.clone(), first.clone()))
+                        })
+                        .collect()
+                })
+                .collect()
+        };
+
+    // A clean stop leaves one file per inventory; the next start reads them and gives back
+    // exactly the cache at the stop, last_seen too, ready at once; then they are gone.
+    let (before, placed) = run_and_stop(&cfg, &path).await;
+    assert_eq!(snapshot_files(&path).len(), 3, "one snapshot per inventory");
+    let (loaded, items, cache) = load(&path);
+    assert_eq!(loaded.from_snapshot, [true; 3]);
+    assert_eq!(loaded.extracted, [0; 3]);
+    assert_eq!(loaded.ready, [true; 3]);
+    assert!(cache.all_ready());
+    for (i, inv) in Inventory::ALL.into_iter().enumerate() {
+        assert!(!before[i].is_empty(), "{inv}");
+        assert_eq!(
+            items[i], before[i],
+            "{inv}: the cache at the stop, item for item"
+        );
+        assert_eq!(
+            placed_order(&cache, inv),
+            placed[i],
+            "{inv}: placed as before the stop"
+        );
+        assert_eq!(
+            before[i].keys().cloned().collect::<BTreeSet<_>>(),
+            sim.facts(inv).kept,
+            "{inv}"
+        );
+    }
+    assert!(snapshot_files(&path).is_empty(), "used once, then removed");
+
+    // Used once: the next start reads the rows, and they agree.
+    let (loaded, rows, cache) = load(&path);
+    assert_eq!(loaded.from_snapshot, [false; 3]);
+    assert_eq!(loaded.extracted, [0; 3]);
+    assert_eq!(without_last_seen(&rows), without_last_seen(&before));
+    for (i, inv) in Inventory::ALL.into_iter().enumerate() {
+        assert_eq!(
+            placed_order(&cache, inv),
+            placed[i],
+            "{inv}: the rows place alike"
+        );
+    }
+
+    // Any read-write open between the stop and the start (another run, `sync-once`) takes the
+    // snapshot's token out of the file: it is no longer current, and is removed unread.
+    let (before, _) = run_and_stop(&cfg, &path).await;
+    assert_eq!(snapshot_files(&path).len(), 3);
+    drop(Store::open(&path).unwrap());
+    let (loaded, rows, _) = load(&path);
+    assert_eq!(loaded.from_snapshot, [false; 3]);
+    assert_eq!(without_last_seen(&rows), without_last_seen(&before));
+    assert!(
+        snapshot_files(&path).is_empty(),
+        "a stale snapshot is removed"
+    );
+
+    // A damaged snapshot (cut short) costs its inventory a read of the rows, nothing else.
+    let (before, _) = run_and_stop(&cfg, &path).await;
+    let carriers = PathBuf::from(format!("{}-snapshot-carriers", path.display()));
+    let len = std::fs::metadata(&carriers).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&carriers)
+        .unwrap()
+        .set_len(len / 2)
+        .unwrap();
+    let (loaded, items, _) = load(&path);
+    assert_eq!(loaded.from_snapshot, [true, false, true]);
+    assert_eq!(items[0], before[0]);
+    assert_eq!(items[2], before[2]);
+    assert_eq!(without_last_seen(&items), without_last_seen(&before));
+    assert!(snapshot_files(&path).is_empty());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_binary_leaves_a_snapshot_on_sigterm_and_starts_from_it_but_not_after_kill_9() {
+    let sim = sim_with(SimConfig::default()).await;
+    let dir = temp_dir("sigterm-snapshot");
+    let path = dir.join("inventory.db");
+    let all = [Services, Carriers, Resources];
+
+    // SIGTERM: the last poll committed, then the snapshot written.
+    let first = spawn(command(&sim, &path));
+    first.wait_for("Inventory ready.", "", &all);
+    first.signal("-TERM");
+    first.wait_for("Stop snapshot written.", "", &[]);
+    assert_eq!(first.wait_exit(), Some(0));
+    assert_eq!(snapshot_files(&path).len(), 3);
+
+    // The next start reads all three from it; killed with -9, it leaves none behind.
+    let second = spawn(command(&sim, &path));
+    second.wait_for(
+        "Store loaded.",
+        "\"ready\":\"services,carriers,resources\",\"extracted\":0,\"from_snapshot\":\"services,carriers,resources\"",
+        &[],
+    );
+    second.wait_for("Store updated.", "", &all);
+    assert!(snapshot_files(&path).is_empty(), "read once, then removed");
+    second.signal("-KILL");
+    assert_eq!(second.wait_exit(), None);
+    assert!(
+        snapshot_files(&path).is_empty(),
+        "no snapshot without a clean stop"
+    );
+
+    // So the start after a kill reads the rows, and is just as ready.
+    let third = spawn(command(&sim, &path));
+    third.wait_for(
+        "Store loaded.",
+        "\"ready\":\"services,carriers,resources\",\"extracted\":0,\"from_snapshot\":\"\"",
+        &[],
+    );
+    third.wait_for("Store updated.", "", &all);
+    third.signal("-TERM");
+    assert_eq!(third.wait_exit(), Some(0));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn kill_9_during_a_full_pass_loses_nothing_committed() {
     let sim = sim_with(SimConfig::default()).await;
@@ -1407,7 +1605,7 @@ fn upgrade_in_place(fixture: &str, version_before: i64, counts: [usize; 3], hist
 
     let (mut store, _) = Store::open(&path).unwrap();
     assert_eq!(version(&path), SCHEMA_VERSION);
-    assert_eq!(SCHEMA_VERSION, 5);
+    assert_eq!(SCHEMA_VERSION, 6);
     let cache = Cache::new();
     let loaded = store.load(&cache).unwrap();
     assert_eq!(loaded.items, counts);

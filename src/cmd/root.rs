@@ -26,8 +26,9 @@ pub(crate) fn open_store(
         return Ok(None);
     };
     let (store, _opened) = Store::open(&path)?;
-    let mut store =
-        store.with_retention(cfg.store.history_max_age_days, cfg.store.history_max_bytes);
+    let mut store = store
+        .with_retention(cfg.store.history_max_age_days, cfg.store.history_max_bytes)
+        .with_snapshot_on_stop(cfg.store.snapshot_on_stop && !cfg.ha.enabled);
     store.load(cache)?;
     // The poll history only feeds the console's charts: a file that cannot give it back
     // starts the daemon with an empty one.

@@ -169,6 +169,11 @@ impl Item {
             .unwrap_or_default()
     }
 
+    /// [`Item::last_seen`] in milliseconds since the epoch, as the item keeps it.
+    pub(crate) fn last_seen_ms(&self) -> i64 {
+        self.last_seen_ms.load(Ordering::Relaxed)
+    }
+
     /// Records that a poll saw the item again, unchanged.
     pub(crate) fn touch(&self, at: DateTime<Utc>) {
         self.last_seen_ms

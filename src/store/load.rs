@@ -2,7 +2,7 @@
 
 use super::compression::Decoders;
 use super::schema::{parse_time, table};
-use super::{CellFill, Store, StoreError};
+use super::{CellFill, Store, StoreError, snapshot};
 use crate::cache::view::View;
 use crate::cache::{Awaiting, Cache, ItemMap};
 use crate::model::inventory::Inventory;
@@ -22,8 +22,18 @@ pub struct Loaded {
     /// Of `items`, those whose row was extracted from the upstream JSON (no stored cells, or
     /// cells of another extraction): the writer stores their cells in the background.
     pub extracted: [usize; 3],
+    /// Inventories read from the stop snapshot rather than from their rows.
+    pub from_snapshot: [bool; 3],
     pub ready: [bool; 3],
     pub duration: Duration,
+}
+
+/// How an inventory's items get their places in the last full listing.
+enum Placement {
+    /// The stop snapshot placed them, under this generation (0: unplaced).
+    Placed(u32),
+    /// The keys in the listing's order, as the file keeps them (none: unplaced).
+    Keys(Option<Vec<String>>),
 }
 
 struct StoredState {
@@ -43,25 +53,53 @@ impl Store {
             path: self.path.clone(),
             error: source,
         };
-        // Each inventory on its own thread with its own read connection: parsing rows is the cost.
+        // Each inventory on its own thread: from the stop snapshot when the file names one,
+        // else from its rows on a read connection of its own (parsing rows is the cost).
+        let token = self.snapshot_token.take();
         let maps = std::thread::scope(|scope| {
             let handles = Inventory::ALL.map(|inv| {
                 let path = &self.path;
-                scope.spawn(move || read_items(path, inv))
+                scope.spawn(move || {
+                    let refused = match token.map(|t| snapshot::read(path, inv, t)) {
+                        Some(Ok(read)) => {
+                            let items = (read.map, read.sorted, Vec::new());
+                            return (Ok(items), Some(read.placed_by));
+                        }
+                        Some(Err(reason)) => Some(reason),
+                        None => None,
+                    };
+                    if let Some(reason) = refused {
+                        events::StoreSnapshotRefused {
+                            inventory: inv,
+                            reason: &reason,
+                        }
+                        .emit();
+                    }
+                    (read_items(path, inv), None)
+                })
             });
             handles.map(|h| h.join().expect("store loader panicked"))
         });
+        if token.is_some() {
+            // Used once: the file no longer names it.
+            snapshot::remove_used(&self.path);
+        }
         // Everything is read before anything goes into the cache: a load that fails leaves the
         // cache as it was (all or nothing).
         let mut read = Vec::with_capacity(Inventory::ALL.len());
-        for (inv, map) in Inventory::ALL.into_iter().zip(maps) {
+        let mut loaded = Loaded::default();
+        for (inv, (map, snapshot_placed_by)) in Inventory::ALL.into_iter().zip(maps) {
             let map = map.map_err(sqlite)?;
+            loaded.from_snapshot[inv.index()] = snapshot_placed_by.is_some();
             let state = self.read_state(inv).map_err(sqlite)?;
-            let placement = self.read_placement(inv).map_err(sqlite)?;
+            // A snapshot placed its items itself: the stored order of keys is not read.
+            let placement = match snapshot_placed_by {
+                Some(placed_by) => Placement::Placed(placed_by),
+                None => Placement::Keys(self.read_placement(inv).map_err(sqlite)?),
+            };
             let awaiting = self.read_awaiting(inv).map_err(sqlite)?;
             read.push((inv, map, state, placement, awaiting));
         }
-        let mut loaded = Loaded::default();
         for (inv, (map, sorted, extracted), state, placement, awaiting) in read {
             loaded.items[inv.index()] = map.len();
             loaded.extracted[inv.index()] = extracted.len();
@@ -69,7 +107,11 @@ impl Store {
                 rowids: extracted,
                 ..CellFill::default()
             });
-            let placed_by = placement.map(|keys| place(&map, &keys));
+            let placed_by = match placement {
+                Placement::Placed(0) | Placement::Keys(None) => None,
+                Placement::Placed(generation) => Some(generation),
+                Placement::Keys(Some(keys)) => Some(place(&map, &keys)),
+            };
             drop(cache.replace_sorted(inv, map, sorted));
             if let Some(state) = state {
                 let ready = state.times.last_complete_full.is_some();
@@ -98,6 +140,7 @@ impl Store {
             items: loaded.items,
             ready: loaded.ready,
             extracted: loaded.extracted.iter().sum(),
+            from_snapshot: loaded.from_snapshot,
             duration: loaded.duration,
         }
         .emit();

@@ -28,7 +28,9 @@
 //!   that cannot be written is an error at startup.
 //! - **Warm start** ([`Store::load`]): items go into the cache before the pollers start; an
 //!   inventory with a complete full pass on record is ready at once, and its next poll's window
-//!   follows from the stored timestamps (see `window::plan`).
+//!   follows from the stored timestamps (see `window::plan`). After a clean stop the items come
+//!   from the stop snapshot the writer left (`snapshot`; its token in the `snapshot` table,
+//!   schema 6, taken out by every read-write open), else from the rows.
 
 pub mod changes;
 mod compression;
@@ -36,23 +38,24 @@ pub mod export;
 mod history;
 mod load;
 mod schema;
+mod snapshot;
 mod writer;
 
 pub use load::Loaded;
 pub(crate) use schema::LAST_SEEN;
 pub use schema::table;
-use schema::{schema_v1, schema_v2, schema_v3, schema_v4, schema_v5};
+use schema::{schema_v1, schema_v2, schema_v3, schema_v4, schema_v5, schema_v6};
 pub use writer::{WriteStats, Writer};
 
 use crate::model::inventory::Inventory;
 use crate::telemetry::events;
 use chrono::Utc;
-use rusqlite::{Connection, ErrorCode, OpenFlags};
+use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// The schema version this build writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -134,6 +137,11 @@ pub struct Store {
     /// Per inventory, the rows whose cells the warm start could not take: the writer fills
     /// them in between polls.
     fill_cells: [Option<CellFill>; 3],
+    /// The token of the stop snapshot the file named when it was opened (taken out of the
+    /// file by the open): the warm start reads the snapshot files that carry it.
+    snapshot_token: Option<u64>,
+    /// Whether the writer leaves a stop snapshot behind on a clean stop (see `snapshot`).
+    snapshot_on_stop: bool,
 }
 
 /// The rows of an inventory whose cells the warm start could not take (missing, of another
@@ -281,6 +289,8 @@ impl Store {
             conn,
             dirty: [false; 3],
             fill_cells: [None, None, None],
+            snapshot_token: None,
+            snapshot_on_stop: false,
             encoders: [None, None, None],
             retention: changes::Retention::new(90, 0),
         };
@@ -293,6 +303,7 @@ impl Store {
             .conn
             .execute_batch(changes::CHANGES)
             .map_err(classify)?;
+        store.snapshot_token = store.take_snapshot_token().map_err(classify)?;
         for inv in Inventory::ALL {
             store.encoders[inv.index()] =
                 compression::Encoder::stored(&store.conn, inv).map_err(classify)?;
@@ -341,7 +352,10 @@ impl Store {
         if from < 5 {
             tx.execute_batch(&schema_v5())?;
         }
-        // Later versions: `if from < 6 { ... }`, each step inside this transaction.
+        if from < 6 {
+            tx.execute_batch(&schema_v6())?;
+        }
+        // Later versions: `if from < 7 { ... }`, each step inside this transaction.
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         tx.commit()
     }
@@ -353,8 +367,33 @@ impl Store {
         self
     }
 
+    /// Leaves a stop snapshot behind on a clean stop (off until called): only where every
+    /// change to the cache goes through the journal, so that the cache at the stop is the file's
+    /// rows (not on a standby, whose cache follows the mirror).
+    pub fn with_snapshot_on_stop(mut self, on: bool) -> Store {
+        self.snapshot_on_stop = on;
+        self
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Takes the current stop snapshot's token out of the file (committed before anything else
+    /// is written, so that no later write can leave it looking current); without one, removes
+    /// any snapshot files left behind.
+    fn take_snapshot_token(&mut self) -> rusqlite::Result<Option<u64>> {
+        let token: Option<i64> = self
+            .conn
+            .query_row("SELECT token FROM snapshot WHERE id = 1", [], |r| r.get(0))
+            .optional()?;
+        match token {
+            Some(_) => {
+                self.conn.execute("DELETE FROM snapshot", [])?;
+            }
+            None => snapshot::remove(&self.path),
+        }
+        Ok(token.map(|t| t as u64))
     }
 }
 
@@ -770,6 +809,7 @@ mod tests {
             schema_v3(),
             schema_v4(),
             schema_v5(),
+            schema_v6(),
         ] {
             conn.execute_batch(&step).unwrap();
         }

@@ -118,6 +118,17 @@ pub(super) fn schema_v5() -> String {
         .collect()
 }
 
+/// Version 6: `snapshot`, the token of the stop snapshot that is current (at most one row; see
+/// `snapshot`). Every read-write open takes it out, so a build that did not know of snapshots
+/// could leave a stale one looking current: hence a version, which such a build refuses.
+pub(super) fn schema_v6() -> String {
+    "CREATE TABLE snapshot (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  token INTEGER NOT NULL
+);\n"
+        .into()
+}
+
 /// An item's `last_seen` in SQL, over its table aliased `t` (`?1` = the inventory): the row's,
 /// or the last complete full pass's when that is later and the pass saw the item.
 pub(crate) const LAST_SEEN: &str = "CASE

@@ -4,7 +4,7 @@
 use super::changes::Retention;
 use super::compression::Encoder;
 use super::schema::{column_text, table, upsert_sql};
-use super::{Store, StoreError};
+use super::{Store, StoreError, snapshot};
 use crate::cache::Cache;
 use crate::model::inventory::Inventory;
 use crate::model::item::Item;
@@ -197,6 +197,9 @@ impl Store {
                         .emit(),
                     }
                 }
+                if self.snapshot_on_stop {
+                    self.leave_snapshot(&cache);
+                }
                 // Fold the WAL back into the file on a clean stop.
                 let _ = self
                     .conn
@@ -204,6 +207,67 @@ impl Store {
             })
             .expect("the store writer thread starts");
         (tx, Writer { thread })
+    }
+}
+
+impl Store {
+    /// On a clean stop, every poll committed: writes the stop snapshot of the three inventories
+    /// from `cache` and names its token in the file (see `snapshot`). Only when the cache is
+    /// the rows: no write failed since the last rewrite, and every inventory's count agrees
+    /// with its table. Whatever fails leaves no snapshot, and the next start reads the rows.
+    fn leave_snapshot(&mut self, cache: &Cache) {
+        let started = Instant::now();
+        let views = Inventory::ALL.map(|inv| cache.view(inv));
+        let result = (|| -> Result<u64, String> {
+            if let Some(inv) = Inventory::ALL.into_iter().find(|i| self.dirty[i.index()]) {
+                return Err(format!("the last write of {inv} failed"));
+            }
+            for inv in Inventory::ALL {
+                let rows: i64 = self
+                    .conn
+                    .query_row(
+                        &format!("SELECT count(*) FROM \"{}\"", table(inv)),
+                        [],
+                        |r| r.get(0),
+                    )
+                    .map_err(|e| e.to_string())?;
+                let held = views[inv.index()].len();
+                if usize::try_from(rows).ok() != Some(held) {
+                    return Err(format!("{inv}: {rows} rows, the cache holds {held}"));
+                }
+            }
+            let token = std::hash::BuildHasher::hash_one(
+                &std::hash::RandomState::new(),
+                (std::process::id(), std::time::SystemTime::now()),
+            );
+            let mut bytes = 0;
+            for inv in Inventory::ALL {
+                let placed_by = cache.status(inv).placed_by;
+                let items = views[inv.index()].items();
+                bytes += snapshot::write(&self.path, inv, token, items, placed_by)
+                    .map_err(|e| format!("{}: {e}", snapshot::path(&self.path, inv).display()))?;
+            }
+            snapshot::sync_dir(&self.path).map_err(|e| e.to_string())?;
+            self.conn
+                .execute(
+                    "INSERT OR REPLACE INTO snapshot (id, token) VALUES (1, ?1)",
+                    [token as i64],
+                )
+                .map_err(|e| e.to_string())?;
+            Ok(bytes)
+        })();
+        match result {
+            Ok(bytes) => events::StoreSnapshotWritten {
+                items: views.each_ref().map(|v| v.len()),
+                bytes,
+                duration: started.elapsed(),
+            }
+            .emit(),
+            Err(reason) => {
+                snapshot::remove(&self.path);
+                events::StoreSnapshotSkipped { reason: &reason }.emit();
+            }
+        }
     }
 }
 

@@ -568,6 +568,8 @@ pub(crate) struct StoreLoaded<'a> {
     /// Of the items, those whose row was extracted from the upstream JSON (their stored cells
     /// missing or of another build's extraction).
     pub extracted: usize,
+    /// Inventories read from the stop snapshot.
+    pub from_snapshot: [bool; 3],
     pub duration: Duration,
 }
 
@@ -579,6 +581,11 @@ impl StoreLoaded<'_> {
             .filter(|inv| self.ready[inv.index()])
             .map(|inv| inv.as_str())
             .collect();
+        let snapshot: Vec<&str> = Inventory::ALL
+            .iter()
+            .filter(|inv| self.from_snapshot[inv.index()])
+            .map(|inv| inv.as_str())
+            .collect();
         info!(
             message = "Store loaded.",
             path = %self.path.display(),
@@ -587,8 +594,58 @@ impl StoreLoaded<'_> {
             resources,
             ready = %ready.join(","),
             extracted = self.extracted,
+            from_snapshot = %snapshot.join(","),
             duration_ms = ms(self.duration),
         );
+    }
+}
+
+/// A stop snapshot that did not match its store (or was damaged): the inventory was read from
+/// its rows instead.
+pub(crate) struct StoreSnapshotRefused<'a> {
+    pub inventory: Inventory,
+    pub reason: &'a str,
+}
+
+impl StoreSnapshotRefused<'_> {
+    pub(crate) fn emit(&self) {
+        warn!(
+            message = "Stop snapshot not used; reading the rows.",
+            inventory = %self.inventory,
+            reason = self.reason,
+        );
+    }
+}
+
+/// On a clean stop, the writer left a snapshot of every inventory for the next start.
+pub(crate) struct StoreSnapshotWritten {
+    pub items: [usize; 3],
+    pub bytes: u64,
+    pub duration: Duration,
+}
+
+impl StoreSnapshotWritten {
+    pub(crate) fn emit(&self) {
+        let [services, carriers, resources] = self.items;
+        info!(
+            message = "Stop snapshot written.",
+            services,
+            carriers,
+            resources,
+            bytes = self.bytes,
+            duration_ms = ms(self.duration),
+        );
+    }
+}
+
+/// On a clean stop, no snapshot was left (the next start reads the rows).
+pub(crate) struct StoreSnapshotSkipped<'a> {
+    pub reason: &'a str,
+}
+
+impl StoreSnapshotSkipped<'_> {
+    pub(crate) fn emit(&self) {
+        warn!(message = "Stop snapshot not written.", reason = self.reason);
     }
 }
 
