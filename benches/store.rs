@@ -3,9 +3,9 @@
 //!
 //! Run: `cargo bench --bench store` (optionally `-- 20000` for another size). Prints figures;
 //! docs/performance.md ("Store") records them. `STORE_BENCH_KEEP=1` keeps the file;
-//! `cargo bench --bench store -- warm FILE` times only warm starts of a kept file: three from
-//! the rows (the file in the page cache after the first), then three that each stop cleanly,
-//! leaving a stop snapshot, and start again from it.
+//! `cargo bench --bench store -- warm FILE` times only warm starts of a kept file, each in a
+//! process of its own: three from the rows (the file in the page cache after the first), then
+//! three that each stop cleanly, leaving a stop snapshot, which the next start reads.
 
 use ses_inventory::Inventory;
 use ses_inventory::cache::Cache;
@@ -20,15 +20,30 @@ use std::time::Instant;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "warm-once") {
+        // The daemon's allocator settings (`main`), before any thread starts.
+        ses_inventory::cmd::memory::limit_arenas();
+        let path = std::path::Path::new(args.get(i + 1).expect("warm-once FILE"));
+        warm_start(path, args.get(i + 2).is_some_and(|a| a == "stop"));
+        return;
+    }
     if let Some(i) = args.iter().position(|a| a == "warm") {
-        let path = std::path::Path::new(args.get(i + 1).expect("warm FILE"));
+        // Each start in a process of its own, as a restarted daemon is: a fresh heap.
+        let file = args.get(i + 1).expect("warm FILE");
+        let once = |then: &str| {
+            let status = std::process::Command::new(std::env::current_exe().unwrap())
+                .args(["--bench", "warm-once", file, then])
+                .status()
+                .unwrap();
+            assert!(status.success(), "{status}");
+        };
         for _ in 0..3 {
-            warm_start(path, false);
+            once("exit");
         }
         for _ in 0..3 {
-            warm_start(path, true);
+            once("stop");
         }
-        warm_start(path, false);
+        once("exit");
         return;
     }
     let n: usize = std::env::args()
