@@ -28,14 +28,6 @@ pub struct Loaded {
     pub duration: Duration,
 }
 
-/// How an inventory's items get their places in the last full listing.
-enum Placement {
-    /// The stop snapshot placed them, under this generation (0: unplaced).
-    Placed(u32),
-    /// The keys in the listing's order, as the file keeps them (none: unplaced).
-    Keys(Option<Vec<String>>),
-}
-
 struct StoredState {
     times: SyncTimes,
     last_success: Option<DateTime<Utc>>,
@@ -92,26 +84,24 @@ impl Store {
             let map = map.map_err(sqlite)?;
             loaded.from_snapshot[inv.index()] = snapshot_placed_by.is_some();
             let state = self.read_state(inv).map_err(sqlite)?;
-            // A snapshot placed its items itself: the stored order of keys is not read.
-            let placement = match snapshot_placed_by {
-                Some(placed_by) => Placement::Placed(placed_by),
-                None => Placement::Keys(self.read_placement(inv).map_err(sqlite)?),
+            // The generation that placed the items: a snapshot placed them itself (0: unplaced),
+            // the rows by the stored order of keys.
+            let placed_by = match snapshot_placed_by {
+                Some(generation) => (generation != 0).then_some(generation),
+                None => {
+                    (self.read_placement(inv).map_err(sqlite)?).map(|keys| place(&map.0, &keys))
+                }
             };
             let awaiting = self.read_awaiting(inv).map_err(sqlite)?;
-            read.push((inv, map, state, placement, awaiting));
+            read.push((inv, map, state, placed_by, awaiting));
         }
-        for (inv, (map, sorted, extracted), state, placement, awaiting) in read {
+        for (inv, (map, sorted, extracted), state, placed_by, awaiting) in read {
             loaded.items[inv.index()] = map.len();
             loaded.extracted[inv.index()] = extracted.len();
             self.fill_cells[inv.index()] = (!extracted.is_empty()).then(|| CellFill {
                 rowids: extracted,
                 ..CellFill::default()
             });
-            let placed_by = match placement {
-                Placement::Placed(0) | Placement::Keys(None) => None,
-                Placement::Placed(generation) => Some(generation),
-                Placement::Keys(Some(keys)) => Some(place(&map, &keys)),
-            };
             drop(cache.replace_sorted(inv, map, sorted));
             if let Some(state) = state {
                 let ready = state.times.last_complete_full.is_some();

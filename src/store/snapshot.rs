@@ -40,9 +40,7 @@ const BUFFER: usize = 1 << 20;
 /// The snapshot file of `inv` beside the store at `store` (`<store>-snapshot-<inventory>`, like
 /// SQLite's `-wal`).
 pub(super) fn path(store: &Path, inv: Inventory) -> PathBuf {
-    let mut name = store.as_os_str().to_owned();
-    name.push(format!("-snapshot-{}", inv.as_str()));
-    PathBuf::from(name)
+    with_suffix(store, &format!("-snapshot-{}", inv.as_str()))
 }
 
 /// Removes the snapshot files of the store at `store` (none is an answer too).
@@ -105,11 +103,7 @@ pub(super) fn write(
     let target = path(store, inv);
     let tmp = temporary(&target);
     let mut out = BufWriter::with_capacity(BUFFER, File::create(&tmp)?);
-    let mut bytes = 0u64;
-    let mut put = |out: &mut BufWriter<File>, b: &[u8]| {
-        bytes += b.len() as u64;
-        out.write_all(b)
-    };
+    let put = |out: &mut BufWriter<File>, b: &[u8]| out.write_all(b);
     let count = items.len() as u64;
     put(&mut out, MAGIC)?;
     put(&mut out, &token.to_le_bytes())?;
@@ -143,6 +137,7 @@ pub(super) fn write(
     put(&mut out, &count.to_le_bytes())?;
     let file = out.into_inner().map_err(|e| e.into_error())?;
     file.sync_all()?;
+    let bytes = file.metadata()?.len();
     drop(file);
     std::fs::rename(&tmp, &target)?;
     Ok(bytes)
