@@ -83,10 +83,10 @@ fn main() -> ExitCode {
                 .context("simulator")
         })),
         Command::Demo => exit(runtime.block_on(demo::run(shutdown::signal()))),
-        Command::Openapi => {
-            print!("{}", ses_inventory::serve::api::openapi::text());
-            ExitCode::SUCCESS
-        }
+        Command::Openapi => exit(
+            ses_inventory::cmd::print_stdout(&ses_inventory::serve::api::openapi::text())
+                .context("writing to stdout"),
+        ),
         command => {
             let file = cli.config.or_else(config::default_config_path);
             let cfg = match Config::load(file.as_deref()) {
@@ -101,10 +101,10 @@ fn main() -> ExitCode {
                 }
             };
             match command {
-                Command::CheckConfig => {
-                    print!("{}", cfg.to_redacted_toml());
-                    ExitCode::SUCCESS
-                }
+                Command::CheckConfig => exit(
+                    ses_inventory::cmd::print_stdout(&cfg.to_redacted_toml())
+                        .context("writing to stdout"),
+                ),
                 Command::SyncOnce => runtime.block_on(sync_once::command(cfg)),
                 Command::Healthcheck { timeout } => runtime.block_on(healthcheck::command(
                     &cfg,

@@ -273,3 +273,24 @@ async fn the_daemon_stops_cleanly_on_sigterm() {
     .await
     .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sync_once_into_a_reader_that_went_away_is_not_a_panic() {
+    // `ses-inventory sync-once | head -0`: the pipe's reader is gone before the summary is
+    // written. The passes are done; the exit status says how they went, and nothing panics.
+    let (sim, sc) = sim_with_passwords(PASSWORD_638, PASSWORD_639).await;
+    let mut c = command(&sim, &sc);
+    c.arg("sync-once")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let out = tokio::task::spawn_blocking(move || {
+        let mut child = c.spawn().unwrap();
+        drop(child.stdout.take());
+        child.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap();
+    let stderr = text(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+}

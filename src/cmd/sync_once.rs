@@ -99,10 +99,11 @@ pub async fn command(cfg: Arc<Config>) -> std::process::ExitCode {
     }
     match result {
         Ok(summary) => {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&summary).expect("summary serializes")
-            );
+            let text = serde_json::to_string_pretty(&summary).expect("summary serializes");
+            if let Err(e) = super::print_stdout(&(text + "\n")) {
+                eprintln!("error: writing the summary to stdout: {e}");
+                return ExitCode::FAILURE;
+            }
             if all_complete(&summary) {
                 ExitCode::SUCCESS
             } else {
