@@ -88,9 +88,10 @@ impl Store {
             // the rows by the stored order of keys.
             let placed_by = match snapshot_placed_by {
                 Some(generation) => (generation != 0).then_some(generation),
-                None => {
-                    (self.read_placement(inv).map_err(sqlite)?).map(|keys| place(&map.0, &keys))
-                }
+                None => self
+                    .read_placement(inv)
+                    .map_err(sqlite)?
+                    .map(|keys| place(&map.0, &keys)),
             };
             let awaiting = self.read_awaiting(inv).map_err(sqlite)?;
             read.push((inv, map, state, placed_by, awaiting));

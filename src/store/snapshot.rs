@@ -103,38 +103,34 @@ pub(super) fn write(
     let target = path(store, inv);
     let tmp = temporary(&target);
     let mut out = BufWriter::with_capacity(BUFFER, File::create(&tmp)?);
-    let put = |out: &mut BufWriter<File>, b: &[u8]| out.write_all(b);
     let count = items.len() as u64;
-    put(&mut out, MAGIC)?;
-    put(&mut out, &token.to_le_bytes())?;
-    put(&mut out, &CELLS_VERSION.to_le_bytes())?;
-    put(&mut out, &(inv.index() as u32).to_le_bytes())?;
-    put(&mut out, &u32::from(placed_by != 0).to_le_bytes())?;
-    put(&mut out, &count.to_le_bytes())?;
+    out.write_all(MAGIC)?;
+    out.write_all(&token.to_le_bytes())?;
+    out.write_all(&CELLS_VERSION.to_le_bytes())?;
+    out.write_all(&(inv.index() as u32).to_le_bytes())?;
+    out.write_all(&u32::from(placed_by != 0).to_le_bytes())?;
+    out.write_all(&count.to_le_bytes())?;
     for item in items {
         let cells = item.stored_cells();
-        put(&mut out, &len32(item.key.as_str().len())?.to_le_bytes())?;
-        put(&mut out, item.key.as_str().as_bytes())?;
-        put(&mut out, &item.first_seen.timestamp().to_le_bytes())?;
-        put(
-            &mut out,
-            &item.first_seen.timestamp_subsec_nanos().to_le_bytes(),
-        )?;
-        put(&mut out, &item.last_seen_ms().to_le_bytes())?;
+        out.write_all(&len32(item.key.as_str().len())?.to_le_bytes())?;
+        out.write_all(item.key.as_str().as_bytes())?;
+        out.write_all(&item.first_seen.timestamp().to_le_bytes())?;
+        out.write_all(&item.first_seen.timestamp_subsec_nanos().to_le_bytes())?;
+        out.write_all(&item.last_seen_ms().to_le_bytes())?;
         let position = match item.place() {
             (generation, position) if placed_by != 0 && generation == placed_by => {
                 u64::from(position)
             }
             _ => UNPLACED,
         };
-        put(&mut out, &position.to_le_bytes())?;
-        put(&mut out, &len32(cells.len())?.to_le_bytes())?;
-        put(&mut out, &cells)?;
-        put(&mut out, &len32(item.raw().len())?.to_le_bytes())?;
-        put(&mut out, item.raw().as_bytes())?;
+        out.write_all(&position.to_le_bytes())?;
+        out.write_all(&len32(cells.len())?.to_le_bytes())?;
+        out.write_all(&cells)?;
+        out.write_all(&len32(item.raw().len())?.to_le_bytes())?;
+        out.write_all(item.raw().as_bytes())?;
     }
-    put(&mut out, END)?;
-    put(&mut out, &count.to_le_bytes())?;
+    out.write_all(END)?;
+    out.write_all(&count.to_le_bytes())?;
     let file = out.into_inner().map_err(|e| e.into_error())?;
     file.sync_all()?;
     let bytes = file.metadata()?.len();
